@@ -1,0 +1,2 @@
+import { KubeConfig } from '@kubernetes/client-node';
+test('loads', () => { expect(typeof KubeConfig).toBe('function'); });

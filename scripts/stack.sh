@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# The local stack of eloquent-recovery: every server the worker, the demo and the tests talk to.
+#
+#   scripts/stack.sh up [service…]      start what is not running, wait until each answers (idempotent)
+#   scripts/stack.sh down [service…]    stop the servers this project owns (ClickHouse, Temporal, Kubernetes)
+#   scripts/stack.sh status             one line per service: address, version, status
+#   scripts/stack.sh restart <service>  stop then start one service (tests use it to simulate an outage)
+#
+# Services: postgres redis nats clickhouse temporal (and kube, when scripts/kube-stack.sh exists).
+# PostgreSQL, Redis and NATS belong to the machine: they are started when down (and installed with
+# apt-get when missing) but never stopped by `down` unless named explicitly.
+# Project-owned data lives under .data/; built tools are cached outside the clone, keyed by version,
+# in ${ELOQUENT_TOOLS_CACHE:-$HOME/.cache/eloquent-recovery}, so a fresh clone reuses them.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DATA="$ROOT/.data"
+TOOLS_CACHE="${ELOQUENT_TOOLS_CACHE:-$HOME/.cache/eloquent-recovery}"
+TEMPORAL_CLI_VERSION="v1.5.1"
+TEMPORAL_PORT=7233
+TEMPORAL_UI_PORT=8233
+CLICKHOUSE_HTTP_PORT=8123
+CLICKHOUSE_TCP_PORT=9000
+PG_PORT=5432
+REDIS_PORT=6379
+NATS_PORT=4222
+PLATFORM_DB="${PLATFORM_DB:-eloquent}"
+ALL_SERVICES=(postgres redis nats clickhouse temporal)
+[ -x "$ROOT/scripts/kube-stack.sh" ] && ALL_SERVICES+=(kube)
+
+started_at=$(date +%s)
+say() { printf '[stack %3ss] %s\n' "$(( $(date +%s) - started_at ))" "$*"; }
+fail() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# wait_for <service> <log file> <seconds> <command…>: polls the command until it succeeds.
+wait_for() {
+  local service=$1 log=$2 seconds=$3; shift 3
+  local deadline=$(( $(date +%s) + seconds )) next_note=$(( $(date +%s) + 10 ))
+  until "$@" >/dev/null 2>&1; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      fail "$service did not answer within ${seconds}s; see its log: $log"
+    fi
+    if [ "$(date +%s)" -ge "$next_note" ]; then say "still waiting for $service…"; next_note=$(( $(date +%s) + 10 )); fi
+    sleep 0.5
+  done
+}
+
+apt_install() {
+  say "installing $* with apt-get"
+  if [ ! -f "$DATA/.apt-updated" ] || [ -n "$(find "$DATA/.apt-updated" -mmin +720 2>/dev/null)" ]; then
+    mkdir -p "$DATA"
+    apt-get update -qq >/dev/null && touch "$DATA/.apt-updated"
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# ---------------------------------------------------------------- PostgreSQL
+pg_answers() { pg_isready -q -h 127.0.0.1 -p "$PG_PORT"; }
+pg_version() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc 'show server_version' 2>/dev/null | cut -d' ' -f1; }
+up_postgres() {
+  command -v pg_ctlcluster >/dev/null || apt_install postgresql postgresql-client
+  if ! pg_answers; then
+    local version; version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    say "starting PostgreSQL $version"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    wait_for postgres "/var/log/postgresql/postgresql-$version-main.log" 60 pg_answers
+  fi
+  if [ "$(psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$PLATFORM_DB'")" != 1 ]; then
+    say "creating database $PLATFORM_DB"
+    psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE \"$PLATFORM_DB\""
+  fi
+}
+down_postgres() { local v; v=$(ls /etc/postgresql | sort -V | tail -n 1); pg_ctlcluster --skip-systemctl-redirect "$v" main stop || true; }
+
+# ---------------------------------------------------------------- Redis
+redis_answers() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
+redis_version() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" info server 2>/dev/null | sed -n 's/^redis_version:\(.*\)\r$/\1/p'; }
+up_redis() {
+  command -v redis-server >/dev/null || apt_install redis-server
+  if ! redis_answers; then
+    say "starting Redis"
+    mkdir -p /var/lib/redis /var/log/redis
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$REDIS_PORT" --save "" --appendonly no \
+      --dir /var/lib/redis --logfile /var/log/redis/ci.log
+    wait_for redis /var/log/redis/ci.log 30 redis_answers
+  fi
+}
+down_redis() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true; }
+
+# ---------------------------------------------------------------- NATS JetStream
+nats_info() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$NATS_PORT; head -n 1 <&3" 2>/dev/null; }
+nats_answers() { nats_info | grep -q '"jetstream":true'; }
+nats_version() { nats_info | sed -n 's/.*"version":"\([^"]*\)".*/\1/p'; }
+up_nats() {
+  command -v nats-server >/dev/null || apt_install nats-server
+  if ! nats_answers; then
+    port_open "$NATS_PORT" && fail "something answers on 127.0.0.1:$NATS_PORT but JetStream is off; restart NATS with -js"
+    say "starting NATS with JetStream"
+    mkdir -p /var/lib/nats-server
+    start-stop-daemon --start --oknodo --background --exec "$(command -v nats-server)" -- \
+      -a 127.0.0.1 -p "$NATS_PORT" -js -sd /var/lib/nats-server -l /var/log/nats-server.log
+    wait_for nats /var/log/nats-server.log 30 nats_answers
+  fi
+}
+down_nats() { start-stop-daemon --stop --oknodo --exec "$(command -v nats-server)" >/dev/null || true; }
+
+# ---------------------------------------------------------------- ClickHouse
+CH_DIR="$DATA/clickhouse"
+ch_answers() { [ "$(curl -fsS "http://127.0.0.1:$CLICKHOUSE_HTTP_PORT/ping" 2>/dev/null)" = "Ok." ]; }
+ch_version() { curl -fsS "http://127.0.0.1:$CLICKHOUSE_HTTP_PORT/?query=SELECT%20version()" 2>/dev/null; }
+up_clickhouse() {
+  command -v clickhouse-server >/dev/null || apt_install clickhouse-server clickhouse-client
+  ch_answers && return 0
+  port_open "$CLICKHOUSE_HTTP_PORT" && fail "port $CLICKHOUSE_HTTP_PORT is taken by something that is not ClickHouse"
+  mkdir -p "$CH_DIR/data" "$CH_DIR/log"
+  # Debian's config with every path moved under .data/clickhouse; users.xml as shipped (user "default").
+  sed -e "s#/var/lib/clickhouse/#$CH_DIR/data/#g" -e "s#/var/log/clickhouse-server/#$CH_DIR/log/#g" \
+    -e "s#<http_port>[0-9]*</http_port>#<http_port>$CLICKHOUSE_HTTP_PORT</http_port>#" \
+    -e "s#<tcp_port>[0-9]*</tcp_port>#<tcp_port>$CLICKHOUSE_TCP_PORT</tcp_port>#" \
+    /etc/clickhouse-server/config.xml >"$CH_DIR/config.xml"
+  cp /etc/clickhouse-server/users.xml "$CH_DIR/users.xml"
+  say "starting ClickHouse (data in .data/clickhouse)"
+  clickhouse-server --config-file="$CH_DIR/config.xml" --pid-file="$CH_DIR/clickhouse.pid" --daemon \
+    || fail "clickhouse could not start; see its log: $CH_DIR/log/clickhouse-server.err.log"
+  wait_for clickhouse "$CH_DIR/log/clickhouse-server.err.log" 60 ch_answers
+}
+down_clickhouse() {
+  if [ -f "$CH_DIR/clickhouse.pid" ] && kill -0 "$(cat "$CH_DIR/clickhouse.pid")" 2>/dev/null; then
+    say "stopping ClickHouse"
+    kill "$(cat "$CH_DIR/clickhouse.pid")"
+    local i; for i in $(seq 1 60); do ch_answers || break; sleep 0.5; done
+    while kill -0 "$(cat "$CH_DIR/clickhouse.pid")" 2>/dev/null; do sleep 0.2; done
+  fi
+  rm -f "$CH_DIR/clickhouse.pid"
+}
+
+# ---------------------------------------------------------------- Temporal
+TEMPORAL_DIR="$DATA/temporal"
+temporal_bin() {
+  local cached="$TOOLS_CACHE/temporal-$TEMPORAL_CLI_VERSION/temporal"
+  if [ -x "$ROOT/.tools/bin/temporal" ]; then echo "$ROOT/.tools/bin/temporal"; return; fi
+  if [ ! -x "$cached" ]; then
+    if command -v temporal >/dev/null; then command -v temporal; return; fi
+    command -v go >/dev/null || fail "building Temporal needs Go; install Go 1.22 or later"
+    say "building the Temporal CLI $TEMPORAL_CLI_VERSION from the Go module proxy (minutes, once per machine)"
+    mkdir -p "$(dirname "$cached")"
+    GOBIN="$(dirname "$cached")" go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION" \
+      >"$TOOLS_CACHE/temporal-build.log" 2>&1 || fail "building temporal failed; see $TOOLS_CACHE/temporal-build.log"
+  fi
+  mkdir -p "$ROOT/.tools/bin"
+  ln -sf "$cached" "$ROOT/.tools/bin/temporal"
+  echo "$ROOT/.tools/bin/temporal"
+}
+temporal_answers() { "$(temporal_bin)" operator cluster health --address "127.0.0.1:$TEMPORAL_PORT" 2>/dev/null | grep -q SERVING; }
+temporal_version() { "$(temporal_bin)" --version 2>/dev/null | sed -n 's/.*(Server \([^,]*\),.*/\1/p'; }
+up_temporal() {
+  local bin; bin=$(temporal_bin)
+  if ! temporal_answers; then
+    port_open "$TEMPORAL_PORT" && fail "port $TEMPORAL_PORT is taken by something that is not a Temporal server"
+    mkdir -p "$TEMPORAL_DIR"
+    say "starting the Temporal dev server (SQLite in .data/temporal, UI on :$TEMPORAL_UI_PORT)"
+    nohup "$bin" server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
+      --db-filename "$TEMPORAL_DIR/temporal.db" --log-level warn \
+      --search-attribute OrgId=Keyword --search-attribute Operation=Keyword \
+      >"$TEMPORAL_DIR/server.log" 2>&1 &
+    echo $! >"$TEMPORAL_DIR/server.pid"
+    wait_for temporal "$TEMPORAL_DIR/server.log" 120 temporal_answers
+  fi
+  # A server started earlier (or elsewhere) may lack them: creating an existing attribute is a no-op.
+  local attrs; attrs=$("$bin" operator search-attribute list --address "127.0.0.1:$TEMPORAL_PORT" 2>/dev/null || true)
+  for name in OrgId Operation; do
+    if ! grep -qw "$name" <<<"$attrs"; then
+      say "registering search attribute $name"
+      "$bin" operator search-attribute create --address "127.0.0.1:$TEMPORAL_PORT" --name "$name" --type Keyword >/dev/null
+    fi
+  done
+}
+down_temporal() {
+  if [ -f "$TEMPORAL_DIR/server.pid" ] && kill -0 "$(cat "$TEMPORAL_DIR/server.pid")" 2>/dev/null; then
+    say "stopping Temporal"
+    kill "$(cat "$TEMPORAL_DIR/server.pid")"
+    while kill -0 "$(cat "$TEMPORAL_DIR/server.pid")" 2>/dev/null; do sleep 0.2; done
+  fi
+  rm -f "$TEMPORAL_DIR/server.pid"
+}
+
+# ---------------------------------------------------------------- Kubernetes (its own script)
+up_kube() { "$ROOT/scripts/kube-stack.sh" up; }
+down_kube() { "$ROOT/scripts/kube-stack.sh" down; }
+
+# ---------------------------------------------------------------- status
+status_line() {
+  local service=$1 address=$2 answers=$3 version=$4
+  local state=down shown=-
+  if $answers >/dev/null 2>&1; then state=up; shown=$($version 2>/dev/null || true); fi
+  printf '%-11s %-22s %-14s %s\n' "$service" "$address" "${shown:--}" "$state"
+  [ "$state" = up ]
+}
+status() {
+  printf '%-11s %-22s %-14s %s\n' SERVICE ADDRESS VERSION STATUS
+  local ok=0
+  status_line postgres "127.0.0.1:$PG_PORT" pg_answers pg_version || ok=1
+  status_line redis "127.0.0.1:$REDIS_PORT" redis_answers redis_version || ok=1
+  status_line nats "127.0.0.1:$NATS_PORT" nats_answers nats_version || ok=1
+  status_line clickhouse "127.0.0.1:$CLICKHOUSE_HTTP_PORT" ch_answers ch_version || ok=1
+  status_line temporal "127.0.0.1:$TEMPORAL_PORT" temporal_answers temporal_version || ok=1
+  if [ -x "$ROOT/scripts/kube-stack.sh" ]; then "$ROOT/scripts/kube-stack.sh" status-lines || ok=1; fi
+  [ "$ok" = 0 ] && echo "Temporal UI: http://127.0.0.1:$TEMPORAL_UI_PORT"
+  return "$ok"
+}
+
+command=${1:-status}; shift || true
+services=("$@")
+case "$command" in
+  up)
+    [ ${#services[@]} -gt 0 ] || services=("${ALL_SERVICES[@]}")
+    for s in "${services[@]}"; do "up_$s"; done
+    say "stack is up"
+    status
+    ;;
+  down)
+    [ ${#services[@]} -gt 0 ] || services=(temporal clickhouse $([ -x "$ROOT/scripts/kube-stack.sh" ] && echo kube))
+    for s in "${services[@]}"; do "down_$s"; done
+    ;;
+  restart)
+    [ ${#services[@]} -eq 1 ] || fail "restart takes one service"
+    "down_${services[0]}"; "up_${services[0]}"
+    ;;
+  status) status ;;
+  *) fail "usage: scripts/stack.sh up|down|status|restart [service…]" ;;
+esac

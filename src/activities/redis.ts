@@ -1,0 +1,33 @@
+import type { Redis } from 'ioredis';
+import { addressOf } from '../config';
+import type { StoreProbe } from '../contracts/preflight';
+import { probeStore } from './probe';
+
+export interface RedisActivityDeps {
+  redis: Redis;
+  redisUrl: string;
+  timeoutMs: number;
+}
+
+/** Reads `field:value` lines of Redis INFO into a map. */
+export function parseRedisInfo(info: string): Map<string, string> {
+  const fields = new Map<string, string>();
+  for (const line of info.split(/\r?\n/)) {
+    const colon = line.indexOf(':');
+    if (colon > 0 && !line.startsWith('#')) fields.set(line.slice(0, colon), line.slice(colon + 1).trim());
+  }
+  return fields;
+}
+
+export function createRedisActivities(deps: RedisActivityDeps) {
+  return {
+    /** Reachability, version and round-trip time of Redis. */
+    async probeRedis(): Promise<StoreProbe> {
+      return probeStore('redis', addressOf(deps.redisUrl), deps.timeoutMs, async () => {
+        await deps.redis.ping();
+        const info = parseRedisInfo(await deps.redis.info('server'));
+        return { version: info.get('redis_version') ?? 'unknown' };
+      });
+    },
+  };
+}

@@ -1,0 +1,166 @@
+import * as path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * The one configuration of eloquent-recovery, read once at start-up from environment variables.
+ * Defaults fit the local stack started by `scripts/stack.sh`; a real deployment overrides them.
+ */
+export interface AppConfig {
+  temporal: {
+    /** host:port of the Temporal frontend (gRPC). */
+    address: string;
+    namespace: string;
+    taskQueue: string;
+  };
+  postgres: {
+    /** Connection URL of the platform database. */
+    url: string;
+    /** Directory holding pg_dump / pg_restore / psql; empty means "on PATH". */
+    binDir: string;
+  };
+  clickhouse: {
+    url: string;
+    username: string;
+    password: string;
+  };
+  nats: { url: string };
+  redis: { url: string };
+  backup: {
+    /** Root directory of the filesystem backup store. */
+    directory: string;
+    /** Base64 of a 32-byte master key; when set, artifacts are encrypted per organization. */
+    masterKeyBase64: string | undefined;
+  };
+  kubernetes: {
+    /** Path of a kubeconfig; ignored when running in a pod with a service account. */
+    kubeconfigPath: string;
+    namespace: string;
+    helmRelease: string;
+    helmBin: string;
+  };
+  /** How long one preflight probe of a store may take before the store counts as down. */
+  preflightTimeoutMs: number;
+  /** Port of the worker's Prometheus endpoint; 0 disables it. */
+  metricsPort: number;
+}
+
+/** Thrown when the environment does not describe a usable configuration; lists every problem. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+const urlWithProtocols = (protocols: readonly string[]) =>
+  z.string().refine(
+    (value) => {
+      try {
+        return protocols.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { message: `expected a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}` },
+  );
+
+const hostPort = z
+  .string()
+  .regex(/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/, { message: 'expected host:port, e.g. 127.0.0.1:7233' });
+
+const positiveInt = (what: string) =>
+  z
+    .string()
+    .regex(/^\d+$/, { message: `expected a whole number of ${what}` })
+    .transform(Number)
+    .refine((n) => n > 0, { message: `expected a positive number of ${what}` });
+
+const port = z
+  .string()
+  .regex(/^\d+$/, { message: 'expected a port number 0-65535' })
+  .transform(Number)
+  .refine((n) => n <= 65535, { message: 'expected a port number 0-65535' });
+
+const masterKey = z
+  .string()
+  .refine((value) => Buffer.from(value, 'base64').length === 32 && /^[A-Za-z0-9+/]+=*$/.test(value), {
+    message: 'expected base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)',
+  });
+
+const identifier = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/, {
+  message: 'expected letters, digits, ".", "_" or "-" (1-200 characters)',
+});
+
+/** Environment variables, their defaults and rules. Every key is the variable's name. */
+function environmentSchema(cwd: string) {
+  return z.object({
+    TEMPORAL_ADDRESS: hostPort.default('127.0.0.1:7233'),
+    TEMPORAL_NAMESPACE: identifier.default('default'),
+    TEMPORAL_TASK_QUEUE: identifier.default('eloquent-recovery'),
+    POSTGRES_URL: urlWithProtocols(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/eloquent'),
+    POSTGRES_BIN_DIR: z.string().default(''),
+    CLICKHOUSE_URL: urlWithProtocols(['http:', 'https:']).default('http://127.0.0.1:8123'),
+    CLICKHOUSE_USER: z.string().min(1, { message: 'expected a non-empty user name' }).default('default'),
+    CLICKHOUSE_PASSWORD: z.string().default(''),
+    NATS_URL: urlWithProtocols(['nats:', 'tls:']).default('nats://127.0.0.1:4222'),
+    REDIS_URL: urlWithProtocols(['redis:', 'rediss:']).default('redis://127.0.0.1:6379/0'),
+    BACKUP_DIR: z.string().min(1, { message: 'expected a directory path' }).default(path.join(cwd, '.data', 'backups')),
+    BACKUP_MASTER_KEY: masterKey.optional(),
+    KUBECONFIG_PATH: z.string().min(1).default(path.join(cwd, '.data', 'kube', 'kubeconfig')),
+    K8S_NAMESPACE: identifier.default('eloquent'),
+    HELM_RELEASE: identifier.default('eloquent'),
+    HELM_BIN: z.string().min(1).default('helm'),
+    PREFLIGHT_TIMEOUT_MS: positiveInt('milliseconds').default(5000),
+    METRICS_PORT: port.default(9464),
+  });
+}
+
+/**
+ * Parses the configuration from `env` (usually `process.env`). Empty variables count as unset.
+ * @throws ConfigError naming every bad variable, its value and what was expected.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): AppConfig {
+  const schema = environmentSchema(cwd);
+  const present: Record<string, string> = {};
+  for (const key of Object.keys(schema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') present[key] = value;
+  }
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const name = String(issue.path[0]);
+        const shown = name.includes('PASSWORD') || name.includes('KEY') ? '<hidden>' : present[name];
+        return `${name}=${JSON.stringify(shown)}: ${issue.message}`;
+      }),
+    );
+  }
+  const e = parsed.data;
+  return {
+    temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, taskQueue: e.TEMPORAL_TASK_QUEUE },
+    postgres: { url: e.POSTGRES_URL, binDir: e.POSTGRES_BIN_DIR },
+    clickhouse: { url: e.CLICKHOUSE_URL, username: e.CLICKHOUSE_USER, password: e.CLICKHOUSE_PASSWORD },
+    nats: { url: e.NATS_URL },
+    redis: { url: e.REDIS_URL },
+    backup: { directory: path.resolve(cwd, e.BACKUP_DIR), masterKeyBase64: e.BACKUP_MASTER_KEY },
+    kubernetes: {
+      kubeconfigPath: path.resolve(cwd, e.KUBECONFIG_PATH),
+      namespace: e.K8S_NAMESPACE,
+      helmRelease: e.HELM_RELEASE,
+      helmBin: e.HELM_BIN,
+    },
+    preflightTimeoutMs: e.PREFLIGHT_TIMEOUT_MS,
+    metricsPort: e.METRICS_PORT,
+  };
+}
+
+/** host:port of a URL, for messages that must say where a store was looked for. */
+export function addressOf(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return parsed.port ? `${parsed.hostname}:${parsed.port}` : parsed.hostname;
+  } catch {
+    return url;
+  }
+}

@@ -1,0 +1,87 @@
+import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+import { Redis } from 'ioredis';
+import { Pool } from 'pg';
+import type { AppConfig } from './config';
+
+/**
+ * Opens a NATS connection on first use and again after it was closed, so a worker started while
+ * NATS is down still starts, and its activities fail (and retry) instead of the whole process.
+ */
+export class NatsConnector {
+  private pending: Promise<NatsConnection> | undefined;
+
+  constructor(
+    readonly url: string,
+    private readonly timeoutMs: number,
+  ) {}
+
+  connection(): Promise<NatsConnection> {
+    if (!this.pending) {
+      const attempt = connect({ servers: this.url, timeout: this.timeoutMs, maxReconnectAttempts: -1, name: 'eloquent-recovery' });
+      this.pending = attempt.then(
+        (nc) => {
+          void nc.closed().then(() => {
+            if (this.pending === attempt) this.pending = undefined;
+          });
+          return nc;
+        },
+        (err: unknown) => {
+          this.pending = undefined;
+          throw err;
+        },
+      );
+    }
+    return this.pending;
+  }
+
+  async close(): Promise<void> {
+    const pending = this.pending;
+    this.pending = undefined;
+    if (!pending) return;
+    const nc = await pending.catch(() => undefined);
+    if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close());
+  }
+}
+
+/** The typed clients of every store, built once from the configuration and injected into activities. */
+export interface StoreClients {
+  postgres: Pool;
+  clickhouse: ClickHouseClient;
+  nats: NatsConnector;
+  redis: Redis;
+}
+
+export function createStoreClients(config: AppConfig): StoreClients {
+  const timeoutMs = config.preflightTimeoutMs;
+  const postgres = new Pool({ connectionString: config.postgres.url, max: 10, connectionTimeoutMillis: timeoutMs });
+  // Idle clients that lose their server emit 'error'; the next checkout reconnects, so only note it.
+  postgres.on('error', () => undefined);
+  const clickhouse = createClient({
+    url: config.clickhouse.url,
+    username: config.clickhouse.username,
+    password: config.clickhouse.password,
+    request_timeout: 10 * 60_000,
+    // ClickHouse 18 rejects settings it does not know; send none by default.
+    clickhouse_settings: {},
+  });
+  const redis = new Redis(config.redis.url, {
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    maxRetriesPerRequest: 2,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+  });
+  // ioredis reports every failed reconnect as an 'error' event; commands fail on their own.
+  redis.on('error', () => undefined);
+  return { postgres, clickhouse, nats: new NatsConnector(config.nats.url, timeoutMs), redis };
+}
+
+export async function closeStoreClients(clients: StoreClients): Promise<void> {
+  await Promise.allSettled([
+    clients.postgres.end(),
+    clients.clickhouse.close(),
+    clients.nats.close(),
+    clients.redis.quit().catch(() => clients.redis.disconnect()),
+  ]);
+}

@@ -1,0 +1,55 @@
+import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { createActivities } from './activities';
+import { loadConfig, type AppConfig } from './config';
+import { JsonLineLogger } from './logger';
+import { closeStoreClients, createStoreClients, type StoreClients } from './store-clients';
+
+export interface WorkerOptions {
+  config: AppConfig;
+  clients: StoreClients;
+  connection: NativeConnection;
+  /** Pre-built workflow bundle (tests build it once); otherwise the workflows are bundled at start. */
+  workflowBundlePath?: string;
+  /** Overrides the configured task queue (tests use one queue per file). */
+  taskQueue?: string;
+}
+
+/** A worker that runs every workflow and activity of eloquent-recovery on one task queue. */
+export async function createWorker(options: WorkerOptions): Promise<Worker> {
+  const { config, clients, connection } = options;
+  return Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: options.taskQueue ?? config.temporal.taskQueue,
+    ...(options.workflowBundlePath
+      ? { workflowBundle: { codePath: options.workflowBundlePath } }
+      : { workflowsPath: require.resolve('./workflows') }),
+    activities: createActivities(config, clients),
+    // On SIGINT/SIGTERM running activities get this long to finish before they are handed back.
+    shutdownGraceTime: '30s',
+  });
+}
+
+async function main(): Promise<void> {
+  const logger = new JsonLineLogger();
+  Runtime.install({ logger });
+  const config = loadConfig();
+  const clients = createStoreClients(config);
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  try {
+    const worker = await createWorker({ config, clients, connection });
+    logger.info('worker started', { taskQueue: config.temporal.taskQueue, temporal: config.temporal.address, namespace: config.temporal.namespace });
+    await worker.run();
+    logger.info('worker stopped');
+  } finally {
+    await connection.close();
+    await closeStoreClients(clients);
+  }
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,3 @@
+// Every workflow the worker registers. Workflow code is bundled and sandboxed: import only
+// deterministic code here (no store clients, no node built-ins).
+export { platformPreflight } from './platform-preflight';
