@@ -1,4 +1,4 @@
-import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
@@ -62,9 +62,12 @@ export function createStoreClients(config: AppConfig): StoreClients {
     url: config.clickhouse.url,
     username: config.clickhouse.username,
     password: config.clickhouse.password,
+    // Exports of large tables stream for minutes; progress headers would overflow Node's header limit.
     request_timeout: 10 * 60_000,
     // ClickHouse 18 rejects settings it does not know; send none by default.
     clickhouse_settings: {},
+    // The client warns about the long timeout on every start; errors still reach the caller.
+    log: { level: ClickHouseLogLevel.ERROR },
   });
   const redis = new Redis(config.redis.url, {
     lazyConnect: true,

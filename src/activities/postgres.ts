@@ -18,7 +18,8 @@ export function createPostgresActivities(deps: PostgresActivityDeps) {
           "SELECT current_setting('server_version') AS version, current_database() AS database",
         );
         const row = result.rows[0];
-        return { version: row?.version ?? 'unknown', details: { database: row?.database ?? '' } };
+        // "15.20 (Debian 15.20-0+deb12u1)": the number is the version, the rest is the packager.
+        return { version: row?.version.split(' ')[0] ?? 'unknown', details: { database: row?.database ?? '' } };
       });
     },
   };

@@ -1,1 +1,0 @@
-module.exports = { rootDir: __dirname, transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: { module: 'commonjs', esModuleInterop: true, target: 'ES2022', isolatedModules: true } }] }, testEnvironment: 'node' };

@@ -1,0 +1,70 @@
+import { ConfigError, loadConfig } from '../src/config';
+
+describe('configuration', () => {
+  it('defaults fit the local stack', () => {
+    const config = loadConfig({}, '/srv/app');
+    expect(config.temporal).toEqual({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'eloquent-recovery' });
+    expect(config.postgres.url).toBe('postgres://postgres@127.0.0.1:5432/eloquent');
+    expect(config.clickhouse.url).toBe('http://127.0.0.1:8123');
+    expect(config.nats.url).toBe('nats://127.0.0.1:4222');
+    expect(config.redis.url).toBe('redis://127.0.0.1:6379/0');
+    expect(config.backup.directory).toBe('/srv/app/.data/backups');
+    expect(config.backup.masterKeyBase64).toBeUndefined();
+  });
+
+  it('reads every variable it is given', () => {
+    const key = Buffer.alloc(32, 7).toString('base64');
+    const config = loadConfig(
+      {
+        TEMPORAL_ADDRESS: 'temporal.internal:7233',
+        TEMPORAL_NAMESPACE: 'prod',
+        TEMPORAL_TASK_QUEUE: 'recovery',
+        POSTGRES_URL: 'postgresql://u:p@db:5432/platform',
+        CLICKHOUSE_URL: 'https://ch:8443',
+        CLICKHOUSE_USER: 'backup',
+        CLICKHOUSE_PASSWORD: 's3cret',
+        NATS_URL: 'nats://nats:4222',
+        REDIS_URL: 'rediss://cache:6380/2',
+        BACKUP_DIR: 'relative/backups',
+        BACKUP_MASTER_KEY: key,
+        PREFLIGHT_TIMEOUT_MS: '2500',
+      },
+      '/srv/app',
+    );
+    expect(config.temporal.namespace).toBe('prod');
+    expect(config.clickhouse).toEqual({ url: 'https://ch:8443', username: 'backup', password: 's3cret' });
+    expect(config.backup).toEqual({ directory: '/srv/app/relative/backups', masterKeyBase64: key });
+    expect(config.preflightTimeoutMs).toBe(2500);
+  });
+
+  it('names every bad variable, its value and what was expected, in one error', () => {
+    let thrown: unknown;
+    try {
+      loadConfig({
+        TEMPORAL_ADDRESS: 'no-port',
+        POSTGRES_URL: 'mysql://db/x',
+        CLICKHOUSE_URL: 'ftp://ch',
+        NATS_URL: 'http://nats',
+        REDIS_URL: 'not a url',
+        PREFLIGHT_TIMEOUT_MS: 'soon',
+        BACKUP_MASTER_KEY: 'too-short',
+        METRICS_PORT: '70000',
+      });
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(ConfigError);
+    const error = thrown as ConfigError;
+    expect(error.problems).toHaveLength(8);
+    expect(error.message).toContain('TEMPORAL_ADDRESS="no-port": expected host:port');
+    expect(error.message).toContain('POSTGRES_URL="mysql://db/x": expected a URL starting with postgres://');
+    expect(error.message).toContain('CLICKHOUSE_URL="ftp://ch"');
+    expect(error.message).toContain('NATS_URL="http://nats"');
+    expect(error.message).toContain('REDIS_URL="not a url"');
+    expect(error.message).toContain('PREFLIGHT_TIMEOUT_MS="soon": expected a whole number of milliseconds');
+    expect(error.message).toContain('METRICS_PORT="70000"');
+    // Secrets are named but never printed.
+    expect(error.message).toContain('BACKUP_MASTER_KEY="<hidden>"');
+    expect(error.message).not.toContain('too-short');
+  });
+});
