@@ -6,6 +6,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime } from '@temporalio/worker';
 import { loadConfig } from '../src/config';
 import { JsonLineLogger } from '../src/logger';
+import { loadPlatformModel } from '../src/platform/data-map';
 import { OperationAttribute } from '../src/search-attributes';
 import { closeStoreClients, createStoreClients } from '../src/store-clients';
 import { createWorker } from '../src/worker';
@@ -19,7 +20,8 @@ async function main(): Promise<void> {
   const connection = await Connection.connect({ address: config.temporal.address });
   const client = new Client({ connection, namespace: config.temporal.namespace });
   console.log('bundling workflows and starting a worker…');
-  const worker = await createWorker({ config, clients, connection: nativeConnection });
+  const model = await loadPlatformModel(config.platformModelFile);
+  const worker = await createWorker({ config, clients, connection: nativeConnection, model });
   try {
     await worker.runUntil(async () => {
       const workflowId = `preflight-${new Date().toISOString().replace(/[:.]/g, '-')}`;

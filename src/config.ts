@@ -38,6 +38,8 @@ export interface AppConfig {
     helmRelease: string;
     helmBin: string;
   };
+  /** JSON file overriding the default organization data map (src/platform/data-map.ts); unset = defaults. */
+  platformModelFile: string | undefined;
   /** How long one preflight probe of a store may take before the store counts as down. */
   preflightTimeoutMs: number;
   /** Port of the worker's Prometheus endpoint; 0 disables it. */
@@ -110,6 +112,7 @@ function environmentSchema(cwd: string) {
     K8S_NAMESPACE: identifier.default('eloquent'),
     HELM_RELEASE: identifier.default('eloquent'),
     HELM_BIN: z.string().min(1).default('helm'),
+    PLATFORM_MODEL_FILE: z.string().min(1).optional(),
     PREFLIGHT_TIMEOUT_MS: positiveInt('milliseconds').default(5000),
     METRICS_PORT: port.default(9464),
   });
@@ -150,6 +153,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       helmRelease: e.HELM_RELEASE,
       helmBin: e.HELM_BIN,
     },
+    platformModelFile: e.PLATFORM_MODEL_FILE === undefined ? undefined : path.resolve(cwd, e.PLATFORM_MODEL_FILE),
     preflightTimeoutMs: e.PREFLIGHT_TIMEOUT_MS,
     metricsPort: e.METRICS_PORT,
   };

@@ -2,6 +2,7 @@ import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities } from './activities';
 import { loadConfig, type AppConfig } from './config';
 import { JsonLineLogger } from './logger';
+import { loadPlatformModel, type PlatformModel } from './platform/data-map';
 import { closeStoreClients, createStoreClients, type StoreClients } from './store-clients';
 
 export interface WorkerOptions {
@@ -12,6 +13,8 @@ export interface WorkerOptions {
   workflowBundlePath?: string;
   /** Overrides the configured task queue (tests use one queue per file). */
   taskQueue?: string;
+  /** The organization data map's model, loaded from `config.platformModelFile`. */
+  model: PlatformModel;
 }
 
 /** A worker that runs every workflow and activity of eloquent-recovery on one task queue. */
@@ -24,7 +27,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     ...(options.workflowBundlePath
       ? { workflowBundle: { codePath: options.workflowBundlePath } }
       : { workflowsPath: require.resolve('./workflows') }),
-    activities: createActivities(config, clients),
+    activities: createActivities({ config, clients, model: options.model }),
     // On SIGINT/SIGTERM running activities get this long to finish before they are handed back.
     shutdownGraceTime: '30s',
   });
@@ -34,10 +37,11 @@ async function main(): Promise<void> {
   const logger = new JsonLineLogger();
   Runtime.install({ logger });
   const config = loadConfig();
+  const model = await loadPlatformModel(config.platformModelFile);
   const clients = createStoreClients(config);
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   try {
-    const worker = await createWorker({ config, clients, connection });
+    const worker = await createWorker({ config, clients, connection, model });
     logger.info('worker started', { taskQueue: config.temporal.taskQueue, temporal: config.temporal.address, namespace: config.temporal.namespace });
     await worker.run();
     logger.info('worker stopped');

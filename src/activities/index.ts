@@ -1,18 +1,37 @@
 import type { AppConfig } from '../config';
+import { DEFAULT_PLATFORM_MODEL, type PlatformModel } from '../platform/data-map';
+import type { BackupStore } from '../storage/backup-store';
+import { createFilesystemBackupStore } from '../storage/filesystem-backup-store';
 import type { StoreClients } from '../store-clients';
 import { createClickHouseActivities } from './clickhouse';
+import { createOrganizationActivities } from './organization';
 import { createPostgresActivities } from './postgres';
 import { createQueueActivities } from './queue';
 import { createRedisActivities } from './redis';
+import { createStorageActivities } from './storage';
+
+export interface ActivityDeps {
+  config: AppConfig;
+  clients: StoreClients;
+  /** The organization data map's model. @default DEFAULT_PLATFORM_MODEL */
+  model?: PlatformModel;
+  /** Where backups live. @default the filesystem store of `config.backup` */
+  store?: BackupStore;
+}
 
 /** Every activity of the worker, built from the injected store clients. */
-export function createActivities(config: AppConfig, clients: StoreClients) {
+export function createActivities(deps: ActivityDeps) {
+  const { config, clients } = deps;
+  const model = deps.model ?? DEFAULT_PLATFORM_MODEL;
+  const store = deps.store ?? createFilesystemBackupStore(config.backup);
   const timeoutMs = config.preflightTimeoutMs;
   return {
-    ...createPostgresActivities({ postgres: clients.postgres, postgresUrl: config.postgres.url, timeoutMs }),
-    ...createClickHouseActivities({ clickhouse: clients.clickhouse, clickhouseUrl: config.clickhouse.url, timeoutMs }),
-    ...createQueueActivities({ nats: clients.nats, timeoutMs }),
-    ...createRedisActivities({ redis: clients.redis, redisUrl: config.redis.url, timeoutMs }),
+    ...createPostgresActivities({ postgres: clients.postgres, postgresUrl: config.postgres.url, binDir: config.postgres.binDir, timeoutMs, store, model }),
+    ...createClickHouseActivities({ clickhouse: clients.clickhouse, clickhouseUrl: config.clickhouse.url, timeoutMs, store, model }),
+    ...createQueueActivities({ nats: clients.nats, timeoutMs, model }),
+    ...createRedisActivities({ redis: clients.redis, redisUrl: config.redis.url, timeoutMs, model }),
+    ...createOrganizationActivities({ clients, model }),
+    ...createStorageActivities({ store }),
   };
 }
 

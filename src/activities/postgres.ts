@@ -1,12 +1,20 @@
 import type { Pool } from 'pg';
 import { addressOf } from '../config';
 import type { StoreProbe } from '../contracts/preflight';
+import type { StoreBackupResult } from '../contracts/backup';
+import type { PlatformModel } from '../platform/data-map';
+import type { BackupStore } from '../storage/backup-store';
+import { organizationDataMap } from '../platform/data-map';
+import { assertOrganizationExists, backupPostgres } from './postgres-backup';
 import { probeStore } from './probe';
 
 export interface PostgresActivityDeps {
   postgres: Pool;
   postgresUrl: string;
+  binDir: string;
   timeoutMs: number;
+  store: BackupStore;
+  model: PlatformModel;
 }
 
 export function createPostgresActivities(deps: PostgresActivityDeps) {
@@ -21,6 +29,16 @@ export function createPostgresActivities(deps: PostgresActivityDeps) {
         // "15.20 (Debian 15.20-0+deb12u1)": the number is the version, the rest is the packager.
         return { version: row?.version.split(' ')[0] ?? 'unknown', details: { database: row?.database ?? '' } };
       });
+    },
+
+    /** The organization's schemas and shared rows from one snapshot; see postgres-backup.ts. */
+    async backupPostgres(input: { orgId: string; backupId: string }): Promise<StoreBackupResult> {
+      return backupPostgres(deps, input.orgId, input.backupId);
+    },
+
+    /** Fails non-retryable with `UnknownOrganization` unless the organization's row exists. */
+    async assertOrganizationExists(orgId: string): Promise<void> {
+      await assertOrganizationExists(deps.postgres, organizationDataMap(orgId, deps.model));
     },
   };
 }

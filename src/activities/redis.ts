@@ -1,12 +1,15 @@
 import type { Redis } from 'ioredis';
 import { addressOf } from '../config';
 import type { StoreProbe } from '../contracts/preflight';
+import { organizationDataMap, type PlatformModel } from '../platform/data-map';
+import { scanRedisKeys } from '../platform/discovery';
 import { probeStore } from './probe';
 
 export interface RedisActivityDeps {
   redis: Redis;
   redisUrl: string;
   timeoutMs: number;
+  model: PlatformModel;
 }
 
 /** Reads `field:value` lines of Redis INFO into a map. */
@@ -28,6 +31,14 @@ export function createRedisActivities(deps: RedisActivityDeps) {
         const info = parseRedisInfo(await deps.redis.info('server'));
         return { version: info.get('redis_version') ?? 'unknown' };
       });
+    },
+
+    /** Keys of the organization per pattern (recorded in a backup's manifest as left out). */
+    async countRedisKeys(orgId: string): Promise<Array<{ pattern: string; keys: number }>> {
+      const map = organizationDataMap(orgId, deps.model);
+      const counts: Array<{ pattern: string; keys: number }> = [];
+      for (const pattern of map.redis.keyPatterns) counts.push({ pattern, keys: (await scanRedisKeys(deps.redis, pattern)).length });
+      return counts;
     },
   };
 }

@@ -3,6 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { loadConfig, type AppConfig } from '../../src/config';
 import { JsonLineLogger } from '../../src/logger';
+import { loadPlatformModel } from '../../src/platform/data-map';
 import { closeStoreClients, createStoreClients, type StoreClients } from '../../src/store-clients';
 import { createWorker } from '../../src/worker';
 import { WORKFLOW_BUNDLE_PATH } from './paths';
@@ -30,7 +31,8 @@ export async function startTestWorker(name: string, env: NodeJS.ProcessEnv = {})
   const clients = createStoreClients(config);
   const nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
   const taskQueue = `test-${name}-${randomUUID().slice(0, 8)}`;
-  const worker = await createWorker({ config, clients, connection: nativeConnection, workflowBundlePath: WORKFLOW_BUNDLE_PATH, taskQueue });
+  const model = await loadPlatformModel(config.platformModelFile);
+  const worker = await createWorker({ config, clients, connection: nativeConnection, workflowBundlePath: WORKFLOW_BUNDLE_PATH, taskQueue, model });
   const running = worker.run();
   const connection = await Connection.connect({ address: config.temporal.address });
   const client = new Client({ connection, namespace: config.temporal.namespace });

@@ -1,0 +1,125 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ClickHouseClient } from '@clickhouse/client';
+import { Context } from '@temporalio/activity';
+import { z } from 'zod';
+import { manifestArtifactSchema, type ManifestArtifact, type StoreBackupResult } from '../contracts/backup';
+import { FailureType, isTransientNetworkError, messageOf, permanentFailure } from '../errors';
+import { organizationDataMap, type PlatformModel } from '../platform/data-map';
+import { clickHouseDatabaseExists, holdsData, listClickHouseTables } from '../platform/discovery';
+import { fingerprintClickHouse } from '../platform/fingerprint-clickhouse';
+import { quoteClickHouseQualified } from '../platform/quoting';
+import { findFinishedArtifact, type BackupStore } from '../storage/backup-store';
+import { startHeartbeats } from './heartbeats';
+import { ProgressTap, writeFromStream } from './postgres-backup';
+
+export interface ClickHouseBackupDeps {
+  clickhouse: ClickHouseClient;
+  store: BackupStore;
+  model: PlatformModel;
+}
+
+export const clickHouseDdlPath = (table: string) => `clickhouse/${table}.sql`;
+export const clickHouseDataPath = (table: string) => `clickhouse/${table}.native`;
+
+const heartbeatSchema = z.object({ finished: z.array(manifestArtifactSchema) });
+const createStatementRow = z.object({ statement: z.string() });
+const countRow = z.object({ rows: z.union([z.string(), z.number()]) });
+const versionRow = z.object({ version: z.string() });
+
+/** Tables whose names our strict identifier rule accepts; a materialized view's `.inner.` table is recreated by its view. */
+const BACKED_UP_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * Backs up one organization's ClickHouse database: per table its CREATE statement and its data in
+ * `Native` format, streamed. ClickHouse has no snapshots, so each table is consistent on its own.
+ * A retried attempt keeps every artifact an earlier attempt finished (heartbeat details) when its
+ * checksum still matches.
+ */
+export async function backupClickHouse(deps: ClickHouseBackupDeps, orgId: string, backupId: string): Promise<StoreBackupResult> {
+  const map = organizationDataMap(orgId, deps.model);
+  const database = map.clickhouse.database;
+  const ctx = Context.current();
+  const earlier = heartbeatSchema.safeParse(ctx.info.heartbeatDetails);
+  const finishedBefore = new Map((earlier.success ? earlier.data.finished : []).map((a) => [a.file, a]));
+  const artifacts: ManifestArtifact[] = [];
+  const current = { object: '', bytes: 0 };
+  const heartbeats = startHeartbeats(() => ({ finished: artifacts, current }));
+  let resumed = 0;
+  try {
+    const version = await queryVersion(deps.clickhouse);
+    if (!(await clickHouseDatabaseExists(deps.clickhouse, database))) {
+      return { store: 'clickhouse', serverVersion: version, artifacts: [], fingerprint: [], resumedArtifacts: 0 };
+    }
+    const tables = (await listClickHouseTables(deps.clickhouse, database)).filter((t) => BACKED_UP_NAME.test(t.name));
+    for (const table of tables) {
+      const qualified = quoteClickHouseQualified(database, table.name);
+      const steps: Array<{ file: string; object: string; produce: () => Promise<ManifestArtifact> }> = [
+        {
+          file: clickHouseDdlPath(table.name),
+          object: `clickhouse-ddl:${table.name}`,
+          produce: async () => {
+            const result = await deps.clickhouse.query({ query: `SHOW CREATE TABLE ${qualified}`, format: 'JSONEachRow' });
+            const statement = z.array(createStatementRow).parse(await result.json<unknown>())[0]?.statement ?? '';
+            const record = await writeFromStream(deps.store, { orgId, backupId, path: clickHouseDdlPath(table.name) }, false, (sink) =>
+              pipeline(Readable.from([Buffer.from(`${statement}\n`)]), sink),
+            );
+            return { store: 'clickhouse', object: `clickhouse-ddl:${table.name}`, file: clickHouseDdlPath(table.name), ...record, rows: null };
+          },
+        },
+      ];
+      if (holdsData(table.engine)) {
+        steps.push({
+          file: clickHouseDataPath(table.name),
+          object: `clickhouse:${table.name}`,
+          produce: async () => {
+            const counted = await deps.clickhouse.query({ query: `SELECT toString(count()) AS rows FROM ${qualified}`, format: 'JSONEachRow' });
+            const rows = Number(z.array(countRow).parse(await counted.json<unknown>())[0]?.rows ?? 0);
+            const record = await writeFromStream(deps.store, { orgId, backupId, path: clickHouseDataPath(table.name) }, false, async (sink) => {
+              const { stream } = await deps.clickhouse.exec({ query: `SELECT * FROM ${qualified} FORMAT Native`, abort_signal: ctx.cancellationSignal });
+              await pipeline(stream, new ProgressTap((n) => (current.bytes = n)), sink, { signal: ctx.cancellationSignal });
+            });
+            return { store: 'clickhouse', object: `clickhouse:${table.name}`, file: clickHouseDataPath(table.name), ...record, rows };
+          },
+        });
+      }
+      for (const step of steps) {
+        current.object = step.object;
+        current.bytes = 0;
+        const before = finishedBefore.get(step.file);
+        if (before && (await findFinishedArtifact(deps.store, { orgId, backupId, path: step.file }, before.sha256))) {
+          artifacts.push(before);
+          resumed++;
+          continue;
+        }
+        artifacts.push(await step.produce());
+      }
+    }
+    const fingerprint = await fingerprintClickHouse(deps.clickhouse, map);
+    return { store: 'clickhouse', serverVersion: version, artifacts, fingerprint, resumedArtifacts: resumed };
+  } catch (err) {
+    throw classifyClickHouseError(err, orgId, current.object || database);
+  } finally {
+    heartbeats.stop();
+  }
+}
+
+async function queryVersion(client: ClickHouseClient): Promise<string> {
+  const result = await client.query({ query: 'SELECT version() AS version', format: 'JSONEachRow' });
+  return z.array(versionRow).parse(await result.json<unknown>())[0]?.version ?? 'unknown';
+}
+
+/**
+ * Connection problems and a restarting server are retried; a query the server rejects (bad DDL,
+ * unknown table) is permanent and names the object.
+ */
+export function classifyClickHouseError(err: unknown, orgId: string, object: string): unknown {
+  if (!(err instanceof Error) || err.name === 'ApplicationFailure' || err.name === 'AbortError') return err;
+  if (isTransientNetworkError(err)) return err;
+  const code = (err as { code?: unknown }).code;
+  // ClickHouse server errors carry a numeric code; 209/210 are socket timeouts, 242 table is read-only (restarting).
+  if (typeof code === 'string' && /^\d+$/.test(code) && !['209', '210', '242', '159'].includes(code)) {
+    return permanentFailure(FailureType.StoreRejected, `ClickHouse rejected the request (code ${code}): ${messageOf(err)}`, { store: 'clickhouse', orgId, object }, err);
+  }
+  return err;
+}

@@ -1,0 +1,144 @@
+import { Context } from '@temporalio/activity';
+import {
+  backupManifestSchema,
+  MANIFEST_FORMAT_VERSION,
+  type BackupManifest,
+  type BackupStoreName,
+  type StoreBackupResult,
+} from '../contracts/backup';
+import { FailureType, permanentFailure } from '../errors';
+import { parseOrgId } from '../platform/org-id';
+import { MANIFEST_FILE, VERIFICATION_FILE, type BackupStore } from '../storage/backup-store';
+
+export interface StorageActivityDeps {
+  store: BackupStore;
+}
+
+export interface CommitBackupInput {
+  orgId: string;
+  backupId: string;
+  workflowId: string;
+  reason: string;
+  startedAt: string;
+  stores: BackupStoreName[];
+  results: StoreBackupResult[];
+  ephemeral: BackupManifest['ephemeral'];
+}
+
+/** One backup as `listBackups` shows it. */
+export interface BackupListEntry {
+  backupId: string;
+  orgId: string;
+  startedAt: string;
+  finishedAt?: string;
+  status: 'complete' | 'incomplete';
+  storedBytes: number;
+  artifacts: number;
+  reason?: string;
+  keyId?: string;
+  verification?: { result: string; verifiedAt: string };
+}
+
+/** Reads and validates a backup's manifest. @throws `UnknownBackup` when it has none. */
+export async function readManifest(store: BackupStore, orgId: string, backupId: string): Promise<BackupManifest> {
+  const raw = await store.readJson({ orgId, backupId }, MANIFEST_FILE);
+  if (raw === undefined) {
+    throw permanentFailure(FailureType.UnknownBackup, `backup ${backupId} of organization ${orgId} has no manifest (it does not exist or never completed)`, {
+      store: 'storage',
+      orgId,
+      object: `${orgId}/${backupId}`,
+    });
+  }
+  const parsed = backupManifestSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw permanentFailure(FailureType.ChecksumMismatch, `manifest of backup ${backupId} is not valid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, {
+      store: 'storage',
+      orgId,
+      object: `${orgId}/${backupId}/${MANIFEST_FILE}`,
+    });
+  }
+  return parsed.data;
+}
+
+export function createStorageActivities(deps: StorageActivityDeps) {
+  const { store } = deps;
+  return {
+    /**
+     * Writes the manifest — last, atomically — after checking every artifact the stores reported is
+     * committed with the checksum they reported. Removes temporary files of crashed attempts.
+     */
+    async commitBackup(input: CommitBackupInput): Promise<BackupManifest> {
+      const artifacts = input.results.flatMap((r) => r.artifacts);
+      for (const artifact of artifacts) {
+        Context.current().heartbeat({ checking: artifact.file });
+        const check = await store.verifyArtifactChecksum({ orgId: input.orgId, backupId: input.backupId, path: artifact.file }, artifact.sha256);
+        if (!check.matches) {
+          throw permanentFailure(
+            FailureType.ChecksumMismatch,
+            `artifact ${artifact.file} ${check.exists ? `hashes to ${check.actualSha256}, expected ${artifact.sha256}` : 'is missing'}`,
+            { store: 'storage', orgId: input.orgId, object: `${input.backupId}/${artifact.file}` },
+          );
+        }
+      }
+      await store.removeTemporaryFiles({ orgId: input.orgId, backupId: input.backupId });
+      const versionOf = (store: BackupStoreName) => input.results.find((r) => r.store === store);
+      const keyIds = [...new Set(artifacts.flatMap((a) => (a.keyId ? [a.keyId] : [])))];
+      const manifest: BackupManifest = {
+        formatVersion: MANIFEST_FORMAT_VERSION,
+        backupId: input.backupId,
+        orgId: input.orgId,
+        reason: input.reason,
+        workflowId: input.workflowId,
+        startedAt: input.startedAt,
+        finishedAt: new Date().toISOString(),
+        stores: input.stores,
+        serverVersions: {
+          ...(versionOf('postgres') ? { postgres: versionOf('postgres')?.serverVersion, pgDump: versionOf('postgres')?.toolVersion } : {}),
+          ...(versionOf('clickhouse') ? { clickhouse: versionOf('clickhouse')?.serverVersion } : {}),
+        },
+        ...(keyIds[0] ? { keyId: keyIds[0] } : {}),
+        artifacts,
+        fingerprint: { takenAt: input.startedAt, objects: input.results.flatMap((r) => r.fingerprint) },
+        ephemeral: input.ephemeral,
+      };
+      await store.writeJson({ orgId: input.orgId, backupId: input.backupId }, MANIFEST_FILE, backupManifestSchema.parse(manifest));
+      return manifest;
+    },
+
+    /** Removes what an abandoned backup attempt wrote (no manifest exists, so it never "existed"). */
+    async discardIncompleteBackup(input: { orgId: string; backupId: string }): Promise<{ deleted: boolean }> {
+      if ((await store.readJson(input, MANIFEST_FILE)) !== undefined) return { deleted: false };
+      return store.deleteBackup(input);
+    },
+
+    /** Backups of an organization, newest first, with size, status and verification result. */
+    async listBackups(orgIdInput: string): Promise<BackupListEntry[]> {
+      const orgId = parseOrgId(orgIdInput);
+      const listings = await store.listBackups(orgId);
+      const entries: BackupListEntry[] = [];
+      for (const listing of listings) {
+        const ref = { orgId, backupId: listing.backupId };
+        const manifest = listing.complete ? backupManifestSchema.safeParse(await store.readJson(ref, MANIFEST_FILE)) : undefined;
+        const verification = listing.verified ? await store.readJson(ref, VERIFICATION_FILE) : undefined;
+        const verified = verificationSummary(verification);
+        entries.push({
+          backupId: listing.backupId,
+          orgId,
+          startedAt: listing.startedAt,
+          status: manifest?.success ? 'complete' : 'incomplete',
+          storedBytes: listing.storedBytes,
+          artifacts: listing.artifactCount,
+          ...(manifest?.success ? { finishedAt: manifest.data.finishedAt, reason: manifest.data.reason, ...(manifest.data.keyId ? { keyId: manifest.data.keyId } : {}) } : {}),
+          ...(verified ? { verification: verified } : {}),
+        });
+      }
+      return entries;
+    },
+  };
+}
+
+function verificationSummary(value: unknown): { result: string; verifiedAt: string } | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const { result, verifiedAt } = value as { result?: unknown; verifiedAt?: unknown };
+  return typeof result === 'string' && typeof verifiedAt === 'string' ? { result, verifiedAt } : undefined;
+}

@@ -1,0 +1,114 @@
+import { z } from 'zod';
+
+/** Stores that hold durable data and are backed up; the queue and Redis are ephemeral by design. */
+export type BackupStoreName = 'postgres' | 'clickhouse';
+export const BACKUP_STORES: readonly BackupStoreName[] = ['postgres', 'clickhouse'];
+
+/** Input of `backupOrganization`, as typed into the Temporal UI. */
+export interface BackupOrganizationInput {
+  orgId: string;
+  /** Why the backup is taken: recorded in the manifest. */
+  reason?: string;
+  /** Stores to back up; both durable stores by default. */
+  stores?: BackupStoreName[];
+  /** Run `verifyBackup` as a child workflow once the backup is committed (when it exists). */
+  verify?: boolean;
+}
+
+/** One written artifact as the manifest records it. */
+export const manifestArtifactSchema = z.object({
+  store: z.enum(['postgres', 'clickhouse']),
+  /** What it holds: `schemas`, `shared:public.users`, `clickhouse:kg_nodes`, `clickhouse-ddl:kg_nodes`. */
+  object: z.string(),
+  /** Path relative to the backup folder. */
+  file: z.string(),
+  bytes: z.number().int().nonnegative(),
+  rawBytes: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** Rows in the artifact, where the format tells; null for a pg_dump archive or a DDL file. */
+  rows: z.number().int().nonnegative().nullable(),
+  compression: z.enum(['gzip', 'none']),
+  encrypted: z.boolean(),
+  keyId: z.string().optional(),
+  /** Columns of a COPY artifact in file order, so a restore never depends on today's column order. */
+  columns: z.array(z.string()).optional(),
+});
+export type ManifestArtifact = z.infer<typeof manifestArtifactSchema>;
+
+export const objectFingerprintSchema = z.object({
+  store: z.enum(['postgres', 'clickhouse', 'queue', 'redis']),
+  object: z.string(),
+  rows: z.number().int().nonnegative(),
+  hash: z.string(),
+});
+
+export const MANIFEST_FORMAT_VERSION = 1;
+
+/** `manifest.json`: written last and atomically; a backup without one does not exist. */
+export const backupManifestSchema = z.object({
+  formatVersion: z.literal(MANIFEST_FORMAT_VERSION),
+  backupId: z.string(),
+  orgId: z.string(),
+  reason: z.string(),
+  workflowId: z.string(),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  stores: z.array(z.enum(['postgres', 'clickhouse'])),
+  serverVersions: z.object({
+    postgres: z.string().optional(),
+    pgDump: z.string().optional(),
+    clickhouse: z.string().optional(),
+  }),
+  /** Id of the organization's data key when the artifacts are encrypted. */
+  keyId: z.string().optional(),
+  artifacts: z.array(manifestArtifactSchema),
+  /** The organization's fingerprint at backup time, for the backed-up stores. */
+  fingerprint: z.object({ takenAt: z.string(), objects: z.array(objectFingerprintSchema) }),
+  /** What was deliberately left out (ephemeral stores) and how much of it there was. */
+  ephemeral: z.object({
+    queue: z.array(z.object({ stream: z.string(), subject: z.string(), messages: z.number() })),
+    redis: z.array(z.object({ pattern: z.string(), keys: z.number() })),
+  }),
+});
+export type BackupManifest = z.infer<typeof backupManifestSchema>;
+
+/** What one store's backup activity produced. */
+export interface StoreBackupResult {
+  store: BackupStoreName;
+  serverVersion: string;
+  toolVersion?: string;
+  artifacts: ManifestArtifact[];
+  fingerprint: z.infer<typeof objectFingerprintSchema>[];
+  /** Artifacts found finished by an earlier attempt and kept (resume after a crash). */
+  resumedArtifacts: number;
+}
+
+/** Progress of one artifact, in heartbeats and in the workflow's progress query. */
+export interface ArtifactProgress {
+  store: BackupStoreName;
+  object: string;
+  bytes: number;
+  rows: number | null;
+  done: boolean;
+}
+
+export interface BackupProgress {
+  backupId: string;
+  orgId: string;
+  step: 'preflight' | 'checking' | 'backing-up' | 'committing' | 'verifying' | 'done' | 'failed';
+  artifacts: ArtifactProgress[];
+}
+
+/** What `backupOrganization` returns. */
+export interface BackupSummary {
+  backupId: string;
+  orgId: string;
+  location: string;
+  artifacts: number;
+  bytes: number;
+  rows: number;
+  durationMs: number;
+  keyId?: string;
+  resumedArtifacts: number;
+  verification?: { passed: boolean; workflowId: string };
+}

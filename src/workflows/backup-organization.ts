@@ -1,0 +1,132 @@
+import {
+  ApplicationFailure,
+  CancellationScope,
+  defineQuery,
+  executeChild,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import {
+  BACKUP_STORES,
+  type BackupOrganizationInput,
+  type BackupProgress,
+  type BackupStoreName,
+  type BackupSummary,
+  type StoreBackupResult,
+} from '../contracts/backup';
+import { FailureType, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
+import { parseOrgId } from '../platform/org-id';
+import { OperationAttribute, OrgIdAttribute } from '../search-attributes';
+import { platformPreflight } from './platform-preflight';
+
+export const backupProgressQuery = defineQuery<BackupProgress>('backupProgress');
+
+const quick = proxyActivities<Activities>({
+  startToCloseTimeout: '2m',
+  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES] },
+});
+
+// Dumps stream for as long as the data takes; a dead worker is noticed by the missing heartbeat.
+const streaming = proxyActivities<Activities>({
+  startToCloseTimeout: '6h',
+  heartbeatTimeout: '60s',
+  retry: { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: 20, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES] },
+});
+
+/** Validates UI-typed input; a problem fails the run, non-retryable, naming the field. */
+function parseInput(input: BackupOrganizationInput | undefined): Required<Omit<BackupOrganizationInput, 'verify'>> & { verify: boolean } {
+  if (input === null || typeof input !== 'object') {
+    throw ApplicationFailure.nonRetryable('input: expected an object such as {"orgId": "acme"}', FailureType.InvalidInput);
+  }
+  const orgId = parseOrgId(input.orgId, 'orgId');
+  if (input.reason !== undefined && typeof input.reason !== 'string') {
+    throw ApplicationFailure.nonRetryable('reason: expected a string', FailureType.InvalidInput);
+  }
+  const stores = input.stores ?? [...BACKUP_STORES];
+  if (!Array.isArray(stores) || stores.length === 0 || stores.some((s) => !BACKUP_STORES.includes(s))) {
+    throw ApplicationFailure.nonRetryable(`stores: expected a non-empty list of ${BACKUP_STORES.map((s) => `"${s}"`).join(', ')}; got ${JSON.stringify(stores)}`, FailureType.InvalidInput);
+  }
+  if (input.verify !== undefined && typeof input.verify !== 'boolean') {
+    throw ApplicationFailure.nonRetryable('verify: expected true or false', FailureType.InvalidInput);
+  }
+  return { orgId, reason: input.reason ?? 'on demand', stores: [...new Set(stores)], verify: input.verify ?? true };
+}
+
+/** `20261130T020304Z-1a2b3c4d`: sorts by time, unique per run, safe as a folder name. */
+function newBackupId(now: Date): string {
+  return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${uuid4().slice(0, 8)}`;
+}
+
+/**
+ * Backs up one organization: preflight → check it exists → every durable store in parallel →
+ * commit the manifest (last, atomically). A failure removes what this run wrote, so no half backup
+ * is left that anyone could mistake for one.
+ */
+export async function backupOrganization(rawInput: BackupOrganizationInput): Promise<BackupSummary> {
+  const input = parseInput(rawInput);
+  const info = workflowInfo();
+  upsertSearchAttributes([
+    { key: OrgIdAttribute, value: input.orgId },
+    { key: OperationAttribute, value: 'backup' },
+  ]);
+  const started = new Date();
+  const backupId = newBackupId(started);
+  const progress: BackupProgress = { backupId, orgId: input.orgId, step: 'preflight', artifacts: [] };
+  setHandler(backupProgressQuery, () => progress);
+
+  await executeChild(platformPreflight, { workflowId: `${info.workflowId}-preflight`, args: [{}] });
+  progress.step = 'checking';
+  await quick.assertOrganizationExists(input.orgId);
+
+  progress.step = 'backing-up';
+  const backupOne = (store: BackupStoreName): Promise<StoreBackupResult> =>
+    store === 'postgres'
+      ? streaming.backupPostgres({ orgId: input.orgId, backupId })
+      : streaming.backupClickHouse({ orgId: input.orgId, backupId });
+  let results: StoreBackupResult[];
+  try {
+    results = await Promise.all(
+      input.stores.map(async (store) => {
+        const result = await backupOne(store);
+        progress.artifacts.push(...result.artifacts.map((a) => ({ store, object: a.object, bytes: a.rawBytes, rows: a.rows, done: true })));
+        return result;
+      }),
+    );
+    const [queue, redis] = await Promise.all([quick.countQueueMessages(input.orgId), quick.countRedisKeys(input.orgId)]);
+    progress.step = 'committing';
+    await quick.commitBackup({
+      orgId: input.orgId,
+      backupId,
+      workflowId: info.workflowId,
+      reason: input.reason,
+      startedAt: started.toISOString(),
+      stores: input.stores,
+      results,
+      ephemeral: { queue, redis },
+    });
+  } catch (err) {
+    progress.step = 'failed';
+    // Even a cancelled run removes its partial artifacts: nothing half-written may outlive it.
+    await CancellationScope.nonCancellable(() => quick.discardIncompleteBackup({ orgId: input.orgId, backupId }));
+    throw err;
+  }
+
+  progress.step = 'done';
+  const artifacts = results.flatMap((r) => r.artifacts);
+  const keyId = artifacts.find((a) => a.keyId)?.keyId;
+  return {
+    backupId,
+    orgId: input.orgId,
+    location: `${input.orgId}/${backupId}`,
+    artifacts: artifacts.length,
+    bytes: artifacts.reduce((sum, a) => sum + a.bytes, 0),
+    rows: artifacts.reduce((sum, a) => sum + (a.rows ?? 0), 0),
+    durationMs: Date.now() - started.getTime(),
+    resumedArtifacts: results.reduce((sum, r) => sum + r.resumedArtifacts, 0),
+    ...(keyId ? { keyId } : {}),
+  };
+}
