@@ -36,7 +36,7 @@ const heartbeatSchema = z.object({
 });
 
 /** `pg_dump`'s path, from the configured directory or PATH. */
-export function pgTool(binDir: string, tool: 'pg_dump' | 'pg_restore' | 'psql'): string {
+export function pgTool(binDir: string, tool: 'pg_dump' | 'pg_dumpall' | 'pg_restore' | 'psql'): string {
   return binDir ? path.join(binDir, tool) : tool;
 }
 

@@ -6,6 +6,7 @@ import type { PlatformModel } from '../platform/data-map';
 import type { BackupStore } from '../storage/backup-store';
 import { organizationDataMap } from '../platform/data-map';
 import { assertOrganizationExists, backupPostgres } from './postgres-backup';
+import { dumpPlatformGlobals, listOrganizationsPage } from './postgres-platform';
 import { probeStore } from './probe';
 
 export interface PostgresActivityDeps {
@@ -39,6 +40,16 @@ export function createPostgresActivities(deps: PostgresActivityDeps) {
     /** Fails non-retryable with `UnknownOrganization` unless the organization's row exists. */
     async assertOrganizationExists(orgId: string): Promise<void> {
       await assertOrganizationExists(deps.postgres, organizationDataMap(orgId, deps.model));
+    },
+
+    /** `pg_dumpall --globals-only` into the platform folder of the backup store. */
+    async dumpPlatformGlobals(input: { backupId: string }) {
+      return dumpPlatformGlobals(deps, input.backupId);
+    },
+
+    /** Organization ids after `afterId`, sorted, at most `limit`. */
+    async listOrganizationsPage(input: { afterId: string; limit: number }): Promise<string[]> {
+      return listOrganizationsPage(deps, input.afterId, input.limit);
     },
   };
 }

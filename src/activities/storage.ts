@@ -9,6 +9,10 @@ import {
 import { FailureType, permanentFailure } from '../errors';
 import { parseOrgId } from '../platform/org-id';
 import { MANIFEST_FILE, VERIFICATION_FILE, type BackupStore } from '../storage/backup-store';
+import { decideRetention, type RetentionDecision, type RetentionPolicy } from '../storage/retention';
+
+/** A JSON document beside the manifest that keeps pruning away from a backup (e.g. a running deletion's). */
+export const HOLD_FILE = 'hold.json';
 
 export interface StorageActivityDeps {
   store: BackupStore;
@@ -133,6 +137,38 @@ export function createStorageActivities(deps: StorageActivityDeps) {
         });
       }
       return entries;
+    },
+
+    /** Puts a hold on a backup: pruning never removes it until the hold is released. Idempotent. */
+    async holdBackup(input: { orgId: string; backupId: string; heldBy: string; reason: string }): Promise<void> {
+      await readManifest(store, input.orgId, input.backupId);
+      await store.writeJson({ orgId: input.orgId, backupId: input.backupId }, HOLD_FILE, { heldBy: input.heldBy, reason: input.reason, since: new Date().toISOString() });
+    },
+
+    /**
+     * Applies a retention policy to one organization's backups (see retention.ts): never the newest
+     * complete backup, never a held one, never an incomplete one younger than a day.
+     */
+    async pruneOrganizationBackups(input: { orgId: string; policy: RetentionPolicy; dryRun: boolean }): Promise<RetentionDecision & { orgId: string }> {
+      const listings = await store.listBackups(input.orgId);
+      const candidates = [];
+      for (const listing of listings) {
+        const held = (await store.readJson({ orgId: input.orgId, backupId: listing.backupId }, HOLD_FILE)) !== undefined;
+        candidates.push({ backupId: listing.backupId, startedAt: listing.startedAt, complete: listing.complete, held });
+      }
+      const decision = decideRetention(candidates, input.policy, new Date());
+      if (!input.dryRun) {
+        for (const backupId of decision.remove) {
+          Context.current().heartbeat({ removing: backupId });
+          await store.deleteBackup({ orgId: input.orgId, backupId });
+        }
+      }
+      return { orgId: input.orgId, ...decision };
+    },
+
+    /** Organizations that have backups in the store. */
+    async listBackedUpOrganizations(): Promise<string[]> {
+      return (await store.listOrganizations()).filter((id) => !id.startsWith('_'));
     },
   };
 }

@@ -2,3 +2,5 @@
 // deterministic code here (no store clients, no node built-ins).
 export { platformPreflight } from './platform-preflight';
 export { backupOrganization, backupProgressQuery } from './backup-organization';
+export { backupPlatform } from './backup-platform';
+export { pruneBackups } from './prune-backups';

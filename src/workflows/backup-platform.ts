@@ -1,0 +1,98 @@
+import { ApplicationFailure, continueAsNew, executeChild, proxyActivities, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { BACKUP_STORES, type BackupStoreName } from '../contracts/backup';
+import { FailureType, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
+import { parseOrgId } from '../platform/org-id';
+import { OperationAttribute } from '../search-attributes';
+import { backupOrganization } from './backup-organization';
+import { platformPreflight } from './platform-preflight';
+
+export interface BackupPlatformInput {
+  reason?: string;
+  stores?: BackupStoreName[];
+  /** Organization backups running at once. @default 4 */
+  concurrency?: number;
+  /** Organizations per run before continuing as new, to keep histories small. @default 100 */
+  pageSize?: number;
+  /** Only these organizations (sorted, de-duplicated); every organization in PostgreSQL when absent. */
+  orgIds?: string[];
+  /** Verify each organization's backup. @default false (the weekly restore drill verifies) */
+  verify?: boolean;
+  /** Carried across continue-as-new; not for callers. */
+  progress?: { platformBackupId: string; afterId: string; succeeded: number; failed: Array<{ orgId: string; error: string }> };
+}
+
+export interface BackupPlatformResult {
+  platformBackupId: string;
+  succeeded: number;
+  failed: Array<{ orgId: string; error: string }>;
+}
+
+const activities = proxyActivities<Activities>({
+  startToCloseTimeout: '30m',
+  heartbeatTimeout: '60s',
+  retry: { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: 10, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES] },
+});
+
+function positive(value: number | undefined, fallback: number, field: string): number {
+  const n = value ?? fallback;
+  if (!Number.isInteger(n) || n < 1) throw ApplicationFailure.nonRetryable(`${field}: expected a whole number >= 1, got ${JSON.stringify(value)}`, FailureType.InvalidInput);
+  return n;
+}
+
+/** The innermost message of a child's failure: the one that names organization, store and object. */
+function rootMessage(err: unknown): string {
+  let current: unknown = err;
+  let message = String(err);
+  while (current instanceof Error) {
+    message = current.message;
+    current = current.cause;
+  }
+  return message;
+}
+
+/**
+ * The whole platform: `pg_dumpall --globals-only`, then a `backupOrganization` child per organization,
+ * `concurrency` at a time. One organization's failure is reported, never stops the others. Continues
+ * as new every `pageSize` organizations so the history stays small with thousands of them.
+ */
+export async function backupPlatform(input: BackupPlatformInput = {}): Promise<BackupPlatformResult> {
+  const concurrency = positive(input.concurrency, 4, 'concurrency');
+  const pageSize = positive(input.pageSize, 100, 'pageSize');
+  const stores = input.stores ?? [...BACKUP_STORES];
+  upsertSearchAttributes([{ key: OperationAttribute, value: 'backup' }]);
+  let progress = input.progress;
+  if (!progress) {
+    await executeChild(platformPreflight, { workflowId: `${workflowInfo().workflowId}-preflight`, args: [{}] });
+    const platformBackupId = `${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${uuid4().slice(0, 8)}`;
+    if (stores.includes('postgres')) await activities.dumpPlatformGlobals({ backupId: platformBackupId });
+    progress = { platformBackupId, afterId: '', succeeded: 0, failed: [] };
+  }
+
+  const afterId = progress.afterId;
+  const page = input.orgIds
+    ? [...new Set(input.orgIds.map((id) => parseOrgId(id, 'orgIds')))].sort().filter((id) => id > afterId).slice(0, pageSize)
+    : await activities.listOrganizationsPage({ afterId, limit: pageSize });
+  const queue = [...page];
+  const state = progress;
+  const runner = async (): Promise<void> => {
+    for (let orgId = queue.shift(); orgId !== undefined; orgId = queue.shift()) {
+      try {
+        await executeChild(backupOrganization, {
+          workflowId: `backup-${orgId}-${state.platformBackupId}`,
+          args: [{ orgId, reason: input.reason ?? `platform backup ${state.platformBackupId}`, stores, verify: input.verify ?? false }],
+        });
+        state.succeeded++;
+      } catch (err) {
+        state.failed.push({ orgId, error: rootMessage(err) });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, page.length) }, runner));
+
+  const last = page[page.length - 1];
+  if (page.length === pageSize && last !== undefined) {
+    await continueAsNew<typeof backupPlatform>({ ...input, progress: { ...state, afterId: last } });
+  }
+  return { platformBackupId: state.platformBackupId, succeeded: state.succeeded, failed: state.failed };
+}
