@@ -44,6 +44,8 @@ export interface AppConfig {
   preflightTimeoutMs: number;
   /** Port of the worker's Prometheus endpoint; 0 disables it. */
   metricsPort: number;
+  /** A pre-built workflow bundle; unset = bundle `src/workflows` at worker start. */
+  workflowBundlePath: string | undefined;
 }
 
 /** Thrown when the environment does not describe a usable configuration; lists every problem. */
@@ -115,6 +117,7 @@ function environmentSchema(cwd: string) {
     PLATFORM_MODEL_FILE: z.string().min(1).optional(),
     PREFLIGHT_TIMEOUT_MS: positiveInt('milliseconds').default(5000),
     METRICS_PORT: port.default(9464),
+    WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
   });
 }
 
@@ -156,6 +159,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     platformModelFile: e.PLATFORM_MODEL_FILE === undefined ? undefined : path.resolve(cwd, e.PLATFORM_MODEL_FILE),
     preflightTimeoutMs: e.PREFLIGHT_TIMEOUT_MS,
     metricsPort: e.METRICS_PORT,
+    workflowBundlePath: e.WORKFLOW_BUNDLE_PATH === undefined ? undefined : path.resolve(cwd, e.WORKFLOW_BUNDLE_PATH),
   };
 }
 

@@ -41,7 +41,7 @@ async function main(): Promise<void> {
   const clients = createStoreClients(config);
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   try {
-    const worker = await createWorker({ config, clients, connection, model });
+    const worker = await createWorker({ config, clients, connection, model, ...(config.workflowBundlePath ? { workflowBundlePath: config.workflowBundlePath } : {}) });
     logger.info('worker started', { taskQueue: config.temporal.taskQueue, temporal: config.temporal.address, namespace: config.temporal.namespace });
     await worker.run();
     logger.info('worker stopped');
