@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   const client = new Client({ connection, namespace: config.temporal.namespace });
   console.log('bundling workflows and starting a worker…');
   const model = await loadPlatformModel(config.platformModelFile);
-  const worker = await createWorker({ config, clients, connection: nativeConnection, model });
+  const worker = await createWorker({ config, clients, connection: nativeConnection, model, temporal: client });
   try {
     await worker.runUntil(async () => {
       const workflowId = `preflight-${new Date().toISOString().replace(/[:.]/g, '-')}`;

@@ -19,6 +19,8 @@ export const FailureType = {
   StoreRejected: 'StoreRejected',
   OperationConflict: 'OperationConflict',
   DecryptionFailed: 'DecryptionFailed',
+  VerificationFailed: 'VerificationFailed',
+  RestoreRefused: 'RestoreRefused',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
@@ -33,6 +35,8 @@ export const NON_RETRYABLE_FAILURE_TYPES: readonly FailureType[] = [
   FailureType.StoreRejected,
   FailureType.OperationConflict,
   FailureType.DecryptionFailed,
+  FailureType.VerificationFailed,
+  FailureType.RestoreRefused,
 ];
 
 /** Where an error happened: the organization, store and object it concerns. */

@@ -1,3 +1,4 @@
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities } from './activities';
 import { loadConfig, type AppConfig } from './config';
@@ -15,6 +16,8 @@ export interface WorkerOptions {
   taskQueue?: string;
   /** The organization data map's model, loaded from `config.platformModelFile`. */
   model: PlatformModel;
+  /** Client the activities use for visibility queries. */
+  temporal: Client;
 }
 
 /** A worker that runs every workflow and activity of eloquent-recovery on one task queue. */
@@ -27,7 +30,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     ...(options.workflowBundlePath
       ? { workflowBundle: { codePath: options.workflowBundlePath } }
       : { workflowsPath: require.resolve('./workflows') }),
-    activities: createActivities({ config, clients, model: options.model }),
+    activities: createActivities({ config, clients, model: options.model, temporal: options.temporal }),
     // On SIGINT/SIGTERM running activities get this long to finish before they are handed back.
     shutdownGraceTime: '30s',
   });
@@ -40,12 +43,15 @@ async function main(): Promise<void> {
   const model = await loadPlatformModel(config.platformModelFile);
   const clients = createStoreClients(config);
   const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const clientConnection = await Connection.connect({ address: config.temporal.address });
+  const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
   try {
-    const worker = await createWorker({ config, clients, connection, model, ...(config.workflowBundlePath ? { workflowBundlePath: config.workflowBundlePath } : {}) });
+    const worker = await createWorker({ config, clients, connection, model, temporal, ...(config.workflowBundlePath ? { workflowBundlePath: config.workflowBundlePath } : {}) });
     logger.info('worker started', { taskQueue: config.temporal.taskQueue, temporal: config.temporal.address, namespace: config.temporal.namespace });
     await worker.run();
     logger.info('worker stopped');
   } finally {
+    await clientConnection.close();
     await connection.close();
     await closeStoreClients(clients);
   }

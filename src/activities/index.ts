@@ -1,9 +1,11 @@
+import type { Client } from '@temporalio/client';
 import type { AppConfig } from '../config';
 import { DEFAULT_PLATFORM_MODEL, type PlatformModel } from '../platform/data-map';
 import type { BackupStore } from '../storage/backup-store';
 import { createFilesystemBackupStore } from '../storage/filesystem-backup-store';
 import type { StoreClients } from '../store-clients';
 import { createClickHouseActivities } from './clickhouse';
+import { createOperationActivities } from './operations';
 import { createOrganizationActivities } from './organization';
 import { createPostgresActivities } from './postgres';
 import { createQueueActivities } from './queue';
@@ -13,6 +15,8 @@ import { createStorageActivities } from './storage';
 export interface ActivityDeps {
   config: AppConfig;
   clients: StoreClients;
+  /** Temporal client for visibility queries (which operations run on an organization). */
+  temporal: Client;
   /** The organization data map's model. @default DEFAULT_PLATFORM_MODEL */
   model?: PlatformModel;
   /** Where backups live. @default the filesystem store of `config.backup` */
@@ -32,6 +36,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createRedisActivities({ redis: clients.redis, redisUrl: config.redis.url, timeoutMs, model }),
     ...createOrganizationActivities({ clients, model }),
     ...createStorageActivities({ store }),
+    ...createOperationActivities({ temporal: deps.temporal }),
   };
 }
 

@@ -82,6 +82,9 @@ export async function backupOrganization(rawInput: BackupOrganizationInput): Pro
   await executeChild(platformPreflight, { workflowId: `${info.workflowId}-preflight`, args: [{}] });
   progress.step = 'checking';
   await quick.assertOrganizationExists(input.orgId);
+  // A restore or deletion in flight would make this backup a mix of before and after.
+  const parent = info.parent?.workflowId;
+  await quick.assertNoConflictingOperation({ orgId: input.orgId, operations: ['restore', 'delete'], allowWorkflowIds: parent ? [parent] : [] });
 
   progress.step = 'backing-up';
   const backupOne = (store: BackupStoreName): Promise<StoreBackupResult> =>

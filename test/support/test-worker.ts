@@ -32,10 +32,10 @@ export async function startTestWorker(name: string, env: NodeJS.ProcessEnv = {})
   const nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
   const taskQueue = `test-${name}-${randomUUID().slice(0, 8)}`;
   const model = await loadPlatformModel(config.platformModelFile);
-  const worker = await createWorker({ config, clients, connection: nativeConnection, workflowBundlePath: WORKFLOW_BUNDLE_PATH, taskQueue, model });
-  const running = worker.run();
   const connection = await Connection.connect({ address: config.temporal.address });
   const client = new Client({ connection, namespace: config.temporal.namespace });
+  const worker = await createWorker({ config, clients, connection: nativeConnection, workflowBundlePath: WORKFLOW_BUNDLE_PATH, taskQueue, model, temporal: client });
+  const running = worker.run();
   return {
     config,
     clients,
