@@ -5,6 +5,10 @@ import type { StoreBackupResult } from '../contracts/backup';
 import type { PlatformModel } from '../platform/data-map';
 import type { BackupStore } from '../storage/backup-store';
 import { backupClickHouse } from './clickhouse-backup';
+import { dropClickHouseDatabase, restoreClickHouse, type RestoreClickHouseInput } from './clickhouse-restore';
+import { organizationDataMap } from '../platform/data-map';
+import { fingerprintClickHouse } from '../platform/fingerprint-clickhouse';
+import type { ObjectFingerprint } from '../platform/fingerprint';
 import { probeStore } from './probe';
 
 export interface ClickHouseActivityDeps {
@@ -29,6 +33,27 @@ export function createClickHouseActivities(deps: ClickHouseActivityDeps) {
     /** Every table of the organization's database: CREATE statement and Native data; see clickhouse-backup.ts. */
     async backupClickHouse(input: { orgId: string; backupId: string }): Promise<StoreBackupResult> {
       return backupClickHouse(deps, input.orgId, input.backupId);
+    },
+
+    /** Restores a backup's ClickHouse part as `targetOrgId` (or into a scratch database). */
+    async restoreClickHouse(input: RestoreClickHouseInput): Promise<{ database: string; tables: number; rows: number }> {
+      return restoreClickHouse(deps, input);
+    },
+
+    /** Drops a ClickHouse scratch database; only names of the scratch prefix are accepted. */
+    async dropClickHouseScratch(input: { database: string }): Promise<void> {
+      if (!/^eloquent_scratch_[a-z0-9_]{1,40}$/.test(input.database)) throw new Error(`not a scratch database: ${input.database}`);
+      await dropClickHouseDatabase(deps.clickhouse, input.database);
+    },
+
+    /** Drops the organization's ClickHouse database (idempotent). */
+    async clearOrganizationClickHouse(input: { orgId: string }): Promise<void> {
+      await dropClickHouseDatabase(deps.clickhouse, organizationDataMap(input.orgId, deps.model).clickhouse.database);
+    },
+
+    /** Fingerprints the organization's tables inside a scratch database. */
+    async fingerprintClickHouseScratch(input: { orgId: string; database: string }): Promise<ObjectFingerprint[]> {
+      return fingerprintClickHouse(deps.clickhouse, organizationDataMap(input.orgId, deps.model), input.database);
     },
   };
 }

@@ -7,7 +7,7 @@ import type { Pool, PoolClient } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { z } from 'zod';
 import { manifestArtifactSchema, objectFingerprintSchema, type ManifestArtifact, type StoreBackupResult } from '../contracts/backup';
-import { FailureType, isTransientNetworkError, messageOf, permanentFailure } from '../errors';
+import { errorCodes, FailureType, isTransientNetworkError, messageOf, permanentFailure } from '../errors';
 import { organizationDataMap, type OrganizationDataMap, type PlatformModel } from '../platform/data-map';
 import { listOrgSchemas } from '../platform/discovery';
 import { fingerprintPostgres } from '../platform/fingerprint-postgres';
@@ -260,7 +260,8 @@ export async function runToolInto(
 export function classifyPostgresError(err: unknown, orgId: string): unknown {
   if (!(err instanceof Error) || err.name === 'ApplicationFailure' || err.name === 'AbortError') return err;
   if (isTransientNetworkError(err)) return err;
-  const code = (err as { code?: unknown }).code;
+  // The SQLSTATE may sit on a cause when a step wrapped the driver's error with its context.
+  const code = errorCodes(err).find((c) => /^[0-9A-Z]{5}$/.test(c));
   // 08: connection exception, 57P: operator intervention (shutdown), 40: transaction rollback, 53: resources.
   if (typeof code === 'string' && /^(08|57P|40|53)/.test(code)) return err;
   if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) {

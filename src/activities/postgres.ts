@@ -7,6 +7,10 @@ import type { BackupStore } from '../storage/backup-store';
 import { organizationDataMap } from '../platform/data-map';
 import { assertOrganizationExists, backupPostgres } from './postgres-backup';
 import { dumpPlatformGlobals, listOrganizationsPage } from './postgres-platform';
+import { clearOrganizationPostgres, databaseUrl, dropScratchDatabase, restorePostgres, type RestorePostgresInput, type RestorePostgresResult } from './postgres-restore';
+import { fingerprintPostgres } from '../platform/fingerprint-postgres';
+import type { ObjectFingerprint } from '../platform/fingerprint';
+import { Pool as PgPool } from 'pg';
 import { probeStore } from './probe';
 
 export interface PostgresActivityDeps {
@@ -50,6 +54,32 @@ export function createPostgresActivities(deps: PostgresActivityDeps) {
     /** Organization ids after `afterId`, sorted, at most `limit`. */
     async listOrganizationsPage(input: { afterId: string; limit: number }): Promise<string[]> {
       return listOrganizationsPage(deps, input.afterId, input.limit);
+    },
+
+    /** Restores a backup's PostgreSQL part as `targetOrgId` (or into a scratch database); see postgres-restore.ts. */
+    async restorePostgres(input: RestorePostgresInput): Promise<RestorePostgresResult> {
+      return restorePostgres(deps, input);
+    },
+
+    /** Drops a scratch database of a verification or restore; gone already is fine. */
+    async dropPostgresScratch(input: { database: string }): Promise<{ dropped: boolean }> {
+      return { dropped: await dropScratchDatabase(deps.postgres, input.database) };
+    },
+
+    /** Removes the organization's schemas and shared rows from the platform database (idempotent). */
+    async clearOrganizationPostgres(input: { orgId: string }): Promise<{ schemas: string[]; rows: number }> {
+      return clearOrganizationPostgres(deps.postgres, organizationDataMap(input.orgId, deps.model));
+    },
+
+    /** Fingerprints the organization's PostgreSQL objects inside a scratch database. */
+    async fingerprintPostgresScratch(input: { orgId: string; database: string }): Promise<ObjectFingerprint[]> {
+      const pool = new PgPool({ connectionString: databaseUrl(deps.postgresUrl, input.database), max: 1 });
+      pool.on('error', () => undefined);
+      try {
+        return await fingerprintPostgres(pool, organizationDataMap(input.orgId, deps.model));
+      } finally {
+        await pool.end();
+      }
     },
   };
 }

@@ -8,6 +8,7 @@ import {
 } from '../contracts/backup';
 import { FailureType, permanentFailure } from '../errors';
 import { parseOrgId } from '../platform/org-id';
+import type { VerificationReport } from '../contracts/verification';
 import { MANIFEST_FILE, VERIFICATION_FILE, type BackupStore } from '../storage/backup-store';
 import { decideRetention, type RetentionDecision, type RetentionPolicy } from '../storage/retention';
 
@@ -169,6 +170,55 @@ export function createStorageActivities(deps: StorageActivityDeps) {
     /** Organizations that have backups in the store. */
     async listBackedUpOrganizations(): Promise<string[]> {
       return (await store.listOrganizations()).filter((id) => !id.startsWith('_'));
+    },
+
+    /**
+     * Finds a backup: by id (in `orgId`'s folder, or searched across organizations), or the newest
+     * complete backup of `orgId` when `latest`. @throws `UnknownBackup` naming what was looked for.
+     */
+    async locateBackup(input: { backupId?: string; orgId?: string; latest?: boolean }): Promise<{ orgId: string; backupId: string }> {
+      if (input.latest) {
+        const orgId = parseOrgId(input.orgId);
+        const newest = (await store.listBackups(orgId)).find((b) => b.complete);
+        if (!newest) throw permanentFailure(FailureType.UnknownBackup, `organization ${orgId} has no complete backup`, { store: 'storage', orgId });
+        return { orgId, backupId: newest.backupId };
+      }
+      const backupId = input.backupId ?? '';
+      const orgIds = input.orgId !== undefined ? [parseOrgId(input.orgId)] : (await store.listOrganizations()).filter((id) => !id.startsWith('_'));
+      for (const orgId of orgIds) {
+        if ((await store.listBackups(orgId)).some((b) => b.backupId === backupId && b.complete)) return { orgId, backupId };
+      }
+      throw permanentFailure(FailureType.UnknownBackup, `no complete backup with id ${JSON.stringify(backupId)}${input.orgId ? ` for organization ${input.orgId}` : ''}`, {
+        store: 'storage',
+        object: backupId,
+      });
+    },
+
+    /** The manifest of a backup, validated. */
+    async readBackupManifest(input: { orgId: string; backupId: string }): Promise<BackupManifest> {
+      return readManifest(store, input.orgId, input.backupId);
+    },
+
+    /**
+     * Checks every artifact of the manifest: present, with the recorded size and SHA-256 of its stored
+     * bytes. Returns one line per problem, naming the artifact and both checksums.
+     */
+    async checkBackupArtifacts(input: { orgId: string; backupId: string }): Promise<string[]> {
+      const manifest = await readManifest(store, input.orgId, input.backupId);
+      const problems: string[] = [];
+      for (const artifact of manifest.artifacts) {
+        Context.current().heartbeat({ checking: artifact.file });
+        const check = await store.verifyArtifactChecksum({ ...input, path: artifact.file }, artifact.sha256);
+        if (!check.exists) problems.push(`${artifact.file}: missing`);
+        else if (check.bytes !== artifact.bytes) problems.push(`${artifact.file}: ${check.bytes} bytes, manifest says ${artifact.bytes}`);
+        else if (!check.matches) problems.push(`${artifact.file}: SHA-256 ${check.actualSha256}, manifest says ${artifact.sha256}`);
+      }
+      return problems;
+    },
+
+    /** Writes `verification.json` beside the manifest (atomically). */
+    async recordVerification(input: { orgId: string; backupId: string; report: VerificationReport }): Promise<void> {
+      await store.writeJson({ orgId: input.orgId, backupId: input.backupId }, VERIFICATION_FILE, input.report);
     },
   };
 }

@@ -22,6 +22,7 @@ import { FailureType, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
 import { parseOrgId } from '../platform/org-id';
 import { OperationAttribute, OrgIdAttribute } from '../search-attributes';
 import { platformPreflight } from './platform-preflight';
+import { verifyBackup } from './verify-backup';
 
 export const backupProgressQuery = defineQuery<BackupProgress>('backupProgress');
 
@@ -119,6 +120,15 @@ export async function backupOrganization(rawInput: BackupOrganizationInput): Pro
     throw err;
   }
 
+  let verification: BackupSummary['verification'];
+  if (input.verify) {
+    progress.step = 'verifying';
+    // A failed verification fails this run too: the backup stays, marked failed in verification.json.
+    const verifyId = `${info.workflowId}-verify`;
+    await executeChild(verifyBackup, { workflowId: verifyId, args: [{ orgId: input.orgId, backupId }] });
+    verification = { passed: true, workflowId: verifyId };
+  }
+
   progress.step = 'done';
   const artifacts = results.flatMap((r) => r.artifacts);
   const keyId = artifacts.find((a) => a.keyId)?.keyId;
@@ -132,5 +142,6 @@ export async function backupOrganization(rawInput: BackupOrganizationInput): Pro
     durationMs: Date.now() - started.getTime(),
     resumedArtifacts: results.reduce((sum, r) => sum + r.resumedArtifacts, 0),
     ...(keyId ? { keyId } : {}),
+    ...(verification ? { verification } : {}),
   };
 }

@@ -1,0 +1,297 @@
+import type { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { FailureType, permanentFailure } from '../errors';
+
+/**
+ * The backup store: where artifacts, manifests and verification reports live.
+ *
+ * Workflows and activities only see this interface, so an S3-compatible store (multipart upload as
+ * the writer, object metadata as the sidecar, `CompleteMultipartUpload` as the atomic commit) can be
+ * added without touching them. Layout, whatever the implementation:
+ *
+ * ```
+ * <orgId>/<backupId>/<artifact path>    e.g. postgres/schemas.dump, clickhouse/kg_nodes.native
+ * <orgId>/<backupId>/<name>.json        manifest.json, verification.json (written atomically)
+ * ```
+ *
+ * Checksums: `sha256` and `bytes` always describe the STORED bytes (after compression and
+ * encryption), so verification can re-hash files without any key and an operator can check them
+ * with `sha256sum`. `rawBytes` is the size of the original stream. The integrity of the original
+ * bytes is enforced on read: AES-GCM tags per chunk, the gzip CRC and the stored SHA-256.
+ */
+export interface BackupStore {
+  /** Human-readable location, for messages and logs (e.g. `filesystem:/var/backups`). */
+  readonly location: string;
+  /** True when new artifacts are encrypted (a master key is configured). */
+  readonly encryptsArtifacts: boolean;
+
+  /**
+   * Starts writing an artifact. Nothing is visible under `ref` until `commit()` resolves; a writer
+   * that is aborted, or never committed (a killed worker), leaves at most a temporary file that
+   * {@link BackupStore.removeTemporaryFiles} removes. Committing over an existing artifact replaces it.
+   * @throws ApplicationFailure `InvalidInput` (non-retryable) naming a bad path segment;
+   *   `DiskFull` when there is no room; `DecryptionFailed` when the organization's data key cannot be unwrapped.
+   */
+  openArtifactWriter(ref: ArtifactRef, options: ArtifactWriteOptions): Promise<ArtifactWriter>;
+
+  /**
+   * The ORIGINAL bytes of a committed artifact (decrypted, decompressed). Key and size problems are
+   * thrown here, before any byte is read. Corruption found while streaming destroys the stream with a
+   * non-retryable failure (`DecryptionFailed` for a failed GCM tag, `ChecksumMismatch` for a bad gzip
+   * stream or stored SHA-256); the stream never ends cleanly with wrong bytes. Because a plain
+   * (unencrypted, already-compressed) artifact can only be checked against its SHA-256 at the end,
+   * consumers must treat an error at the end of the stream as a failed restore.
+   * @throws ApplicationFailure `UnknownBackup` when the artifact does not exist (or was never committed),
+   *   `ChecksumMismatch` when its stored size differs from the recorded one (truncated),
+   *   `DecryptionFailed` when its key is missing, destroyed or wrapped under another master key.
+   */
+  openArtifactReader(ref: ArtifactRef): Promise<Readable>;
+
+  /** Whether a committed artifact exists and what its sidecar records. Never hashes the file. */
+  statArtifact(ref: ArtifactRef): Promise<ArtifactStat>;
+
+  /**
+   * Re-hashes the stored bytes of an artifact and compares them with `expectedSha256` (lowercase hex).
+   * Used by a retried activity to skip artifacts a previous attempt finished, and by verification.
+   * A missing artifact does not throw: it is reported with `exists: false, matches: false`.
+   */
+  verifyArtifactChecksum(ref: ArtifactRef, expectedSha256: string): Promise<ArtifactVerification>;
+
+  /** Every committed artifact of a backup, sorted by path. Temporary files are not listed. */
+  listArtifacts(backup: BackupRef): Promise<ArtifactRecord[]>;
+
+  /**
+   * Writes a JSON document (e.g. `manifest.json`) at the top of the backup, atomically: readers see
+   * the old document or the new one, never a part. Stored unencrypted so listing and verification work
+   * without keys: it must hold metadata only, never row data.
+   * @throws ApplicationFailure `InvalidInput` when `name` is not a safe `*.json` file name; `DiskFull`.
+   */
+  writeJson(backup: BackupRef, name: string, value: unknown): Promise<void>;
+
+  /**
+   * Reads a JSON document written by {@link BackupStore.writeJson}; `undefined` when absent.
+   * The caller parses the result with its own schema.
+   * @throws ApplicationFailure `ChecksumMismatch` when the file is not valid JSON.
+   */
+  readJson(backup: BackupRef, name: string): Promise<unknown>;
+
+  /** Backups of one organization, newest first (by start time, then backup id). Unknown org → `[]`. */
+  listBackups(orgId: string): Promise<BackupListing[]>;
+
+  /** Organization ids that have a folder in the store, sorted. */
+  listOrganizations(): Promise<string[]>;
+
+  /**
+   * Deletes a backup with every artifact and document. The manifest goes first, so a deletion that is
+   * interrupted leaves an incomplete backup, never one that looks complete. Idempotent: deleting a
+   * backup that does not exist resolves with `deleted: false`. Never touches the organization's keys.
+   */
+  deleteBackup(backup: BackupRef): Promise<{ deleted: boolean }>;
+
+  /**
+   * Removes temporary files (unfinished writes) of a backup; returns their paths relative to the backup.
+   * Call it only when no writer of this backup can still be running (e.g. after the backup activities
+   * ended), or it removes the file a live writer is filling.
+   */
+  removeTemporaryFiles(backup: BackupRef): Promise<string[]>;
+}
+
+/** One backup of one organization. */
+export interface BackupRef {
+  orgId: string;
+  backupId: string;
+}
+
+/** One artifact of a backup; `path` is relative to the backup, `/`-separated (`postgres/shared/public.users.copy`). */
+export interface ArtifactRef extends BackupRef {
+  path: string;
+}
+
+export type ArtifactCompression = 'gzip' | 'none';
+
+export interface ArtifactWriteOptions {
+  /**
+   * True when the format is compressed already (pg_dump custom format), so gzip would only cost CPU.
+   * False for ClickHouse Native, COPY text, SQL: they are gzip-compressed.
+   */
+  alreadyCompressed: boolean;
+}
+
+/** An artifact being written. Pipe the original bytes into `stream`, then `commit()`, or `abort()`. */
+export interface ArtifactWriter {
+  /** Sink of the original bytes. Errors of the store (e.g. `DiskFull`) destroy it with the classified failure. */
+  readonly stream: Writable;
+  /** Bytes accepted so far (original) and stored so far, for heartbeats. */
+  progress(): { rawBytes: number; bytes: number };
+  /**
+   * Ends `stream` if the caller has not, waits until every byte is durable (fsync of the file and its
+   * folder), then makes the artifact visible atomically.
+   * @throws the failure that destroyed the stream, or `DiskFull`; the temporary file is removed then.
+   */
+  commit(): Promise<ArtifactRecord>;
+  /** Discards everything written; nothing remains under the artifact's name or a temporary name. Never throws. */
+  abort(): Promise<void>;
+}
+
+/** What the manifest records of one artifact. */
+export interface ArtifactRecord {
+  /** Path relative to the backup, as given in the {@link ArtifactRef}. */
+  path: string;
+  /** Stored size in bytes (after compression and encryption). */
+  bytes: number;
+  /** Size in bytes of the original stream. */
+  rawBytes: number;
+  /** Lowercase hex SHA-256 of the stored bytes (what `sha256sum <file>` prints). */
+  sha256: string;
+  compression: ArtifactCompression;
+  encrypted: boolean;
+  /** Id of the organization's data key that encrypts the artifact; absent when not encrypted. */
+  keyId?: string;
+}
+
+export type ArtifactStat = { exists: false } | ({ exists: true; committedAt: string } & ArtifactRecord);
+
+export interface ArtifactVerification {
+  exists: boolean;
+  matches: boolean;
+  expectedSha256: string;
+  /** Absent when the artifact does not exist. */
+  actualSha256?: string;
+  /** Stored bytes hashed. */
+  bytes: number;
+}
+
+/** One backup as the store sees it; the manifest's content is for the caller to parse. */
+export interface BackupListing {
+  orgId: string;
+  backupId: string;
+  /** ISO-8601 time the first artifact or document was written. */
+  startedAt: string;
+  /** `manifest.json` exists: by the architecture's rule, only then does the backup exist. */
+  complete: boolean;
+  /** `verification.json` exists. */
+  verified: boolean;
+  artifactCount: number;
+  /** Sum of stored bytes of committed artifacts. */
+  storedBytes: number;
+  /** Unfinished writes (a crashed or running attempt). */
+  temporaryFiles: number;
+}
+
+/** The top-level documents with a meaning to the architecture. */
+export const MANIFEST_FILE = 'manifest.json';
+export const VERIFICATION_FILE = 'verification.json';
+
+/** Letters, digits, `_`, `.`, `-`; starts with a letter, digit or `_` (so never `.`, `..`, a hidden or temp name, or an option). */
+const SAFE_SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$/;
+/** Suffix of the per-artifact metadata file; artifact names may not end with it. */
+export const SIDECAR_SUFFIX = '.meta.json';
+const MAX_ARTIFACT_DEPTH = 6;
+
+function invalidSegment(what: string, value: string, segment: string, orgId: string | undefined): never {
+  throw permanentFailure(
+    FailureType.InvalidInput,
+    `${what} ${JSON.stringify(value)} has an unsafe segment ${JSON.stringify(segment)}: expected 1-200 letters, digits, "_", "." or "-", not starting with "." or "-"`,
+    { store: 'storage', orgId, object: value },
+  );
+}
+
+/**
+ * Checks one path segment (organization id, backup id, file name).
+ * @throws ApplicationFailure `InvalidInput` naming the segment.
+ */
+export function assertSafeSegment(what: string, value: string, orgId?: string): void {
+  if (!SAFE_SEGMENT.test(value)) invalidSegment(what, value, value, orgId);
+}
+
+/**
+ * Validates a backup reference (both ids are single safe segments).
+ * @throws ApplicationFailure `InvalidInput` naming the bad id.
+ */
+export function assertBackupRef(backup: BackupRef): void {
+  assertSafeSegment('organization id', backup.orgId);
+  assertSafeSegment('backup id', backup.backupId, backup.orgId);
+}
+
+/**
+ * Validates an artifact reference and returns the segments of its path. The path must have at least
+ * two segments (`<store>/<file>`), so artifacts never collide with top-level documents, no segment may
+ * be `.`, `..`, empty, absolute or hidden, and the file name may not end with {@link SIDECAR_SUFFIX}.
+ * @throws ApplicationFailure `InvalidInput` naming the bad segment.
+ */
+export function artifactSegments(ref: ArtifactRef): string[] {
+  assertBackupRef(ref);
+  const segments = ref.path.split('/');
+  if (segments.length < 2 || segments.length > MAX_ARTIFACT_DEPTH) {
+    throw permanentFailure(
+      FailureType.InvalidInput,
+      `artifact path ${JSON.stringify(ref.path)} must have 2 to ${MAX_ARTIFACT_DEPTH} "/"-separated segments, e.g. "postgres/schemas.dump"`,
+      { store: 'storage', orgId: ref.orgId, object: ref.path },
+    );
+  }
+  for (const segment of segments) if (!SAFE_SEGMENT.test(segment)) invalidSegment('artifact path', ref.path, segment, ref.orgId);
+  const name = segments[segments.length - 1] ?? '';
+  if (name.endsWith(SIDECAR_SUFFIX)) {
+    throw permanentFailure(FailureType.InvalidInput, `artifact path ${JSON.stringify(ref.path)} may not end with the reserved suffix "${SIDECAR_SUFFIX}"`, {
+      store: 'storage',
+      orgId: ref.orgId,
+      object: ref.path,
+    });
+  }
+  return segments;
+}
+
+/**
+ * Validates the name of a top-level JSON document (`manifest.json`).
+ * @throws ApplicationFailure `InvalidInput` naming it.
+ */
+export function assertJsonDocumentName(backup: BackupRef, name: string): void {
+  assertBackupRef(backup);
+  if (!SAFE_SEGMENT.test(name) || !name.endsWith('.json') || name.endsWith(SIDECAR_SUFFIX)) {
+    throw permanentFailure(FailureType.InvalidInput, `document name ${JSON.stringify(name)} must be a safe file name ending in ".json"`, {
+      store: 'storage',
+      orgId: backup.orgId,
+      object: name,
+    });
+  }
+}
+
+/** `org/backup/path`, the object named in messages. */
+export function describeArtifact(ref: ArtifactRef): string {
+  return `${ref.orgId}/${ref.backupId}/${ref.path}`;
+}
+
+/**
+ * Returns the record of an artifact a previous attempt already committed, if its stored bytes still
+ * hash to what its sidecar (and, when given, `expectedSha256` from heartbeat details) says; otherwise
+ * `undefined`, and the caller writes the artifact again (the commit replaces it).
+ */
+export async function findFinishedArtifact(store: BackupStore, ref: ArtifactRef, expectedSha256?: string): Promise<ArtifactRecord | undefined> {
+  const stat = await store.statArtifact(ref);
+  if (!stat.exists) return undefined;
+  if (expectedSha256 !== undefined && expectedSha256 !== stat.sha256) return undefined;
+  const verification = await store.verifyArtifactChecksum(ref, stat.sha256);
+  if (!verification.matches) return undefined;
+  const { exists: _exists, committedAt: _committedAt, ...record } = stat;
+  return record;
+}
+
+/**
+ * Streams `source` into a new artifact and commits it; aborts (leaving nothing) on any failure.
+ * @throws the writer's classified failure (e.g. `DiskFull`) or the source's error.
+ */
+export async function writeArtifact(
+  store: BackupStore,
+  ref: ArtifactRef,
+  source: Readable | AsyncIterable<Buffer | Uint8Array | string>,
+  options: ArtifactWriteOptions,
+): Promise<ArtifactRecord> {
+  const writer = await store.openArtifactWriter(ref, options);
+  try {
+    await pipeline(source, writer.stream);
+    return await writer.commit();
+  } catch (err: unknown) {
+    await writer.abort();
+    throw err;
+  }
+}

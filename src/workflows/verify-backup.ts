@@ -1,0 +1,112 @@
+import { ActivityCancellationType, ApplicationFailure, CancellationScope, isCancellation, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { ObjectComparison, VerificationReport, VerifyBackupInput } from '../contracts/verification';
+import { FailureType, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
+import { compareObjectFingerprints, describeDifferences } from '../platform/fingerprint-compare';
+import { OperationAttribute, OrgIdAttribute } from '../search-attributes';
+
+const quick = proxyActivities<Activities>({
+  startToCloseTimeout: '10m',
+  heartbeatTimeout: '1m',
+  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES] },
+});
+
+// On cancellation wait until the restore has really stopped, so the cleanup that follows never
+// drops a scratch database under a restore that is still writing into it.
+const restoring = proxyActivities<Activities>({
+  startToCloseTimeout: '6h',
+  heartbeatTimeout: '20s',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: 10, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES] },
+});
+
+/** Scratch names derived from the run, so a retry reuses them and cleanup always finds them. */
+export function scratchNames(runId: string): { postgres: string; clickhouse: string } {
+  const suffix = runId.replace(/[^a-z0-9]/gi, '').toLowerCase().slice(0, 24);
+  return { postgres: `eloquent_scratch_verify_${suffix}`, clickhouse: `eloquent_scratch_verify_${suffix}` };
+}
+
+/** The innermost message of a failure: the activity's own words. */
+function rootMessage(err: unknown): string {
+  let message = String(err);
+  for (let current: unknown = err; current instanceof Error; current = current.cause) message = current.message;
+  return message;
+}
+
+/**
+ * Proves a backup restores to exactly what it came from: checks every artifact's size and SHA-256,
+ * restores into scratch databases that cannot collide with live data, fingerprints them and compares
+ * with the manifest object by object, records `verification.json`, and ALWAYS drops the scratch
+ * databases — passed, failed or cancelled. Fails (`VerificationFailed`) when the backup does not prove out.
+ */
+export async function verifyBackup(input: VerifyBackupInput): Promise<VerificationReport> {
+  if (input === null || typeof input !== 'object' || (typeof input.backupId !== 'string' && !(input.latest === true && typeof input.orgId === 'string'))) {
+    throw ApplicationFailure.nonRetryable('input: expected {"backupId": "..."} or {"orgId": "...", "latest": true}', FailureType.InvalidInput);
+  }
+  const info = workflowInfo();
+  const started = Date.now();
+  const { orgId, backupId } = await quick.locateBackup(input);
+  upsertSearchAttributes([
+    { key: OrgIdAttribute, value: orgId },
+    { key: OperationAttribute, value: 'verify' },
+  ]);
+  const scratch = scratchNames(info.runId);
+  const problems: string[] = [];
+  let comparisons: ObjectComparison[] = [];
+  let result: VerificationReport['result'] = 'failed';
+  let cancellation: unknown;
+  try {
+    problems.push(...(await quick.checkBackupArtifacts({ orgId, backupId })));
+    if (problems.length === 0) {
+      const manifest = await quick.readBackupManifest({ orgId, backupId });
+      const restored = { orgId, backupId, targetOrgId: orgId };
+      await Promise.all([
+        manifest.stores.includes('postgres') ? restoring.restorePostgres({ ...restored, scratchDatabase: scratch.postgres }) : undefined,
+        manifest.stores.includes('clickhouse') ? restoring.restoreClickHouse({ ...restored, scratchDatabase: scratch.clickhouse }) : undefined,
+      ]);
+      const [pg, ch] = await Promise.all([
+        manifest.stores.includes('postgres') ? restoring.fingerprintPostgresScratch({ orgId, database: scratch.postgres }) : [],
+        manifest.stores.includes('clickhouse') ? restoring.fingerprintClickHouseScratch({ orgId, database: scratch.clickhouse }) : [],
+      ]);
+      comparisons = compareObjectFingerprints(manifest.fingerprint.objects, [...pg, ...ch]);
+      problems.push(...describeDifferences(comparisons));
+    }
+    result = problems.length === 0 ? 'passed' : 'failed';
+  } catch (err) {
+    if (!isCancellation(err)) problems.push(`restore into scratch failed: ${rootMessage(err)}`);
+    else {
+      result = 'cancelled';
+      problems.push('verification was cancelled');
+      cancellation = err;
+    }
+  }
+  const report = await CancellationScope.nonCancellable(() => cleanUpAndRecord());
+  if (cancellation !== undefined) throw cancellation;
+  if (result !== 'passed') {
+    throw ApplicationFailure.create({
+      type: FailureType.VerificationFailed,
+      message: `backup ${orgId}/${backupId} failed verification: ${problems.join('; ')}`,
+      nonRetryable: true,
+      details: [report],
+    });
+  }
+  return report;
+
+  async function cleanUpAndRecord(): Promise<VerificationReport> {
+    // The scratch places must never outlive the run, whatever happened above.
+    await Promise.all([quick.dropPostgresScratch({ database: scratch.postgres }), quick.dropClickHouseScratch({ database: scratch.clickhouse })]);
+    const report: VerificationReport = {
+      backupId,
+      orgId,
+      workflowId: info.workflowId,
+      verifiedAt: new Date().toISOString(),
+      result,
+      problems,
+      comparisons,
+      durationMs: Date.now() - started,
+      scratch,
+    };
+    await quick.recordVerification({ orgId, backupId, report });
+    return report;
+  }
+}
