@@ -3,6 +3,7 @@ import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities } from './activities';
 import { loadConfig, type AppConfig } from './config';
 import { JsonLineLogger } from './logger';
+import { startMetrics, temporalTelemetryOptions, type MetricsEndpoint } from './metrics/start-metrics';
 import { loadPlatformModel, type PlatformModel } from './platform/data-map';
 import { closeStoreClients, createStoreClients, type StoreClients } from './store-clients';
 
@@ -18,6 +19,8 @@ export interface WorkerOptions {
   model: PlatformModel;
   /** Client the activities use for visibility queries. */
   temporal: Client;
+  /** Counts and times every activity attempt for the metrics endpoint. */
+  instrument?: MetricsEndpoint['instrument'];
 }
 
 /** A worker that runs every workflow and activity of eloquent-recovery on one task queue. */
@@ -30,7 +33,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     ...(options.workflowBundlePath
       ? { workflowBundle: { codePath: options.workflowBundlePath } }
       : { workflowsPath: require.resolve('./workflows') }),
-    activities: createActivities({ config, clients, model: options.model, temporal: options.temporal }),
+    activities: (options.instrument ?? ((a) => a))(createActivities({ config, clients, model: options.model, temporal: options.temporal })),
     // On SIGINT/SIGTERM running activities get this long to finish before they are handed back.
     shutdownGraceTime: '30s',
   });
@@ -38,19 +41,30 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
 
 async function main(): Promise<void> {
   const logger = new JsonLineLogger();
-  Runtime.install({ logger });
   const config = loadConfig();
+  const telemetryOptions = temporalTelemetryOptions(config);
+  Runtime.install({ logger, ...(telemetryOptions ? { telemetryOptions } : {}) });
   const model = await loadPlatformModel(config.platformModelFile);
   const clients = createStoreClients(config);
+  const metrics = config.metricsPort > 0 ? await startMetrics({ config, clients, model }) : undefined;
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const clientConnection = await Connection.connect({ address: config.temporal.address });
   const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
   try {
-    const worker = await createWorker({ config, clients, connection, model, temporal, ...(config.workflowBundlePath ? { workflowBundlePath: config.workflowBundlePath } : {}) });
+    const worker = await createWorker({
+      config,
+      clients,
+      connection,
+      model,
+      temporal,
+      ...(metrics ? { instrument: metrics.instrument } : {}),
+      ...(config.workflowBundlePath ? { workflowBundlePath: config.workflowBundlePath } : {}),
+    });
     logger.info('worker started', { taskQueue: config.temporal.taskQueue, temporal: config.temporal.address, namespace: config.temporal.namespace });
     await worker.run();
     logger.info('worker stopped');
   } finally {
+    await metrics?.close();
     await clientConnection.close();
     await connection.close();
     await closeStoreClients(clients);

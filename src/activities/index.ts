@@ -4,12 +4,15 @@ import { DEFAULT_PLATFORM_MODEL, type PlatformModel } from '../platform/data-map
 import type { BackupStore } from '../storage/backup-store';
 import { createFilesystemBackupStore } from '../storage/filesystem-backup-store';
 import type { StoreClients } from '../store-clients';
+import { createChatArchiveActivities } from './chat-archive';
 import { createClickHouseActivities } from './clickhouse';
+import { createDeletionActivities } from './deletion';
 import { createOperationActivities } from './operations';
 import { createOrganizationActivities } from './organization';
 import { createPostgresActivities } from './postgres';
 import { createQueueActivities } from './queue';
 import { createRedisActivities } from './redis';
+import { createStalenessActivities } from './staleness';
 import { createStorageActivities } from './storage';
 
 export interface ActivityDeps {
@@ -36,7 +39,10 @@ export function createActivities(deps: ActivityDeps) {
     ...createRedisActivities({ redis: clients.redis, redisUrl: config.redis.url, timeoutMs, model }),
     ...createOrganizationActivities({ clients, model }),
     ...createStorageActivities({ store }),
+    ...createChatArchiveActivities({ clickhouse: clients.clickhouse, nats: clients.nats, model }),
+    ...createStalenessActivities({ postgres: clients.postgres, store, model }),
     ...createOperationActivities({ temporal: deps.temporal }),
+    ...createDeletionActivities({ config, clients, model, store }),
   };
 }
 

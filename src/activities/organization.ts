@@ -1,6 +1,6 @@
 import { FailureType, isTransientNetworkError, messageOf, permanentFailure } from '../errors';
 import { DEFAULT_PLATFORM_MODEL, type PlatformModel } from '../platform/data-map';
-import { describeOrganization, type OrganizationDescription } from '../platform/describe';
+import { describeOrganization, summarizeDescription, type OrganizationDescription } from '../platform/describe';
 import { fingerprintOrganization, FINGERPRINT_STORES, type FingerprintStore, type OrganizationFingerprint } from '../platform/fingerprint';
 import { parseOrgId } from '../platform/org-id';
 import type { StoreClients } from '../store-clients';
@@ -55,6 +55,16 @@ export function createOrganizationActivities(deps: OrganizationActivityDeps) {
         return await fingerprintOrganization(deps.clients, id, stores, model);
       } catch (err) {
         throw classify(err, id, 'fingerprintOrganization');
+      }
+    },
+
+    /** One line per thing that exists of the organization in any store; empty when nothing does. */
+    async summarizeOrganization(orgId: string): Promise<string[]> {
+      const id = parseOrgId(orgId);
+      try {
+        return summarizeDescription(await describeOrganization(deps.clients, id, model));
+      } catch (err) {
+        throw classify(err, id, 'summarizeOrganization');
       }
     },
   };

@@ -1,0 +1,240 @@
+import type { AppConfig } from '../config';
+import type { DeletionCertificate, PurgeStep, RemovedCounts } from '../contracts/deletion';
+import { FailureType, isTransientNetworkError, messageOf, permanentFailure, type StoreName } from '../errors';
+import { organizationDataMap, type PlatformModel } from '../platform/data-map';
+import { describeOrganization, summarizeDescription, type OrganizationDescription } from '../platform/describe';
+import { parseOrgId } from '../platform/org-id';
+import { VERIFICATION_FILE, type BackupStore } from '../storage/backup-store';
+import { FileKeyStore, type KeyStore } from '../storage/key-store';
+import type { StoreClients } from '../store-clients';
+import { createDeletionLogActivities, deletionInEffect, listLoggedOrganizations, readDeletionLog, recordCertificate } from './deletion-log';
+import { startHeartbeats } from './heartbeats';
+import { purgeOrganizationClickHouse } from './purge-clickhouse';
+import { purgeOrganizationSchemas, purgeOrganizationSharedRows, readOrganizationStatus, setOrganizationStatus } from './purge-postgres';
+import { purgeOrganizationQueue } from './purge-queue';
+import { purgeOrganizationRedis, revokeOrganizationSessions } from './purge-redis';
+import { readManifest } from './storage';
+
+export interface DeletionActivityDeps {
+  config: AppConfig;
+  clients: StoreClients;
+  model: PlatformModel;
+  store: BackupStore;
+  /** Holds the organizations' data keys, for crypto-shredding. @default the file key store of `config.backup.directory` */
+  keyStore?: KeyStore;
+}
+
+/** SQLSTATE classes that mean "the server is (re)starting or the connection broke": worth a retry. */
+const TRANSIENT_SQLSTATE_CLASSES = new Set(['08', '53', '57']);
+
+/**
+ * PostgreSQL's own verdicts (a permission, a lock timeout aside) do not heal by retrying: they become
+ * permanent failures naming the store and object, so a deletion parks at once with the reason
+ * instead of retrying for `storeDownAfter`. Everything else stays retryable.
+ */
+function classifyPostgres(err: unknown, orgId: string, object: string): unknown {
+  if (isTransientNetworkError(err)) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  const severity = (err as { severity?: unknown } | null)?.severity;
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && typeof severity === 'string' && !TRANSIENT_SQLSTATE_CLASSES.has(code.slice(0, 2)) && code !== '55P03' && code !== '40P01') {
+    return permanentFailure(FailureType.StoreRejected, `${messageOf(err)} (SQLSTATE ${code})`, { store: 'postgres', orgId, object }, err);
+  }
+  return err;
+}
+
+/** Which purge steps would remove what a description still lists. */
+function stepsWithResidue(d: OrganizationDescription): PurgeStep[] {
+  const steps: PurgeStep[] = [];
+  if (d.queue.streams.some((s) => s.messages > 0)) steps.push('queue');
+  if (d.redis.patterns.some((p) => p.keys > 0)) steps.push('redis');
+  if (d.clickhouse.exists) steps.push('clickhouse');
+  if (d.postgres.schemas.length > 0) steps.push('postgres-schemas');
+  if (d.postgres.sharedRows.some((s) => s.rows > 0)) steps.push('postgres-shared-rows');
+  return steps;
+}
+
+/**
+ * Activities of organization deletion: the `deleting` mark, session revocation, one idempotent
+ * purge per store, the residue check, the pre-deletion backup's facts, crypto-shredding and the
+ * deletion log (see deletion-log.ts).
+ */
+export function createDeletionActivities(deps: DeletionActivityDeps) {
+  const { clients, model, store } = deps;
+  const keyStore = deps.keyStore ?? new FileKeyStore({ directory: deps.config.backup.directory, masterKey: undefined });
+  const mapOf = (orgId: string) => organizationDataMap(orgId, model);
+  const logDeps = { postgres: clients.postgres, store };
+
+  /** Runs one purge with heartbeats (a killed worker is noticed within the heartbeat timeout). */
+  async function purging<T>(store: StoreName, orgId: string, object: string, work: () => Promise<T>): Promise<T> {
+    const beats = startHeartbeats(() => ({ store, object }));
+    try {
+      return await work();
+    } catch (err) {
+      throw store === 'postgres' ? classifyPostgres(err, orgId, object) : err;
+    } finally {
+      beats.stop();
+    }
+  }
+
+  return {
+    ...createDeletionLogActivities(logDeps),
+
+    /** The organization row's status (`active`, `deleting`, …), or `undefined` when it has no row. */
+    async readOrganizationStatus(orgId: string): Promise<string | undefined> {
+      const map = mapOf(orgId);
+      return purging('postgres', map.orgId, 'organization status', () => readOrganizationStatus(clients.postgres, map));
+    },
+
+    /**
+     * Marks the organization `deleting` (its users can no longer log in) when its status is
+     * `expected` — what the workflow read before — or already `deleting` (a retry). Fails
+     * non-retryable when someone changed the status in between.
+     */
+    async markOrganizationDeleting(input: { orgId: string; expected: string }): Promise<void> {
+      const map = mapOf(input.orgId);
+      const result = await purging('postgres', map.orgId, 'organization status', () => setOrganizationStatus(clients.postgres, map, 'deleting', [input.expected, 'deleting']));
+      if (result.status !== 'deleting') {
+        throw permanentFailure(FailureType.OperationConflict, `organization status changed to ${JSON.stringify(result.status ?? null)} while the deletion was starting; expected ${JSON.stringify(input.expected)}`, {
+          store: 'postgres',
+          orgId: map.orgId,
+          object: 'organization status',
+        });
+      }
+    },
+
+    /** Compensation of the mark: gives the row back `status`, only if it still reads `deleting`. */
+    async restoreOrganizationStatus(input: { orgId: string; status: string }): Promise<{ status: string | undefined }> {
+      const map = mapOf(input.orgId);
+      const result = await purging('postgres', map.orgId, 'organization status', () => setOrganizationStatus(clients.postgres, map, input.status, ['deleting']));
+      return { status: result.status };
+    },
+
+    /** Revokes every session of the organization in Redis (index, indexed and scanned session keys). */
+    async revokeOrganizationSessions(orgId: string): Promise<number> {
+      const map = mapOf(orgId);
+      return purging('redis', map.orgId, map.redis.sessionIndexKey, () => revokeOrganizationSessions(clients.redis, map));
+    },
+
+    /** JetStream: purges the organization's subjects in every stream. */
+    async purgeOrganizationQueue(orgId: string): Promise<RemovedCounts> {
+      const map = mapOf(orgId);
+      return purging('queue', map.orgId, map.queue.streams.map((s) => s.filterSubject).join(','), () => purgeOrganizationQueue(clients.nats, deps.config.preflightTimeoutMs, map));
+    },
+
+    /** Redis: SCAN + UNLINK of every key pattern of the organization. */
+    async purgeOrganizationRedis(orgId: string): Promise<RemovedCounts> {
+      const map = mapOf(orgId);
+      return purging('redis', map.orgId, map.redis.keyPatterns.join(','), () => purgeOrganizationRedis(clients.redis, map));
+    },
+
+    /** ClickHouse: drops the organization's database. */
+    async purgeOrganizationClickHouse(orgId: string): Promise<RemovedCounts> {
+      const map = mapOf(orgId);
+      return purging('clickhouse', map.orgId, map.clickhouse.database, () => purgeOrganizationClickHouse(clients.clickhouse, map));
+    },
+
+    /** PostgreSQL: drops the organization's schemas. */
+    async purgeOrganizationSchemas(orgId: string): Promise<RemovedCounts> {
+      const map = mapOf(orgId);
+      return purging('postgres', map.orgId, map.postgres.schemas.join(','), () => purgeOrganizationSchemas(clients.postgres, map));
+    },
+
+    /** PostgreSQL: the organization's shared rows, children first, the organization row last. */
+    async purgeOrganizationSharedRows(orgId: string): Promise<RemovedCounts> {
+      const map = mapOf(orgId);
+      return purging('postgres', map.orgId, 'shared tables', () => purgeOrganizationSharedRows(clients.postgres, map));
+    },
+
+    /**
+     * What exists of the organization: `exists`, one line per object, and which purge steps would
+     * remove it. The residue check and the validation of a re-applied deletion use it.
+     */
+    async describeForDeletion(orgId: string): Promise<{ exists: boolean; lines: string[]; steps: PurgeStep[] }> {
+      const id = parseOrgId(orgId);
+      const d = await purging('postgres', id, 'describe', () => describeOrganization(clients, id, model));
+      return { exists: d.exists, lines: summarizeDescription(d), steps: stepsWithResidue(d) };
+    },
+
+    /** What the certificate records of the pre-deletion backup: artifacts with checksums, key id, verification. */
+    async preDeletionBackupFacts(input: { orgId: string; backupId: string }): Promise<Extract<DeletionCertificate['backup'], { skipped: false }>> {
+      const manifest = await readManifest(store, input.orgId, input.backupId);
+      const verification = await store.readJson({ orgId: input.orgId, backupId: input.backupId }, VERIFICATION_FILE);
+      const result = verification !== null && typeof verification === 'object' ? (verification as { result?: unknown; passed?: unknown }) : undefined;
+      return {
+        skipped: false,
+        backupId: manifest.backupId,
+        verified: result?.result === 'passed' || result?.passed === true,
+        ...(manifest.keyId ? { keyId: manifest.keyId } : {}),
+        artifacts: manifest.artifacts.map((a) => ({ file: a.file, bytes: a.bytes, sha256: a.sha256, rows: a.rows })),
+        fingerprintObjects: manifest.fingerprint.objects.length,
+      };
+    },
+
+    /**
+     * Crypto-shredding at the end of the retention: deletes every backup of the organization (held
+     * ones too: the hold existed for this moment) and destroys its data key, so no copy of any
+     * backup — the local one or a replica — stays readable by this project. Skipped when a restore
+     * overrode the deletion (the organization lives again and its backups are its own). Updates the
+     * certificate. Idempotent.
+     */
+    async shredOrganizationBackups(input: { orgId: string; deletionRunId: string }): Promise<{ skipped?: string; removedBackups: string[]; destroyedKeyIds: string[] }> {
+      const orgId = parseOrgId(input.orgId);
+      const log = await readDeletionLog(store, orgId);
+      const certificate = log.deletions.find((d) => d.runId === input.deletionRunId);
+      const inEffect = deletionInEffect(log);
+      if (certificate && inEffect?.runId !== certificate.runId && log.overrides.some((o) => o.deletionRunId === certificate.runId || o.recordedAt > certificate.pointOfNoReturnAt)) {
+        const skipped = `a restore overrode the deletion (${log.overrides.map((o) => `${o.restoreWorkflowId}: ${o.reason}`).join('; ')}); the organization's backups are kept`;
+        await recordCertificate(logDeps, { ...certificate, retention: { ...certificate.retention, skipped } });
+        return { skipped, removedBackups: [], destroyedKeyIds: [] };
+      }
+      const removedBackups: string[] = [];
+      const beats = startHeartbeats(() => ({ orgId, removed: removedBackups.length }));
+      try {
+        for (const backup of await store.listBackups(orgId)) {
+          await store.deleteBackup({ orgId, backupId: backup.backupId });
+          removedBackups.push(backup.backupId);
+        }
+        const { destroyedKeyIds } = await keyStore.destroyDataKey(orgId);
+        if (certificate) {
+          // A retry keeps what an earlier attempt recorded: the key is destroyed once.
+          const previous = certificate.retention;
+          await recordCertificate(logDeps, {
+            ...certificate,
+            retention: {
+              ...previous,
+              shreddedAt: previous.shreddedAt ?? new Date().toISOString(),
+              removedBackups: [...new Set([...(previous.removedBackups ?? []), ...removedBackups])],
+              destroyedKeyIds: [...new Set([...(previous.destroyedKeyIds ?? []), ...destroyedKeyIds])],
+            },
+          });
+        }
+        return { removedBackups, destroyedKeyIds };
+      } finally {
+        beats.stop();
+      }
+    },
+
+    /**
+     * Organizations whose recorded deletion (completed, not overridden) is in effect although
+     * something of them exists again — what a restore of an older platform or organization backup
+     * brought back.
+     */
+    async findReappearedOrganizations(): Promise<{ logged: number; reappeared: Array<{ orgId: string; deletionRunId: string; found: string[] }> }> {
+      let logged = 0;
+      const reappeared: Array<{ orgId: string; deletionRunId: string; found: string[] }> = [];
+      const beats = startHeartbeats(() => ({ logged, reappeared: reappeared.length }));
+      try {
+        for (const orgId of await listLoggedOrganizations(store)) {
+          const deletion = deletionInEffect(await readDeletionLog(store, orgId));
+          if (deletion?.status !== 'completed') continue;
+          logged++;
+          const d = await describeOrganization(clients, orgId, model);
+          if (d.exists) reappeared.push({ orgId, deletionRunId: deletion.runId, found: summarizeDescription(d) });
+        }
+        return { logged, reappeared };
+      } finally {
+        beats.stop();
+      }
+    },
+  };
+}

@@ -1,0 +1,310 @@
+import { randomUUID } from 'node:crypto';
+import {
+  Client,
+  Connection,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  type WorkflowExecutionDescription,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import type { SearchAttributePair } from '@temporalio/common';
+import { createStorageActivities, type BackupListEntry } from '../activities/storage';
+import type { StalenessReport } from '../activities/staleness';
+import { loadConfig, type AppConfig } from '../config';
+import type { BackupOrganizationInput, BackupSummary } from '../contracts/backup';
+import type { ArchiveChatInput } from '../contracts/chat-archive';
+import {
+  PROGRESS_QUERY_OF,
+  WorkflowType,
+  type DeleteOrganizationInput,
+  type RestoreOrganizationInput,
+  type VerifyBackupInput,
+} from '../contracts/operation-inputs';
+import type { PreflightReport } from '../contracts/preflight';
+import { isOrgId } from '../platform/org-id';
+import { OperationAttribute, OrgIdAttribute, type OperationName } from '../search-attributes';
+import type { BackupStore } from '../storage/backup-store';
+import { createFilesystemBackupStore } from '../storage/filesystem-backup-store';
+import {
+  requireOrgId,
+  requireRequestId,
+  validateBackupInput,
+  validateCancelDeletion,
+  validateDeleteInput,
+  validateRestoreInput,
+  validateVerifyInput,
+} from './validation';
+
+/** Options every `start…` call takes. */
+export interface StartOptions {
+  /**
+   * The caller's id for this request. The same id starts one workflow, not two: a repeated call
+   * returns the run the first call started (running or finished). A random id when absent.
+   */
+  requestId?: string;
+  /** Who asked (a service name or a person), recorded in the run's memo. */
+  requestedBy?: string;
+}
+
+/** A started (or already running) operation. */
+export interface StartedOperation {
+  workflowId: string;
+  /** Run id of the run the request id maps to. */
+  runId: string;
+  operation: OperationName;
+  handle: WorkflowHandle;
+}
+
+/** What `getOperationStatus` reports about one run. */
+export interface OperationStatus {
+  workflowId: string;
+  runId: string;
+  type: string;
+  /** `RUNNING`, `COMPLETED`, `FAILED`, `CANCELLED`, `TERMINATED`, `CONTINUED_AS_NEW`, `TIMED_OUT`. */
+  status: string;
+  startTime: string;
+  closeTime?: string;
+  orgId?: string;
+  operation?: string;
+  /** The answer of the workflow's progress query while it runs; absent when it has none. */
+  progress?: unknown;
+  memo?: Record<string, unknown>;
+}
+
+/** Options of {@link connectRecoveryClient}. */
+export interface ConnectOptions {
+  /** @default loadConfig() from the environment */
+  config?: AppConfig;
+  /** Task queue of the worker. @default config.temporal.taskQueue */
+  taskQueue?: string;
+  /** The backup store `listBackups` reads. @default the filesystem store of config.backup */
+  store?: BackupStore;
+}
+
+function firstString(value: unknown): string | undefined {
+  return Array.isArray(value) && typeof value[0] === 'string' ? value[0] : undefined;
+}
+
+/**
+ * The typed SDK other services use to run backup, verification, restore and deletion on the
+ * eloquent-recovery worker. Every `start…` validates its input before anything is sent and
+ * throws `InvalidRequestError` naming the field and the rule.
+ */
+export class RecoveryClient {
+  constructor(
+    /** The underlying Temporal client, for anything this SDK does not cover. */
+    readonly temporal: Client,
+    private readonly connection: Connection,
+    readonly config: AppConfig,
+    readonly taskQueue: string,
+    private readonly store: BackupStore,
+  ) {}
+
+  /** Backs up one organization. Workflow id `backup-<orgId>-<requestId>`. */
+  async startBackup(input: BackupOrganizationInput, options: StartOptions = {}): Promise<StartedOperation> {
+    const valid = validateBackupInput(input);
+    const requestId = requireRequestId(options.requestId ?? randomUUID());
+    return this.start(WorkflowType.backup, `backup-${valid.orgId}-${requestId}`, valid, 'backup', valid.orgId, requestId, options, `backup of ${valid.orgId}`);
+  }
+
+  /** Verifies one backup, or the newest of an organization. Workflow id `verify-<backupId|orgId>-<requestId>`. */
+  async startVerification(input: VerifyBackupInput, options: StartOptions = {}): Promise<StartedOperation> {
+    const valid = validateVerifyInput(input);
+    const requestId = requireRequestId(options.requestId ?? randomUUID());
+    const subject = 'backupId' in valid ? valid.backupId : `${valid.orgId}-latest`;
+    const orgId = valid.orgId;
+    return this.start(WorkflowType.verify, `verify-${subject}-${requestId}`, valid, 'verify', orgId, requestId, options, `verification of ${subject}`);
+  }
+
+  /** Restores a backup, into its organization or (`targetOrgId`) a clone. Workflow id `restore-<target>-<requestId>`. */
+  async startRestore(input: RestoreOrganizationInput, options: StartOptions = {}): Promise<StartedOperation> {
+    const valid = validateRestoreInput(input);
+    const requestId = requireRequestId(options.requestId ?? randomUUID());
+    const target = valid.targetOrgId ?? valid.orgId;
+    return this.start(
+      WorkflowType.restore,
+      `restore-${target ?? valid.backupId}-${requestId}`,
+      valid,
+      'restore',
+      target,
+      requestId,
+      options,
+      `restore of ${valid.backupId}${target ? ` into ${target}` : ''} (${valid.mode})`,
+    );
+  }
+
+  /**
+   * Starts the deletion of an organization. Its workflow id is `delete-org-<orgId>`, so there is at
+   * most one deletion per organization whatever the request id; a repeated call returns it.
+   */
+  async startDeletion(input: DeleteOrganizationInput, options: StartOptions = {}): Promise<StartedOperation> {
+    const valid = validateDeleteInput(input);
+    const requestId = requireRequestId(options.requestId ?? randomUUID());
+    return this.start(WorkflowType.delete, deletionWorkflowId(valid.orgId), valid, 'delete', valid.orgId, requestId, { requestedBy: valid.requestedBy, ...options }, `deletion of ${valid.orgId}: ${valid.reason}`);
+  }
+
+  /** Sends `cancelDeletion` to the organization's running deletion (`delete-org-<orgId>`). */
+  async cancelDeletion(orgIdInput: string, input: { by: string; reason: string }): Promise<void> {
+    const orgId = requireOrgId(orgIdInput, 'orgId');
+    const signal = validateCancelDeletion(input);
+    await this.temporal.workflow.getHandle(deletionWorkflowId(orgId)).signal('cancelDeletion', signal);
+  }
+
+  /** Archives chat (one organization, or all). Workflow id `archive-chat-<org|all>-<requestId>`. */
+  async startChatArchive(input: ArchiveChatInput = {}, options: StartOptions = {}): Promise<StartedOperation> {
+    const orgId = input.orgId === undefined ? undefined : requireOrgId(input.orgId, 'orgId');
+    const requestId = requireRequestId(options.requestId ?? randomUUID());
+    return this.start(WorkflowType.archiveChat, `archive-chat-${orgId ?? 'all'}-${requestId}`, { ...input, ...(orgId ? { orgId } : {}) }, 'archive-chat', orgId, requestId, options, `chat archival of ${orgId ?? 'every organization'}`);
+  }
+
+  /** Probes every store through the worker; resolves with versions and latencies, rejects naming the store that did not answer. */
+  async preflight(): Promise<PreflightReport> {
+    return this.temporal.workflow.execute<() => Promise<PreflightReport>>(WorkflowType.preflight, {
+      taskQueue: this.taskQueue,
+      workflowId: `preflight-${new Date().toISOString()}`,
+      args: [],
+      typedSearchAttributes: [{ key: OperationAttribute, value: 'preflight' }],
+    });
+  }
+
+  /** Every organization whose newest verified backup is older than `staleAfterMs` (default 36 h), checked by the worker. */
+  async checkStaleness(staleAfterMs?: number): Promise<StalenessReport> {
+    return this.temporal.workflow.execute<(input: { staleAfterMs?: number }) => Promise<StalenessReport>>(WorkflowType.staleness, {
+      taskQueue: this.taskQueue,
+      workflowId: `staleness-${new Date().toISOString()}`,
+      args: [staleAfterMs === undefined ? {} : { staleAfterMs }],
+      typedSearchAttributes: [{ key: OperationAttribute, value: 'preflight' }],
+    });
+  }
+
+  /** Status of one run (the latest run of the workflow id), with its progress while it runs. */
+  async getOperationStatus(workflowId: string): Promise<OperationStatus> {
+    const handle = this.temporal.workflow.getHandle(workflowId);
+    const description = await handle.describe();
+    const status = statusOf(description);
+    if (status.status === 'RUNNING') {
+      const query = PROGRESS_QUERY_OF[status.type];
+      if (query !== undefined) {
+        try {
+          status.progress = await handle.query(query);
+        } catch {
+          // A run that has not yet registered its query handler answers nothing yet; that is no error.
+        }
+      }
+    }
+    return status;
+  }
+
+  /** The organization's runs of every operation, newest first (Temporal visibility, by the `OrgId` search attribute). */
+  async listOperations(orgIdInput: string, limit = 20): Promise<OperationStatus[]> {
+    const orgId = requireOrgId(orgIdInput, 'orgId');
+    const result: OperationStatus[] = [];
+    // The id passed the organization id rule: no quote can be inside it.
+    for await (const run of this.temporal.workflow.list({ query: `OrgId = '${orgId}' ORDER BY StartTime DESC`, pageSize: limit })) {
+      result.push({
+        workflowId: run.workflowId,
+        runId: run.runId,
+        type: run.type,
+        status: run.status.name,
+        startTime: run.startTime.toISOString(),
+        ...(run.closeTime ? { closeTime: run.closeTime.toISOString() } : {}),
+        orgId,
+        ...(firstString(run.searchAttributes?.Operation) ? { operation: firstString(run.searchAttributes?.Operation) } : {}),
+      });
+      if (result.length >= limit) break;
+    }
+    return result;
+  }
+
+  /** The organization's backups, newest first, read from the backup store. */
+  async listBackups(orgIdInput: string): Promise<BackupListEntry[]> {
+    const orgId = requireOrgId(orgIdInput, 'orgId');
+    return createStorageActivities({ store: this.store }).listBackups(orgId);
+  }
+
+  /** Waits for the run of `workflowId` to finish; resolves with its result, rejects with its failure. */
+  async waitForResult<T = unknown>(workflowId: string): Promise<T> {
+    return this.temporal.workflow.getHandle(workflowId).result() as Promise<T>;
+  }
+
+  /** Typed wait for a backup. */
+  async waitForBackup(operation: StartedOperation): Promise<BackupSummary> {
+    return this.waitForResult<BackupSummary>(operation.workflowId);
+  }
+
+  async close(): Promise<void> {
+    await this.connection.close();
+  }
+
+  private async start(
+    type: string,
+    workflowId: string,
+    input: object,
+    operation: OperationName,
+    orgId: string | undefined,
+    requestId: string,
+    options: StartOptions,
+    summary: string,
+  ): Promise<StartedOperation> {
+    const searchAttributes: SearchAttributePair[] = [{ key: OperationAttribute, value: operation }];
+    if (orgId !== undefined) searchAttributes.push({ key: OrgIdAttribute, value: orgId });
+    try {
+      const handle = await this.temporal.workflow.start(type, {
+        taskQueue: this.taskQueue,
+        workflowId,
+        args: [input],
+        // One request id, one workflow: a running one is joined, a finished one is not started again.
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        typedSearchAttributes: searchAttributes,
+        memo: { requestId, summary, ...(options.requestedBy ? { requestedBy: options.requestedBy } : {}) },
+        staticSummary: summary,
+      });
+      const runId = handle.firstExecutionRunId;
+      return { workflowId, runId, operation, handle: this.temporal.workflow.getHandle(workflowId, runId) };
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      const handle = this.temporal.workflow.getHandle(workflowId);
+      const description = await handle.describe();
+      return { workflowId, runId: description.runId, operation, handle: this.temporal.workflow.getHandle(workflowId, description.runId) };
+    }
+  }
+}
+
+/** The one workflow id of an organization's deletion. */
+export function deletionWorkflowId(orgId: string): string {
+  return `delete-org-${orgId}`;
+}
+
+function statusOf(d: WorkflowExecutionDescription): OperationStatus {
+  return {
+    workflowId: d.workflowId,
+    runId: d.runId,
+    type: d.type,
+    status: d.status.name,
+    startTime: d.startTime.toISOString(),
+    ...(d.closeTime ? { closeTime: d.closeTime.toISOString() } : {}),
+    ...(d.typedSearchAttributes.get(OrgIdAttribute) ? { orgId: d.typedSearchAttributes.get(OrgIdAttribute) } : {}),
+    ...(d.typedSearchAttributes.get(OperationAttribute) ? { operation: d.typedSearchAttributes.get(OperationAttribute) } : {}),
+    ...(d.memo ? { memo: d.memo } : {}),
+  };
+}
+
+/** True when `value` is an organization id rather than a workflow id (workflow ids always contain "-"). */
+export function looksLikeOrgId(value: string): boolean {
+  return isOrgId(value);
+}
+
+/** Thrown by `getOperationStatus` for an unknown workflow id; re-exported for callers' `instanceof`. */
+export { WorkflowNotFoundError };
+
+/**
+ * Connects to the Temporal server of the configuration and returns the SDK.
+ * @throws when the server cannot be reached (the connection error, naming the address).
+ */
+export async function connectRecoveryClient(options: ConnectOptions = {}): Promise<RecoveryClient> {
+  const config = options.config ?? loadConfig();
+  const connection = await Connection.connect({ address: config.temporal.address });
+  const temporal = new Client({ connection, namespace: config.temporal.namespace });
+  return new RecoveryClient(temporal, connection, config, options.taskQueue ?? config.temporal.taskQueue, options.store ?? createFilesystemBackupStore(config.backup));
+}

@@ -1,0 +1,172 @@
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  CancellationScope,
+  defineQuery,
+  executeChild,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { ObjectComparison, RestoreOrganizationInput, RestoreResult } from '../contracts/verification';
+import { FailureType, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
+import { compareObjectFingerprints, describeDifferences } from '../platform/fingerprint-compare';
+import { parseOrgId } from '../platform/org-id';
+import { OperationAttribute, OrgIdAttribute } from '../search-attributes';
+import { backupOrganization } from './backup-organization';
+
+export interface RestoreProgress {
+  step: string;
+  sourceOrgId?: string;
+  targetOrgId?: string;
+  backupId: string;
+  safetyBackupId?: string;
+}
+
+export const restoreProgressQuery = defineQuery<RestoreProgress>('restoreProgress');
+
+const quick = proxyActivities<Activities>({
+  startToCloseTimeout: '10m',
+  heartbeatTimeout: '1m',
+  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES] },
+});
+
+const restoring = proxyActivities<Activities>({
+  startToCloseTimeout: '6h',
+  heartbeatTimeout: '20s',
+  // Compensation must not start while a restore step is still writing.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: 10, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES] },
+});
+
+function parseInput(input: RestoreOrganizationInput | undefined): RestoreOrganizationInput & { mode: 'into-empty' | 'replace' } {
+  if (input === null || typeof input !== 'object' || typeof input.backupId !== 'string' || input.backupId === '') {
+    throw ApplicationFailure.nonRetryable('backupId: expected the id of a complete backup', FailureType.InvalidInput);
+  }
+  const mode = input.mode ?? 'into-empty';
+  if (mode !== 'into-empty' && mode !== 'replace') {
+    throw ApplicationFailure.nonRetryable(`mode: expected "into-empty" or "replace", got ${JSON.stringify(mode)}`, FailureType.InvalidInput);
+  }
+  if (input.override !== undefined && (typeof input.override?.reason !== 'string' || input.override.reason.trim() === '')) {
+    throw ApplicationFailure.nonRetryable('override.reason: expected a non-empty reason', FailureType.InvalidInput);
+  }
+  return {
+    ...input,
+    mode,
+    ...(input.orgId !== undefined ? { orgId: parseOrgId(input.orgId, 'orgId') } : {}),
+    ...(input.targetOrgId !== undefined ? { targetOrgId: parseOrgId(input.targetOrgId, 'targetOrgId') } : {}),
+  };
+}
+
+function rootMessage(err: unknown): string {
+  let message = String(err);
+  for (let current: unknown = err; current instanceof Error; current = current.cause) message = current.message;
+  return message;
+}
+
+/**
+ * Brings an organization back from a backup — as itself, or as a clone under `targetOrgId`.
+ * `into-empty` refuses a target with any data; `replace` takes a safety backup of the target first.
+ * If any step fails, everything this restore wrote is removed and the target is put back as it was
+ * (from the safety backup for `replace`); the failure names the step. Ends by comparing the target's
+ * fingerprint with the manifest's.
+ */
+export async function restoreOrganization(rawInput: RestoreOrganizationInput): Promise<RestoreResult> {
+  const input = parseInput(rawInput);
+  const info = workflowInfo();
+  const started = Date.now();
+  const progress: RestoreProgress = { step: 'locating the backup', backupId: input.backupId };
+  setHandler(restoreProgressQuery, () => progress);
+
+  const backup = await quick.locateBackup({ backupId: input.backupId, ...(input.orgId ? { orgId: input.orgId } : {}) });
+  const targetOrgId = input.targetOrgId ?? backup.orgId;
+  Object.assign(progress, { sourceOrgId: backup.orgId, targetOrgId });
+  upsertSearchAttributes([
+    { key: OrgIdAttribute, value: targetOrgId },
+    { key: OperationAttribute, value: 'restore' },
+  ]);
+
+  progress.step = 'checking';
+  await quick.assertNoConflictingOperation({ orgId: targetOrgId, operations: ['restore', 'delete', 'backup'] });
+  const deletion = await quick.findDeletionRecord(targetOrgId);
+  if (deletion && !input.override) {
+    throw ApplicationFailure.nonRetryable(
+      `organization ${targetOrgId} was deleted by ${deletion.workflowId} (requested by ${deletion.requestedBy}: ${deletion.reason}); restoring it needs "override": {"reason": "..."}, which is recorded`,
+      FailureType.RestoreRefused,
+    );
+  }
+  const problems = await quick.checkBackupArtifacts(backup);
+  if (problems.length > 0) {
+    throw ApplicationFailure.nonRetryable(`backup ${backup.orgId}/${backup.backupId} is damaged: ${problems.join('; ')}`, FailureType.ChecksumMismatch);
+  }
+  const manifest = await quick.readBackupManifest(backup);
+  const existing = await quick.summarizeOrganization(targetOrgId);
+  if (input.mode === 'into-empty' && existing.length > 0) {
+    throw ApplicationFailure.nonRetryable(
+      `target organization ${targetOrgId} is not empty, nothing was changed (use mode "replace" to overwrite it): ${existing.join('; ')}`,
+      FailureType.RestoreRefused,
+    );
+  }
+  if (deletion && input.override) {
+    await quick.recordDeletionOverride({ orgId: targetOrgId, restoreWorkflowId: info.workflowId, reason: input.override.reason });
+  }
+
+  let safetyBackupId: string | undefined;
+  if (input.mode === 'replace' && existing.length > 0) {
+    progress.step = 'safety backup of the target';
+    const safety = await executeChild(backupOrganization, {
+      workflowId: `${info.workflowId}-safety-backup`,
+      args: [{ orgId: targetOrgId, reason: `safety backup before restore ${info.workflowId}`, verify: false }],
+    });
+    safetyBackupId = safety.backupId;
+    progress.safetyBackupId = safetyBackupId;
+  }
+
+  const restoreAs = { orgId: backup.orgId, backupId: backup.backupId, targetOrgId };
+  let comparisons: ObjectComparison[] = [];
+  try {
+    if (manifest.stores.includes('postgres')) {
+      progress.step = 'postgres';
+      await restoring.restorePostgres(restoreAs);
+    }
+    if (manifest.stores.includes('clickhouse')) {
+      progress.step = 'clickhouse';
+      await restoring.restoreClickHouse(restoreAs);
+    }
+    progress.step = 'fingerprint';
+    const actual = await quick.fingerprintOrganization(targetOrgId, [...manifest.stores]);
+    comparisons = compareObjectFingerprints(manifest.fingerprint.objects, actual.objects);
+    const differences = describeDifferences(comparisons);
+    if (differences.length > 0) {
+      throw ApplicationFailure.nonRetryable(`restored data differs from the manifest: ${differences.join('; ')}`, FailureType.VerificationFailed);
+    }
+  } catch (err) {
+    const failedStep = progress.step;
+    progress.step = `compensating after ${failedStep}`;
+    const undone = await CancellationScope.nonCancellable(async () => {
+      // Remove what this restore wrote, then put back what was there.
+      await quick.clearOrganizationPostgres({ orgId: targetOrgId });
+      await quick.clearOrganizationClickHouse({ orgId: targetOrgId });
+      if (!safetyBackupId) return `target ${targetOrgId} is empty again, as before`;
+      const safety = { orgId: targetOrgId, backupId: safetyBackupId, targetOrgId };
+      await restoring.restorePostgres(safety);
+      await restoring.restoreClickHouse(safety);
+      return `target ${targetOrgId} was put back from safety backup ${safetyBackupId}`;
+    });
+    progress.step = 'failed';
+    throw ApplicationFailure.nonRetryable(`restore of ${backup.orgId}/${backup.backupId} into ${targetOrgId} failed at step "${failedStep}": ${rootMessage(err)}; ${undone}`, FailureType.StoreRejected);
+  }
+
+  progress.step = 'done';
+  return {
+    backupId: backup.backupId,
+    sourceOrgId: backup.orgId,
+    targetOrgId,
+    mode: input.mode,
+    ...(safetyBackupId ? { safetyBackupId } : {}),
+    comparisons,
+    durationMs: Date.now() - started,
+  };
+}
