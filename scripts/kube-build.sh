@@ -65,7 +65,7 @@ if ((${#kube_missing[@]})); then
   ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
   pkgs=()
   for name in "${kube_missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$name"); done
-  log "building ${kube_missing[*]} $KUBE_VERSION into $KUBE_DIR (first build: about 15 minutes on 2 cores)"
+  log "building ${kube_missing[*]} $KUBE_VERSION into $KUBE_DIR (first build: about 10 minutes on 2 cores)"
   (cd "$ROOT/tools/kube" && "${GO[@]}" build -trimpath -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}")
   install_bins "$KUBE_DIR" "$tmp" "${kube_missing[@]}"
   log "built ${kube_missing[*]} after $(($(date +%s) - started))s"

@@ -7,7 +7,8 @@
 #   up      build what is missing, start what is not running, wait until ready, then create the
 #           namespaces `eloquent` and `velero` and install Velero's Backup CRD (idempotent)
 #   down    stop the three services (data is kept)
-#   status  one line per service: name, address, version, status
+#   status  one line per service: name, address, version, up/down (status-lines: without header,
+#           for scripts/stack.sh status); etcd, kube-api (apiserver), kube-cm (controller manager)
 #   env     print KUBECONFIG and HELM_BIN for other scripts and tests
 #   clean   down, then remove .data/kube (certificates, tokens, etcd data)
 #
@@ -173,7 +174,9 @@ up() {
   local started
   started=$(date +%s)
   load_paths build
-  mkdir -p "$DATA"
+  mkdir -p "$DATA" "$ROOT/.tools/bin"
+  # The helm of this stack where the worker's default HELM_BIN can find it, like .tools/bin/temporal.
+  ln -sfn "$HELM_BIN" "$ROOT/.tools/bin/helm"
   make_pki
   write_kubeconfig "$DATA/kubeconfig" admin "$(admin_token)"
   write_kubeconfig "$DATA/controller-manager.kubeconfig" system:kube-controller-manager \
@@ -188,7 +191,7 @@ up() {
   wait_for etcd 30 etcd_healthy
 
   # The endpoint reconciler is off: it would publish 127.0.0.1 as the `kubernetes` Service's
-  # endpoint, which EndpointSlice validation rejects, and nothing here dials the Service anyway.
+  # endpoint, which endpoint validation rejects (loopback), and nothing here dials the Service.
   start kube-apiserver "$KUBE_BIN_DIR/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
@@ -201,10 +204,10 @@ up() {
     --profiling=false
   wait_for kube-apiserver 90 api_ready
 
+  # No --authentication/authorization-kubeconfig: its own endpoints then serve only /healthz,
+  # /readyz and /livez, which is all this stack reads from it.
   start kube-controller-manager "$KUBE_BIN_DIR/kube-controller-manager" \
     --kubeconfig "$DATA/controller-manager.kubeconfig" \
-    --authentication-kubeconfig "$DATA/controller-manager.kubeconfig" \
-    --authorization-kubeconfig "$DATA/controller-manager.kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$CM_PORT" --leader-elect=false \
     --controllers deployment-controller,replicaset-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller \
     --use-service-account-credentials \
@@ -230,33 +233,39 @@ down() {
   done
 }
 
-status() {
-  local version state
-  printf '%-24s %-28s %-10s %s\n' SERVICE ADDRESS VERSION STATUS
-  if pid_of etcd >/dev/null && etcd_healthy; then
+status_line() { # <name> <address> <version or empty when down>: the format of scripts/stack.sh
+  local state=up
+  [[ -n "$3" ]] || state=down
+  printf '%-11s %-22s %-14s %s\n' "$1" "$2" "${3:--}" "$state"
+  [[ "$state" == up ]]
+}
+
+status_lines() { # etcd, kube-api(server), kube-cm (controller manager); fails if any is down
+  local version ok=0
+  version=
+  pid_of etcd >/dev/null && etcd_healthy &&
     version=$(curl -sf "http://127.0.0.1:$ETCD_PORT/version" | sed -n 's/.*"etcdserver":"\([^"]*\)".*/v\1/p')
-    state=running
-  else version=-; state=stopped; fi
-  printf '%-24s %-28s %-10s %s\n' etcd "http://127.0.0.1:$ETCD_PORT" "$version" "$state"
-  if pid_of kube-apiserver >/dev/null && api_ready; then
+  status_line etcd "127.0.0.1:$ETCD_PORT" "$version" || ok=1
+  version=
+  pid_of kube-apiserver >/dev/null && api_ready &&
     version=$(curl -sf --cacert "$PKI/ca.crt" "$API_URL/version" | sed -n 's/.*"gitVersion": *"\([^"]*\)".*/\1/p')
-    state=ready
-  else version=-; state=stopped; fi
-  printf '%-24s %-28s %-10s %s\n' kube-apiserver "$API_URL" "$version" "$state"
-  if pid_of kube-controller-manager >/dev/null && cm_healthy; then
+  status_line kube-api "127.0.0.1:$API_PORT" "$version" || ok=1
+  version=
+  pid_of kube-controller-manager >/dev/null && cm_healthy &&
     version=$("$KUBE_BIN_DIR/kube-controller-manager" --version 2>/dev/null | awk '{print $2}')
-    state=running
-  else version=-; state=stopped; fi
-  printf '%-24s %-28s %-10s %s\n' kube-controller-manager "https://127.0.0.1:$CM_PORT" "$version" "$state"
-  [[ "$state" != stopped ]]
+  status_line kube-cm "127.0.0.1:$CM_PORT" "$version" || ok=1
+  return "$ok"
 }
 
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  status) load_paths || die "the control plane is not built (scripts/kube-build.sh)"; status ;;
+  status | status-lines)
+    load_paths || true # not built: every service shows as down
+    [[ "$1" == status-lines ]] || printf '%-11s %-22s %-14s %s\n' SERVICE ADDRESS VERSION STATUS
+    status_lines ;;
   env) load_paths || die "the control plane is not built (scripts/kube-build.sh)"
     printf 'KUBECONFIG=%s\nHELM_BIN=%s\n' "$DATA/kubeconfig" "$HELM_BIN" ;;
   clean) down; rm -rf "$DATA"; log "removed $DATA" ;;
-  *) die "usage: $0 up|down|status|env|clean" ;;
+  *) die "usage: $0 up|down|status|status-lines|env|clean" ;;
 esac

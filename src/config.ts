@@ -34,6 +34,8 @@ export interface AppConfig {
   kubernetes: {
     /** Path of a kubeconfig; ignored when running in a pod with a service account. */
     kubeconfigPath: string;
+    /** Use the pod's service account instead of the kubeconfig (default: when KUBERNETES_SERVICE_HOST is set). */
+    inCluster: boolean;
     namespace: string;
     helmRelease: string;
     helmBin: string;
@@ -113,7 +115,9 @@ function environmentSchema(cwd: string) {
     KUBECONFIG_PATH: z.string().min(1).default(path.join(cwd, '.data', 'kube', 'kubeconfig')),
     K8S_NAMESPACE: identifier.default('eloquent'),
     HELM_RELEASE: identifier.default('eloquent'),
-    HELM_BIN: z.string().min(1).default('helm'),
+    HELM_BIN: z.string().min(1).default(path.join(cwd, '.tools', 'bin', 'helm')),
+    K8S_IN_CLUSTER: z.enum(['true', 'false'], { message: 'expected true or false' }).optional(),
+    KUBERNETES_SERVICE_HOST: z.string().optional(),
     PLATFORM_MODEL_FILE: z.string().min(1).optional(),
     PREFLIGHT_TIMEOUT_MS: positiveInt('milliseconds').default(5000),
     METRICS_PORT: port.default(9464),
@@ -152,6 +156,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     backup: { directory: path.resolve(cwd, e.BACKUP_DIR), masterKeyBase64: e.BACKUP_MASTER_KEY },
     kubernetes: {
       kubeconfigPath: path.resolve(cwd, e.KUBECONFIG_PATH),
+      inCluster: e.K8S_IN_CLUSTER === undefined ? e.KUBERNETES_SERVICE_HOST !== undefined : e.K8S_IN_CLUSTER === 'true',
       namespace: e.K8S_NAMESPACE,
       helmRelease: e.HELM_RELEASE,
       helmBin: e.HELM_BIN,

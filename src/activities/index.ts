@@ -7,6 +7,7 @@ import type { StoreClients } from '../store-clients';
 import { createChatArchiveActivities } from './chat-archive';
 import { createClickHouseActivities } from './clickhouse';
 import { createDeletionActivities } from './deletion';
+import { createKubernetesActivities, loadKubeConfig } from './kubernetes';
 import { createOperationActivities } from './operations';
 import { createOrganizationActivities } from './organization';
 import { createPostgresActivities } from './postgres';
@@ -32,6 +33,8 @@ export function createActivities(deps: ActivityDeps) {
   const model = deps.model ?? DEFAULT_PLATFORM_MODEL;
   const store = deps.store ?? createFilesystemBackupStore(config.backup);
   const timeoutMs = config.preflightTimeoutMs;
+  let kubeConfig: ReturnType<typeof loadKubeConfig> | undefined;
+  const kube = config.kubernetes;
   return {
     ...createPostgresActivities({ postgres: clients.postgres, postgresUrl: config.postgres.url, binDir: config.postgres.binDir, timeoutMs, store, model }),
     ...createClickHouseActivities({ clickhouse: clients.clickhouse, clickhouseUrl: config.clickhouse.url, timeoutMs, store, model }),
@@ -43,6 +46,13 @@ export function createActivities(deps: ActivityDeps) {
     ...createStalenessActivities({ postgres: clients.postgres, store, model }),
     ...createOperationActivities({ temporal: deps.temporal }),
     ...createDeletionActivities({ config, clients, model, store }),
+    ...createKubernetesActivities({
+      kubeConfig: () => (kubeConfig ??= loadKubeConfig({ kubeconfigPath: kube.kubeconfigPath, inCluster: kube.inCluster })),
+      helmBin: kube.helmBin,
+      kubeconfigPath: kube.inCluster ? undefined : kube.kubeconfigPath,
+      namespace: kube.namespace,
+      helmRelease: kube.helmRelease,
+    }),
   };
 }
 

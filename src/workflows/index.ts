@@ -12,3 +12,6 @@ export { deleteOrganization, deletionStatusQuery, cancelDeletionSignal, retryNow
 export { shredOrganizationBackups } from './shred-organization-backups';
 export { reapplyDeletions } from './reapply-deletions';
 export { restoreOrganization, restoreProgressQuery } from './restore-organization';
+export { rollbackDeployment } from './rollback-deployment';
+export { rollbackPlatform } from './rollback-platform';
+export { backupKubernetes } from './backup-kubernetes';

@@ -1,0 +1,23 @@
+import type { KubernetesActivityDeps } from './kubernetes-api';
+import { createDeploymentActivities } from './kubernetes-deployments';
+import { createHelmActivities } from './kubernetes-helm';
+import { createVeleroActivities } from './kubernetes-velero';
+
+export { isRetryableKubernetesError, loadKubeConfig, type KubernetesActivityDeps } from './kubernetes-api';
+
+/**
+ * The Kubernetes activities: Deployment history and rollback (the semantics of `kubectl rollout`),
+ * Helm history and rollback (the `helm` binary, streamed into heartbeats) and Velero backups.
+ * Every activity names its namespace and object in its failures; an unknown Deployment, revision,
+ * release or Backup fails as non-retryable `UnknownKubernetesObject`, an unreachable API server
+ * as retryable `StoreUnavailable`.
+ */
+export function createKubernetesActivities(deps: KubernetesActivityDeps) {
+  return {
+    ...createDeploymentActivities(deps),
+    ...createHelmActivities(deps),
+    ...createVeleroActivities(deps),
+  };
+}
+
+export type KubernetesActivities = ReturnType<typeof createKubernetesActivities>;
