@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The whole test command: installs dependencies, brings the local stack up, type-checks, runs jest.
+# The whole test command: installs dependencies, brings the local stack up, type-checks, then runs
+# jest twice — the suite in parallel, then the outage tests (test/outage/) one at a time, alone,
+# because they stop shared servers (ClickHouse) or kill workers. Ends with one summary line.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
@@ -7,4 +9,21 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 bash scripts/stack.sh up
 npx tsc --noEmit -p tsconfig.json
-npx jest "$@"
+
+results=.data/test/results
+rm -rf "$results" && mkdir -p "$results"
+status=0
+npx jest --testPathIgnorePatterns '/test/outage/' --json --outputFile="$results/suite.json" "$@" || status=$?
+npx jest test/outage --runInBand --json --outputFile="$results/outage.json" "$@" || status=$?
+bash scripts/stack.sh up >/dev/null   # an outage test that failed midway may have left a server down
+
+node -e '
+  const fs = require("fs");
+  let passed = 0, failed = 0, skipped = 0;
+  for (const f of fs.readdirSync(process.argv[1])) {
+    const r = JSON.parse(fs.readFileSync(process.argv[1] + "/" + f, "utf8"));
+    passed += r.numPassedTests; failed += r.numFailedTests + r.numRuntimeErrorTestSuites; skipped += r.numPendingTests;
+  }
+  console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
+' "$results"
+exit "$status"

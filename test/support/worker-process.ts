@@ -15,7 +15,9 @@ export interface WorkerProcess {
 }
 
 export async function startWorkerProcess(taskQueue: string, env: NodeJS.ProcessEnv = {}): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), path.join(REPO_ROOT, 'src', 'worker.ts')], {
+  // `node --import tsx` runs the worker in this one process; the tsx CLI would fork a child that a
+  // SIGKILL of the parent leaves running.
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'worker.ts')], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env, TEMPORAL_TASK_QUEUE: taskQueue, WORKFLOW_BUNDLE_PATH, METRICS_PORT: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],
