@@ -21,7 +21,11 @@ import {
   type VerifyBackupInput,
 } from '../contracts/operation-inputs';
 import type { PreflightReport } from '../contracts/preflight';
+import { deletionWorkflowId } from '../contracts/deletion';
+import { DeletionAlreadyRunningError } from './deletion';
 import { isOrgId } from '../platform/org-id';
+
+export { deletionWorkflowId };
 import { OperationAttribute, OrgIdAttribute, type OperationName } from '../search-attributes';
 import type { BackupStore } from '../storage/backup-store';
 import { createFilesystemBackupStore } from '../storage/filesystem-backup-store';
@@ -135,12 +139,17 @@ export class RecoveryClient {
 
   /**
    * Starts the deletion of an organization. Its workflow id is `delete-org-<orgId>`, so there is at
-   * most one deletion per organization whatever the request id; a repeated call returns it.
+   * most one deletion per organization: a repeated call with the same request id returns it; any
+   * other call while it runs fails with {@link DeletionAlreadyRunningError} ("already running: <id>").
    */
   async startDeletion(input: DeleteOrganizationInput, options: StartOptions = {}): Promise<StartedOperation> {
     const valid = validateDeleteInput(input);
     const requestId = requireRequestId(options.requestId ?? randomUUID());
-    return this.start(WorkflowType.delete, deletionWorkflowId(valid.orgId), valid, 'delete', valid.orgId, requestId, { requestedBy: valid.requestedBy, ...options }, `deletion of ${valid.orgId}: ${valid.reason}`);
+    const workflowId = deletionWorkflowId(valid.orgId);
+    const started = await this.start(WorkflowType.delete, workflowId, valid, 'delete', valid.orgId, requestId, { requestedBy: valid.requestedBy, ...options }, `deletion of ${valid.orgId}: ${valid.reason}`);
+    const memo = (await started.handle.describe()).memo;
+    if (memo?.requestId !== requestId) throw new DeletionAlreadyRunningError(workflowId);
+    return started;
   }
 
   /** Sends `cancelDeletion` to the organization's running deletion (`delete-org-<orgId>`). */
@@ -269,11 +278,6 @@ export class RecoveryClient {
       return { workflowId, runId: description.runId, operation, handle: this.temporal.workflow.getHandle(workflowId, description.runId) };
     }
   }
-}
-
-/** The one workflow id of an organization's deletion. */
-export function deletionWorkflowId(orgId: string): string {
-  return `delete-org-${orgId}`;
 }
 
 function statusOf(d: WorkflowExecutionDescription): OperationStatus {

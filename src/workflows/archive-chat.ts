@@ -2,7 +2,7 @@ import { ApplicationFailure, defineQuery, executeChild, proxyActivities, setHand
 import type { Activities } from '../activities';
 import type { createChatArchiveActivities } from '../activities/chat-archive';
 import { DEFAULT_ARCHIVE_AGE_MS, type ArchiveChatInput, type ArchiveChatPlatformResult, type ArchiveChatResult } from '../contracts/chat-archive';
-import { FailureType, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
+import { FailureType, innermostMessage, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
 import { parseOrgId } from '../platform/org-id';
 import { OperationAttribute, OrgIdAttribute } from '../search-attributes';
 
@@ -44,17 +44,6 @@ function wholeNumber(value: unknown, fallback: number, field: string, min: numbe
 /** A child run with an `orgId` returns one organization's result. */
 function isOrganizationResult(value: ArchiveChatResult | ArchiveChatPlatformResult): value is ArchiveChatResult {
   return 'stream' in value;
-}
-
-/** The innermost message of a child's failure: the one that names organization, store and object. */
-function rootMessage(err: unknown): string {
-  let current: unknown = err;
-  let message = String(err);
-  while (current instanceof Error) {
-    message = current.message;
-    current = current.cause;
-  }
-  return message;
 }
 
 /**
@@ -105,7 +94,7 @@ export async function archiveChat(input: ArchiveChatInput = {}): Promise<Archive
           if (isOrganizationResult(result)) organizations.push(result);
           progress.organizationsDone++;
         } catch (err) {
-          failed.push({ orgId: id, error: rootMessage(err) });
+          failed.push({ orgId: id, error: innermostMessage(err) });
           progress.organizationsFailed++;
         }
       }

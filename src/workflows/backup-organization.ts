@@ -3,13 +3,11 @@ import {
   CancellationScope,
   defineQuery,
   executeChild,
-  proxyActivities,
   setHandler,
   upsertSearchAttributes,
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
 import {
   BACKUP_STORES,
   type BackupOrganizationInput,
@@ -18,26 +16,14 @@ import {
   type BackupSummary,
   type StoreBackupResult,
 } from '../contracts/backup';
-import { FailureType, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
+import { FailureType } from '../errors';
 import { parseOrgId } from '../platform/org-id';
 import { OperationAttribute, OrgIdAttribute } from '../search-attributes';
+import { quickActivities as quick, streamingActivities as streaming } from './activity-proxies';
 import { platformPreflight } from './platform-preflight';
 import { verifyBackup } from './verify-backup';
 
 export const backupProgressQuery = defineQuery<BackupProgress>('backupProgress');
-
-const quick = proxyActivities<Activities>({
-  startToCloseTimeout: '2m',
-  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES] },
-});
-
-// Dumps stream for as long as the data takes; a dead worker is noticed by the missing heartbeat
-// (sent every 2 s) within 20 s, and the retry resumes from the heartbeat details.
-const streaming = proxyActivities<Activities>({
-  startToCloseTimeout: '6h',
-  heartbeatTimeout: '20s',
-  retry: { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: 20, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES] },
-});
 
 /** Validates UI-typed input; a problem fails the run, non-retryable, naming the field. */
 function parseInput(input: BackupOrganizationInput | undefined): Required<Omit<BackupOrganizationInput, 'verify'>> & { verify: boolean } {

@@ -1,7 +1,7 @@
 import { ApplicationFailure, continueAsNew, executeChild, proxyActivities, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { BACKUP_STORES, type BackupStoreName } from '../contracts/backup';
-import { FailureType, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
+import { FailureType, innermostMessage, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
 import { parseOrgId } from '../platform/org-id';
 import { OperationAttribute } from '../search-attributes';
 import { backupOrganization } from './backup-organization';
@@ -40,17 +40,6 @@ function positive(value: number | undefined, fallback: number, field: string): n
   return n;
 }
 
-/** The innermost message of a child's failure: the one that names organization, store and object. */
-function rootMessage(err: unknown): string {
-  let current: unknown = err;
-  let message = String(err);
-  while (current instanceof Error) {
-    message = current.message;
-    current = current.cause;
-  }
-  return message;
-}
-
 /**
  * The whole platform: `pg_dumpall --globals-only`, then a `backupOrganization` child per organization,
  * `concurrency` at a time. One organization's failure is reported, never stops the others. Continues
@@ -84,7 +73,7 @@ export async function backupPlatform(input: BackupPlatformInput = {}): Promise<B
         });
         state.succeeded++;
       } catch (err) {
-        state.failed.push({ orgId, error: rootMessage(err) });
+        state.failed.push({ orgId, error: innermostMessage(err) });
       }
     }
   };

@@ -1,6 +1,6 @@
 import { ApplicationFailure, executeChild, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { createStalenessActivities } from '../activities/staleness';
-import { FailureType, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
+import { FailureType, innermostMessage, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
 import { OperationAttribute } from '../search-attributes';
 
 /** Workflow type of the verification workflow; by name, so the drill does not import its code. */
@@ -20,16 +20,6 @@ const drill = proxyActivities<ReturnType<typeof createStalenessActivities>>({
   startToCloseTimeout: '10m',
   retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES] },
 });
-
-function rootMessage(err: unknown): string {
-  let current: unknown = err;
-  let message = String(err);
-  while (current instanceof Error) {
-    message = current.message;
-    current = current.cause;
-  }
-  return message;
-}
 
 /**
  * The runbook's weekly restore drill: runs `verifyBackup` on the newest complete backup of every
@@ -53,7 +43,7 @@ export async function restoreDrill(input: RestoreDrillInput = {}): Promise<Resto
         await executeChild(VERIFY_BACKUP_WORKFLOW, { workflowId, args: [{ backupId: t.backupId, orgId: t.orgId }] });
         result.verified.push({ ...t, workflowId });
       } catch (err) {
-        result.failed.push({ ...t, workflowId, error: rootMessage(err) });
+        result.failed.push({ ...t, workflowId, error: innermostMessage(err) });
       }
     }
   };

@@ -1,20 +1,18 @@
 import {
-  ActivityCancellationType,
   ApplicationFailure,
   CancellationScope,
   defineQuery,
   executeChild,
-  proxyActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
 import type { ObjectComparison, RestoreOrganizationInput, RestoreResult } from '../contracts/verification';
-import { FailureType, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
+import { FailureType, innermostMessage } from '../errors';
 import { compareObjectFingerprints, describeDifferences } from '../platform/fingerprint-compare';
 import { parseOrgId } from '../platform/org-id';
 import { OperationAttribute, OrgIdAttribute } from '../search-attributes';
+import { quickActivities as quick, streamingActivities as restoring } from './activity-proxies';
 import { backupOrganization } from './backup-organization';
 
 export interface RestoreProgress {
@@ -26,20 +24,6 @@ export interface RestoreProgress {
 }
 
 export const restoreProgressQuery = defineQuery<RestoreProgress>('restoreProgress');
-
-const quick = proxyActivities<Activities>({
-  startToCloseTimeout: '10m',
-  heartbeatTimeout: '1m',
-  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES] },
-});
-
-const restoring = proxyActivities<Activities>({
-  startToCloseTimeout: '6h',
-  heartbeatTimeout: '20s',
-  // Compensation must not start while a restore step is still writing.
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: 10, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES] },
-});
 
 function parseInput(input: RestoreOrganizationInput | undefined): RestoreOrganizationInput & { mode: 'into-empty' | 'replace' } {
   if (input === null || typeof input !== 'object' || typeof input.backupId !== 'string' || input.backupId === '') {
@@ -58,12 +42,6 @@ function parseInput(input: RestoreOrganizationInput | undefined): RestoreOrganiz
     ...(input.orgId !== undefined ? { orgId: parseOrgId(input.orgId, 'orgId') } : {}),
     ...(input.targetOrgId !== undefined ? { targetOrgId: parseOrgId(input.targetOrgId, 'targetOrgId') } : {}),
   };
-}
-
-function rootMessage(err: unknown): string {
-  let message = String(err);
-  for (let current: unknown = err; current instanceof Error; current = current.cause) message = current.message;
-  return message;
 }
 
 /**
@@ -156,7 +134,7 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
       return `target ${targetOrgId} was put back from safety backup ${safetyBackupId}`;
     });
     progress.step = 'failed';
-    throw ApplicationFailure.nonRetryable(`restore of ${backup.orgId}/${backup.backupId} into ${targetOrgId} failed at step "${failedStep}": ${rootMessage(err)}; ${undone}`, FailureType.StoreRejected);
+    throw ApplicationFailure.nonRetryable(`restore of ${backup.orgId}/${backup.backupId} into ${targetOrgId} failed at step "${failedStep}": ${innermostMessage(err)}; ${undone}`, FailureType.StoreRejected);
   }
 
   progress.step = 'done';

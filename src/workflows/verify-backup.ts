@@ -1,36 +1,14 @@
-import { ActivityCancellationType, ApplicationFailure, CancellationScope, isCancellation, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { ApplicationFailure, CancellationScope, isCancellation, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { ObjectComparison, VerificationReport, VerifyBackupInput } from '../contracts/verification';
-import { FailureType, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
+import { FailureType, innermostMessage } from '../errors';
 import { compareObjectFingerprints, describeDifferences } from '../platform/fingerprint-compare';
 import { OperationAttribute, OrgIdAttribute } from '../search-attributes';
-
-const quick = proxyActivities<Activities>({
-  startToCloseTimeout: '10m',
-  heartbeatTimeout: '1m',
-  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES] },
-});
-
-// On cancellation wait until the restore has really stopped, so the cleanup that follows never
-// drops a scratch database under a restore that is still writing into it.
-const restoring = proxyActivities<Activities>({
-  startToCloseTimeout: '6h',
-  heartbeatTimeout: '20s',
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: 10, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES] },
-});
+import { quickActivities as quick, streamingActivities as restoring } from './activity-proxies';
 
 /** Scratch names derived from the run, so a retry reuses them and cleanup always finds them. */
 export function scratchNames(runId: string): { postgres: string; clickhouse: string } {
   const suffix = runId.replace(/[^a-z0-9]/gi, '').toLowerCase().slice(0, 24);
   return { postgres: `eloquent_scratch_verify_${suffix}`, clickhouse: `eloquent_scratch_verify_${suffix}` };
-}
-
-/** The innermost message of a failure: the activity's own words. */
-function rootMessage(err: unknown): string {
-  let message = String(err);
-  for (let current: unknown = err; current instanceof Error; current = current.cause) message = current.message;
-  return message;
 }
 
 /**
@@ -73,7 +51,7 @@ export async function verifyBackup(input: VerifyBackupInput): Promise<Verificati
     }
     result = problems.length === 0 ? 'passed' : 'failed';
   } catch (err) {
-    if (!isCancellation(err)) problems.push(`restore into scratch failed: ${rootMessage(err)}`);
+    if (!isCancellation(err)) problems.push(`restore into scratch failed: ${innermostMessage(err)}`);
     else {
       result = 'cancelled';
       problems.push('verification was cancelled');
