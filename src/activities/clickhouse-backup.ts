@@ -116,9 +116,11 @@ async function queryVersion(client: ClickHouseClient): Promise<string> {
 export function classifyClickHouseError(err: unknown, orgId: string, object: string): unknown {
   if (!(err instanceof Error) || err.name === 'ApplicationFailure' || err.name === 'AbortError') return err;
   if (isTransientNetworkError(err)) return err;
-  const code = (err as { code?: unknown }).code;
-  // ClickHouse server errors carry a numeric code; 209/210 are socket timeouts, 242 table is read-only (restarting).
-  if (typeof code === 'string' && /^\d+$/.test(code) && !['209', '210', '242', '159'].includes(code)) {
+  // Modern servers' errors carry `code`; ClickHouse 18 only says "Code: 60, e.displayText() = …".
+  const declared = (err as { code?: unknown }).code;
+  const code = typeof declared === 'string' ? declared : /^Code: (\d+)/.exec(err.message)?.[1];
+  // 159 timeout, 202 too many queries, 209/210 socket timeout and network error, 242 read-only while restarting.
+  if (typeof code === 'string' && /^\d+$/.test(code) && !['159', '202', '209', '210', '242'].includes(code)) {
     return permanentFailure(FailureType.StoreRejected, `ClickHouse rejected the request (code ${code}): ${messageOf(err)}`, { store: 'clickhouse', orgId, object }, err);
   }
   return err;
