@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { AppConfig } from '../config';
 import type { DeletionCertificate, PurgeStep, RemovedCounts } from '../contracts/deletion';
 import { FailureType, isTransientNetworkError, messageOf, permanentFailure, type StoreName } from '../errors';
@@ -23,6 +24,9 @@ export interface DeletionActivityDeps {
   /** Holds the organizations' data keys, for crypto-shredding. @default the file key store of `config.backup.directory` */
   keyStore?: KeyStore;
 }
+
+/** The part of `verification.json` (see contracts/verification.ts) the certificate records. */
+const verificationResult = z.object({ result: z.enum(['passed', 'failed', 'cancelled']) });
 
 /** SQLSTATE classes that mean "the server is (re)starting or the connection broke": worth a retry. */
 const TRANSIENT_SQLSTATE_CLASSES = new Set(['08', '53', '57']);
@@ -159,11 +163,11 @@ export function createDeletionActivities(deps: DeletionActivityDeps) {
     async preDeletionBackupFacts(input: { orgId: string; backupId: string }): Promise<Extract<DeletionCertificate['backup'], { skipped: false }>> {
       const manifest = await readManifest(store, input.orgId, input.backupId);
       const verification = await store.readJson({ orgId: input.orgId, backupId: input.backupId }, VERIFICATION_FILE);
-      const result = verification !== null && typeof verification === 'object' ? (verification as { result?: unknown; passed?: unknown }) : undefined;
+      const report = verificationResult.safeParse(verification);
       return {
         skipped: false,
         backupId: manifest.backupId,
-        verified: result?.result === 'passed' || result?.passed === true,
+        verified: report.success && report.data.result === 'passed',
         ...(manifest.keyId ? { keyId: manifest.keyId } : {}),
         artifacts: manifest.artifacts.map((a) => ({ file: a.file, bytes: a.bytes, sha256: a.sha256, rows: a.rows })),
         fingerprintObjects: manifest.fingerprint.objects.length,

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { connectRecoveryClient, type RecoveryClient } from '../client';
+import { decideParkedDeletion, reapplyDeletions } from '../client/deletion';
 import { parseDuration } from '../client/validation';
 import { loadConfig } from '../config';
 import { BACKUP_STORES, type BackupStoreName } from '../contracts/backup';
@@ -32,6 +33,8 @@ Commands:
   restore <backupId> [--into <org>] [--replace] [--org <org>]
   delete <org> --confirm <org> [--grace 7d] [--reason <text>] [--by <name>] [--skip-backup]
   cancel-delete <org> [--reason <text>] [--by <name>]
+  retry-delete <org> | abandon-delete <org> --reason <text>    decide a deletion parked on a store that stays down
+  reapply-deletions [--dry-run]      delete again what a whole-platform restore brought back
   status <workflowId|org>            status and progress of a run, or an organization's recent runs
   backups <org>                      an organization's backups, newest first
   stale [--max-age 36h]              organizations whose newest verified backup is too old
@@ -57,6 +60,10 @@ const COMMAND_HELP: Record<string, string> = {
   delete:
     'Usage: eloquent-recovery delete <org> --confirm <org> [--grace 7d] [--reason <text>] [--by <name>] [--skip-backup] [--json]\n\nStarts the deletion (backup + verify first, then a cancellable grace period). Without --confirm it asks on a terminal and refuses otherwise.\n',
   'cancel-delete': 'Usage: eloquent-recovery cancel-delete <org> [--reason <text>] [--by <name>] [--json]\n',
+  'retry-delete': 'Usage: eloquent-recovery retry-delete <org> [--reason <text>] [--by <name>] [--json]\n\nA deletion parked because a store stayed down: try the parked step again now.\n',
+  'abandon-delete': 'Usage: eloquent-recovery abandon-delete <org> --reason <text> [--by <name>] [--confirm <org>] [--json]\n\nA parked deletion: stop it, leaving what is not yet purged (recorded in the certificate).\n',
+  'reapply-deletions':
+    'Usage: eloquent-recovery reapply-deletions [--dry-run] [--by <name>] [--json]\n\nAfter a whole-platform restore by hand: deletes again every organization of the deletion log that the restore brought back.\n',
   status: 'Usage: eloquent-recovery status <workflowId|org> [--json]\n',
   backups: 'Usage: eloquent-recovery backups <org> [--json]\n',
   stale: 'Usage: eloquent-recovery stale [--max-age 36h] [--json]\n\nExits 1 when any organization is stale.\n',
@@ -81,6 +88,7 @@ const OPTIONS = {
   confirm: { type: 'string' },
   grace: { type: 'string' },
   by: { type: 'string' },
+  'dry-run': { type: 'boolean' },
   'skip-backup': { type: 'boolean' },
   'max-age': { type: 'string' },
   'older-than': { type: 'string' },
@@ -344,6 +352,29 @@ async function runCommand(command: string, args: string[], values: Values, ctx: 
       const client = await ctx.connect();
       await client.cancelDeletion(orgId, { by: values.by ?? ctx.io.env.USER ?? 'eloquent-recovery CLI', reason: values.reason ?? 'cancelled from the CLI' });
       ctx.print(`cancellation sent to delete-org-${orgId}`, { ok: true, workflowId: `delete-org-${orgId}` });
+      return ExitCode.Ok;
+    }
+    case 'retry-delete':
+    case 'abandon-delete': {
+      const orgId = one(args, 'organization id');
+      const decision = command === 'retry-delete' ? 'retryNow' : 'abandon';
+      if (decision === 'abandon') {
+        if (!values.reason) throw new UsageError('abandon-delete needs --reason');
+        await confirm(ctx, values.confirm, orgId, `this ABANDONS the deletion of ${orgId}, leaving what is not yet purged`);
+      }
+      const client = await ctx.connect();
+      await decideParkedDeletion(client.temporal, orgId, decision, { by: values.by ?? ctx.io.env.USER ?? 'eloquent-recovery CLI', reason: values.reason ?? 'retry requested from the CLI' });
+      ctx.print(`${decision} sent to delete-org-${orgId}`, { ok: true, workflowId: `delete-org-${orgId}`, decision });
+      return ExitCode.Ok;
+    }
+    case 'reapply-deletions': {
+      if (args.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(args[0])}`);
+      const client = await ctx.connect();
+      const result = await reapplyDeletions(client.temporal, { requestedBy: values.by ?? ctx.io.env.USER ?? 'eloquent-recovery CLI', dryRun: values['dry-run'] ?? false }, { taskQueue: client.taskQueue });
+      ctx.print(
+        `${result.reapplied.length} organization(s) of the deletion log were back${values['dry-run'] ? ' (dry run: nothing deleted)' : ' and were deleted again'}: ${result.reapplied.map((r) => r.orgId).join(', ') || '-'}`,
+        result,
+      );
       return ExitCode.Ok;
     }
     case 'status': {

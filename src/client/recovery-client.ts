@@ -146,9 +146,10 @@ export class RecoveryClient {
     const valid = validateDeleteInput(input);
     const requestId = requireRequestId(options.requestId ?? randomUUID());
     const workflowId = deletionWorkflowId(valid.orgId);
-    const started = await this.start(WorkflowType.delete, workflowId, valid, 'delete', valid.orgId, requestId, { requestedBy: valid.requestedBy, ...options }, `deletion of ${valid.orgId}: ${valid.reason}`);
-    const memo = (await started.handle.describe()).memo;
-    if (memo?.requestId !== requestId) throw new DeletionAlreadyRunningError(workflowId);
+    // A finished deletion never blocks the next one (after a restore with override): ALLOW_DUPLICATE.
+    const started = await this.start(WorkflowType.delete, workflowId, valid, 'delete', valid.orgId, requestId, { requestedBy: valid.requestedBy, ...options }, `deletion of ${valid.orgId}: ${valid.reason}`, 'ALLOW_DUPLICATE');
+    const description = await started.handle.describe();
+    if (description.memo?.requestId !== requestId) throw new DeletionAlreadyRunningError(workflowId);
     return started;
   }
 
@@ -254,6 +255,7 @@ export class RecoveryClient {
     requestId: string,
     options: StartOptions,
     summary: string,
+    reusePolicy: 'REJECT_DUPLICATE' | 'ALLOW_DUPLICATE' = 'REJECT_DUPLICATE',
   ): Promise<StartedOperation> {
     const searchAttributes: SearchAttributePair[] = [{ key: OperationAttribute, value: operation }];
     if (orgId !== undefined) searchAttributes.push({ key: OrgIdAttribute, value: orgId });
@@ -264,7 +266,7 @@ export class RecoveryClient {
         args: [input],
         // One request id, one workflow: a running one is joined, a finished one is not started again.
         workflowIdConflictPolicy: 'USE_EXISTING',
-        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        workflowIdReusePolicy: reusePolicy,
         typedSearchAttributes: searchAttributes,
         memo: { requestId, summary, ...(options.requestedBy ? { requestedBy: options.requestedBy } : {}) },
         staticSummary: summary,

@@ -53,6 +53,11 @@ const quick = proxyActivities<Activities>({
   retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES] },
 });
 
+const glance = proxyActivities<Activities>({
+  startToCloseTimeout: '1m',
+  retry: { initialInterval: '1s', maximumAttempts: 3, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES] },
+});
+
 /** Residue found after this many re-purges parks the run: something keeps writing the organization's data. */
 const MAX_RESIDUE_ROUNDS = 3;
 
@@ -167,7 +172,13 @@ export async function deleteOrganization(rawInput: DeleteOrganizationInput): Pro
     step: 'validating',
     requestedBy: input.requestedBy,
     reason: input.reason,
-    purge: Object.fromEntries(PURGE_STEPS.map((s) => [s, { state: 'pending', rounds: 0 }])) as DeletionStatus['purge'],
+    purge: {
+      queue: { state: 'pending', rounds: 0 },
+      redis: { state: 'pending', rounds: 0 },
+      clickhouse: { state: 'pending', rounds: 0 },
+      'postgres-schemas': { state: 'pending', rounds: 0 },
+      'postgres-shared-rows': { state: 'pending', rounds: 0 },
+    },
     notes: [],
   };
   let gracePeriodEndsAtMs: number | undefined;
@@ -296,7 +307,12 @@ export async function deleteOrganization(rawInput: DeleteOrganizationInput): Pro
     // The hold comes last before the point of no return: until here the backup is the newest one of
     // the organization (no backup may start while a deletion runs) and pruning never removes the
     // newest, so a cancelled deletion leaves no hold behind.
-    foundAtPointOfNoReturn = (await quick.describeForDeletion(orgId)).lines;
+    // Informational only: a store that is down now is the purge's business (it retries and parks),
+    // so a failed description is recorded and the deletion goes on.
+    foundAtPointOfNoReturn = await glance
+      .describeForDeletion(orgId)
+      .then((d) => d.lines)
+      .catch((err: unknown) => [`not described at the point of no return: ${rootCause(err).message}`]);
     checkCancelled();
     if (status.backupId !== undefined) {
       await quick.holdBackup({ orgId, backupId: status.backupId, heldBy: info.workflowId, reason: `pre-deletion backup of ${orgId}, kept ${input.backupRetention}` });

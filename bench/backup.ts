@@ -1,0 +1,438 @@
+/**
+ * Backup benchmark (issues 4 and 5): the `backupOrganization` workflow against the raw tools, in one run.
+ *
+ *   npx tsx bench/backup.ts [--scale large|medium|small] [--keep] [--encrypted] [--skip-verify]
+ *
+ * 1. Seeds `bench_<scale>` (about 2.5 min for `large`), or reuses it when a marker on its main schema
+ *    says it was seeded with this scale and seed and ClickHouse still holds the expected rows.
+ * 2. Raw baseline: `pg_dump -Fc` of the organization's schemas and `SELECT * … FORMAT Native` of every
+ *    ClickHouse table (curl), each to a file, first one after the other, then both stores in parallel.
+ * 3. `backupOrganization` (verify: false) on a worker in this process, with peak RSS and CPU time.
+ * 4. `verifyBackup` of that backup.
+ * 5. With `--encrypted`, the backup again with a random master key (envelope encryption on).
+ *
+ * Prints every time, the ratios workflow / raw-sequential and workflow / raw-parallel (target ≤ 1.0,
+ * never above 1.15), bytes and MB/s, and a per-activity breakdown taken from the workflow histories.
+ * Backups and raw files go to a temporary folder that is removed at the end; the organization is
+ * dropped too unless `--keep` is given (the next run then reuses it and skips seeding).
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { bundleWorkflowCode, NativeConnection, Runtime } from '@temporalio/worker';
+import { z } from 'zod';
+import { pgTool } from '../src/activities/postgres-backup';
+import { loadConfig, type AppConfig } from '../src/config';
+import { backupManifestSchema, type BackupManifest, type BackupSummary } from '../src/contracts/backup';
+import type { VerificationReport } from '../src/contracts/verification';
+import { JsonLineLogger } from '../src/logger';
+import { loadPlatformModel, organizationDataMap, type OrganizationDataMap, type PlatformModel } from '../src/platform/data-map';
+import { clickHouseDatabaseExists, holdsData, listClickHouseTables, listOrgSchemas } from '../src/platform/discovery';
+import { quoteClickHouseQualified, quotePgIdent, quotePgLiteral } from '../src/platform/quoting';
+import { dropSeededOrganization, SCALE_SIZES, seedOrganization, type SeedScale } from '../src/platform/seed-organization';
+import { MANIFEST_FILE } from '../src/storage/backup-store';
+import { closeStoreClients, createStoreClients, type StoreClients } from '../src/store-clients';
+import { createWorker } from '../src/worker';
+import type { backupOrganization, verifyBackup } from '../src/workflows';
+
+/** Content depends only on the seed; bump it when the seeded shape must change. */
+const SEED = 'bench-1';
+/** Issue 4: the workflow may take at most this many times the raw tools. */
+const TARGET_RATIO = 1.0;
+const LIMIT_RATIO = 1.15;
+/** How often the resident set size is sampled while the workflow runs. */
+const RSS_SAMPLE_MS = 100;
+
+interface Options {
+  scale: SeedScale;
+  keep: boolean;
+  encrypted: boolean;
+  verify: boolean;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: { scale: { type: 'string', default: 'large' }, keep: { type: 'boolean', default: false }, encrypted: { type: 'boolean', default: false }, 'skip-verify': { type: 'boolean', default: false } },
+    strict: true,
+  });
+  const scale = z.enum(['small', 'medium', 'large']).safeParse(values.scale);
+  if (!scale.success) throw new Error(`--scale: expected small, medium or large; got ${JSON.stringify(values.scale)}`);
+  return { scale: scale.data, keep: values.keep === true, encrypted: values.encrypted === true, verify: values['skip-verify'] !== true };
+}
+
+/** One timed step: what ran, how long, how many bytes it wrote. */
+interface Timing {
+  label: string;
+  seconds: number;
+  bytes: number;
+  note?: string;
+}
+
+const seconds = (startedMs: number) => (performance.now() - startedMs) / 1000;
+const mb = (bytes: number) => bytes / 1e6;
+
+// ------------------------------------------------------------------ seeding
+
+function markerOf(scale: SeedScale): string {
+  return `eloquent-bench scale=${scale} seed=${SEED}`;
+}
+
+/** True when the organization was seeded by this benchmark with this scale and seed, and is still whole. */
+async function isSeeded(clients: StoreClients, map: OrganizationDataMap, scale: SeedScale): Promise<boolean> {
+  const comment = await clients.postgres.query<{ marker: string | null }>(
+    `SELECT obj_description(oid, 'pg_namespace') AS marker FROM pg_namespace WHERE nspname = $1`,
+    [map.postgres.mainSchema],
+  );
+  if (comment.rows[0]?.marker !== markerOf(scale)) return false;
+  if (!(await clickHouseDatabaseExists(clients.clickhouse, map.clickhouse.database))) return false;
+  const result = await clients.clickhouse.query({
+    query: `SELECT toString(count()) AS rows FROM ${quoteClickHouseQualified(map.clickhouse.database, 'analytics_events')}`,
+    format: 'JSONEachRow',
+  });
+  const rows = z.array(z.object({ rows: z.string() })).parse(await result.json<unknown>())[0]?.rows;
+  return Number(rows) === SCALE_SIZES[scale].analyticsEvents;
+}
+
+async function ensureSeeded(clients: StoreClients, map: OrganizationDataMap, scale: SeedScale, model: PlatformModel): Promise<Timing> {
+  if (await isSeeded(clients, map, scale)) return { label: `seed ${map.orgId} (reused)`, seconds: 0, bytes: 0 };
+  process.stdout.write(`seeding ${map.orgId} at scale ${scale} (large takes about 2.5 min)…\n`);
+  const started = performance.now();
+  await seedOrganization(clients, map.orgId, { scale, seed: SEED, model });
+  // Written last: an interrupted seeding leaves no marker and is redone next time.
+  await clients.postgres.query(`COMMENT ON SCHEMA ${quotePgIdent(map.postgres.mainSchema)} IS ${quotePgLiteral(markerOf(scale))}`);
+  return { label: `seed ${map.orgId}`, seconds: seconds(started), bytes: 0 };
+}
+
+// ------------------------------------------------------------------ raw baseline
+
+/** Runs a tool to completion; `stdin` is written to it (curl reads its credentials there). */
+async function runTool(command: string, args: string[], stdin = ''): Promise<void> {
+  const child = spawn(command, args, { stdio: ['pipe', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    if (stderr.length < 4096) stderr += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', resolve);
+  });
+  child.stdin.end(stdin);
+  const code = await exited;
+  if (code !== 0) throw new Error(`${command} exited with ${String(code)}: ${stderr.trim()}`);
+}
+
+async function fileBytes(file: string): Promise<number> {
+  return (await stat(file)).size;
+}
+
+interface RawPlan {
+  pgDump: { schemas: string[]; run: (file: string) => Promise<void> };
+  tables: Array<{ name: string; run: (file: string) => Promise<void> }>;
+}
+
+async function planRawBaseline(config: AppConfig, clients: StoreClients, map: OrganizationDataMap): Promise<RawPlan> {
+  const schemas = await listOrgSchemas(clients.postgres, map);
+  const pgDump = pgTool(config.postgres.binDir, 'pg_dump');
+  const tables = (await listClickHouseTables(clients.clickhouse, map.clickhouse.database)).filter((t) => holdsData(t.engine));
+  // Credentials go through curl's config on stdin, never on the command line.
+  const credentials = `user = "${`${config.clickhouse.username}:${config.clickhouse.password}`.replace(/["\\]/g, (c) => `\\${c}`)}"\n`;
+  return {
+    pgDump: {
+      schemas,
+      run: (file) =>
+        runTool(pgDump, ['-Fc', '--no-owner', '--no-privileges', `--dbname=${config.postgres.url}`, `--file=${file}`, ...schemas.map((s) => `--schema="${s}"`)]),
+    },
+    tables: tables.map((t) => ({
+      name: t.name,
+      run: (file) =>
+        runTool(
+          'curl',
+          ['-sS', '--fail', '-K', '-', '-o', file, '--data-binary', `SELECT * FROM ${quoteClickHouseQualified(map.clickhouse.database, t.name)} FORMAT Native`, config.clickhouse.url],
+          credentials,
+        ),
+    })),
+  };
+}
+
+async function timeStep(label: string, file: string, run: (file: string) => Promise<void>): Promise<Timing> {
+  const started = performance.now();
+  await run(file);
+  const timing: Timing = { label, seconds: seconds(started), bytes: await fileBytes(file) };
+  // Printed as they come, so a failure later in the run does not lose them.
+  process.stdout.write(`  ${label.trim()}: ${timing.seconds.toFixed(1)} s, ${mb(timing.bytes).toFixed(0)} MB\n`);
+  return timing;
+}
+
+async function rawClickHouse(plan: RawPlan, dir: string): Promise<Timing[]> {
+  const timings: Timing[] = [];
+  for (const table of plan.tables) timings.push(await timeStep(`  curl Native ${table.name}`, path.join(dir, `${table.name}.native`), table.run));
+  return timings;
+}
+
+/** pg_dump, then every ClickHouse table; then the same with the two stores in parallel. */
+async function rawBaseline(plan: RawPlan, dir: string): Promise<{ sequential: Timing; parallel: Timing; parts: Timing[] }> {
+  const seqDir = path.join(dir, 'sequential');
+  await mkdir(seqDir, { recursive: true });
+  const seqStarted = performance.now();
+  const pg = await timeStep(`  pg_dump -Fc (${plan.pgDump.schemas.length} schemas)`, path.join(seqDir, 'schemas.dump'), plan.pgDump.run);
+  const ch = await rawClickHouse(plan, seqDir);
+  const sequentialSeconds = seconds(seqStarted);
+  const parts = [pg, ...ch];
+  const sequential: Timing = { label: 'raw total, sequential (pg_dump + Native)', seconds: sequentialSeconds, bytes: sum(parts.map((p) => p.bytes)) };
+  await rm(seqDir, { recursive: true, force: true });
+
+  const parDir = path.join(dir, 'parallel');
+  await mkdir(parDir, { recursive: true });
+  const parStarted = performance.now();
+  const [pgPar, chPar] = await Promise.all([
+    timeStep('pg_dump', path.join(parDir, 'schemas.dump'), plan.pgDump.run),
+    (async () => {
+      const started = performance.now();
+      const timings = await rawClickHouse(plan, parDir);
+      return { seconds: seconds(started), bytes: sum(timings.map((t) => t.bytes)) };
+    })(),
+  ]);
+  const parallel: Timing = {
+    label: 'raw total, parallel (pg_dump ‖ Native)',
+    seconds: seconds(parStarted),
+    bytes: pgPar.bytes + chPar.bytes,
+    note: `pg_dump ${pgPar.seconds.toFixed(1)} s ‖ ClickHouse ${chPar.seconds.toFixed(1)} s`,
+  };
+  await rm(parDir, { recursive: true, force: true });
+  process.stdout.write(`raw sequential ${sequential.seconds.toFixed(1)} s, raw parallel ${parallel.seconds.toFixed(1)} s (${parallel.note ?? ''})\n`);
+  return { sequential, parallel, parts };
+}
+
+function sum(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0);
+}
+
+// ------------------------------------------------------------------ workflow runs
+
+/** Peak RSS of this process (worker and activities run here) while `work` runs, and its CPU time. */
+async function measured<T>(work: () => Promise<T>): Promise<{ value: T; seconds: number; peakRssBytes: number; cpuSeconds: number }> {
+  let peak = process.memoryUsage.rss();
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage.rss());
+  }, RSS_SAMPLE_MS);
+  const cpuBefore = process.cpuUsage();
+  const started = performance.now();
+  try {
+    const value = await work();
+    const cpu = process.cpuUsage(cpuBefore);
+    return { value, seconds: seconds(started), peakRssBytes: Math.max(peak, process.memoryUsage.rss()), cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+type History = Awaited<ReturnType<WorkflowHandle['fetchHistory']>>;
+type HistoryEvent = NonNullable<History['events']>[number];
+
+function eventMs(event: HistoryEvent): number {
+  const time = event.eventTime;
+  if (!time) return 0;
+  return Number(time.seconds ?? 0) * 1000 + (time.nanos ?? 0) / 1e6;
+}
+
+function eventIdOf(value: unknown): string {
+  return String(value ?? '');
+}
+
+/** Each activity and child workflow of a run: when it started after the run did, and how long it took. */
+function stepsOf(history: History): Array<{ name: string; offsetSeconds: number; seconds: number }> {
+  const events = history.events ?? [];
+  const origin = events[0] ? eventMs(events[0]) : 0;
+  const scheduled = new Map<string, { name: string; at: number }>();
+  const started = new Map<string, number>();
+  const steps: Array<{ name: string; offsetSeconds: number; seconds: number }> = [];
+  for (const event of events) {
+    const id = eventIdOf(event.eventId);
+    const s = event.activityTaskScheduledEventAttributes;
+    if (s) scheduled.set(id, { name: s.activityType?.name ?? '?', at: eventMs(event) });
+    const c = event.startChildWorkflowExecutionInitiatedEventAttributes;
+    if (c) scheduled.set(id, { name: `child ${c.workflowType?.name ?? '?'}`, at: eventMs(event) });
+    const st = event.activityTaskStartedEventAttributes;
+    if (st) started.set(eventIdOf(st.scheduledEventId), eventMs(event));
+    const done = event.activityTaskCompletedEventAttributes ?? event.activityTaskFailedEventAttributes;
+    const childDone = event.childWorkflowExecutionCompletedEventAttributes ?? event.childWorkflowExecutionFailedEventAttributes;
+    const key = done ? eventIdOf(done.scheduledEventId) : childDone ? eventIdOf(childDone.initiatedEventId) : undefined;
+    const step = key === undefined ? undefined : scheduled.get(key);
+    if (key !== undefined && step) {
+      const from = started.get(key) ?? step.at;
+      steps.push({ name: step.name, offsetSeconds: (from - origin) / 1000, seconds: (eventMs(event) - from) / 1000 });
+    }
+  }
+  return steps;
+}
+
+interface WorkerRun {
+  backup: { summary: BackupSummary; seconds: number; peakRssBytes: number; cpuSeconds: number; steps: ReturnType<typeof stepsOf>; manifest: BackupManifest };
+  verify?: { report: VerificationReport; seconds: number; peakRssBytes: number; cpuSeconds: number; steps: ReturnType<typeof stepsOf> };
+}
+
+/**
+ * Starts a worker in this process with `backupDirectory` (and a master key when given), runs the
+ * backup and, when asked, its verification, and stops the worker.
+ */
+async function runOnWorker(args: {
+  config: AppConfig;
+  clients: StoreClients;
+  client: Client;
+  model: PlatformModel;
+  bundlePath: string;
+  orgId: string;
+  backupDirectory: string;
+  masterKeyBase64: string | undefined;
+  verify: boolean;
+}): Promise<WorkerRun> {
+  const config: AppConfig = { ...args.config, backup: { directory: args.backupDirectory, masterKeyBase64: args.masterKeyBase64 } };
+  const taskQueue = `bench-${randomUUID().slice(0, 8)}`;
+  const nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
+  try {
+    const worker = await createWorker({ config, clients: args.clients, connection: nativeConnection, workflowBundlePath: args.bundlePath, taskQueue, model: args.model, temporal: args.client });
+    return await worker.runUntil(async (): Promise<WorkerRun> => {
+      const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+      const backupId = `backup-${args.orgId}-bench-${stamp}`;
+      const backup = await measured(() =>
+        args.client.workflow.execute<typeof backupOrganization>('backupOrganization', {
+          taskQueue,
+          workflowId: backupId,
+          args: [{ orgId: args.orgId, reason: 'benchmark', verify: false }],
+        }),
+      );
+      const summary = backup.value;
+      process.stdout.write(`backupOrganization ${backup.seconds.toFixed(1)} s (${summary.backupId}, ${mb(summary.bytes).toFixed(0)} MB)\n`);
+      const manifestFile = path.join(args.backupDirectory, summary.orgId, summary.backupId, MANIFEST_FILE);
+      const manifest = backupManifestSchema.parse(JSON.parse(await readFile(manifestFile, 'utf8')));
+      const result: WorkerRun = {
+        backup: { summary, seconds: backup.seconds, peakRssBytes: backup.peakRssBytes, cpuSeconds: backup.cpuSeconds, steps: stepsOf(await args.client.workflow.getHandle(backupId).fetchHistory()), manifest },
+      };
+      if (args.verify) {
+        const verifyId = `verify-${args.orgId}-bench-${stamp}`;
+        const verify = await measured(() =>
+          args.client.workflow.execute<typeof verifyBackup>('verifyBackup', { taskQueue, workflowId: verifyId, args: [{ orgId: summary.orgId, backupId: summary.backupId }] }),
+        );
+        result.verify = { report: verify.value, seconds: verify.seconds, peakRssBytes: verify.peakRssBytes, cpuSeconds: verify.cpuSeconds, steps: stepsOf(await args.client.workflow.getHandle(verifyId).fetchHistory()) };
+      }
+      return result;
+    });
+  } finally {
+    await nativeConnection.close();
+  }
+}
+
+// ------------------------------------------------------------------ report
+
+function row(label: string, secs: number | undefined, bytes: number | undefined, ratio: string, note = ''): string {
+  const s = secs === undefined ? '' : secs.toFixed(1);
+  const b = bytes === undefined || bytes === 0 ? '' : mb(bytes).toFixed(0);
+  const rate = secs && bytes ? (mb(bytes) / secs).toFixed(0) : '';
+  return `${label.padEnd(46)}${s.padStart(9)}${b.padStart(11)}${rate.padStart(8)}${ratio.padStart(9)}  ${note}`;
+}
+
+function printReport(args: {
+  options: Options;
+  orgId: string;
+  seed: Timing;
+  raw: { sequential: Timing; parallel: Timing; parts: Timing[] };
+  plain: WorkerRun;
+  encrypted: WorkerRun | undefined;
+}): void {
+  const { raw, plain } = args;
+  const backup = plain.backup;
+  const ratio = (a: number, b: number) => (a / b).toFixed(2);
+  const rawBytes = sum(backup.manifest.artifacts.map((a) => a.rawBytes));
+  const storedBytes = sum(backup.manifest.artifacts.map((a) => a.bytes));
+  const byStore = (store: 'postgres' | 'clickhouse') => backup.manifest.artifacts.filter((a) => a.store === store);
+  const lines: string[] = [];
+  lines.push('');
+  lines.push(`backup benchmark: organization ${args.orgId}, scale ${args.options.scale}, seed ${SEED}; ${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  lines.push(`${'step'.padEnd(46)}${'seconds'.padStart(9)}${'MB'.padStart(11)}${'MB/s'.padStart(8)}${'ratio'.padStart(9)}  notes`);
+  lines.push('-'.repeat(110));
+  lines.push(row(args.seed.label, args.seed.seconds || undefined, undefined, ''));
+  for (const part of raw.parts) lines.push(row(part.label, part.seconds, part.bytes, ''));
+  lines.push(row(raw.sequential.label, raw.sequential.seconds, raw.sequential.bytes, ''));
+  lines.push(row(raw.parallel.label, raw.parallel.seconds, raw.parallel.bytes, '', raw.parallel.note));
+  const wfNote = `stored ${mb(storedBytes).toFixed(0)} MB of ${mb(rawBytes).toFixed(0)} MB streamed in (${(rawBytes / 1e6 / backup.seconds).toFixed(0)} MB/s); peak RSS ${mb(backup.peakRssBytes).toFixed(0)} MB; CPU ${backup.cpuSeconds.toFixed(1)} s`;
+  lines.push(row('backupOrganization (verify: false)', backup.seconds, storedBytes, '', wfNote));
+  lines.push(row('  vs raw sequential', undefined, undefined, ratio(backup.seconds, raw.sequential.seconds)));
+  lines.push(row('  vs raw parallel', undefined, undefined, ratio(backup.seconds, raw.parallel.seconds)));
+  for (const step of backup.steps) lines.push(row(`  ${step.name} @${step.offsetSeconds.toFixed(1)}s`, step.seconds, undefined, ''));
+  lines.push(row('  postgres artifacts', undefined, sum(byStore('postgres').map((a) => a.bytes)), '', `streamed in ${mb(sum(byStore('postgres').map((a) => a.rawBytes))).toFixed(0)} MB`));
+  lines.push(row('  clickhouse artifacts', undefined, sum(byStore('clickhouse').map((a) => a.bytes)), '', `streamed in ${mb(sum(byStore('clickhouse').map((a) => a.rawBytes))).toFixed(0)} MB`));
+  if (plain.verify) {
+    const v = plain.verify;
+    lines.push(row(`verifyBackup (${v.report.result})`, v.seconds, undefined, ratio(v.seconds, backup.seconds), `ratio = verify / backup; peak RSS ${mb(v.peakRssBytes).toFixed(0)} MB; CPU ${v.cpuSeconds.toFixed(1)} s`));
+    for (const step of v.steps) lines.push(row(`  ${step.name} @${step.offsetSeconds.toFixed(1)}s`, step.seconds, undefined, ''));
+  }
+  if (args.encrypted) {
+    const e = args.encrypted.backup;
+    const encStored = sum(e.manifest.artifacts.map((a) => a.bytes));
+    lines.push(row('backupOrganization, encrypted', e.seconds, encStored, ratio(e.seconds, raw.parallel.seconds), `ratio vs raw parallel; ${ratio(e.seconds, backup.seconds)}× unencrypted; CPU ${e.cpuSeconds.toFixed(1)} s`));
+    for (const step of e.steps) lines.push(row(`  ${step.name} @${step.offsetSeconds.toFixed(1)}s`, step.seconds, undefined, ''));
+  }
+  lines.push('-'.repeat(110));
+  const best = backup.seconds / raw.parallel.seconds;
+  const verdict = best <= TARGET_RATIO ? 'meets the target' : best <= LIMIT_RATIO ? 'within the limit, above the target' : 'ABOVE THE LIMIT';
+  lines.push(`workflow / raw-parallel = ${ratio(backup.seconds, raw.parallel.seconds)} (target ≤ ${TARGET_RATIO.toFixed(2)}, limit ${LIMIT_RATIO.toFixed(2)}: ${verdict}); workflow / raw-sequential = ${ratio(backup.seconds, raw.sequential.seconds)}`);
+  if (plain.verify) lines.push(`verification ${plain.verify.seconds.toFixed(1)} s next to backup ${backup.seconds.toFixed(1)} s (${ratio(plain.verify.seconds, backup.seconds)}×)`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+// ------------------------------------------------------------------ main
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  Runtime.install({ logger: new JsonLineLogger('WARN') });
+  const config = loadConfig();
+  const model = await loadPlatformModel(config.platformModelFile);
+  const orgId = `bench_${options.scale}`;
+  const map = organizationDataMap(orgId, model);
+  const clients = createStoreClients(config);
+  const workDir = await mkdtemp(path.join(os.tmpdir(), 'eloquent-bench-'));
+  const connection = await Connection.connect({ address: config.temporal.address });
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  try {
+    const seed = await ensureSeeded(clients, map, options.scale, model);
+    process.stdout.write('bundling workflows…\n');
+    const bundlePath = path.join(workDir, 'workflow-bundle.js');
+    const { code } = await bundleWorkflowCode({
+      workflowsPath: path.join(__dirname, '..', 'src', 'workflows', 'index.ts'),
+      logger: { trace() {}, debug() {}, info() {}, warn() {}, error: (m: string) => process.stderr.write(`${m}\n`), log() {} },
+    });
+    await writeFile(bundlePath, code);
+
+    process.stdout.write('raw baseline: pg_dump -Fc and ClickHouse Native, sequential then parallel…\n');
+    const plan = await planRawBaseline(config, clients, map);
+    const raw = await rawBaseline(plan, path.join(workDir, 'raw'));
+
+    process.stdout.write('backupOrganization and verifyBackup…\n');
+    const common = { config, clients, client, model, bundlePath, orgId };
+    const plain = await runOnWorker({ ...common, backupDirectory: path.join(workDir, 'backups'), masterKeyBase64: undefined, verify: options.verify });
+    let encrypted: WorkerRun | undefined;
+    if (options.encrypted) {
+      process.stdout.write('backupOrganization with encryption…\n');
+      encrypted = await runOnWorker({ ...common, backupDirectory: path.join(workDir, 'backups-encrypted'), masterKeyBase64: randomBytes(32).toString('base64'), verify: false });
+    }
+    printReport({ options, orgId, seed, raw, plain, encrypted });
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+    if (!options.keep) {
+      process.stdout.write(`dropping ${orgId} (pass --keep to reuse it next time)\n`);
+      await dropSeededOrganization(clients, orgId, model).catch((err: unknown) => process.stderr.write(`could not drop ${orgId}: ${String(err)}\n`));
+    }
+    await connection.close();
+    await closeStoreClients(clients);
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
