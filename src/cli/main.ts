@@ -35,6 +35,9 @@ Commands:
   cancel-delete <org> [--reason <text>] [--by <name>]
   retry-delete <org> | abandon-delete <org> --reason <text>    decide a deletion parked on a store that stays down
   reapply-deletions [--dry-run]      delete again what a whole-platform restore brought back
+  rollback <deployment> [--to-revision N] [--namespace eloquent]    kubectl rollout undo, as a workflow
+  rollback-platform [--revision N] [--release eloquent]             helm rollback, as a workflow
+  k8s-backup [--namespaces eloquent] [--ttl 720h]                   Velero backup of the cluster state
   status <workflowId|org>            status and progress of a run, or an organization's recent runs
   backups <org>                      an organization's backups, newest first
   stale [--max-age 36h]              organizations whose newest verified backup is too old
@@ -62,6 +65,9 @@ const COMMAND_HELP: Record<string, string> = {
   'cancel-delete': 'Usage: eloquent-recovery cancel-delete <org> [--reason <text>] [--by <name>] [--json]\n',
   'retry-delete': 'Usage: eloquent-recovery retry-delete <org> [--reason <text>] [--by <name>] [--json]\n\nA deletion parked because a store stayed down: try the parked step again now.\n',
   'abandon-delete': 'Usage: eloquent-recovery abandon-delete <org> --reason <text> [--by <name>] [--confirm <org>] [--json]\n\nA parked deletion: stop it, leaving what is not yet purged (recorded in the certificate).\n',
+  rollback: 'Usage: eloquent-recovery rollback <deployment> [--to-revision N] [--namespace eloquent] [--confirm <deployment>] [--json]\n',
+  'rollback-platform': 'Usage: eloquent-recovery rollback-platform [--revision N] [--release eloquent] [--namespace eloquent] [--confirm <release>] [--json]\n',
+  'k8s-backup': 'Usage: eloquent-recovery k8s-backup [--namespaces eloquent,other] [--ttl 720h] [--json]\n',
   'reapply-deletions':
     'Usage: eloquent-recovery reapply-deletions [--dry-run] [--by <name>] [--json]\n\nAfter a whole-platform restore by hand: deletes again every organization of the deletion log that the restore brought back.\n',
   status: 'Usage: eloquent-recovery status <workflowId|org> [--json]\n',
@@ -89,6 +95,12 @@ const OPTIONS = {
   grace: { type: 'string' },
   by: { type: 'string' },
   'dry-run': { type: 'boolean' },
+  namespace: { type: 'string' },
+  namespaces: { type: 'string' },
+  'to-revision': { type: 'string' },
+  revision: { type: 'string' },
+  release: { type: 'string' },
+  ttl: { type: 'string' },
   'skip-backup': { type: 'boolean' },
   'max-age': { type: 'string' },
   'older-than': { type: 'string' },
@@ -418,6 +430,38 @@ async function runCommand(command: string, args: string[], values: Values, ctx: 
       const olderThanMs = values['older-than'] !== undefined ? parseDuration(values['older-than'], '--older-than') : undefined;
       const client = await ctx.connect();
       const started = await client.startChatArchive({ ...(orgId ? { orgId } : {}), ...(olderThanMs !== undefined ? { olderThanMs } : {}) }, requestOptions);
+      ctx.progress(`started ${started.workflowId}`);
+      if (!wait) {
+        ctx.print(started.workflowId, { ok: true, workflowId: started.workflowId });
+        return ExitCode.Ok;
+      }
+      const result = await follow(ctx, client, started.workflowId, pollMs);
+      ctx.print(JSON.stringify(result, null, 2), { ok: true, workflowId: started.workflowId, result });
+      return ExitCode.Ok;
+    }
+    case 'rollback':
+    case 'rollback-platform':
+    case 'k8s-backup': {
+      const client = await ctx.connect();
+      const namespace = values.namespace !== undefined ? { namespace: values.namespace } : {};
+      const revision = (flag: string | undefined, name: string): number | undefined => {
+        if (flag === undefined) return undefined;
+        if (!/^[1-9]\d*$/.test(flag)) throw new UsageError(`${name} expects a revision number, got ${JSON.stringify(flag)}`);
+        return Number(flag);
+      };
+      let started;
+      if (command === 'rollback') {
+        const toRevision = revision(values['to-revision'], '--to-revision');
+        await confirm(ctx, values.confirm, one(args, 'deployment name'), `this rolls deployment ${args[0]} back${toRevision ? ` to revision ${toRevision}` : ''}`);
+        started = await client.startDeploymentRollback({ service: one(args, 'deployment name'), ...namespace, ...(toRevision ? { toRevision } : {}) }, requestOptions);
+      } else if (command === 'rollback-platform') {
+        const target = revision(values.revision, '--revision');
+        await confirm(ctx, values.confirm, values.release ?? 'eloquent', `this rolls the Helm release ${values.release ?? 'eloquent'} back${target ? ` to revision ${target}` : ''}`);
+        started = await client.startPlatformRollback({ ...namespace, ...(values.release ? { release: values.release } : {}), ...(target ? { revision: target } : {}) }, requestOptions);
+      } else {
+        const includedNamespaces = values.namespaces?.split(',').map((n) => n.trim());
+        started = await client.startKubernetesBackup({ ...(includedNamespaces ? { includedNamespaces } : {}), ...(values.ttl ? { ttl: values.ttl } : {}) }, requestOptions);
+      }
       ctx.progress(`started ${started.workflowId}`);
       if (!wait) {
         ctx.print(started.workflowId, { ok: true, workflowId: started.workflowId });

@@ -20,9 +20,19 @@ import {
   type RestoreOrganizationInput,
   type VerifyBackupInput,
 } from '../contracts/operation-inputs';
+import {
+  validateBackupKubernetesInput,
+  validateRollbackDeploymentInput,
+  validateRollbackPlatformInput,
+  type BackupKubernetesInput,
+  type InputProblems,
+  type RollbackDeploymentInput,
+  type RollbackPlatformInput,
+} from '../contracts/kubernetes';
 import type { PreflightReport } from '../contracts/preflight';
 import { deletionWorkflowId } from '../contracts/deletion';
 import { DeletionAlreadyRunningError } from './deletion';
+import { InvalidRequestError } from './request-error';
 import { isOrgId } from '../platform/org-id';
 
 export { deletionWorkflowId };
@@ -151,6 +161,27 @@ export class RecoveryClient {
     const description = await started.handle.describe();
     if (description.memo?.requestId !== requestId) throw new DeletionAlreadyRunningError(workflowId);
     return started;
+  }
+
+  /** `kubectl rollout undo` as a workflow. Workflow id `rollback-deployment-<service>-<requestId>`. */
+  async startDeploymentRollback(input: RollbackDeploymentInput, options: StartOptions = {}): Promise<StartedOperation> {
+    rejectProblems(validateRollbackDeploymentInput(input));
+    const requestId = requireRequestId(options.requestId ?? randomUUID());
+    return this.start('rollbackDeployment', `rollback-deployment-${input.service}-${requestId}`, input, 'kubernetes', undefined, requestId, options, `rollback of deployment ${input.service}`);
+  }
+
+  /** `helm rollback` as a workflow. Workflow id `rollback-platform-<requestId>`. */
+  async startPlatformRollback(input: RollbackPlatformInput, options: StartOptions = {}): Promise<StartedOperation> {
+    rejectProblems(validateRollbackPlatformInput(input));
+    const requestId = requireRequestId(options.requestId ?? randomUUID());
+    return this.start('rollbackPlatform', `rollback-platform-${requestId}`, input, 'kubernetes', undefined, requestId, options, `helm rollback to revision ${input.revision ?? 'previous'}`);
+  }
+
+  /** A Velero backup of the cluster state. Workflow id `backup-kubernetes-<requestId>`. */
+  async startKubernetesBackup(input: BackupKubernetesInput = {}, options: StartOptions = {}): Promise<StartedOperation> {
+    rejectProblems(validateBackupKubernetesInput(input));
+    const requestId = requireRequestId(options.requestId ?? randomUUID());
+    return this.start('backupKubernetes', `backup-kubernetes-${requestId}`, input, 'kubernetes', undefined, requestId, options, 'Velero backup of the cluster state');
   }
 
   /** Sends `cancelDeletion` to the organization's running deletion (`delete-org-<orgId>`). */
@@ -313,4 +344,13 @@ export async function connectRecoveryClient(options: ConnectOptions = {}): Promi
   const connection = await Connection.connect({ address: config.temporal.address });
   const temporal = new Client({ connection, namespace: config.temporal.namespace });
   return new RecoveryClient(temporal, connection, config, options.taskQueue ?? config.temporal.taskQueue, options.store ?? createFilesystemBackupStore(config.backup));
+}
+
+/** Rejects Kubernetes input before anything is sent, naming the first bad field. */
+function rejectProblems(problems: InputProblems): void {
+  const first = problems[0];
+  if (first !== undefined) {
+    const field = /^[A-Za-z[\]0-9]+/.exec(first)?.[0] ?? 'input';
+    throw new InvalidRequestError(field, problems.join('; '));
+  }
 }
