@@ -1,3 +1,4 @@
+import { inTransaction } from '../platform/pg-transaction';
 import { Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import {
@@ -60,18 +61,10 @@ const OPS_SCHEMA_LOCK = 0x454c4f50;
 
 /** Creates `eloquent_ops` and its tables when missing; idempotent and safe to run concurrently. */
 export async function ensureOpsSchema(pool: Pool): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  await inTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock($1)', [OPS_SCHEMA_LOCK]);
     await client.query(OPS_SCHEMA_SQL);
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 /** The organization's deletion log from the backup store; an empty log when it has none. */

@@ -7,6 +7,7 @@ import type { ManifestArtifact } from '../contracts/backup';
 import { FailureType, messageOf, permanentFailure } from '../errors';
 import { organizationDataMap, type OrganizationDataMap, type PlatformModel } from '../platform/data-map';
 import { listOrgSchemas } from '../platform/discovery';
+import { inTransaction } from '../platform/pg-transaction';
 import { ensurePlatformSchema, sharedTableSql } from '../platform/platform-schema';
 import { quotePgIdent } from '../platform/quoting';
 import type { BackupStore } from '../storage/backup-store';
@@ -101,9 +102,7 @@ async function runToolFrom(command: string, args: string[], input: NodeJS.Readab
  * the other shared rows (`keepOrganizationRow` keeps it, e.g. while a status must stay visible).
  */
 export async function clearOrganizationPostgres(db: Pool, map: OrganizationDataMap): Promise<{ schemas: string[]; rows: number }> {
-  const client = await db.connect();
-  try {
-    await client.query('BEGIN');
+  return inTransaction(db, async (client) => {
     const schemas = await listOrgSchemas(client, map);
     for (const schema of schemas) await client.query(`DROP SCHEMA IF EXISTS ${quotePgIdent(schema)} CASCADE`);
     let rows = 0;
@@ -112,14 +111,8 @@ export async function clearOrganizationPostgres(db: Pool, map: OrganizationDataM
       const r = await client.query(`DELETE FROM ${sharedTableSql(table)} WHERE ${quotePgIdent(table.keyColumn)} = $1`, [map.orgId]);
       rows += r.rowCount ?? 0;
     }
-    await client.query('COMMIT');
     return { schemas, rows };
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 async function tableExists(db: PoolClient, schema: string, table: string): Promise<boolean> {

@@ -1,3 +1,4 @@
+import { inTransaction } from '../platform/pg-transaction';
 import type { Pool, PoolClient } from 'pg';
 import type { RemovedCounts } from '../contracts/deletion';
 import { FailureType, permanentFailure } from '../errors';
@@ -9,21 +10,6 @@ import { quotePgIdent, quotePgQualified } from '../platform/quoting';
 /** Statuses the platform's organizations table allows (see platform-schema.ts). */
 export type OrganizationStatus = 'active' | 'deleting' | 'deleted';
 const STATUSES: readonly string[] = ['active', 'deleting', 'deleted'];
-
-async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
-}
 
 /** The organizations table: the first shared table, whose key column is the organization id. */
 function organizationsTable(map: OrganizationDataMap): SharedTable {

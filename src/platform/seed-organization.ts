@@ -1,3 +1,4 @@
+import { inTransaction } from './pg-transaction';
 import { createHash } from 'node:crypto';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { PoolClient } from 'pg';
@@ -144,17 +145,7 @@ export async function dropSeededOrganization(clients: StoreClients, orgId: strin
 }
 
 async function dropPostgres(clients: StoreClients, map: OrganizationDataMap): Promise<void> {
-  const client = await clients.postgres.connect();
-  try {
-    await client.query('BEGIN');
-    await dropPostgresIn(client, map);
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  await inTransaction(clients.postgres, (client) => dropPostgresIn(client, map));
 }
 
 async function dropPostgresIn(client: PoolClient, map: OrganizationDataMap): Promise<void> {
