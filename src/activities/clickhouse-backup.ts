@@ -3,20 +3,22 @@ import { pipeline } from 'node:stream/promises';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Context } from '@temporalio/activity';
 import { z } from 'zod';
-import { manifestArtifactSchema, type ManifestArtifact, type StoreBackupResult } from '../contracts/backup';
+import { manifestArtifactSchema, type StoreProgressReport, type ManifestArtifact, type StoreBackupResult } from '../contracts/backup';
 import { FailureType, isTransientNetworkError, messageOf, permanentFailure } from '../errors';
 import { organizationDataMap, type PlatformModel } from '../platform/data-map';
 import { clickHouseDatabaseExists, holdsData, listClickHouseTables } from '../platform/discovery';
 import { fingerprintClickHouse } from '../platform/fingerprint-clickhouse';
 import { quoteClickHouseQualified } from '../platform/quoting';
 import { findFinishedArtifact, type BackupStore } from '../storage/backup-store';
-import { startHeartbeats } from './heartbeats';
-import { ProgressTap, writeFromStream } from './postgres-backup';
+import { startHeartbeats, startProgressReports } from './heartbeats';
+import { progressReport, ProgressTap, writeFromStream } from './postgres-backup';
 
 export interface ClickHouseBackupDeps {
   clickhouse: ClickHouseClient;
   store: BackupStore;
   model: PlatformModel;
+  /** Sends in-flight progress to the calling workflow (its progress query); optional. */
+  reportProgress?: (report: StoreProgressReport) => Promise<void>;
 }
 
 export const clickHouseDdlPath = (table: string) => `clickhouse/${table}.sql`;
@@ -45,6 +47,7 @@ export async function backupClickHouse(deps: ClickHouseBackupDeps, orgId: string
   const artifacts: ManifestArtifact[] = [];
   const current = { object: '', bytes: 0 };
   const heartbeats = startHeartbeats(() => ({ finished: artifacts, current }));
+  const reports = startProgressReports(() => progressReport('clickhouse', artifacts, current), deps.reportProgress);
   let resumed = 0;
   try {
     const version = await queryVersion(deps.clickhouse);
@@ -101,6 +104,7 @@ export async function backupClickHouse(deps: ClickHouseBackupDeps, orgId: string
     throw classifyClickHouseError(err, orgId, current.object || database);
   } finally {
     heartbeats.stop();
+    reports.stop();
   }
 }
 

@@ -1,7 +1,7 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { addressOf } from '../config';
 import type { StoreProbe } from '../contracts/preflight';
-import type { StoreBackupResult } from '../contracts/backup';
+import type { StoreBackupResult, StoreProgressReport } from '../contracts/backup';
 import type { PlatformModel } from '../platform/data-map';
 import type { BackupStore } from '../storage/backup-store';
 import { backupClickHouse } from './clickhouse-backup';
@@ -17,6 +17,8 @@ export interface ClickHouseActivityDeps {
   timeoutMs: number;
   store: BackupStore;
   model: PlatformModel;
+  /** Sends in-flight backup progress to the calling workflow. */
+  reportProgress?: (report: StoreProgressReport) => Promise<void>;
 }
 
 export function createClickHouseActivities(deps: ClickHouseActivityDeps) {

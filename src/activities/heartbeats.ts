@@ -10,3 +10,21 @@ export function startHeartbeats(details: () => unknown, intervalMs = 2_000): { s
   const timer = setInterval(() => ctx.heartbeat(details()), intervalMs);
   return { stop: () => clearInterval(timer) };
 }
+
+/**
+ * Sends `report()` to `send` every `intervalMs` (and never two at once) while an activity streams,
+ * so the workflow can answer its progress query with bytes of artifacts still being written. Best
+ * effort: a report that fails is dropped, the next one carries the newer state anyway.
+ */
+export function startProgressReports<T>(report: () => T, send: ((value: T) => Promise<void>) | undefined, intervalMs = 3_000): { stop(): void } {
+  if (!send) return { stop: () => undefined };
+  let sending = false;
+  const timer = setInterval(() => {
+    if (sending) return;
+    sending = true;
+    send(report())
+      .catch(() => undefined)
+      .finally(() => (sending = false));
+  }, intervalMs);
+  return { stop: () => clearInterval(timer) };
+}

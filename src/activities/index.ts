@@ -1,5 +1,7 @@
+import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { AppConfig } from '../config';
+import { BACKUP_PROGRESS_SIGNAL, type StoreProgressReport } from '../contracts/backup';
 import { DEFAULT_PLATFORM_MODEL, type PlatformModel } from '../platform/data-map';
 import type { BackupStore } from '../storage/backup-store';
 import { createFilesystemBackupStore } from '../storage/filesystem-backup-store';
@@ -33,11 +35,16 @@ export function createActivities(deps: ActivityDeps) {
   const model = deps.model ?? DEFAULT_PLATFORM_MODEL;
   const store = deps.store ?? createFilesystemBackupStore(config.backup);
   const timeoutMs = config.preflightTimeoutMs;
+  // Backup activities tell their workflow how far they are, so its progress query is live.
+  const reportProgress = async (report: StoreProgressReport): Promise<void> => {
+    const workflowId = Context.current().info.workflowExecution?.workflowId;
+    if (workflowId) await deps.temporal.workflow.getHandle(workflowId).signal(BACKUP_PROGRESS_SIGNAL, report);
+  };
   let kubeConfig: ReturnType<typeof loadKubeConfig> | undefined;
   const kube = config.kubernetes;
   return {
-    ...createPostgresActivities({ postgres: clients.postgres, postgresUrl: config.postgres.url, binDir: config.postgres.binDir, timeoutMs, store, model }),
-    ...createClickHouseActivities({ clickhouse: clients.clickhouse, clickhouseUrl: config.clickhouse.url, timeoutMs, store, model }),
+    ...createPostgresActivities({ postgres: clients.postgres, postgresUrl: config.postgres.url, binDir: config.postgres.binDir, timeoutMs, store, model, reportProgress }),
+    ...createClickHouseActivities({ clickhouse: clients.clickhouse, clickhouseUrl: config.clickhouse.url, timeoutMs, store, model, reportProgress }),
     ...createQueueActivities({ nats: clients.nats, timeoutMs, model }),
     ...createRedisActivities({ redis: clients.redis, redisUrl: config.redis.url, timeoutMs, model }),
     ...createOrganizationActivities({ clients, model }),

@@ -6,7 +6,7 @@ import { Context } from '@temporalio/activity';
 import type { Pool, PoolClient } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { z } from 'zod';
-import { manifestArtifactSchema, objectFingerprintSchema, type ManifestArtifact, type StoreBackupResult } from '../contracts/backup';
+import { manifestArtifactSchema, objectFingerprintSchema, type StoreProgressReport, type ManifestArtifact, type StoreBackupResult } from '../contracts/backup';
 import { errorCodes, FailureType, isTransientNetworkError, messageOf, permanentFailure } from '../errors';
 import { organizationDataMap, type OrganizationDataMap, type PlatformModel } from '../platform/data-map';
 import { listOrgSchemas } from '../platform/discovery';
@@ -15,7 +15,7 @@ import { fingerprintPostgres } from '../platform/fingerprint-postgres';
 import { quotePgIdent, quotePgLiteral } from '../platform/quoting';
 import { sharedTableSql } from '../platform/platform-schema';
 import { findFinishedArtifact, type BackupStore, type ArtifactRef } from '../storage/backup-store';
-import { startHeartbeats } from './heartbeats';
+import { startHeartbeats, startProgressReports } from './heartbeats';
 
 export interface PostgresBackupDeps {
   postgres: Pool;
@@ -24,6 +24,8 @@ export interface PostgresBackupDeps {
   binDir: string;
   store: BackupStore;
   model: PlatformModel;
+  /** Sends in-flight progress to the calling workflow (its progress query); optional. */
+  reportProgress?: (report: StoreProgressReport) => Promise<void>;
 }
 
 export const SCHEMAS_ARTIFACT = 'postgres/schemas.dump';
@@ -105,6 +107,7 @@ export async function backupPostgres(deps: PostgresBackupDeps, orgId: string, ba
   const artifacts: ManifestArtifact[] = [];
   const current = { object: '', bytes: 0 };
   const heartbeats = startHeartbeats(() => ({ snapshotGroup: artifacts, complete: false, current }));
+  const reports = startProgressReports(() => progressReport('postgres', artifacts, current), deps.reportProgress);
   let fingerprinting: Promise<ObjectFingerprint[]> | undefined;
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -157,6 +160,7 @@ export async function backupPostgres(deps: PostgresBackupDeps, orgId: string, ba
     throw classifyPostgresError(err, orgId);
   } finally {
     heartbeats.stop();
+    reports.stop();
     client.release();
   }
 }
@@ -278,4 +282,11 @@ export function classifyPostgresError(err: unknown, orgId: string): unknown {
     return permanentFailure(FailureType.StoreRejected, `PostgreSQL rejected the backup (${code}): ${err.message}`, { store: 'postgres', orgId }, err);
   }
   return err;
+}
+
+/** Finished artifacts plus the one being written, as the workflow's progress query shows them. */
+export function progressReport(store: 'postgres' | 'clickhouse', finished: ManifestArtifact[], current: { object: string; bytes: number }): StoreProgressReport {
+  const artifacts = finished.map((a) => ({ store, object: a.object, bytes: a.rawBytes, rows: a.rows, done: true }));
+  if (current.object && !finished.some((a) => a.object === current.object)) artifacts.push({ store, object: current.object, bytes: current.bytes, rows: null, done: false });
+  return { store, artifacts };
 }

@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import { addressOf } from '../config';
 import type { StoreProbe } from '../contracts/preflight';
-import type { StoreBackupResult } from '../contracts/backup';
+import type { StoreBackupResult, StoreProgressReport } from '../contracts/backup';
 import type { PlatformModel } from '../platform/data-map';
 import type { BackupStore } from '../storage/backup-store';
 import { organizationDataMap } from '../platform/data-map';
@@ -20,6 +20,8 @@ export interface PostgresActivityDeps {
   timeoutMs: number;
   store: BackupStore;
   model: PlatformModel;
+  /** Sends in-flight backup progress to the calling workflow. */
+  reportProgress?: (report: StoreProgressReport) => Promise<void>;
 }
 
 export function createPostgresActivities(deps: PostgresActivityDeps) {

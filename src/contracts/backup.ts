@@ -92,6 +92,15 @@ export interface ArtifactProgress {
   done: boolean;
 }
 
+/** Name of the signal by which backup activities report artifacts still being written. */
+export const BACKUP_PROGRESS_SIGNAL = 'backupArtifactProgress';
+
+/** One store's artifacts as its backup activity sees them: finished ones and the one being written. */
+export interface StoreProgressReport {
+  store: BackupStoreName;
+  artifacts: ArtifactProgress[];
+}
+
 export interface BackupProgress {
   backupId: string;
   orgId: string;

@@ -2,6 +2,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   defineQuery,
+  defineSignal,
   executeChild,
   setHandler,
   upsertSearchAttributes,
@@ -9,7 +10,9 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import {
+  BACKUP_PROGRESS_SIGNAL,
   BACKUP_STORES,
+  type StoreProgressReport,
   type BackupOrganizationInput,
   type BackupProgress,
   type BackupStoreName,
@@ -24,6 +27,7 @@ import { platformPreflight } from './platform-preflight';
 import { verifyBackup } from './verify-backup';
 
 export const backupProgressQuery = defineQuery<BackupProgress>('backupProgress');
+export const backupArtifactProgressSignal = defineSignal<[StoreProgressReport]>(BACKUP_PROGRESS_SIGNAL);
 
 /** Validates UI-typed input; a problem fails the run, non-retryable, naming the field. */
 function parseInput(input: BackupOrganizationInput | undefined): Required<Omit<BackupOrganizationInput, 'verify'>> & { verify: boolean } {
@@ -65,6 +69,15 @@ export async function backupOrganization(rawInput: BackupOrganizationInput): Pro
   const backupId = newBackupId(started);
   const progress: BackupProgress = { backupId, orgId: input.orgId, step: 'preflight', artifacts: [] };
   setHandler(backupProgressQuery, () => progress);
+  // Activities report artifacts still being written; finished ones replace them by store and object.
+  const record = (artifacts: BackupProgress['artifacts']) => {
+    for (const artifact of artifacts) {
+      const at = progress.artifacts.findIndex((a) => a.store === artifact.store && a.object === artifact.object);
+      if (at === -1) progress.artifacts.push(artifact);
+      else if (!progress.artifacts[at]?.done) progress.artifacts[at] = artifact;
+    }
+  };
+  setHandler(backupArtifactProgressSignal, (report) => record(report.artifacts));
 
   await executeChild(platformPreflight, { workflowId: `${info.workflowId}-preflight`, args: [{}] });
   progress.step = 'checking';
@@ -83,7 +96,7 @@ export async function backupOrganization(rawInput: BackupOrganizationInput): Pro
     results = await Promise.all(
       input.stores.map(async (store) => {
         const result = await backupOne(store);
-        progress.artifacts.push(...result.artifacts.map((a) => ({ store, object: a.object, bytes: a.rawBytes, rows: a.rows, done: true })));
+        record(result.artifacts.map((a) => ({ store, object: a.object, bytes: a.rawBytes, rows: a.rows, done: true })));
         return result;
       }),
     );

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { backupManifestSchema, type BackupManifest } from '../../src/contracts/backup';
 import { dropSeededOrganization, seedOrganization } from '../../src/platform/seed-organization';
-import { backupOrganization, verifyBackup } from '../../src/workflows';
+import { backupOrganization, backupProgressQuery, verifyBackup } from '../../src/workflows';
 import { REPO_ROOT } from '../support/paths';
 import { startTestWorker, uniqueOrgId, type TestWorker } from '../support/test-worker';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
@@ -113,12 +113,25 @@ describe('backupOrganization survives crashes and outages', () => {
 
     const orgDir = path.join(env.config.backup.directory, orgId);
     await waitForFile(orgDir, /^\.analytics_events\.native\.tmp-/, 100_000);
+    // The progress query shows the artifact being written, with its bytes so far.
+    let inFlight: { bytes: number; done: boolean } | undefined;
+    for (let i = 0; i < 100 && !inFlight; i++) {
+      const progress = await handle.query(backupProgressQuery);
+      inFlight = progress.artifacts.find((a) => a.object === 'clickhouse:analytics_events' && !a.done && a.bytes > 0);
+      if (!inFlight) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(inFlight).toBeDefined();
     await stack('down', 'clickhouse');
     await new Promise((r) => setTimeout(r, 3_000));
     await stack('up', 'clickhouse');
 
     const summary = await handle.result();
     expect(await attemptsOf(env, workflowId, 'backupClickHouse')).toBeGreaterThanOrEqual(2);
+    // Once done, every artifact is listed once, done.
+    const final = await handle.query(backupProgressQuery);
+    expect(final.step).toBe('done');
+    expect(final.artifacts.every((a) => a.done)).toBe(true);
+    expect(new Set(final.artifacts.map((a) => `${a.store}:${a.object}`)).size).toBe(final.artifacts.length);
     const manifest = await expectCompleteBackup(path.join(orgDir, summary.backupId));
     expect(manifest.artifacts.find((a) => a.object === 'clickhouse:analytics_events')?.rows).toBe(6_000_000);
     const report = await env.client.workflow.execute(verifyBackup, { taskQueue: env.taskQueue, workflowId: `verify-${summary.backupId}`, args: [{ orgId, backupId: summary.backupId }] });
