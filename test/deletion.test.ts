@@ -242,6 +242,8 @@ describe('deleteOrganization', () => {
       args: [{ backupId, orgId, mode: 'into-empty', override: { reason: 'deleted by mistake' } }],
     });
     expect(restored.targetOrgId).toBe(orgId);
+    // The deletion no longer holds its backup: pruning treats it like any other again.
+    await expect(stat(path.join(env.config.backup.directory, orgId, backupId, 'hold.json'))).rejects.toThrow(/ENOENT/);
     const after = await fingerprintOrganization(env.clients, orgId, [...durable]);
     expect(compareFingerprints(before, after).differences).toEqual([]);
     expect(await organizationStatus(orgId)).toBe('active');

@@ -479,3 +479,17 @@ describe('errors', () => {
     expect(await filesUnder(path.join(root, ref.orgId, ref.backupId, 'postgres'))).toEqual([]);
   });
 });
+
+describe('documents', () => {
+  it('deleteJson removes a document such as a hold, is idempotent, and never removes the manifest', async () => {
+    const store = storeWith(undefined);
+    const backup = freshBackup();
+    await store.writeJson(backup, 'manifest.json', { backupId: backup.backupId });
+    await store.writeJson(backup, 'hold.json', { heldBy: 'delete-org-x' });
+    expect(await store.deleteJson(backup, 'hold.json')).toEqual({ deleted: true });
+    expect(await store.readJson(backup, 'hold.json')).toBeUndefined();
+    expect(await store.deleteJson(backup, 'hold.json')).toEqual({ deleted: false });
+    await expect(store.deleteJson(backup, 'manifest.json')).rejects.toThrow(/only with its whole backup/);
+    expect(await store.readJson(backup, 'manifest.json')).toEqual({ backupId: backup.backupId });
+  });
+});

@@ -146,6 +146,11 @@ export function createStorageActivities(deps: StorageActivityDeps) {
       await store.writeJson({ orgId: input.orgId, backupId: input.backupId }, HOLD_FILE, { heldBy: input.heldBy, reason: input.reason, since: new Date().toISOString() });
     },
 
+    /** Releases the hold on a backup, so pruning may remove it again. Idempotent. */
+    async releaseBackupHold(input: { orgId: string; backupId: string }): Promise<{ released: boolean }> {
+      return { released: (await store.deleteJson(input, HOLD_FILE)).deleted };
+    },
+
     /**
      * Applies a retention policy to one organization's backups (see retention.ts): never the newest
      * complete backup, never a held one, never an incomplete one younger than a day.

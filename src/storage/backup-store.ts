@@ -75,6 +75,13 @@ export interface BackupStore {
    */
   readJson(backup: BackupRef, name: string): Promise<unknown>;
 
+  /**
+   * Removes a JSON document written by {@link BackupStore.writeJson} (e.g. `hold.json`). The manifest
+   * is refused: a backup is deleted whole with {@link BackupStore.deleteBackup}. Idempotent.
+   * @returns whether the document existed.
+   */
+  deleteJson(backup: BackupRef, name: string): Promise<{ deleted: boolean }>;
+
   /** Backups of one organization, newest first (by start time, then backup id). Unknown org → `[]`. */
   listBackups(orgId: string): Promise<BackupListing[]>;
 

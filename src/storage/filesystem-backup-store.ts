@@ -290,6 +290,20 @@ export class FilesystemBackupStore implements BackupStore {
     }
   }
 
+  async deleteJson(backup: BackupRef, name: string): Promise<{ deleted: boolean }> {
+    assertJsonDocumentName(backup, name);
+    const context: FailureContext = { store: 'storage', orgId: backup.orgId, object: `${backup.orgId}/${backup.backupId}/${name}` };
+    if (name === MANIFEST_FILE) throw permanentFailure(FailureType.InvalidInput, 'the manifest is removed only with its whole backup (deleteBackup)', context);
+    try {
+      await unlink(path.join(this.backupDir(backup), name));
+    } catch (err: unknown) {
+      if (errorCodes(err).includes('ENOENT')) return { deleted: false };
+      throw classifyFilesystemError(err, context);
+    }
+    await fsyncDirectory(this.backupDir(backup));
+    return { deleted: true };
+  }
+
   async listBackups(orgId: string): Promise<BackupListing[]> {
     assertSafeSegment('organization id', orgId);
     const orgDir = path.join(this.directory, orgId);

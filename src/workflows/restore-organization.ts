@@ -137,6 +137,11 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
     throw ApplicationFailure.nonRetryable(`restore of ${backup.orgId}/${backup.backupId} into ${targetOrgId} failed at step "${failedStep}": ${innermostMessage(err)}; ${undone}`, FailureType.StoreRejected);
   }
 
+  if (deletion?.preDeletionBackupId && input.override) {
+    // The deletion is no longer in effect: its backup is an ordinary backup again, pruned by policy.
+    await quick.releaseBackupHold({ orgId: targetOrgId, backupId: deletion.preDeletionBackupId });
+  }
+
   progress.step = 'done';
   return {
     backupId: backup.backupId,
