@@ -3,7 +3,8 @@ import * as path from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../src/activities';
-import { runCli, type CliIo } from '../src/cli/main';
+import { runCli } from '../src/cli/main';
+import { captureIo } from './support/cli-io';
 import { connectRecoveryClient, InvalidRequestError, type RecoveryClient } from '../src/client';
 import { startMetrics, type MetricsEndpoint } from '../src/metrics/start-metrics';
 import { dropSeededOrganization, seedOrganization } from '../src/platform/seed-organization';
@@ -11,22 +12,6 @@ import { rejectionOf } from './support/failures';
 import { WORKFLOW_BUNDLE_PATH } from './support/paths';
 import { startTestWorker, uniqueOrgId, type TestWorker } from './support/test-worker';
 
-function captureIo(env: NodeJS.ProcessEnv, isTty = false): CliIo & { out: string; err: string } {
-  const io = {
-    out: '',
-    err: '',
-    stdout: (t: string) => {
-      io.out += t;
-    },
-    stderr: (t: string) => {
-      io.err += t;
-    },
-    isTty,
-    ask: async () => '',
-    env,
-  };
-  return io;
-}
 
 describe('client SDK, CLI and metrics', () => {
   let env: TestWorker;

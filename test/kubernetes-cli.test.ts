@@ -1,21 +1,10 @@
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { runCli, type CliIo } from '../src/cli/main';
+import { runCli } from '../src/cli/main';
+import { captureIo } from './support/cli-io';
 import { backupNameFor } from '../src/contracts/kubernetes';
 import { localKube } from './helpers/local-kube';
 import { startTestWorker, type TestWorker } from './support/test-worker';
 
-function captureIo(): CliIo & { out: string; err: string } {
-  const io = {
-    out: '',
-    err: '',
-    stdout: (t: string) => void (io.out += t),
-    stderr: (t: string) => void (io.err += t),
-    isTty: false,
-    ask: async () => '',
-    env: process.env,
-  };
-  return io;
-}
 
 /** The Kubernetes workflows through the operator CLI, on the project's own worker and the real API server. */
 describe('CLI Kubernetes commands', () => {

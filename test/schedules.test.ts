@@ -1,27 +1,12 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { runCli, type CliIo } from '../src/cli/main';
+import { runCli } from '../src/cli/main';
+import { captureIo } from './support/cli-io';
 import { applySchedules, listManagedSchedules } from '../src/schedules/apply-schedules';
 import { loadScheduleFile, scheduleFileSchema } from '../src/schedules/schedule-file';
 import { startTestWorker, type TestWorker } from './support/test-worker';
 
-function captureIo(): CliIo & { out: string; err: string } {
-  const io = {
-    out: '',
-    err: '',
-    stdout: (t: string) => {
-      io.out += t;
-    },
-    stderr: (t: string) => {
-      io.err += t;
-    },
-    isTty: false,
-    ask: async () => '',
-    env: process.env,
-  };
-  return io;
-}
 
 describe('schedules as code', () => {
   let env: TestWorker;

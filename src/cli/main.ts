@@ -7,6 +7,7 @@ import { decideParkedDeletion, reapplyDeletions } from '../client/deletion';
 import { parseDuration } from '../client/validation';
 import { loadConfig } from '../config';
 import { BACKUP_STORES, type BackupStoreName } from '../contracts/backup';
+import { formatBytes } from '../platform/describe';
 import { applySchedules, DEFAULT_SCHEDULE_PREFIX, describeManagedSchedules } from '../schedules/apply-schedules';
 import { loadScheduleFile } from '../schedules/schedule-file';
 import { ExitCode, exitCodeOf, RefusedError, UsageError } from './exit-codes';
@@ -192,17 +193,6 @@ function parseStores(text: string): BackupStoreName[] {
   });
 }
 
-function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(1)} ${units[i]}`;
-}
 
 /** Asks the operator to type `expected` on a terminal; refuses without a terminal. */
 async function confirm(ctx: Context, given: string | undefined, expected: string, action: string): Promise<void> {
@@ -213,6 +203,24 @@ async function confirm(ctx: Context, given: string | undefined, expected: string
   if (!ctx.io.isTty) throw new UsageError(`${action} is destructive: pass --confirm ${expected} (no terminal to ask on)`);
   const answer = (await ctx.io.ask(`${action}. Type the organization id "${expected}" to confirm: `)).trim();
   if (answer !== expected) throw new RefusedError(`confirmation declined (typed ${JSON.stringify(answer)}); nothing was changed`);
+}
+
+/** Prints the started run's id, or (waiting) follows its progress and prints its result as `describe` says. */
+async function finishStarted(
+  ctx: Context,
+  client: RecoveryClient,
+  workflowId: string,
+  options: { wait: boolean; pollMs: number },
+  describe: (result: unknown) => string,
+): Promise<ExitCode> {
+  ctx.progress(`started ${workflowId}`);
+  if (!options.wait) {
+    ctx.print(workflowId, { ok: true, workflowId });
+    return ExitCode.Ok;
+  }
+  const result = await follow(ctx, client, workflowId, options.pollMs);
+  ctx.print(describe(result), { ok: true, workflowId, result });
+  return ExitCode.Ok;
 }
 
 /** Polls the run's progress query and prints what changed until the run ends; returns its result. */
@@ -304,14 +312,7 @@ async function runCommand(command: string, args: string[], values: Values, ctx: 
       const client = await ctx.connect();
       const input = values.latest ? { orgId: values.org ?? '', latest: true as const } : { backupId: one(args, 'backup id'), ...(values.org ? { orgId: values.org } : {}) };
       const started = await client.startVerification(input, requestOptions);
-      ctx.progress(`started ${started.workflowId}`);
-      if (!wait) {
-        ctx.print(started.workflowId, { ok: true, workflowId: started.workflowId });
-        return ExitCode.Ok;
-      }
-      const result = await follow(ctx, client, started.workflowId, pollMs);
-      ctx.print(`verification passed: ${JSON.stringify(result)}`, { ok: true, workflowId: started.workflowId, result });
-      return ExitCode.Ok;
+      return finishStarted(ctx, client, started.workflowId, { wait, pollMs }, (result) => `verification passed: ${JSON.stringify(result)}`);
     }
     case 'restore': {
       const backupId = one(args, 'backup id');
@@ -326,14 +327,7 @@ async function runCommand(command: string, args: string[], values: Values, ctx: 
         { backupId, mode, ...(values.org ? { orgId: values.org } : {}), ...(values.into ? { targetOrgId: values.into } : {}) },
         requestOptions,
       );
-      ctx.progress(`started ${started.workflowId}`);
-      if (!wait) {
-        ctx.print(started.workflowId, { ok: true, workflowId: started.workflowId });
-        return ExitCode.Ok;
-      }
-      const result = await follow(ctx, client, started.workflowId, pollMs);
-      ctx.print(`restore finished: ${JSON.stringify(result)}`, { ok: true, workflowId: started.workflowId, result });
-      return ExitCode.Ok;
+      return finishStarted(ctx, client, started.workflowId, { wait, pollMs }, (result) => `restore finished: ${JSON.stringify(result)}`);
     }
     case 'delete': {
       const orgId = one(args, 'organization id');
@@ -430,14 +424,7 @@ async function runCommand(command: string, args: string[], values: Values, ctx: 
       const olderThanMs = values['older-than'] !== undefined ? parseDuration(values['older-than'], '--older-than') : undefined;
       const client = await ctx.connect();
       const started = await client.startChatArchive({ ...(orgId ? { orgId } : {}), ...(olderThanMs !== undefined ? { olderThanMs } : {}) }, requestOptions);
-      ctx.progress(`started ${started.workflowId}`);
-      if (!wait) {
-        ctx.print(started.workflowId, { ok: true, workflowId: started.workflowId });
-        return ExitCode.Ok;
-      }
-      const result = await follow(ctx, client, started.workflowId, pollMs);
-      ctx.print(JSON.stringify(result, null, 2), { ok: true, workflowId: started.workflowId, result });
-      return ExitCode.Ok;
+      return finishStarted(ctx, client, started.workflowId, { wait, pollMs }, (result) => JSON.stringify(result, null, 2));
     }
     case 'rollback':
     case 'rollback-platform':
@@ -462,14 +449,7 @@ async function runCommand(command: string, args: string[], values: Values, ctx: 
         const includedNamespaces = values.namespaces?.split(',').map((n) => n.trim());
         started = await client.startKubernetesBackup({ ...(includedNamespaces ? { includedNamespaces } : {}), ...(values.ttl ? { ttl: values.ttl } : {}) }, requestOptions);
       }
-      ctx.progress(`started ${started.workflowId}`);
-      if (!wait) {
-        ctx.print(started.workflowId, { ok: true, workflowId: started.workflowId });
-        return ExitCode.Ok;
-      }
-      const result = await follow(ctx, client, started.workflowId, pollMs);
-      ctx.print(JSON.stringify(result, null, 2), { ok: true, workflowId: started.workflowId, result });
-      return ExitCode.Ok;
+      return finishStarted(ctx, client, started.workflowId, { wait, pollMs }, (result) => JSON.stringify(result, null, 2));
     }
     case 'schedules':
       return runSchedules(args, values, ctx);

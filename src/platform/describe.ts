@@ -119,7 +119,8 @@ export async function describeOrganization(clients: StoreClients, orgId: string,
   return { orgId: map.orgId, exists, describedAt, postgres: pg, clickhouse: ch, queue: q, redis: r };
 }
 
-function formatBytes(bytes: number): string {
+/** `1.5 MiB`: sizes for people. */
+export function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
   const units = ['KiB', 'MiB', 'GiB', 'TiB'];
   let value = bytes / 1024;
