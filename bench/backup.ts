@@ -1,7 +1,9 @@
 /**
  * Backup benchmark (issues 4 and 5): the `backupOrganization` workflow against the raw tools, in one run.
  *
- *   npx tsx bench/backup.ts [--scale large|medium|small] [--keep] [--encrypted] [--skip-verify]
+ *   npx tsx bench/backup.ts [--scale large|medium|small] [--keep] [--encrypted] [--skip-verify] [--seed-only]
+ *
+ * `--seed-only` seeds (or checks) the organization and stops, keeping it: seeding a quiet machine ahead of a run.
  *
  * 1. Seeds `bench_<scale>` (about 2.5 min for `large`), or reuses it when a marker on its main schema
  *    says it was seeded with this scale and seed and ClickHouse still holds the expected rows.
@@ -52,17 +54,18 @@ interface Options {
   keep: boolean;
   encrypted: boolean;
   verify: boolean;
+  seedOnly: boolean;
 }
 
 function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
-    options: { scale: { type: 'string', default: 'large' }, keep: { type: 'boolean', default: false }, encrypted: { type: 'boolean', default: false }, 'skip-verify': { type: 'boolean', default: false } },
+    options: { scale: { type: 'string', default: 'large' }, keep: { type: 'boolean', default: false }, encrypted: { type: 'boolean', default: false }, 'skip-verify': { type: 'boolean', default: false }, 'seed-only': { type: 'boolean', default: false } },
     strict: true,
   });
   const scale = z.enum(['small', 'medium', 'large']).safeParse(values.scale);
   if (!scale.success) throw new Error(`--scale: expected small, medium or large; got ${JSON.stringify(values.scale)}`);
-  return { scale: scale.data, keep: values.keep === true, encrypted: values.encrypted === true, verify: values['skip-verify'] !== true };
+  return { scale: scale.data, keep: values.keep === true, encrypted: values.encrypted === true, verify: values['skip-verify'] !== true, seedOnly: values['seed-only'] === true };
 }
 
 /** One timed step: what ran, how long, how many bytes it wrote. */
@@ -400,6 +403,10 @@ async function main(): Promise<void> {
   const client = new Client({ connection, namespace: config.temporal.namespace });
   try {
     const seed = await ensureSeeded(clients, map, options.scale, model);
+    if (options.seedOnly) {
+      process.stdout.write(`${orgId} is seeded (${seed.label}, ${seed.seconds.toFixed(1)} s)\n`);
+      return;
+    }
     process.stdout.write('bundling workflows…\n');
     const bundlePath = path.join(workDir, 'workflow-bundle.js');
     const { code } = await bundleWorkflowCode({
@@ -423,7 +430,7 @@ async function main(): Promise<void> {
     printReport({ options, orgId, seed, raw, plain, encrypted });
   } finally {
     await rm(workDir, { recursive: true, force: true });
-    if (!options.keep) {
+    if (!options.keep && !options.seedOnly) {
       process.stdout.write(`dropping ${orgId} (pass --keep to reuse it next time)\n`);
       await dropSeededOrganization(clients, orgId, model).catch((err: unknown) => process.stderr.write(`could not drop ${orgId}: ${String(err)}\n`));
     }

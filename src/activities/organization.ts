@@ -1,6 +1,7 @@
 import { FailureType, isTransientNetworkError, messageOf, permanentFailure } from '../errors';
 import { DEFAULT_PLATFORM_MODEL, type PlatformModel } from '../platform/data-map';
 import { describeOrganization, summarizeDescription, type OrganizationDescription } from '../platform/describe';
+import type { PostgresRowHash } from '../contracts/backup';
 import { fingerprintOrganization, FINGERPRINT_STORES, type FingerprintStore, type OrganizationFingerprint } from '../platform/fingerprint';
 import { parseOrgId } from '../platform/org-id';
 import type { StoreClients } from '../store-clients';
@@ -44,15 +45,22 @@ export function createOrganizationActivities(deps: OrganizationActivityDeps) {
         throw classify(err, id, 'describeOrganization');
       }
     },
-    /** Per-object row counts and content hashes of the organization, in the given stores (all by default). */
-    async fingerprintOrganization(orgId: string, stores: FingerprintStore[] = [...FINGERPRINT_STORES]): Promise<OrganizationFingerprint> {
+    /**
+     * Per-object row counts and content hashes of the organization, in the given stores (all by
+     * default); `postgresRowHash` matches a manifest's fingerprint (the current algorithm by default).
+     */
+    async fingerprintOrganization(
+      orgId: string,
+      stores: FingerprintStore[] = [...FINGERPRINT_STORES],
+      options: { postgresRowHash?: PostgresRowHash } = {},
+    ): Promise<OrganizationFingerprint> {
       const id = parseOrgId(orgId);
       const unknown = stores.filter((s) => !FINGERPRINT_STORES.includes(s));
       if (unknown.length > 0) {
         throw permanentFailure(FailureType.InvalidInput, `stores: unknown store ${unknown.map((s) => JSON.stringify(s)).join(', ')}; expected some of ${FINGERPRINT_STORES.join(', ')}`);
       }
       try {
-        return await fingerprintOrganization(deps.clients, id, stores, model);
+        return await fingerprintOrganization(deps.clients, id, stores, model, options);
       } catch (err) {
         throw classify(err, id, 'fingerprintOrganization');
       }

@@ -6,7 +6,16 @@ import { Context } from '@temporalio/activity';
 import type { Pool, PoolClient } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { z } from 'zod';
-import { manifestArtifactSchema, objectFingerprintSchema, type StoreProgressReport, type ManifestArtifact, type StoreBackupResult } from '../contracts/backup';
+import {
+  CURRENT_POSTGRES_ROW_HASH,
+  LEGACY_POSTGRES_ROW_HASH,
+  manifestArtifactSchema,
+  objectFingerprintSchema,
+  POSTGRES_ROW_HASHES,
+  type ManifestArtifact,
+  type StoreBackupResult,
+  type StoreProgressReport,
+} from '../contracts/backup';
 import { errorCodes, FailureType, isTransientNetworkError, messageOf, permanentFailure } from '../errors';
 import { organizationDataMap, type OrganizationDataMap, type PlatformModel } from '../platform/data-map';
 import { listOrgSchemas } from '../platform/discovery';
@@ -14,7 +23,7 @@ import type { ObjectFingerprint } from '../platform/fingerprint';
 import { fingerprintPostgres } from '../platform/fingerprint-postgres';
 import { quotePgIdent, quotePgLiteral } from '../platform/quoting';
 import { sharedTableSql } from '../platform/platform-schema';
-import { findFinishedArtifact, type BackupStore, type ArtifactRef } from '../storage/backup-store';
+import { findFinishedArtifact, type ArtifactRef, type ArtifactWriteOptions, type BackupStore } from '../storage/backup-store';
 import { startHeartbeats, startProgressReports } from './heartbeats';
 
 export interface PostgresBackupDeps {
@@ -36,6 +45,7 @@ const heartbeatSchema = z.object({
   snapshotGroup: z.array(manifestArtifactSchema),
   complete: z.boolean(),
   fingerprint: z.array(objectFingerprintSchema).optional(),
+  postgresRowHash: z.enum(POSTGRES_ROW_HASHES).optional(),
 });
 
 /** `pg_dump`'s path, from the configured directory or PATH. */
@@ -99,7 +109,8 @@ export async function backupPostgres(deps: PostgresBackupDeps, orgId: string, ba
     // reporting: keep its work when every file still hashes to what it wrote.
     const kept = await keepFinished(deps.store, orgId, backupId, previous.data.snapshotGroup);
     if (kept) {
-      return { store: 'postgres', serverVersion, toolVersion: dumpVersion, artifacts: kept, fingerprint: previous.data.fingerprint, resumedArtifacts: kept.length };
+      const postgresRowHash = previous.data.postgresRowHash ?? LEGACY_POSTGRES_ROW_HASH;
+      return { store: 'postgres', serverVersion, toolVersion: dumpVersion, artifacts: kept, fingerprint: previous.data.fingerprint, postgresRowHash, resumedArtifacts: kept.length };
     }
   }
 
@@ -115,7 +126,7 @@ export async function backupPostgres(deps: PostgresBackupDeps, orgId: string, ba
     await assertOrganizationExists(client, map);
     // The fingerprint reads the same exported snapshot on its own connection, so it runs while the
     // rows are dumped instead of after them; the snapshot stays valid until this transaction ends.
-    fingerprinting = fingerprintPostgres(deps.postgres, map, snapshot);
+    fingerprinting = fingerprintPostgres(deps.postgres, map, { snapshotId: snapshot, rowHash: CURRENT_POSTGRES_ROW_HASH });
     fingerprinting.catch(() => undefined);
 
     for (const table of map.postgres.sharedTables) {
@@ -128,7 +139,7 @@ export async function backupPostgres(deps: PostgresBackupDeps, orgId: string, ba
           `COPY (SELECT ${columns.map(quotePgIdent).join(', ')} FROM ${sharedTableSql(table)} WHERE ${quotePgIdent(table.keyColumn)} = ${quotePgLiteral(map.orgId)}) TO STDOUT`,
         ),
       );
-      const record = await writeFromStream(deps.store, { orgId, backupId, path: file }, false, (sink) =>
+      const record = await writeFromStream(deps.store, { orgId, backupId, path: file }, { alreadyCompressed: false }, (sink) =>
         pipeline(copy, counter, new ProgressTap((n) => (current.bytes = n)), sink, { signal: ctx.cancellationSignal }),
       );
       artifacts.push({ store: 'postgres', object: current.object, file, ...record, rows: counter.lines, columns });
@@ -142,7 +153,7 @@ export async function backupPostgres(deps: PostgresBackupDeps, orgId: string, ba
       const args = ['--format=custom', '--compress=1', `--snapshot=${snapshot}`, '--no-owner', '--no-privileges', `--dbname=${deps.postgresUrl}`];
       // Double quotes make each -n an exact name, not a pattern.
       for (const schema of schemas) args.push(`--schema="${schema}"`);
-      const record = await writeFromStream(deps.store, { orgId, backupId, path: SCHEMAS_ARTIFACT }, true, (sink) =>
+      const record = await writeFromStream(deps.store, { orgId, backupId, path: SCHEMAS_ARTIFACT }, { alreadyCompressed: true }, (sink) =>
         runToolInto(pgDump, args, sink, ctx.cancellationSignal, (n) => (current.bytes = n), { orgId, object: schemas.join(',') }),
       );
       artifacts.push({ store: 'postgres', object: 'schemas', file: SCHEMAS_ARTIFACT, ...record, rows: null });
@@ -151,8 +162,9 @@ export async function backupPostgres(deps: PostgresBackupDeps, orgId: string, ba
     const fingerprint = await fingerprinting;
     await client.query('COMMIT');
     heartbeats.stop();
-    ctx.heartbeat({ snapshotGroup: artifacts, complete: true, fingerprint });
-    return { store: 'postgres', serverVersion, toolVersion: dumpVersion, artifacts, fingerprint, resumedArtifacts: 0 };
+    const postgresRowHash = CURRENT_POSTGRES_ROW_HASH;
+    ctx.heartbeat({ snapshotGroup: artifacts, complete: true, fingerprint, postgresRowHash });
+    return { store: 'postgres', serverVersion, toolVersion: dumpVersion, artifacts, fingerprint, postgresRowHash, resumedArtifacts: 0 };
   } catch (err) {
     // The fingerprint's query must end before the snapshot it reads goes away.
     await fingerprinting?.catch(() => undefined);
@@ -223,10 +235,10 @@ export class ProgressTap extends Transform {
 export async function writeFromStream(
   store: BackupStore,
   ref: ArtifactRef,
-  alreadyCompressed: boolean,
+  options: ArtifactWriteOptions,
   fill: (sink: NodeJS.WritableStream) => Promise<void>,
 ): Promise<Omit<ManifestArtifact, 'store' | 'object' | 'file' | 'rows' | 'columns'>> {
-  const writer = await store.openArtifactWriter(ref, { alreadyCompressed });
+  const writer = await store.openArtifactWriter(ref, options);
   try {
     await fill(writer.stream);
     const { path: _path, ...record } = await writer.commit();

@@ -22,7 +22,7 @@ export interface PostgresPlatformDeps {
 export async function dumpPlatformGlobals(deps: PostgresPlatformDeps, backupId: string): Promise<ManifestArtifact> {
   const ctx = Context.current();
   const file = 'postgres/globals.sql';
-  const record = await writeFromStream(deps.store, { orgId: PLATFORM_BACKUP_ORG, backupId, path: file }, false, (sink) =>
+  const record = await writeFromStream(deps.store, { orgId: PLATFORM_BACKUP_ORG, backupId, path: file }, { alreadyCompressed: false }, (sink) =>
     runToolInto(pgTool(deps.binDir, 'pg_dumpall'), ['--globals-only', `--dbname=${deps.postgresUrl}`], sink, ctx.cancellationSignal, () => undefined, {
       orgId: PLATFORM_BACKUP_ORG,
       object: 'globals',

@@ -8,6 +8,7 @@ import { organizationDataMap } from '../platform/data-map';
 import { assertOrganizationExists, backupPostgres } from './postgres-backup';
 import { dumpPlatformGlobals, listOrganizationsPage } from './postgres-platform';
 import { clearOrganizationPostgres, databaseUrl, dropScratchDatabase, restorePostgres, type RestorePostgresInput, type RestorePostgresResult } from './postgres-restore';
+import { CURRENT_POSTGRES_ROW_HASH, type PostgresRowHash } from '../contracts/backup';
 import { fingerprintPostgres } from '../platform/fingerprint-postgres';
 import type { ObjectFingerprint } from '../platform/fingerprint';
 import { Pool as PgPool } from 'pg';
@@ -74,11 +75,11 @@ export function createPostgresActivities(deps: PostgresActivityDeps) {
     },
 
     /** Fingerprints the organization's PostgreSQL objects inside a scratch database. */
-    async fingerprintPostgresScratch(input: { orgId: string; database: string }): Promise<ObjectFingerprint[]> {
+    async fingerprintPostgresScratch(input: { orgId: string; database: string; rowHash?: PostgresRowHash }): Promise<ObjectFingerprint[]> {
       const pool = new PgPool({ connectionString: databaseUrl(deps.postgresUrl, input.database), max: 1 });
       pool.on('error', () => undefined);
       try {
-        return await fingerprintPostgres(pool, organizationDataMap(input.orgId, deps.model));
+        return await fingerprintPostgres(pool, organizationDataMap(input.orgId, deps.model), { rowHash: input.rowHash ?? CURRENT_POSTGRES_ROW_HASH });
       } finally {
         await pool.end();
       }

@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import {
   backupManifestSchema,
+  LEGACY_POSTGRES_ROW_HASH,
   MANIFEST_FORMAT_VERSION,
   type BackupManifest,
   type BackupStoreName,
@@ -103,7 +104,11 @@ export function createStorageActivities(deps: StorageActivityDeps) {
         },
         ...(keyIds[0] ? { keyId: keyIds[0] } : {}),
         artifacts,
-        fingerprint: { takenAt: input.startedAt, objects: input.results.flatMap((r) => r.fingerprint) },
+        fingerprint: {
+          takenAt: input.startedAt,
+          ...(versionOf('postgres') ? { postgresRowHash: versionOf('postgres')?.postgresRowHash ?? LEGACY_POSTGRES_ROW_HASH } : {}),
+          objects: input.results.flatMap((r) => r.fingerprint),
+        },
         ephemeral: input.ephemeral,
       };
       await store.writeJson({ orgId: input.orgId, backupId: input.backupId }, MANIFEST_FILE, backupManifestSchema.parse(manifest));

@@ -15,6 +15,14 @@ export interface BackupOrganizationInput {
   verify?: boolean;
 }
 
+/** How a fingerprint hashed PostgreSQL rows (see platform/fingerprint-postgres.ts). */
+export const POSTGRES_ROW_HASHES = ['md5-text', 'record-hash'] as const;
+export type PostgresRowHash = (typeof POSTGRES_ROW_HASHES)[number];
+/** What new fingerprints use. */
+export const CURRENT_POSTGRES_ROW_HASH: PostgresRowHash = 'record-hash';
+/** What a manifest without the field used: every backup before `record-hash` existed. */
+export const LEGACY_POSTGRES_ROW_HASH: PostgresRowHash = 'md5-text';
+
 /** One written artifact as the manifest records it. */
 export const manifestArtifactSchema = z.object({
   store: z.enum(['postgres', 'clickhouse']),
@@ -63,7 +71,12 @@ export const backupManifestSchema = z.object({
   keyId: z.string().optional(),
   artifacts: z.array(manifestArtifactSchema),
   /** The organization's fingerprint at backup time, for the backed-up stores. */
-  fingerprint: z.object({ takenAt: z.string(), objects: z.array(objectFingerprintSchema) }),
+  fingerprint: z.object({
+    takenAt: z.string(),
+    /** How PostgreSQL rows were hashed; absent in manifests written before it was recorded (`md5-text`). */
+    postgresRowHash: z.enum(POSTGRES_ROW_HASHES).optional(),
+    objects: z.array(objectFingerprintSchema),
+  }),
   /** What was deliberately left out (ephemeral stores) and how much of it there was. */
   ephemeral: z.object({
     queue: z.array(z.object({ stream: z.string(), subject: z.string(), messages: z.number() })),
@@ -79,6 +92,8 @@ export interface StoreBackupResult {
   toolVersion?: string;
   artifacts: ManifestArtifact[];
   fingerprint: z.infer<typeof objectFingerprintSchema>[];
+  /** How the PostgreSQL fingerprint hashed rows (PostgreSQL only). */
+  postgresRowHash?: PostgresRowHash;
   /** Artifacts found finished by an earlier attempt and kept (resume after a crash). */
   resumedArtifacts: number;
 }
@@ -120,4 +135,9 @@ export interface BackupSummary {
   keyId?: string;
   resumedArtifacts: number;
   verification?: { passed: boolean; workflowId: string };
+}
+
+/** The row hash a manifest's PostgreSQL fingerprint was taken with. */
+export function manifestRowHash(manifest: BackupManifest): PostgresRowHash {
+  return manifest.fingerprint.postgresRowHash ?? LEGACY_POSTGRES_ROW_HASH;
 }

@@ -1,6 +1,7 @@
 import type { StoreClients } from '../store-clients';
 import { DEFAULT_PLATFORM_MODEL, organizationDataMap, type PlatformModel } from './data-map';
 import { fingerprintClickHouse } from './fingerprint-clickhouse';
+import { CURRENT_POSTGRES_ROW_HASH, type PostgresRowHash } from '../contracts/backup';
 import { fingerprintPostgres } from './fingerprint-postgres';
 import { fingerprintQueue } from './fingerprint-queue';
 import { fingerprintRedis } from './fingerprint-redis';
@@ -64,11 +65,12 @@ export async function fingerprintOrganization(
   orgId: string,
   stores: readonly FingerprintStore[] = FINGERPRINT_STORES,
   model: PlatformModel = DEFAULT_PLATFORM_MODEL,
+  options: { postgresRowHash?: PostgresRowHash } = {},
 ): Promise<OrganizationFingerprint> {
   const map = organizationDataMap(orgId, model);
   const takenAt = new Date().toISOString();
   const work: Record<FingerprintStore, () => Promise<ObjectFingerprint[]>> = {
-    postgres: () => fingerprintPostgres(clients.postgres, map),
+    postgres: () => fingerprintPostgres(clients.postgres, map, { rowHash: options.postgresRowHash ?? CURRENT_POSTGRES_ROW_HASH }),
     clickhouse: () => fingerprintClickHouse(clients.clickhouse, map),
     queue: () => fingerprintQueue(clients.nats, map),
     redis: () => fingerprintRedis(clients.redis, map),

@@ -122,6 +122,13 @@ export interface ArtifactWriteOptions {
    * False for ClickHouse Native, COPY text, SQL: they are gzip-compressed.
    */
   alreadyCompressed: boolean;
+  /**
+   * True when the bytes piped in are one gzip stream already (ClickHouse's HTTP compression): they
+   * are stored as they come and recorded as `gzip`, so readers still get the original bytes back.
+   * The server compresses in its own threads, and the worker never sees, re-reads or re-compresses
+   * the original bytes; `rawBytes` then counts the gzip bytes received.
+   */
+  gzipped?: boolean;
 }
 
 /** An artifact being written. Pipe the original bytes into `stream`, then `commit()`, or `abort()`. */
@@ -146,7 +153,7 @@ export interface ArtifactRecord {
   path: string;
   /** Stored size in bytes (after compression and encryption). */
   bytes: number;
-  /** Size in bytes of the original stream. */
+  /** Size in bytes of the stream received (the original bytes; the gzip bytes for a `gzipped` write). */
   rawBytes: number;
   /** Lowercase hex SHA-256 of the stored bytes (what `sha256sum <file>` prints). */
   sha256: string;

@@ -93,7 +93,7 @@ export class FilesystemBackupStore implements BackupStore {
     const file = this.artifactFile(ref);
     const context: FailureContext = { store: 'storage', orgId: ref.orgId, object: describeArtifact(ref) };
     const dataKey = this.encryptsArtifacts ? await this.keyStore.getOrCreateDataKey(ref.orgId) : undefined;
-    const compression = options.alreadyCompressed ? 'none' : 'gzip';
+    const compression = options.gzipped === true || !options.alreadyCompressed ? 'gzip' : 'none';
     await this.markBackupStarted(ref);
     const temporary = temporaryPathFor(file);
     let handle: FileHandle;
@@ -114,7 +114,7 @@ export class FilesystemBackupStore implements BackupStore {
     });
     const sink = new HashingFileSink(handle, context);
     const stages: Array<Transform | Writable> = [counter];
-    if (compression === 'gzip') stages.push(createGzip({ level: this.gzipLevel, chunkSize: 64 * 1024 }));
+    if (compression === 'gzip' && options.gzipped !== true) stages.push(createGzip({ level: this.gzipLevel, chunkSize: 64 * 1024 }));
     if (dataKey) stages.push(createEncryptStream(dataKey));
     stages.push(sink);
     const done = pipeline(stages).finally(() => handle.close().catch(() => undefined));
