@@ -156,6 +156,30 @@ describe('fingerprints', () => {
     expect(after.objects.find((o) => o.object === object)?.rows).toBe(4);
     expect(changed(before, after)).toEqual([object]);
   });
+
+  it('hash rows by record hash, fall back to md5 of the text per table where a column type has no hash, and keep md5-text on request', async () => {
+    const id = uniqueOrgId('fe');
+    await seed(id, 'row-hash');
+    const map = organizationDataMap(id);
+    // json and point have no extended hash function: hash_record_extended refuses such rows.
+    const odd = quotePgQualified(map.postgres.mainSchema, 'odd_types');
+    await clients.postgres.query(`CREATE TABLE ${odd} (doc json, at point, n int)`);
+    await clients.postgres.query(`INSERT INTO ${odd} VALUES ('{"b":1, "a":2}', '(1,2)', 1), (NULL, '(3,4)', 2)`);
+    const byRecord = await fingerprintOrganization(clients, id, ['postgres']);
+    const byText = await fingerprintOrganization(clients, id, ['postgres'], DEFAULT_PLATFORM_MODEL, { postgresRowHash: 'md5-text' });
+    const oddObject = 'schema:org_{org}.odd_types';
+    // The fallback table hashes like md5-text; every other table with rows hashes differently.
+    expect(byRecord.objects.find((o) => o.object === oddObject)).toEqual(byText.objects.find((o) => o.object === oddObject));
+    expect(byRecord.objects.find((o) => o.object === oddObject)?.rows).toBe(2);
+    const differ = changed(byRecord, byText);
+    expect(differ).toContain('schema:org_{org}.entity_definitions');
+    expect(differ).not.toContain(oddObject);
+    expect(differ.every((o) => o.startsWith('schema:'))).toBe(true);
+    // The fallback leaves the snapshot usable: a second run agrees, and changes still show.
+    expect(compareFingerprints(byRecord, await fingerprintOrganization(clients, id, ['postgres']))).toEqual({ equal: true, differences: [] });
+    await clients.postgres.query(`UPDATE ${odd} SET at = '(5,6)' WHERE n = 2`);
+    expect(changed(byRecord, await fingerprintOrganization(clients, id, ['postgres']))).toEqual([oddObject]);
+  });
 });
 
 describe('neighbouring ids', () => {

@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { gzipSync } from 'node:zlib';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../src/errors';
 import { findFinishedArtifact, writeArtifact, type ArtifactRef, type BackupRef } from '../src/storage/backup-store';
@@ -115,6 +116,27 @@ describe('round trips', () => {
     const stored = await readFile(fileOf(ref));
     expect(stored.subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
     expect((await readAll(await store.openArtifactReader(ref))).equals(data)).toBe(true);
+  });
+
+  test('a stream that arrives gzipped (ClickHouse HTTP compression) is stored as it came and reads back as the original bytes', async () => {
+    const data = sampleData(4);
+    const gzipped = gzipSync(data, { level: 1 });
+    // Plain: the stored file is the received gzip stream, byte for byte.
+    const plain = storeWith(undefined);
+    const ref: ArtifactRef = { ...freshBackup(), path: 'clickhouse/kg_edges.native' };
+    const record = await writeArtifact(plain, ref, streamOf(gzipped), { alreadyCompressed: false, gzipped: true });
+    expect(record).toEqual({ path: ref.path, bytes: gzipped.length, rawBytes: gzipped.length, sha256: record.sha256, compression: 'gzip', encrypted: false });
+    expect((await readFile(fileOf(ref))).equals(gzipped)).toBe(true);
+    expect((await readAll(await plain.openArtifactReader(ref))).equals(data)).toBe(true);
+    // Encrypted: the gzip stream is encrypted as it is, and still reads back as the original.
+    const encrypted = storeWith(masterA);
+    const encRef: ArtifactRef = { ...freshBackup(), path: 'clickhouse/kg_edges.native' };
+    expect(await writeArtifact(encrypted, encRef, streamOf(gzipped), { alreadyCompressed: false, gzipped: true })).toMatchObject({ compression: 'gzip', encrypted: true, rawBytes: gzipped.length });
+    expect((await readAll(await encrypted.openArtifactReader(encRef))).equals(data)).toBe(true);
+    // A stream that only claimed to be gzip is caught on read, naming the artifact.
+    const liar: ArtifactRef = { ...freshBackup(), path: 'clickhouse/liar.native' };
+    await writeArtifact(plain, liar, streamOf(data), { alreadyCompressed: false, gzipped: true });
+    await expect(readAll(await plain.openArtifactReader(liar))).rejects.toThrow(/liar\.native/);
   });
 
   test('an encrypted, gzipped multi-MiB artifact reads back byte for byte and holds no plaintext', async () => {

@@ -1,7 +1,11 @@
-import { open, readFile, rm } from 'node:fs/promises';
+import { open, readFile, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { z } from 'zod';
+import { backupManifestSchema, type BackupManifest } from '../src/contracts/backup';
+import { DEFAULT_PLATFORM_MODEL, organizationDataMap } from '../src/platform/data-map';
+import { fingerprintOrganization } from '../src/platform/fingerprint';
+import { quoteClickHouseQualified } from '../src/platform/quoting';
 import { dropSeededOrganization, seedOrganization } from '../src/platform/seed-organization';
 import { backupOrganization, verifyBackup } from '../src/workflows';
 import { scratchNames } from '../src/workflows/verify-backup';
@@ -15,6 +19,10 @@ async function postgresDatabaseExists(env: TestWorker, name: string): Promise<bo
 async function clickHouseDatabaseExists(env: TestWorker, name: string): Promise<boolean> {
   const result = await env.clients.clickhouse.query({ query: `SELECT name FROM system.databases WHERE name = '${name}'`, format: 'JSONEachRow' });
   return (await result.json<unknown>()).length > 0;
+}
+
+async function readManifestOfBackup(env: TestWorker, orgId: string, backupId: string): Promise<BackupManifest> {
+  return backupManifestSchema.parse(JSON.parse(await readFile(path.join(env.config.backup.directory, orgId, backupId, 'manifest.json'), 'utf8')));
 }
 
 describe('verifyBackup', () => {
@@ -33,6 +41,7 @@ describe('verifyBackup', () => {
     }
   });
 
+  const readManifestOf = (backupId: string) => readManifestOfBackup(env, orgId, backupId);
   const backUp = () =>
     env.client.workflow.execute(backupOrganization, {
       taskQueue: env.taskQueue,
@@ -70,6 +79,71 @@ describe('verifyBackup', () => {
     expect(summary.verification?.passed).toBe(true);
     const latest = await env.client.workflow.execute(verifyBackup, { taskQueue: env.taskQueue, workflowId: `verify-latest-${Date.now()}`, args: [{ orgId, latest: true }] });
     expect(latest.backupId).toBe(summary.backupId);
+  });
+
+  it('ClickHouse data arrives gzipped by the server and is stored as it came; an empty table (no gzip from ClickHouse 18) round-trips too', async () => {
+    const empty = quoteClickHouseQualified(organizationDataMap(orgId).clickhouse.database, 'empty_notes');
+    await env.clients.clickhouse.command({ query: `CREATE TABLE ${empty} (id UInt64, body String) ENGINE = MergeTree ORDER BY id` });
+    try {
+      const backup = await backUp();
+      const manifest = await readManifestOf(backup.backupId);
+      const nodes = manifest.artifacts.find((a) => a.object === 'clickhouse:kg_nodes');
+      // Stored as received: the bytes on disk are the gzip stream ClickHouse sent.
+      expect(nodes).toMatchObject({ compression: 'gzip', encrypted: false });
+      expect(nodes?.bytes).toBe(nodes?.rawBytes);
+      const head = Buffer.alloc(2);
+      const file = await open(path.join(env.config.backup.directory, orgId, backup.backupId, nodes?.file ?? ''), 'r');
+      await file.read(head, 0, 2, 0).finally(() => file.close());
+      expect(head).toEqual(Buffer.from([0x1f, 0x8b]));
+      expect(manifest.artifacts.find((a) => a.object === 'clickhouse:empty_notes')).toMatchObject({ rows: 0, compression: 'gzip' });
+      const report = await env.client.workflow.execute(verifyBackup, { taskQueue: env.taskQueue, workflowId: `verify-gzip-${Date.now()}`, args: [{ backupId: backup.backupId, orgId }] });
+      expect(report.result).toBe('passed');
+      expect(report.comparisons.find((c) => c.object === 'clickhouse:empty_notes')).toMatchObject({ equal: true });
+    } finally {
+      await env.clients.clickhouse.command({ query: `DROP TABLE IF EXISTS ${empty}` });
+    }
+  });
+
+  it('a ClickHouse user that may not change settings (readonly=1) still backs up: the worker gzips instead', async () => {
+    // Debian's ClickHouse ships a user "readonly" with the readonly=1 profile.
+    const readonlyWorker = await startTestWorker('verify-ro', { CLICKHOUSE_USER: 'readonly' });
+    try {
+      const backup = await readonlyWorker.client.workflow.execute(backupOrganization, {
+        taskQueue: readonlyWorker.taskQueue,
+        workflowId: `backup-${orgId}-readonly-${Date.now()}`,
+        args: [{ orgId, reason: 'readonly ClickHouse user', verify: false }],
+      });
+      const nodes = (await readManifestOf(backup.backupId)).artifacts.find((a) => a.object === 'clickhouse:kg_nodes');
+      // Compressed by the worker: rawBytes counts the Native bytes, several times the stored gzip.
+      expect(nodes?.compression).toBe('gzip');
+      expect(nodes?.rawBytes).toBeGreaterThan(2 * (nodes?.bytes ?? 0));
+      const report = await env.client.workflow.execute(verifyBackup, { taskQueue: env.taskQueue, workflowId: `verify-readonly-${Date.now()}`, args: [{ backupId: backup.backupId, orgId }] });
+      expect(report.result).toBe('passed');
+    } finally {
+      await readonlyWorker.shutdown();
+    }
+  });
+
+  it('a manifest from before record hashes (md5-text, no postgresRowHash) still verifies: the manifest names the row hash', async () => {
+    const backup = await backUp();
+    const manifestFile = path.join(env.config.backup.directory, orgId, backup.backupId, 'manifest.json');
+    const manifest = await readManifestOf(backup.backupId);
+    expect(manifest.fingerprint.postgresRowHash).toBe('record-hash');
+    // Nothing writes to the organization meanwhile: its md5-text fingerprint is what an older release recorded.
+    const legacy = await fingerprintOrganization(env.clients, orgId, ['postgres'], DEFAULT_PLATFORM_MODEL, { postgresRowHash: 'md5-text' });
+    const { postgresRowHash: _current, ...fingerprintWithoutRowHash } = manifest.fingerprint;
+    const rewritten = { ...manifest, fingerprint: { ...fingerprintWithoutRowHash, objects: [...legacy.objects, ...manifest.fingerprint.objects.filter((o) => o.store !== 'postgres')] } };
+    await writeFile(manifestFile, JSON.stringify(rewritten, null, 2));
+    const report = await env.client.workflow.execute(verifyBackup, { taskQueue: env.taskQueue, workflowId: `verify-legacy-${Date.now()}`, args: [{ backupId: backup.backupId, orgId }] });
+    expect(report.result).toBe('passed');
+    expect(report.comparisons.filter((c) => c.store === 'postgres').length).toBeGreaterThan(5);
+
+    // The same md5-text hashes labelled record-hash no longer match: the field is what decides.
+    await writeFile(manifestFile, JSON.stringify({ ...rewritten, fingerprint: { ...rewritten.fingerprint, postgresRowHash: 'record-hash' } }, null, 2));
+    const failure = await rejectionOf(
+      env.client.workflow.execute(verifyBackup, { taskQueue: env.taskQueue, workflowId: `verify-mislabelled-${Date.now()}`, args: [{ backupId: backup.backupId, orgId }] }),
+    );
+    expect(failureText(failure)).toMatch(/schema:org_\{org\}\.entity_definitions/);
   });
 
   it('one flipped byte in one artifact fails verification naming that artifact, with no scratch left', async () => {

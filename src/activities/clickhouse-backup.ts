@@ -29,6 +29,19 @@ const createStatementRow = z.object({ statement: z.string() });
 const countRow = z.object({ rows: z.union([z.string(), z.number()]) });
 const versionRow = z.object({ version: z.string() });
 
+/**
+ * Asks the server to gzip an export (fastest level) in its own threads; the bytes are stored as they
+ * come, so the worker neither parses nor re-compresses hundreds of MB (bench/backup.ts).
+ */
+const SERVER_GZIP = {
+  clickhouse_settings: { enable_http_compression: 1, http_zlib_compression_level: '1' },
+  // The client adds Accept-Encoding only when it is built to decompress every response.
+  http_headers: { 'Accept-Encoding': 'gzip' },
+  decompress_response_stream: false,
+} as const;
+/** READONLY: "Cannot override setting (enable_http_compression) in readonly mode" (a readonly=1 user). */
+const READONLY_REFUSAL = '164';
+
 /** Tables whose names our strict identifier rule accepts; a materialized view's `.inner.` table is recreated by its view. */
 const BACKED_UP_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -49,8 +62,10 @@ export async function backupClickHouse(deps: ClickHouseBackupDeps, orgId: string
   const heartbeats = startHeartbeats(() => ({ finished: artifacts, current }));
   const reports = startProgressReports(() => progressReport('clickhouse', artifacts, current), deps.reportProgress);
   let resumed = 0;
+  let serverCompression = true;
   try {
     const version = await queryVersion(deps.clickhouse);
+    serverCompression = await maySetSettings(deps.clickhouse);
     if (!(await clickHouseDatabaseExists(deps.clickhouse, database))) {
       return { store: 'clickhouse', serverVersion: version, artifacts: [], fingerprint: [], resumedArtifacts: 0 };
     }
@@ -78,16 +93,17 @@ export async function backupClickHouse(deps: ClickHouseBackupDeps, orgId: string
           produce: async () => {
             const counted = await deps.clickhouse.query({ query: `SELECT toString(count()) AS rows FROM ${qualified}`, format: 'JSONEachRow' });
             const rows = Number(z.array(countRow).parse(await counted.json<unknown>())[0]?.rows ?? 0);
-            const { stream, response_headers } = await deps.clickhouse.exec({
-              query: `SELECT * FROM ${qualified} FORMAT Native`,
-              abort_signal: ctx.cancellationSignal,
-              // The server gzips (fastest level) in its own threads and the bytes are stored as they
-              // come: the worker neither parses nor re-compresses hundreds of MB (bench/backup.ts).
-              clickhouse_settings: { enable_http_compression: 1, http_zlib_compression_level: '1' },
-              // The client adds Accept-Encoding only when it is built to decompress every response.
-              http_headers: { 'Accept-Encoding': 'gzip' },
-              decompress_response_stream: false,
-            });
+            const query = `SELECT * FROM ${qualified} FORMAT Native`;
+            let response: Awaited<ReturnType<ClickHouseClient['exec']>>;
+            try {
+              response = await deps.clickhouse.exec({ query, abort_signal: ctx.cancellationSignal, ...(serverCompression ? SERVER_GZIP : {}) });
+            } catch (err: unknown) {
+              // Settings refused after all (e.g. a settings constraint): export uncompressed, the store gzips.
+              if (!serverCompression || clickHouseErrorCode(err) !== READONLY_REFUSAL) throw err;
+              serverCompression = false;
+              response = await deps.clickhouse.exec({ query, abort_signal: ctx.cancellationSignal });
+            }
+            const { stream, response_headers } = response;
             // ClickHouse 18 sends an empty result without Content-Encoding: then the store compresses.
             const gzipped = String(response_headers['content-encoding'] ?? '').toLowerCase() === 'gzip';
             const record = await writeFromStream(deps.store, { orgId, backupId, path: clickHouseDataPath(table.name) }, { alreadyCompressed: false, gzipped }, (sink) =>
@@ -123,9 +139,22 @@ export async function backupClickHouse(deps: ClickHouseBackupDeps, orgId: string
   }
 }
 
+/** False for a readonly=1 user, whom the server refuses any setting (such as HTTP compression). */
+async function maySetSettings(client: ClickHouseClient): Promise<boolean> {
+  const result = await client.query({ query: "SELECT value FROM system.settings WHERE name = 'readonly'", format: 'JSONEachRow' });
+  return z.array(z.object({ value: z.string() })).parse(await result.json<unknown>())[0]?.value !== '1';
+}
+
 async function queryVersion(client: ClickHouseClient): Promise<string> {
   const result = await client.query({ query: 'SELECT version() AS version', format: 'JSONEachRow' });
   return z.array(versionRow).parse(await result.json<unknown>())[0]?.version ?? 'unknown';
+}
+
+/** The numeric ClickHouse error code: `code` on modern servers, the "Code: 60" prefix on ClickHouse 18. */
+function clickHouseErrorCode(err: unknown): string | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const declared = (err as { code?: unknown }).code;
+  return typeof declared === 'string' ? declared : /^Code: (\d+)/.exec(err.message)?.[1];
 }
 
 /**
@@ -135,9 +164,7 @@ async function queryVersion(client: ClickHouseClient): Promise<string> {
 export function classifyClickHouseError(err: unknown, orgId: string, object: string): unknown {
   if (!(err instanceof Error) || err.name === 'ApplicationFailure' || err.name === 'AbortError') return err;
   if (isTransientNetworkError(err)) return err;
-  // Modern servers' errors carry `code`; ClickHouse 18 only says "Code: 60, e.displayText() = …".
-  const declared = (err as { code?: unknown }).code;
-  const code = typeof declared === 'string' ? declared : /^Code: (\d+)/.exec(err.message)?.[1];
+  const code = clickHouseErrorCode(err);
   // 159 timeout, 202 too many queries, 209/210 socket timeout and network error, 242 read-only while restarting.
   if (typeof code === 'string' && /^\d+$/.test(code) && !['159', '202', '209', '210', '242'].includes(code)) {
     return permanentFailure(FailureType.StoreRejected, `ClickHouse rejected the request (code ${code}): ${messageOf(err)}`, { store: 'clickhouse', orgId, object }, err);
