@@ -10,14 +10,18 @@
 #   status  one line per service: name, address, version, up/down (status-lines: without header,
 #           for scripts/stack.sh status); etcd, kube-api (apiserver), kube-cm (controller manager)
 #   env     print KUBECONFIG and HELM_BIN for other scripts and tests
-#   clean   down, then remove .data/kube (certificates, tokens, etcd data)
+#   clean   down, then remove the state directory (certificates, tokens, etcd data)
+#
+# State (certificates, tokens, kubeconfigs, etcd data, logs, pid files) lives once per machine in
+# ${ELOQUENT_STATE_DIR:-$HOME/.local/state/eloquent-recovery}/kube, so every clone uses the same control
+# plane and credentials; `up` links it as .data/kube, where the worker's default KUBECONFIG_PATH looks.
 #
 # Ports (127.0.0.1 only): KUBE_ETCD_PORT (23790, peer 23800), KUBE_API_PORT (6443),
 # KUBE_CM_PORT (10257).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DATA="$ROOT/.data/kube"
+DATA="${ELOQUENT_STATE_DIR:-$HOME/.local/state/eloquent-recovery}/kube"
 PKI="$DATA/pki"
 ETCD_PORT="${KUBE_ETCD_PORT:-23790}"
 ETCD_PEER_PORT="${KUBE_ETCD_PEER_PORT:-23800}"
@@ -125,6 +129,9 @@ start() { # <name> <binary> <args...>: start detached unless already running
     log "$name already running (pid $pid)"
     return 0
   fi
+  if [[ "$name" == kube-apiserver ]] && (exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null; then
+    die "port $API_PORT is taken by another process (a control plane started from an older clone's .data/kube?); stop it: ss -ltnp 'sport = :$API_PORT'"
+  fi
   log "starting $name (log: $DATA/$name.log)"
   setsid "$bin" "$@" >>"$DATA/$name.log" 2>&1 </dev/null &
   echo $! >"$DATA/$name.pid"
@@ -174,9 +181,15 @@ up() {
   local started
   started=$(date +%s)
   load_paths build
-  mkdir -p "$DATA" "$ROOT/.tools/bin"
+  mkdir -p "$DATA" "$ROOT/.tools/bin" "$ROOT/.data"
   # The helm of this stack where the worker's default HELM_BIN can find it, like .tools/bin/temporal.
   ln -sfn "$HELM_BIN" "$ROOT/.tools/bin/helm"
+  # A clone from before the state moved out holds its own .data/kube: set it aside (it is disposable).
+  if [[ -d "$ROOT/.data/kube" && ! -L "$ROOT/.data/kube" ]]; then
+    mv "$ROOT/.data/kube" "$ROOT/.data/kube.old-$(date +%s)"
+    log "moved this clone's own .data/kube aside; the control plane's state is now $DATA"
+  fi
+  ln -sfn "$DATA" "$ROOT/.data/kube"
   make_pki
   write_kubeconfig "$DATA/kubeconfig" admin "$(admin_token)"
   write_kubeconfig "$DATA/controller-manager.kubeconfig" system:kube-controller-manager \

@@ -9,12 +9,16 @@
 # Services: postgres redis nats clickhouse temporal (and kube, when scripts/kube-stack.sh exists).
 # PostgreSQL, Redis and NATS belong to the machine: they are started when down (and installed with
 # apt-get when missing) but never stopped by `down` unless named explicitly.
-# Project-owned data lives under .data/; built tools are cached outside the clone, keyed by version,
-# in ${ELOQUENT_TOOLS_CACHE:-$HOME/.cache/eloquent-recovery}, so a fresh clone reuses them.
+# The servers this project runs keep their data and pid files in one place per machine,
+# ${ELOQUENT_STATE_DIR:-$HOME/.local/state/eloquent-recovery}, so every clone (a developer's, CI's fresh
+# one) finds, reuses, stops and restarts the same servers. Built tools are cached outside the clone,
+# keyed by version, in ${ELOQUENT_TOOLS_CACHE:-$HOME/.cache/eloquent-recovery}. .data/ in the clone
+# holds only what belongs to it (test bundle and results, default backup directory).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA="$ROOT/.data"
+STATE="${ELOQUENT_STATE_DIR:-$HOME/.local/state/eloquent-recovery}"
 TOOLS_CACHE="${ELOQUENT_TOOLS_CACHE:-$HOME/.cache/eloquent-recovery}"
 TEMPORAL_CLI_VERSION="v1.5.1"
 TEMPORAL_PORT=7233
@@ -107,7 +111,7 @@ up_nats() {
 down_nats() { start-stop-daemon --stop --oknodo --exec "$(command -v nats-server)" >/dev/null || true; }
 
 # ---------------------------------------------------------------- ClickHouse
-CH_DIR="$DATA/clickhouse"
+CH_DIR="$STATE/clickhouse"
 ch_answers() { [ "$(curl -fsS "http://127.0.0.1:$CLICKHOUSE_HTTP_PORT/ping" 2>/dev/null)" = "Ok." ]; }
 ch_version() { curl -fsS "http://127.0.0.1:$CLICKHOUSE_HTTP_PORT/?query=SELECT%20version()" 2>/dev/null; }
 up_clickhouse() {
@@ -115,13 +119,13 @@ up_clickhouse() {
   ch_answers && return 0
   port_open "$CLICKHOUSE_HTTP_PORT" && fail "port $CLICKHOUSE_HTTP_PORT is taken by something that is not ClickHouse"
   mkdir -p "$CH_DIR/data" "$CH_DIR/log"
-  # Debian's config with every path moved under .data/clickhouse; users.xml as shipped (user "default").
+  # Debian's config with every path moved under $CH_DIR; users.xml as shipped (users "default", "readonly").
   sed -e "s#/var/lib/clickhouse/#$CH_DIR/data/#g" -e "s#/var/log/clickhouse-server/#$CH_DIR/log/#g" \
     -e "s#<http_port>[0-9]*</http_port>#<http_port>$CLICKHOUSE_HTTP_PORT</http_port>#" \
     -e "s#<tcp_port>[0-9]*</tcp_port>#<tcp_port>$CLICKHOUSE_TCP_PORT</tcp_port>#" \
     /etc/clickhouse-server/config.xml >"$CH_DIR/config.xml"
   cp /etc/clickhouse-server/users.xml "$CH_DIR/users.xml"
-  say "starting ClickHouse (data in .data/clickhouse)"
+  say "starting ClickHouse (data in $CH_DIR)"
   clickhouse-server --config-file="$CH_DIR/config.xml" --pid-file="$CH_DIR/clickhouse.pid" --daemon \
     || fail "clickhouse could not start; see its log: $CH_DIR/log/clickhouse-server.err.log"
   wait_for clickhouse "$CH_DIR/log/clickhouse-server.err.log" 60 ch_answers
@@ -137,7 +141,7 @@ down_clickhouse() {
 }
 
 # ---------------------------------------------------------------- Temporal
-TEMPORAL_DIR="$DATA/temporal"
+TEMPORAL_DIR="$STATE/temporal"
 temporal_bin() {
   local cached="$TOOLS_CACHE/temporal-$TEMPORAL_CLI_VERSION/temporal"
   if [ -x "$ROOT/.tools/bin/temporal" ]; then echo "$ROOT/.tools/bin/temporal"; return; fi
@@ -160,7 +164,7 @@ up_temporal() {
   if ! temporal_answers; then
     port_open "$TEMPORAL_PORT" && fail "port $TEMPORAL_PORT is taken by something that is not a Temporal server"
     mkdir -p "$TEMPORAL_DIR"
-    say "starting the Temporal dev server (SQLite in .data/temporal, UI on :$TEMPORAL_UI_PORT)"
+    say "starting the Temporal dev server (SQLite in $TEMPORAL_DIR, UI on :$TEMPORAL_UI_PORT)"
     nohup "$bin" server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
       --db-filename "$TEMPORAL_DIR/temporal.db" --log-level warn \
       --search-attribute OrgId=Keyword --search-attribute Operation=Keyword \

@@ -19,7 +19,8 @@ export async function startWorkerProcess(taskQueue: string, env: NodeJS.ProcessE
   // SIGKILL of the parent leaves running.
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'worker.ts')], {
     cwd: REPO_ROOT,
-    env: { ...process.env, ...env, TEMPORAL_TASK_QUEUE: taskQueue, WORKFLOW_BUNDLE_PATH, METRICS_PORT: '0' },
+    // Metrics are off unless a test asks for them (two workers must not race for one port).
+    env: { ...process.env, METRICS_PORT: '0', ...env, TEMPORAL_TASK_QUEUE: taskQueue, WORKFLOW_BUNDLE_PATH },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
