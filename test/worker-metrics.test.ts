@@ -53,7 +53,7 @@ describe('the worker process /metrics endpoint', () => {
 
     const text = await scrape(port);
     // Ours: each preflight probe ran once and succeeded.
-    expect(text).toMatch(/^eloquent_activity_runs_total\{[^}]*activity="probePostgres"[^}]*outcome="completed"[^}]*\} 1$/m);
+    expect(text).toMatch(/^eloquent_activity_runs_total\{[^}]*activity="probePostgres"[^}]*outcome="ok"[^}]*\} 1$/m);
     expect(text).toMatch(/^# TYPE eloquent_activity_duration_seconds histogram$/m);
     // Temporal's, re-served from its exporter on port + 1: the workflow this worker completed.
     expect(text).toMatch(/^temporal_workflow_completed\{[^}]*workflow_type="platformPreflight"[^}]*\} [1-9]/m);
