@@ -22,6 +22,8 @@ export interface AppConfig {
     url: string;
     username: string;
     password: string;
+    /** gzip level (1-9) at which the server compresses backup exports; 1 is fastest. */
+    exportGzipLevel: number;
   };
   nats: { url: string };
   redis: { url: string };
@@ -108,6 +110,11 @@ function environmentSchema(cwd: string) {
     CLICKHOUSE_URL: urlWithProtocols(['http:', 'https:']).default('http://127.0.0.1:8123'),
     CLICKHOUSE_USER: z.string().min(1, { message: 'expected a non-empty user name' }).default('default'),
     CLICKHOUSE_PASSWORD: z.string().default(''),
+    CLICKHOUSE_EXPORT_GZIP_LEVEL: z
+      .string()
+      .regex(/^[1-9]$/, { message: 'expected a gzip level 1-9' })
+      .transform(Number)
+      .default(1),
     NATS_URL: urlWithProtocols(['nats:', 'tls:']).default('nats://127.0.0.1:4222'),
     REDIS_URL: urlWithProtocols(['redis:', 'rediss:']).default('redis://127.0.0.1:6379/0'),
     BACKUP_DIR: z.string().min(1, { message: 'expected a directory path' }).default(path.join(cwd, '.data', 'backups')),
@@ -150,7 +157,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   return {
     temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, taskQueue: e.TEMPORAL_TASK_QUEUE },
     postgres: { url: e.POSTGRES_URL, binDir: e.POSTGRES_BIN_DIR },
-    clickhouse: { url: e.CLICKHOUSE_URL, username: e.CLICKHOUSE_USER, password: e.CLICKHOUSE_PASSWORD },
+    clickhouse: { url: e.CLICKHOUSE_URL, username: e.CLICKHOUSE_USER, password: e.CLICKHOUSE_PASSWORD, exportGzipLevel: e.CLICKHOUSE_EXPORT_GZIP_LEVEL },
     nats: { url: e.NATS_URL },
     redis: { url: e.REDIS_URL },
     backup: { directory: path.resolve(cwd, e.BACKUP_DIR), masterKeyBase64: e.BACKUP_MASTER_KEY },

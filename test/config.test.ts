@@ -6,6 +6,7 @@ describe('configuration', () => {
     expect(config.temporal).toEqual({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'eloquent-recovery' });
     expect(config.postgres.url).toBe('postgres://postgres@127.0.0.1:5432/eloquent');
     expect(config.clickhouse.url).toBe('http://127.0.0.1:8123');
+    expect(config.clickhouse.exportGzipLevel).toBe(1);
     expect(config.nats.url).toBe('nats://127.0.0.1:4222');
     expect(config.redis.url).toBe('redis://127.0.0.1:6379/0');
     expect(config.backup.directory).toBe('/srv/app/.data/backups');
@@ -23,6 +24,7 @@ describe('configuration', () => {
         CLICKHOUSE_URL: 'https://ch:8443',
         CLICKHOUSE_USER: 'backup',
         CLICKHOUSE_PASSWORD: 's3cret',
+        CLICKHOUSE_EXPORT_GZIP_LEVEL: '6',
         NATS_URL: 'nats://nats:4222',
         REDIS_URL: 'rediss://cache:6380/2',
         BACKUP_DIR: 'relative/backups',
@@ -32,7 +34,7 @@ describe('configuration', () => {
       '/srv/app',
     );
     expect(config.temporal.namespace).toBe('prod');
-    expect(config.clickhouse).toEqual({ url: 'https://ch:8443', username: 'backup', password: 's3cret' });
+    expect(config.clickhouse).toEqual({ url: 'https://ch:8443', username: 'backup', password: 's3cret', exportGzipLevel: 6 });
     expect(config.backup).toEqual({ directory: '/srv/app/relative/backups', masterKeyBase64: key });
     expect(config.preflightTimeoutMs).toBe(2500);
   });
@@ -49,13 +51,14 @@ describe('configuration', () => {
         PREFLIGHT_TIMEOUT_MS: 'soon',
         BACKUP_MASTER_KEY: 'too-short',
         METRICS_PORT: '70000',
+        CLICKHOUSE_EXPORT_GZIP_LEVEL: '0',
       });
     } catch (err) {
       thrown = err;
     }
     expect(thrown).toBeInstanceOf(ConfigError);
     const error = thrown as ConfigError;
-    expect(error.problems).toHaveLength(8);
+    expect(error.problems).toHaveLength(9);
     expect(error.message).toContain('TEMPORAL_ADDRESS="no-port": expected host:port');
     expect(error.message).toContain('POSTGRES_URL="mysql://db/x": expected a URL starting with postgres://');
     expect(error.message).toContain('CLICKHOUSE_URL="ftp://ch"');
@@ -63,6 +66,7 @@ describe('configuration', () => {
     expect(error.message).toContain('REDIS_URL="not a url"');
     expect(error.message).toContain('PREFLIGHT_TIMEOUT_MS="soon": expected a whole number of milliseconds');
     expect(error.message).toContain('METRICS_PORT="70000"');
+    expect(error.message).toContain('CLICKHOUSE_EXPORT_GZIP_LEVEL="0": expected a gzip level 1-9');
     // Secrets are named but never printed.
     expect(error.message).toContain('BACKUP_MASTER_KEY="<hidden>"');
     expect(error.message).not.toContain('too-short');

@@ -15,6 +15,8 @@ import { progressReport, ProgressTap, writeFromStream } from './postgres-backup'
 
 export interface ClickHouseBackupDeps {
   clickhouse: ClickHouseClient;
+  /** gzip level (1-9) the server compresses exports with. */
+  exportGzipLevel: number;
   store: BackupStore;
   model: PlatformModel;
   /** Sends in-flight progress to the calling workflow (its progress query); optional. */
@@ -30,15 +32,17 @@ const countRow = z.object({ rows: z.union([z.string(), z.number()]) });
 const versionRow = z.object({ version: z.string() });
 
 /**
- * Asks the server to gzip an export (fastest level) in its own threads; the bytes are stored as they
- * come, so the worker neither parses nor re-compresses hundreds of MB (bench/backup.ts).
+ * Asks the server to gzip an export in its own threads (level 1 by default: fastest); the bytes are
+ * stored as they come, so the worker neither parses nor re-compresses hundreds of MB (bench/backup.ts).
  */
-const SERVER_GZIP = {
-  clickhouse_settings: { enable_http_compression: 1, http_zlib_compression_level: '1' },
-  // The client adds Accept-Encoding only when it is built to decompress every response.
-  http_headers: { 'Accept-Encoding': 'gzip' },
-  decompress_response_stream: false,
-} as const;
+function serverGzip(level: number) {
+  return {
+    clickhouse_settings: { enable_http_compression: 1, http_zlib_compression_level: String(level) },
+    // The client adds Accept-Encoding only when it is built to decompress every response.
+    http_headers: { 'Accept-Encoding': 'gzip' },
+    decompress_response_stream: false,
+  } as const;
+}
 /** READONLY: "Cannot override setting (enable_http_compression) in readonly mode" (a readonly=1 user). */
 const READONLY_REFUSAL = '164';
 
@@ -96,7 +100,7 @@ export async function backupClickHouse(deps: ClickHouseBackupDeps, orgId: string
             const query = `SELECT * FROM ${qualified} FORMAT Native`;
             let response: Awaited<ReturnType<ClickHouseClient['exec']>>;
             try {
-              response = await deps.clickhouse.exec({ query, abort_signal: ctx.cancellationSignal, ...(serverCompression ? SERVER_GZIP : {}) });
+              response = await deps.clickhouse.exec({ query, abort_signal: ctx.cancellationSignal, ...(serverCompression ? serverGzip(deps.exportGzipLevel) : {}) });
             } catch (err: unknown) {
               // Settings refused after all (e.g. a settings constraint): export uncompressed, the store gzips.
               if (!serverCompression || clickHouseErrorCode(err) !== READONLY_REFUSAL) throw err;

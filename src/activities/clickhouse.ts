@@ -15,6 +15,8 @@ export interface ClickHouseActivityDeps {
   clickhouse: ClickHouseClient;
   clickhouseUrl: string;
   timeoutMs: number;
+  /** gzip level of backup exports (CLICKHOUSE_EXPORT_GZIP_LEVEL). */
+  exportGzipLevel: number;
   store: BackupStore;
   model: PlatformModel;
   /** Sends in-flight backup progress to the calling workflow. */

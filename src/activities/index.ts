@@ -44,7 +44,7 @@ export function createActivities(deps: ActivityDeps) {
   const kube = config.kubernetes;
   return {
     ...createPostgresActivities({ postgres: clients.postgres, postgresUrl: config.postgres.url, binDir: config.postgres.binDir, timeoutMs, store, model, reportProgress }),
-    ...createClickHouseActivities({ clickhouse: clients.clickhouse, clickhouseUrl: config.clickhouse.url, timeoutMs, store, model, reportProgress }),
+    ...createClickHouseActivities({ clickhouse: clients.clickhouse, clickhouseUrl: config.clickhouse.url, timeoutMs, exportGzipLevel: config.clickhouse.exportGzipLevel, store, model, reportProgress }),
     ...createQueueActivities({ nats: clients.nats, timeoutMs, model }),
     ...createRedisActivities({ redis: clients.redis, redisUrl: config.redis.url, timeoutMs, model }),
     ...createOrganizationActivities({ clients, model }),

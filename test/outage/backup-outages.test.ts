@@ -64,7 +64,10 @@ describe('backupOrganization survives crashes and outages', () => {
   const workers: WorkerProcess[] = [];
 
   beforeAll(async () => {
-    env = await startTestWorker('backup-outage');
+    // At gzip level 6 ClickHouse takes over 10 s for the 6 M-row export: long enough to watch it in
+    // flight and stop the server in the middle of it (at level 1 it takes 2-3 s and may finish
+    // between two progress reports).
+    env = await startTestWorker('backup-outage', { CLICKHOUSE_EXPORT_GZIP_LEVEL: '6' });
   });
   afterAll(async () => {
     await stack('up', 'clickhouse');
