@@ -180,6 +180,32 @@ describe('fingerprints', () => {
     await clients.postgres.query(`UPDATE ${odd} SET at = '(5,6)' WHERE n = 2`);
     expect(changed(byRecord, await fingerprintOrganization(clients, id, ['postgres']))).toEqual([oddObject]);
   });
+
+  it('hash ClickHouse rows column by column, NULLs included, falling back to the row text where cityHash64 refuses a column type', async () => {
+    const id = uniqueOrgId('ff');
+    await seed(id, 'ch-row-hash');
+    const map = organizationDataMap(id);
+    // Decimal and UUID are types ClickHouse 18's cityHash64 refuses.
+    const ledger = quoteClickHouseQualified(map.clickhouse.database, 'ledger');
+    await clients.clickhouse.command({ query: `CREATE TABLE ${ledger} (id UInt64, amount Decimal(18, 2), ref UUID) ENGINE = MergeTree ORDER BY id` });
+    await clients.clickhouse.command({ query: `INSERT INTO ${ledger} VALUES (1, 12.50, '00000000-0000-0000-0000-000000000001'), (2, 3.10, '00000000-0000-0000-0000-000000000002')` });
+    const byColumn = await fingerprintOrganization(clients, id, ['clickhouse']);
+    const byText = await fingerprintOrganization(clients, id, ['clickhouse'], DEFAULT_PLATFORM_MODEL, { clickhouseRowHash: 'text-tuple' });
+    const clickhouse18 = (await clients.clickhouse.query({ query: 'SELECT version() AS v', format: 'JSONEachRow' }).then((r) => r.json<{ v: string }>()))[0]?.v.startsWith('18.');
+    // On ClickHouse 18 the ledger falls back to the row text; newer servers hash Decimal and UUID directly.
+    if (clickhouse18) expect(byColumn.objects.find((o) => o.object === 'clickhouse:ledger')).toEqual(byText.objects.find((o) => o.object === 'clickhouse:ledger'));
+    expect(byColumn.objects.find((o) => o.object === 'clickhouse:ledger')?.rows).toBe(2);
+    expect(changed(byColumn, byText)).toContain('clickhouse:kg_nodes');
+    // A row whose Nullable columns are NULL counts in the hash, not only in the row count.
+    const events = quoteClickHouseQualified(map.clickhouse.database, 'analytics_events');
+    await clients.clickhouse.command({ query: `INSERT INTO ${events} VALUES (999999999, toDateTime(1704067200), NULL, 'null-user', [], NULL)` });
+    const after = await fingerprintOrganization(clients, id, ['clickhouse']);
+    const before = byColumn.objects.find((o) => o.object === 'clickhouse:analytics_events');
+    const now = after.objects.find((o) => o.object === 'clickhouse:analytics_events');
+    expect(now?.rows).toBe((before?.rows ?? 0) + 1);
+    expect(now?.hash).not.toBe(before?.hash);
+    expect(changed(byColumn, after)).toEqual(['clickhouse:analytics_events']);
+  });
 });
 
 describe('neighbouring ids', () => {

@@ -124,26 +124,28 @@ describe('verifyBackup', () => {
     }
   });
 
-  it('a manifest from before record hashes (md5-text, no postgresRowHash) still verifies: the manifest names the row hash', async () => {
+  it('a manifest from before row hashes were recorded (md5-text, text-tuple) still verifies: the manifest names the row hashes', async () => {
     const backup = await backUp();
     const manifestFile = path.join(env.config.backup.directory, orgId, backup.backupId, 'manifest.json');
     const manifest = await readManifestOf(backup.backupId);
-    expect(manifest.fingerprint.postgresRowHash).toBe('record-hash');
-    // Nothing writes to the organization meanwhile: its md5-text fingerprint is what an older release recorded.
-    const legacy = await fingerprintOrganization(env.clients, orgId, ['postgres'], DEFAULT_PLATFORM_MODEL, { postgresRowHash: 'md5-text' });
-    const { postgresRowHash: _current, ...fingerprintWithoutRowHash } = manifest.fingerprint;
-    const rewritten = { ...manifest, fingerprint: { ...fingerprintWithoutRowHash, objects: [...legacy.objects, ...manifest.fingerprint.objects.filter((o) => o.store !== 'postgres')] } };
+    expect(manifest.fingerprint).toMatchObject({ postgresRowHash: 'record-hash', clickhouseRowHash: 'column-hash' });
+    // Nothing writes to the organization meanwhile: its legacy fingerprint is what an older release recorded.
+    const legacy = await fingerprintOrganization(env.clients, orgId, ['postgres', 'clickhouse'], DEFAULT_PLATFORM_MODEL, { postgresRowHash: 'md5-text', clickhouseRowHash: 'text-tuple' });
+    const { postgresRowHash: _pg, clickhouseRowHash: _ch, ...fingerprintWithoutRowHashes } = manifest.fingerprint;
+    const rewritten = { ...manifest, fingerprint: { ...fingerprintWithoutRowHashes, objects: legacy.objects } };
     await writeFile(manifestFile, JSON.stringify(rewritten, null, 2));
     const report = await env.client.workflow.execute(verifyBackup, { taskQueue: env.taskQueue, workflowId: `verify-legacy-${Date.now()}`, args: [{ backupId: backup.backupId, orgId }] });
     expect(report.result).toBe('passed');
     expect(report.comparisons.filter((c) => c.store === 'postgres').length).toBeGreaterThan(5);
+    expect(report.comparisons.filter((c) => c.store === 'clickhouse').length).toBeGreaterThan(3);
 
-    // The same md5-text hashes labelled record-hash no longer match: the field is what decides.
-    await writeFile(manifestFile, JSON.stringify({ ...rewritten, fingerprint: { ...rewritten.fingerprint, postgresRowHash: 'record-hash' } }, null, 2));
+    // The same legacy hashes labelled with today's row hashes no longer match: the fields decide.
+    await writeFile(manifestFile, JSON.stringify({ ...rewritten, fingerprint: { ...rewritten.fingerprint, postgresRowHash: 'record-hash', clickhouseRowHash: 'column-hash' } }, null, 2));
     const failure = await rejectionOf(
       env.client.workflow.execute(verifyBackup, { taskQueue: env.taskQueue, workflowId: `verify-mislabelled-${Date.now()}`, args: [{ backupId: backup.backupId, orgId }] }),
     );
     expect(failureText(failure)).toMatch(/schema:org_\{org\}\.entity_definitions/);
+    expect(failureText(failure)).toMatch(/clickhouse:kg_nodes/);
   });
 
   it('one flipped byte in one artifact fails verification naming that artifact, with no scratch left', async () => {

@@ -3,10 +3,11 @@ import { pipeline } from 'node:stream/promises';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Context } from '@temporalio/activity';
 import { z } from 'zod';
-import { manifestArtifactSchema, type StoreProgressReport, type ManifestArtifact, type StoreBackupResult } from '../contracts/backup';
+import { CURRENT_CLICKHOUSE_ROW_HASH, manifestArtifactSchema, type ManifestArtifact, type StoreBackupResult, type StoreProgressReport } from '../contracts/backup';
 import { FailureType, isTransientNetworkError, messageOf, permanentFailure } from '../errors';
 import { organizationDataMap, type PlatformModel } from '../platform/data-map';
 import { clickHouseDatabaseExists, holdsData, listClickHouseTables } from '../platform/discovery';
+import { clickHouseErrorCode } from '../platform/clickhouse-error-code';
 import { fingerprintClickHouse } from '../platform/fingerprint-clickhouse';
 import { quoteClickHouseQualified } from '../platform/quoting';
 import { findFinishedArtifact, type BackupStore } from '../storage/backup-store';
@@ -71,7 +72,7 @@ export async function backupClickHouse(deps: ClickHouseBackupDeps, orgId: string
     const version = await queryVersion(deps.clickhouse);
     serverCompression = await maySetSettings(deps.clickhouse);
     if (!(await clickHouseDatabaseExists(deps.clickhouse, database))) {
-      return { store: 'clickhouse', serverVersion: version, artifacts: [], fingerprint: [], resumedArtifacts: 0 };
+      return { store: 'clickhouse', serverVersion: version, artifacts: [], fingerprint: [], clickhouseRowHash: CURRENT_CLICKHOUSE_ROW_HASH, resumedArtifacts: 0 };
     }
     const tables = (await listClickHouseTables(deps.clickhouse, database)).filter((t) => BACKED_UP_NAME.test(t.name));
     for (const table of tables) {
@@ -133,8 +134,8 @@ export async function backupClickHouse(deps: ClickHouseBackupDeps, orgId: string
         artifacts.push(await step.produce());
       }
     }
-    const fingerprint = await fingerprintClickHouse(deps.clickhouse, map);
-    return { store: 'clickhouse', serverVersion: version, artifacts, fingerprint, resumedArtifacts: resumed };
+    const fingerprint = await fingerprintClickHouse(deps.clickhouse, map, { rowHash: CURRENT_CLICKHOUSE_ROW_HASH });
+    return { store: 'clickhouse', serverVersion: version, artifacts, fingerprint, clickhouseRowHash: CURRENT_CLICKHOUSE_ROW_HASH, resumedArtifacts: resumed };
   } catch (err) {
     throw classifyClickHouseError(err, orgId, current.object || database);
   } finally {
@@ -152,13 +153,6 @@ async function maySetSettings(client: ClickHouseClient): Promise<boolean> {
 async function queryVersion(client: ClickHouseClient): Promise<string> {
   const result = await client.query({ query: 'SELECT version() AS version', format: 'JSONEachRow' });
   return z.array(versionRow).parse(await result.json<unknown>())[0]?.version ?? 'unknown';
-}
-
-/** The numeric ClickHouse error code: `code` on modern servers, the "Code: 60" prefix on ClickHouse 18. */
-function clickHouseErrorCode(err: unknown): string | undefined {
-  if (!(err instanceof Error)) return undefined;
-  const declared = (err as { code?: unknown }).code;
-  return typeof declared === 'string' ? declared : /^Code: (\d+)/.exec(err.message)?.[1];
 }
 
 /**

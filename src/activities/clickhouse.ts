@@ -1,7 +1,7 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { addressOf } from '../config';
 import type { StoreProbe } from '../contracts/preflight';
-import type { StoreBackupResult, StoreProgressReport } from '../contracts/backup';
+import { CURRENT_CLICKHOUSE_ROW_HASH, type ClickHouseRowHash, type StoreBackupResult, type StoreProgressReport } from '../contracts/backup';
 import type { PlatformModel } from '../platform/data-map';
 import type { BackupStore } from '../storage/backup-store';
 import { backupClickHouse } from './clickhouse-backup';
@@ -56,8 +56,8 @@ export function createClickHouseActivities(deps: ClickHouseActivityDeps) {
     },
 
     /** Fingerprints the organization's tables inside a scratch database. */
-    async fingerprintClickHouseScratch(input: { orgId: string; database: string }): Promise<ObjectFingerprint[]> {
-      return fingerprintClickHouse(deps.clickhouse, organizationDataMap(input.orgId, deps.model), input.database);
+    async fingerprintClickHouseScratch(input: { orgId: string; database: string; rowHash?: ClickHouseRowHash }): Promise<ObjectFingerprint[]> {
+      return fingerprintClickHouse(deps.clickhouse, organizationDataMap(input.orgId, deps.model), { database: input.database, rowHash: input.rowHash ?? CURRENT_CLICKHOUSE_ROW_HASH });
     },
   };
 }

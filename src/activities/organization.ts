@@ -1,7 +1,7 @@
 import { FailureType, isTransientNetworkError, messageOf, permanentFailure } from '../errors';
 import { DEFAULT_PLATFORM_MODEL, type PlatformModel } from '../platform/data-map';
 import { describeOrganization, summarizeDescription, type OrganizationDescription } from '../platform/describe';
-import type { PostgresRowHash } from '../contracts/backup';
+import type { RowHashes } from '../contracts/backup';
 import { fingerprintOrganization, FINGERPRINT_STORES, type FingerprintStore, type OrganizationFingerprint } from '../platform/fingerprint';
 import { parseOrgId } from '../platform/org-id';
 import type { StoreClients } from '../store-clients';
@@ -47,12 +47,12 @@ export function createOrganizationActivities(deps: OrganizationActivityDeps) {
     },
     /**
      * Per-object row counts and content hashes of the organization, in the given stores (all by
-     * default); `postgresRowHash` matches a manifest's fingerprint (the current algorithm by default).
+     * default); `options` names the row hashes of a manifest's fingerprint (the current ones by default).
      */
     async fingerprintOrganization(
       orgId: string,
       stores: FingerprintStore[] = [...FINGERPRINT_STORES],
-      options: { postgresRowHash?: PostgresRowHash } = {},
+      options: RowHashes = {},
     ): Promise<OrganizationFingerprint> {
       const id = parseOrgId(orgId);
       const unknown = stores.filter((s) => !FINGERPRINT_STORES.includes(s));

@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import {
   backupManifestSchema,
+  LEGACY_CLICKHOUSE_ROW_HASH,
   LEGACY_POSTGRES_ROW_HASH,
   MANIFEST_FORMAT_VERSION,
   type BackupManifest,
@@ -107,6 +108,7 @@ export function createStorageActivities(deps: StorageActivityDeps) {
         fingerprint: {
           takenAt: input.startedAt,
           ...(versionOf('postgres') ? { postgresRowHash: versionOf('postgres')?.postgresRowHash ?? LEGACY_POSTGRES_ROW_HASH } : {}),
+          ...(versionOf('clickhouse') ? { clickhouseRowHash: versionOf('clickhouse')?.clickhouseRowHash ?? LEGACY_CLICKHOUSE_ROW_HASH } : {}),
           objects: input.results.flatMap((r) => r.fingerprint),
         },
         ephemeral: input.ephemeral,

@@ -23,6 +23,19 @@ export const CURRENT_POSTGRES_ROW_HASH: PostgresRowHash = 'record-hash';
 /** What a manifest without the field used: every backup before `record-hash` existed. */
 export const LEGACY_POSTGRES_ROW_HASH: PostgresRowHash = 'md5-text';
 
+/** How a fingerprint hashed ClickHouse rows (see platform/fingerprint-clickhouse.ts). */
+export const CLICKHOUSE_ROW_HASHES = ['text-tuple', 'column-hash'] as const;
+export type ClickHouseRowHash = (typeof CLICKHOUSE_ROW_HASHES)[number];
+export const CURRENT_CLICKHOUSE_ROW_HASH: ClickHouseRowHash = 'column-hash';
+/** What a manifest without the field used: every backup before `column-hash` existed. */
+export const LEGACY_CLICKHOUSE_ROW_HASH: ClickHouseRowHash = 'text-tuple';
+
+/** The row hashes of a fingerprint, per store; absent ones mean the current algorithm. */
+export interface RowHashes {
+  postgresRowHash?: PostgresRowHash;
+  clickhouseRowHash?: ClickHouseRowHash;
+}
+
 /** One written artifact as the manifest records it. */
 export const manifestArtifactSchema = z.object({
   store: z.enum(['postgres', 'clickhouse']),
@@ -75,6 +88,8 @@ export const backupManifestSchema = z.object({
     takenAt: z.string(),
     /** How PostgreSQL rows were hashed; absent in manifests written before it was recorded (`md5-text`). */
     postgresRowHash: z.enum(POSTGRES_ROW_HASHES).optional(),
+    /** How ClickHouse rows were hashed; absent in manifests written before it was recorded (`text-tuple`). */
+    clickhouseRowHash: z.enum(CLICKHOUSE_ROW_HASHES).optional(),
     objects: z.array(objectFingerprintSchema),
   }),
   /** What was deliberately left out (ephemeral stores) and how much of it there was. */
@@ -94,6 +109,8 @@ export interface StoreBackupResult {
   fingerprint: z.infer<typeof objectFingerprintSchema>[];
   /** How the PostgreSQL fingerprint hashed rows (PostgreSQL only). */
   postgresRowHash?: PostgresRowHash;
+  /** How the ClickHouse fingerprint hashed rows (ClickHouse only). */
+  clickhouseRowHash?: ClickHouseRowHash;
   /** Artifacts found finished by an earlier attempt and kept (resume after a crash). */
   resumedArtifacts: number;
 }
@@ -137,7 +154,10 @@ export interface BackupSummary {
   verification?: { passed: boolean; workflowId: string };
 }
 
-/** The row hash a manifest's PostgreSQL fingerprint was taken with. */
-export function manifestRowHash(manifest: BackupManifest): PostgresRowHash {
-  return manifest.fingerprint.postgresRowHash ?? LEGACY_POSTGRES_ROW_HASH;
+/** The row hashes a manifest's fingerprint was taken with, so a restored copy is fingerprinted alike. */
+export function manifestRowHashes(manifest: BackupManifest): Required<RowHashes> {
+  return {
+    postgresRowHash: manifest.fingerprint.postgresRowHash ?? LEGACY_POSTGRES_ROW_HASH,
+    clickhouseRowHash: manifest.fingerprint.clickhouseRowHash ?? LEGACY_CLICKHOUSE_ROW_HASH,
+  };
 }

@@ -1,13 +1,21 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { z } from 'zod';
+import { CURRENT_CLICKHOUSE_ROW_HASH, type ClickHouseRowHash } from '../contracts/backup';
+import { clickHouseErrorCode } from './clickhouse-error-code';
 import type { OrganizationDataMap } from './data-map';
 import { holdsData, listClickHouseTables } from './discovery';
 import { formatHash } from './content-hash';
 import type { ObjectFingerprint } from './fingerprint';
-import { quoteClickHouseQualified } from './quoting';
+import { quoteClickHouseIdent, quoteClickHouseQualified, quoteClickHouseString } from './quoting';
+
+export { CURRENT_CLICKHOUSE_ROW_HASH, type ClickHouseRowHash };
 
 /** ClickHouse returns 64-bit integers as JSON strings by default; accept either. */
 const resultRow = z.object({ rows: z.union([z.string(), z.number()]), hash: z.union([z.string(), z.number()]) });
+const columnRow = z.object({ table: z.string(), name: z.string(), type: z.string() });
+
+/** ILLEGAL_TYPE_OF_ARGUMENT: cityHash64 refuses a column type (ClickHouse 18: Decimal, UUID, Array(Nullable)). */
+const ILLEGAL_TYPE_OF_ARGUMENT = '43';
 
 /**
  * Engines whose stored rows collapse in background merges: read with FINAL, so the fingerprint
@@ -18,23 +26,63 @@ function collapses(engine: string): boolean {
 }
 
 /**
- * Fingerprints every table of the organization's ClickHouse database: row count and the sum
- * (UInt64, wrapping modulo 2^64) of `cityHash64(toString(tuple(*)))` over rows, computed by the
- * server. Works on ClickHouse 18.
- * @param databaseOverride fingerprint this database instead (a scratch copy); object names stay `clickhouse:<table>`.
+ * The hash of one row, as SQL:
+ * - `text-tuple`: `cityHash64(toString(tuple(*)))`, the row rendered as text; rendering dominates the cost.
+ * - `column-hash`: `cityHash64` over the columns' own values, about 3-5x cheaper. A Nullable column
+ *   hashes as (isNull, value or the type's default), because cityHash64 of a NULL argument is NULL
+ *   and the row would drop out of the sum. A table with a Nullable type nested in another, or with a
+ *   column type cityHash64 refuses, falls back to `text-tuple`, decided by the column types alone, so
+ *   a restored copy falls back the same way.
  */
-export async function fingerprintClickHouse(client: ClickHouseClient, map: OrganizationDataMap, databaseOverride?: string): Promise<ObjectFingerprint[]> {
-  const database = databaseOverride ?? map.clickhouse.database;
+function rowHashSql(rowHash: ClickHouseRowHash, columns: Array<{ name: string; type: string }>): string {
+  // A NULL inside an array or tuple has no ifNull to pin its stored bytes: such tables hash their text.
+  const nestedNullable = columns.some((c) => c.type.lastIndexOf('Nullable(') > 0);
+  if (rowHash === 'text-tuple' || columns.length === 0 || nestedNullable) return 'cityHash64(toString(tuple(*)))';
+  const parts = columns.map((c) => {
+    const column = quoteClickHouseIdent(c.name);
+    // assumeNotNull alone may return any stored bytes under a NULL: replace NULL with the type's default.
+    return c.type.startsWith('Nullable(') ? `isNull(${column}), ifNull(${column}, defaultValueOfArgumentType(assumeNotNull(${column})))` : column;
+  });
+  return `cityHash64(${parts.join(', ')})`;
+}
+
+/**
+ * Fingerprints every table of the organization's ClickHouse database: row count and the sum
+ * (UInt64, wrapping modulo 2^64) of a hash of every row, computed by the server. Works on ClickHouse 18.
+ * @param options.database fingerprint this database instead (a scratch copy); object names stay `clickhouse:<table>`.
+ * @param options.rowHash how rows are hashed; a manifest names the one its fingerprint used.
+ */
+export async function fingerprintClickHouse(
+  client: ClickHouseClient,
+  map: OrganizationDataMap,
+  options: { database?: string; rowHash?: ClickHouseRowHash } = {},
+): Promise<ObjectFingerprint[]> {
+  const database = options.database ?? map.clickhouse.database;
+  const rowHash = options.rowHash ?? CURRENT_CLICKHOUSE_ROW_HASH;
   const tables = (await listClickHouseTables(client, database)).filter((t) => holdsData(t.engine));
+  const columnsOf = new Map<string, Array<{ name: string; type: string }>>();
+  if (rowHash === 'column-hash' && tables.length > 0) {
+    // system.columns lists each table's columns in their order.
+    const result = await client.query({ query: `SELECT table, name, type FROM system.columns WHERE database = ${quoteClickHouseString(database)}`, format: 'JSONEachRow' });
+    for (const column of z.array(columnRow).parse(await result.json<unknown>())) {
+      columnsOf.set(column.table, [...(columnsOf.get(column.table) ?? []), column]);
+    }
+  }
+  const fingerprintTable = async (table: { name: string; engine: string }, hash: ClickHouseRowHash): Promise<ObjectFingerprint> => {
+    const result = await client.query({
+      query: `SELECT count() AS rows, toString(sum(${rowHashSql(hash, columnsOf.get(table.name) ?? [])})) AS hash
+                FROM ${quoteClickHouseQualified(database, table.name)}${collapses(table.engine) ? ' FINAL' : ''}`,
+      format: 'JSONEachRow',
+    });
+    const row = z.array(resultRow).parse(await result.json<unknown>())[0];
+    return { store: 'clickhouse', object: `clickhouse:${table.name}`, rows: Number(row?.rows ?? 0), hash: formatHash(String(row?.hash ?? '0')) };
+  };
   return Promise.all(
-    tables.map(async (table): Promise<ObjectFingerprint> => {
-      const result = await client.query({
-        query: `SELECT count() AS rows, toString(sum(cityHash64(toString(tuple(*))))) AS hash
-                  FROM ${quoteClickHouseQualified(database, table.name)}${collapses(table.engine) ? ' FINAL' : ''}`,
-        format: 'JSONEachRow',
-      });
-      const row = z.array(resultRow).parse(await result.json<unknown>())[0];
-      return { store: 'clickhouse', object: `clickhouse:${table.name}`, rows: Number(row?.rows ?? 0), hash: formatHash(String(row?.hash ?? '0')) };
-    }),
+    tables.map((table) =>
+      fingerprintTable(table, rowHash).catch((err: unknown) => {
+        if (rowHash !== 'column-hash' || clickHouseErrorCode(err) !== ILLEGAL_TYPE_OF_ARGUMENT) throw err;
+        return fingerprintTable(table, 'text-tuple');
+      }),
+    ),
   );
 }

@@ -1,7 +1,7 @@
 import type { StoreClients } from '../store-clients';
 import { DEFAULT_PLATFORM_MODEL, organizationDataMap, type PlatformModel } from './data-map';
 import { fingerprintClickHouse } from './fingerprint-clickhouse';
-import { CURRENT_POSTGRES_ROW_HASH, type PostgresRowHash } from '../contracts/backup';
+import { CURRENT_CLICKHOUSE_ROW_HASH, CURRENT_POSTGRES_ROW_HASH, type RowHashes } from '../contracts/backup';
 import { fingerprintPostgres } from './fingerprint-postgres';
 import { fingerprintQueue } from './fingerprint-queue';
 import { fingerprintRedis } from './fingerprint-redis';
@@ -65,13 +65,13 @@ export async function fingerprintOrganization(
   orgId: string,
   stores: readonly FingerprintStore[] = FINGERPRINT_STORES,
   model: PlatformModel = DEFAULT_PLATFORM_MODEL,
-  options: { postgresRowHash?: PostgresRowHash } = {},
+  options: RowHashes = {},
 ): Promise<OrganizationFingerprint> {
   const map = organizationDataMap(orgId, model);
   const takenAt = new Date().toISOString();
   const work: Record<FingerprintStore, () => Promise<ObjectFingerprint[]>> = {
     postgres: () => fingerprintPostgres(clients.postgres, map, { rowHash: options.postgresRowHash ?? CURRENT_POSTGRES_ROW_HASH }),
-    clickhouse: () => fingerprintClickHouse(clients.clickhouse, map),
+    clickhouse: () => fingerprintClickHouse(clients.clickhouse, map, { rowHash: options.clickhouseRowHash ?? CURRENT_CLICKHOUSE_ROW_HASH }),
     queue: () => fingerprintQueue(clients.nats, map),
     redis: () => fingerprintRedis(clients.redis, map),
   };

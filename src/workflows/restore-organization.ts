@@ -7,7 +7,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { manifestRowHash } from '../contracts/backup';
+import { manifestRowHashes } from '../contracts/backup';
 import type { ObjectComparison, RestoreOrganizationInput, RestoreResult } from '../contracts/verification';
 import { FailureType, innermostMessage } from '../errors';
 import { compareObjectFingerprints, describeDifferences } from '../platform/fingerprint-compare';
@@ -115,7 +115,7 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
       await restoring.restoreClickHouse(restoreAs);
     }
     progress.step = 'fingerprint';
-    const actual = await quick.fingerprintOrganization(targetOrgId, [...manifest.stores], { postgresRowHash: manifestRowHash(manifest) });
+    const actual = await quick.fingerprintOrganization(targetOrgId, [...manifest.stores], manifestRowHashes(manifest));
     comparisons = compareObjectFingerprints(manifest.fingerprint.objects, actual.objects);
     const differences = describeDifferences(comparisons);
     if (differences.length > 0) {

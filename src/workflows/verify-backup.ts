@@ -1,5 +1,5 @@
 import { ApplicationFailure, CancellationScope, isCancellation, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import { manifestRowHash } from '../contracts/backup';
+import { manifestRowHashes } from '../contracts/backup';
 import type { ObjectComparison, VerificationReport, VerifyBackupInput } from '../contracts/verification';
 import { FailureType, innermostMessage } from '../errors';
 import { compareObjectFingerprints, describeDifferences } from '../platform/fingerprint-compare';
@@ -44,8 +44,8 @@ export async function verifyBackup(input: VerifyBackupInput): Promise<Verificati
         manifest.stores.includes('clickhouse') ? restoring.restoreClickHouse({ ...restored, scratchDatabase: scratch.clickhouse }) : undefined,
       ]);
       const [pg, ch] = await Promise.all([
-        manifest.stores.includes('postgres') ? restoring.fingerprintPostgresScratch({ orgId, database: scratch.postgres, rowHash: manifestRowHash(manifest) }) : [],
-        manifest.stores.includes('clickhouse') ? restoring.fingerprintClickHouseScratch({ orgId, database: scratch.clickhouse }) : [],
+        manifest.stores.includes('postgres') ? restoring.fingerprintPostgresScratch({ orgId, database: scratch.postgres, rowHash: manifestRowHashes(manifest).postgresRowHash }) : [],
+        manifest.stores.includes('clickhouse') ? restoring.fingerprintClickHouseScratch({ orgId, database: scratch.clickhouse, rowHash: manifestRowHashes(manifest).clickhouseRowHash }) : [],
       ]);
       comparisons = compareObjectFingerprints(manifest.fingerprint.objects, [...pg, ...ch]);
       problems.push(...describeDifferences(comparisons));
