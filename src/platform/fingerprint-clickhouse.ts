@@ -8,8 +8,6 @@ import { formatHash } from './content-hash';
 import type { ObjectFingerprint } from './fingerprint';
 import { quoteClickHouseIdent, quoteClickHouseQualified, quoteClickHouseString } from './quoting';
 
-export { CURRENT_CLICKHOUSE_ROW_HASH, type ClickHouseRowHash };
-
 /** ClickHouse returns 64-bit integers as JSON strings by default; accept either. */
 const resultRow = z.object({ rows: z.union([z.string(), z.number()]), hash: z.union([z.string(), z.number()]) });
 const columnRow = z.object({ table: z.string(), name: z.string(), type: z.string() });

@@ -9,9 +9,9 @@ import { errorCodes, FailureType, permanentFailure } from '../errors';
 import { inTransaction } from './pg-transaction';
 import { quotePgIdent, quotePgLiteral, quotePgQualified } from './quoting';
 
-/**
- * How rows of the organization's own tables are hashed. A manifest records the one its fingerprint
- * used, so a backup is always checked with the algorithm it was fingerprinted with.
+/*
+ * How rows of the organization's own tables are hashed (`PostgresRowHash`). A manifest records the
+ * one its fingerprint used, so a backup is always checked with the algorithm it was fingerprinted with.
  * - `md5-text`: md5 of the row's text. Rendering every value as text dominates the cost.
  * - `record-hash`: `hash_record_extended` (PostgreSQL 14+), each column type's own 64-bit hash; about
  *   5x cheaper on wide tables. A table with a column type that has no extended hash function (json,
@@ -19,7 +19,6 @@ import { quotePgIdent, quotePgLiteral, quotePgQualified } from './quoting';
  *   falls back the same way.
  * Sequences and shared-table rows are small and always use `md5-text`.
  */
-export { CURRENT_POSTGRES_ROW_HASH, type PostgresRowHash };
 
 /** SQLSTATE of "could not identify an extended hash function for type …". */
 const UNDEFINED_FUNCTION = '42883';
