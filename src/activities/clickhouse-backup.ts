@@ -44,8 +44,12 @@ function serverGzip(level: number) {
     decompress_response_stream: false,
   } as const;
 }
-/** READONLY: "Cannot override setting (enable_http_compression) in readonly mode" (a readonly=1 user). */
-const READONLY_REFUSAL = '164';
+/**
+ * The server refusing the compression settings: 164 READONLY ("Cannot override setting … in readonly
+ * mode", a readonly=1 user the probe missed) and 452 SETTING_CONSTRAINT_VIOLATION (a settings
+ * profile's constraint, ClickHouse 19.14 and later).
+ */
+const SETTINGS_REFUSED = ['164', '452'];
 
 /** Tables whose names our strict identifier rule accepts; a materialized view's `.inner.` table is recreated by its view. */
 const BACKED_UP_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -104,7 +108,7 @@ export async function backupClickHouse(deps: ClickHouseBackupDeps, orgId: string
               response = await deps.clickhouse.exec({ query, abort_signal: ctx.cancellationSignal, ...(serverCompression ? serverGzip(deps.exportGzipLevel) : {}) });
             } catch (err: unknown) {
               // Settings refused after all (e.g. a settings constraint): export uncompressed, the store gzips.
-              if (!serverCompression || clickHouseErrorCode(err) !== READONLY_REFUSAL) throw err;
+              if (!serverCompression || !SETTINGS_REFUSED.includes(clickHouseErrorCode(err) ?? '')) throw err;
               serverCompression = false;
               response = await deps.clickhouse.exec({ query, abort_signal: ctx.cancellationSignal });
             }
