@@ -20,7 +20,30 @@ KUBE_DIR="$CACHE/kube-$KUBE_VERSION"
 ETCD_DIR="$CACHE/etcd-$ETCD_VERSION"
 HELM_DIR="$CACHE/helm-$HELM_VERSION"
 
+# Progress goes to stderr only: stdout is the KEY=path lines that scripts/kube-stack.sh captures.
 log() { printf 'kube-build: %s\n' "$*" >&2; }
+
+# build_step <what> <usual duration> <log file> <command…>: a long first-time build with its output
+# in the log, saying every 30 s how long it has been running so a first run never looks hung.
+build_step() {
+  local what=$1 usual=$2 logfile=$3 began pid status=0
+  shift 3
+  began=$(date +%s)
+  log "$what (usually $usual on 2 cores, once per machine; log: $logfile)"
+  "$@" >"$logfile" 2>&1 &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -0 "$pid" 2>/dev/null && log "… still $what: $(($(date +%s) - began))s so far (usually $usual)"
+  done
+  wait "$pid" || status=$?
+  if ((status != 0)); then
+    tail -n 20 "$logfile" >&2
+    log "$what failed (exit $status); see $logfile"
+    exit 1
+  fi
+  log "done $what in $(($(date +%s) - began))s"
+}
 
 if [[ "${1:-}" == "--paths" ]]; then
   missing=0
@@ -65,10 +88,9 @@ if ((${#kube_missing[@]})); then
   ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
   pkgs=()
   for name in "${kube_missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$name"); done
-  log "building ${kube_missing[*]} $KUBE_VERSION into $KUBE_DIR (first build: about 10 minutes on 2 cores)"
-  (cd "$ROOT/tools/kube" && "${GO[@]}" build -trimpath -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}")
+  build_step "building ${kube_missing[*]} $KUBE_VERSION into $KUBE_DIR" "10-18 minutes" "$CACHE/kube-build.log" \
+    bash -c 'cd "$1" && shift && exec "$@"' _ "$ROOT/tools/kube" "${GO[@]}" build -trimpath -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}"
   install_bins "$KUBE_DIR" "$tmp" "${kube_missing[@]}"
-  log "built ${kube_missing[*]} after $(($(date +%s) - started))s"
 else
   log "kube-apiserver, kube-controller-manager $KUBE_VERSION present in $KUBE_DIR"
 fi
@@ -76,10 +98,9 @@ fi
 if [[ ! -x "$ETCD_DIR/etcd" ]]; then
   mkdir -p "$ETCD_DIR"
   tmp=$(mktemp -d "$ETCD_DIR/.build.XXXXXX")
-  log "building etcd $ETCD_VERSION into $ETCD_DIR"
-  (cd "$ROOT/tools/etcd" && "${GO[@]}" build -trimpath -ldflags "-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3)
+  build_step "building etcd $ETCD_VERSION into $ETCD_DIR" "2-4 minutes" "$CACHE/etcd-build.log" \
+    bash -c 'cd "$1" && shift && exec "$@"' _ "$ROOT/tools/etcd" "${GO[@]}" build -trimpath -ldflags "-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3
   install_bins "$ETCD_DIR" "$tmp" etcd
-  log "built etcd after $(($(date +%s) - started))s"
 else
   log "etcd $ETCD_VERSION present in $ETCD_DIR"
 fi
@@ -87,13 +108,12 @@ fi
 if [[ ! -x "$HELM_DIR/helm" ]]; then
   mkdir -p "$HELM_DIR"
   tmp=$(mktemp -d "$HELM_DIR/.build.XXXXXX")
-  log "building helm $HELM_VERSION into $HELM_DIR"
   # go install builds outside any module, with exactly the dependencies helm's go.mod pins.
-  (cd "$tmp" && GOBIN="$tmp" "${GO[@]}" install -trimpath \
+  build_step "building helm $HELM_VERSION into $HELM_DIR" "2-5 minutes" "$CACHE/helm-build.log" \
+    env GOBIN="$tmp" bash -c 'cd "$1" && shift && exec "$@"' _ "$tmp" "${GO[@]}" install -trimpath \
     -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
-    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION")
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
   install_bins "$HELM_DIR" "$tmp" helm
-  log "built helm after $(($(date +%s) - started))s"
 else
   log "helm $HELM_VERSION present in $HELM_DIR"
 fi

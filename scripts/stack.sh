@@ -6,7 +6,13 @@
 #   scripts/stack.sh status             one line per service: address, version, status
 #   scripts/stack.sh restart <service>  stop then start one service (tests use it to simulate an outage)
 #
-# Services: postgres redis nats clickhouse temporal (and kube, when scripts/kube-stack.sh exists).
+# Services: postgres redis nats clickhouse temporal, the default set of `up` (what the worker and the
+# demo use), and kube (the Kubernetes control plane, built on first use; only when named:
+# `scripts/stack.sh up kube`, as scripts/test.sh does).
+# Everything this script prints about its progress goes to stderr; stdout carries only what a caller
+# may capture (`status`). Ports follow the worker's own variables (TEMPORAL_ADDRESS, CLICKHOUSE_URL)
+# and TEMPORAL_UI_PORT, CLICKHOUSE_TCP_PORT, CLICKHOUSE_INTERSERVER_PORT, so a second stack (the
+# fresh-machine check) can run beside the usual one with its own ELOQUENT_STATE_DIR.
 # PostgreSQL, Redis and NATS belong to the machine: they are started when down (and installed with
 # apt-get when missing) but never stopped by `down` unless named explicitly.
 # The servers this project runs keep their data and pid files in one place per machine,
@@ -21,19 +27,21 @@ DATA="$ROOT/.data"
 STATE="${ELOQUENT_STATE_DIR:-$HOME/.local/state/eloquent-recovery}"
 TOOLS_CACHE="${ELOQUENT_TOOLS_CACHE:-$HOME/.cache/eloquent-recovery}"
 TEMPORAL_CLI_VERSION="v1.5.1"
-TEMPORAL_PORT=7233
-TEMPORAL_UI_PORT=8233
-CLICKHOUSE_HTTP_PORT=8123
-CLICKHOUSE_TCP_PORT=9000
+TEMPORAL_PORT="${TEMPORAL_ADDRESS:-127.0.0.1:7233}"; TEMPORAL_PORT="${TEMPORAL_PORT##*:}"
+TEMPORAL_UI_PORT="${TEMPORAL_UI_PORT:-8233}"
+CLICKHOUSE_HTTP_PORT="${CLICKHOUSE_URL:-http://127.0.0.1:8123}"; CLICKHOUSE_HTTP_PORT="${CLICKHOUSE_HTTP_PORT##*:}"
+CLICKHOUSE_HTTP_PORT="${CLICKHOUSE_HTTP_PORT%%/*}"
+CLICKHOUSE_TCP_PORT="${CLICKHOUSE_TCP_PORT:-9000}"
+CLICKHOUSE_INTERSERVER_PORT="${CLICKHOUSE_INTERSERVER_PORT:-9009}"
+CLICKHOUSE_CONFIG_DIR="${CLICKHOUSE_CONFIG_DIR:-/etc/clickhouse-server}"  # the package's config, copied and moved
 PG_PORT=5432
 REDIS_PORT=6379
 NATS_PORT=4222
 PLATFORM_DB="${PLATFORM_DB:-eloquent}"
-ALL_SERVICES=(postgres redis nats clickhouse temporal)
-[ -x "$ROOT/scripts/kube-stack.sh" ] && ALL_SERVICES+=(kube)
+DEFAULT_SERVICES=(postgres redis nats clickhouse temporal)
 
 started_at=$(date +%s)
-say() { printf '[stack %3ss] %s\n' "$(( $(date +%s) - started_at ))" "$*"; }
+say() { printf '[stack %3ss] %s\n' "$(( $(date +%s) - started_at ))" "$*" >&2; }
 fail() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # wait_for <service> <log file> <seconds> <command…>: polls the command until it succeeds.
@@ -49,13 +57,33 @@ wait_for() {
   done
 }
 
+# long_step <what> <usual duration> <log file> <command…>: runs a first-time step (a build, an
+# install) with its output in the log, and says every 20 s that it is still working and for how
+# long, so a newcomer's first run never looks hung. Fails naming the log.
+long_step() {
+  local what=$1 usual=$2 log=$3; shift 3
+  local began; began=$(date +%s)
+  mkdir -p "$(dirname "$log")"
+  say "$what (usually $usual, once per machine; log: $log)"
+  "$@" >"$log" 2>&1 &
+  local pid=$! status=0
+  while kill -0 "$pid" 2>/dev/null; do
+    local i; for i in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -0 "$pid" 2>/dev/null && say "… still $what: $(( $(date +%s) - began ))s so far (usually $usual)"
+  done
+  wait "$pid" || status=$?
+  [ "$status" = 0 ] || { tail -n 20 "$log" >&2; fail "$what failed (exit $status); see $log"; }
+  say "done $what in $(( $(date +%s) - began ))s"
+}
+
 apt_install() {
-  say "installing $* with apt-get"
   if [ ! -f "$DATA/.apt-updated" ] || [ -n "$(find "$DATA/.apt-updated" -mmin +720 2>/dev/null)" ]; then
     mkdir -p "$DATA"
-    apt-get update -qq >/dev/null && touch "$DATA/.apt-updated"
+    long_step "updating apt's package lists" "under a minute" "$DATA/apt-update.log" apt-get update
+    touch "$DATA/.apt-updated"
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  long_step "installing $* with apt-get" "1-3 minutes" "$DATA/apt-install.log" \
+    env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -123,8 +151,9 @@ up_clickhouse() {
   sed -e "s#/var/lib/clickhouse/#$CH_DIR/data/#g" -e "s#/var/log/clickhouse-server/#$CH_DIR/log/#g" \
     -e "s#<http_port>[0-9]*</http_port>#<http_port>$CLICKHOUSE_HTTP_PORT</http_port>#" \
     -e "s#<tcp_port>[0-9]*</tcp_port>#<tcp_port>$CLICKHOUSE_TCP_PORT</tcp_port>#" \
-    /etc/clickhouse-server/config.xml >"$CH_DIR/config.xml"
-  cp /etc/clickhouse-server/users.xml "$CH_DIR/users.xml"
+    -e "s#<interserver_http_port>[0-9]*</interserver_http_port>#<interserver_http_port>$CLICKHOUSE_INTERSERVER_PORT</interserver_http_port>#" \
+    "$CLICKHOUSE_CONFIG_DIR/config.xml" >"$CH_DIR/config.xml"
+  cp "$CLICKHOUSE_CONFIG_DIR/users.xml" "$CH_DIR/users.xml"
   say "starting ClickHouse (data in $CH_DIR)"
   clickhouse-server --config-file="$CH_DIR/config.xml" --pid-file="$CH_DIR/clickhouse.pid" --daemon \
     || fail "clickhouse could not start; see its log: $CH_DIR/log/clickhouse-server.err.log"
@@ -142,16 +171,19 @@ down_clickhouse() {
 
 # ---------------------------------------------------------------- Temporal
 TEMPORAL_DIR="$STATE/temporal"
+# temporal_bin prints the path of the Temporal CLI, building it first if needed. Its stdout is
+# captured (`bin=$(temporal_bin)`): the path is the only thing it may print there.
 temporal_bin() {
   local cached="$TOOLS_CACHE/temporal-$TEMPORAL_CLI_VERSION/temporal"
   if [ -x "$ROOT/.tools/bin/temporal" ]; then echo "$ROOT/.tools/bin/temporal"; return; fi
   if [ ! -x "$cached" ]; then
     if command -v temporal >/dev/null; then command -v temporal; return; fi
     command -v go >/dev/null || fail "building Temporal needs Go; install Go 1.22 or later"
-    say "building the Temporal CLI $TEMPORAL_CLI_VERSION from the Go module proxy (minutes, once per machine)"
     mkdir -p "$(dirname "$cached")"
-    GOBIN="$(dirname "$cached")" go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION" \
-      >"$TOOLS_CACHE/temporal-build.log" 2>&1 || fail "building temporal failed; see $TOOLS_CACHE/temporal-build.log"
+    long_step "building the Temporal CLI $TEMPORAL_CLI_VERSION from the Go module proxy" "2-8 minutes on 2 cores" \
+      "$TOOLS_CACHE/temporal-build.log" env GOBIN="$(dirname "$cached")" \
+      go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION"
+    [ -x "$cached" ] || fail "go install finished but $cached is missing; see $TOOLS_CACHE/temporal-build.log"
   fi
   mkdir -p "$ROOT/.tools/bin"
   ln -sf "$cached" "$ROOT/.tools/bin/temporal"
@@ -210,7 +242,8 @@ status() {
   status_line nats "127.0.0.1:$NATS_PORT" nats_answers nats_version || ok=1
   status_line clickhouse "127.0.0.1:$CLICKHOUSE_HTTP_PORT" ch_answers ch_version || ok=1
   status_line temporal "127.0.0.1:$TEMPORAL_PORT" temporal_answers temporal_version || ok=1
-  if [ -x "$ROOT/scripts/kube-stack.sh" ]; then "$ROOT/scripts/kube-stack.sh" status-lines || ok=1; fi
+  # The control plane is listed once built; not built is not a failure (only its tests need it).
+  if "$ROOT/scripts/kube-build.sh" --paths >/dev/null 2>&1; then "$ROOT/scripts/kube-stack.sh" status-lines || ok=1; fi
   [ "$ok" = 0 ] && echo "Temporal UI: http://127.0.0.1:$TEMPORAL_UI_PORT"
   return "$ok"
 }
@@ -219,7 +252,7 @@ command=${1:-status}; shift || true
 services=("$@")
 case "$command" in
   up)
-    [ ${#services[@]} -gt 0 ] || services=("${ALL_SERVICES[@]}")
+    [ ${#services[@]} -gt 0 ] || services=("${DEFAULT_SERVICES[@]}")
     for s in "${services[@]}"; do "up_$s"; done
     say "stack is up"
     status

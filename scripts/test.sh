@@ -8,6 +8,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund
 fi
 bash scripts/stack.sh up
+bash scripts/stack.sh up kube   # the Kubernetes tests need the control plane: built here on first use
 npx tsc --noEmit -p tsconfig.json
 
 results=.data/test/results
