@@ -234,17 +234,27 @@ status_line() {
   printf '%-11s %-22s %-14s %s\n' "$service" "$address" "${shown:--}" "$state"
   [ "$state" = up ]
 }
+# status [service…]: one line per service (default: every service of `up`, and the control plane
+# once built); fails if any of them is down.
 status() {
+  local wanted=("$@") ok=0
+  if [ ${#wanted[@]} -eq 0 ]; then
+    wanted=("${DEFAULT_SERVICES[@]}")
+    "$ROOT/scripts/kube-build.sh" --paths >/dev/null 2>&1 && wanted+=(kube)
+  fi
   printf '%-11s %-22s %-14s %s\n' SERVICE ADDRESS VERSION STATUS
-  local ok=0
-  status_line postgres "127.0.0.1:$PG_PORT" pg_answers pg_version || ok=1
-  status_line redis "127.0.0.1:$REDIS_PORT" redis_answers redis_version || ok=1
-  status_line nats "127.0.0.1:$NATS_PORT" nats_answers nats_version || ok=1
-  status_line clickhouse "127.0.0.1:$CLICKHOUSE_HTTP_PORT" ch_answers ch_version || ok=1
-  status_line temporal "127.0.0.1:$TEMPORAL_PORT" temporal_answers temporal_version || ok=1
-  # The control plane is listed once built; not built is not a failure (only its tests need it).
-  if "$ROOT/scripts/kube-build.sh" --paths >/dev/null 2>&1; then "$ROOT/scripts/kube-stack.sh" status-lines || ok=1; fi
-  [ "$ok" = 0 ] && echo "Temporal UI: http://127.0.0.1:$TEMPORAL_UI_PORT"
+  for s in "${wanted[@]}"; do
+    case "$s" in
+      postgres) status_line postgres "127.0.0.1:$PG_PORT" pg_answers pg_version || ok=1 ;;
+      redis) status_line redis "127.0.0.1:$REDIS_PORT" redis_answers redis_version || ok=1 ;;
+      nats) status_line nats "127.0.0.1:$NATS_PORT" nats_answers nats_version || ok=1 ;;
+      clickhouse) status_line clickhouse "127.0.0.1:$CLICKHOUSE_HTTP_PORT" ch_answers ch_version || ok=1 ;;
+      temporal) status_line temporal "127.0.0.1:$TEMPORAL_PORT" temporal_answers temporal_version || ok=1 ;;
+      kube) "$ROOT/scripts/kube-stack.sh" status-lines || ok=1 ;;
+      *) fail "unknown service $s (postgres redis nats clickhouse temporal kube)" ;;
+    esac
+  done
+  [ "$ok" = 0 ] && [[ " ${wanted[*]} " == *" temporal "* ]] && echo "Temporal UI: http://127.0.0.1:$TEMPORAL_UI_PORT"
   return "$ok"
 }
 
@@ -255,7 +265,7 @@ case "$command" in
     [ ${#services[@]} -gt 0 ] || services=("${DEFAULT_SERVICES[@]}")
     for s in "${services[@]}"; do "up_$s"; done
     say "stack is up"
-    status
+    status "${services[@]}"
     ;;
   down)
     [ ${#services[@]} -gt 0 ] || services=(temporal clickhouse $([ -x "$ROOT/scripts/kube-stack.sh" ] && echo kube))
@@ -265,6 +275,6 @@ case "$command" in
     [ ${#services[@]} -eq 1 ] || fail "restart takes one service"
     "down_${services[0]}"; "up_${services[0]}"
     ;;
-  status) status ;;
+  status) status "${services[@]}" ;;
   *) fail "usage: scripts/stack.sh up|down|status|restart [service…]" ;;
 esac
