@@ -1,11 +1,14 @@
 import * as path from 'node:path';
 import { z } from 'zod';
+import type { LogLevel } from '@temporalio/common';
 
 /**
  * The one configuration of eloquent-recovery, read once at start-up from environment variables.
  * Defaults fit the local stack started by `scripts/stack.sh`; a real deployment overrides them.
  */
 export interface AppConfig {
+  /** Lowest level the worker logs (`LOG_LEVEL`, case-insensitive). @default 'INFO' */
+  logLevel: LogLevel;
   temporal: {
     /** host:port of the Temporal frontend (gRPC). */
     address: string;
@@ -129,6 +132,11 @@ function environmentSchema(cwd: string) {
     PREFLIGHT_TIMEOUT_MS: positiveInt('milliseconds').default(5000),
     METRICS_PORT: port.default(9464),
     WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
+    LOG_LEVEL: z
+      .string()
+      .transform((level) => level.toUpperCase())
+      .pipe(z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'], { message: 'expected one of trace, debug, info, warn, error' }))
+      .default('INFO'),
   });
 }
 
@@ -155,6 +163,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   }
   const e = parsed.data;
   return {
+    logLevel: e.LOG_LEVEL,
     temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, taskQueue: e.TEMPORAL_TASK_QUEUE },
     postgres: { url: e.POSTGRES_URL, binDir: e.POSTGRES_BIN_DIR },
     clickhouse: { url: e.CLICKHOUSE_URL, username: e.CLICKHOUSE_USER, password: e.CLICKHOUSE_PASSWORD, exportGzipLevel: e.CLICKHOUSE_EXPORT_GZIP_LEVEL },

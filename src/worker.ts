@@ -40,8 +40,8 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
 }
 
 async function main(): Promise<void> {
-  const logger = new JsonLineLogger();
   const config = loadConfig();
+  const logger = new JsonLineLogger(config.logLevel);
   const telemetryOptions = temporalTelemetryOptions(config);
   Runtime.install({ logger, ...(telemetryOptions ? { telemetryOptions } : {}) });
   const model = await loadPlatformModel(config.platformModelFile);
