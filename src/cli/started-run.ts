@@ -34,13 +34,16 @@ export function startedRunSettings(options: OptionValues<typeof STARTED_RUN_OPTI
   };
 }
 
-/** Prints the started run's id, or (waiting) follows its progress and prints its result as `describe` says. */
+/**
+ * Prints the started run's id, or (waiting) follows its progress and prints its result as
+ * `describe` says: indented JSON by default.
+ */
 export async function finishStarted(
   ctx: CommandContext,
   client: RecoveryClient,
   workflowId: string,
   settings: StartedRunSettings,
-  describe: (result: unknown) => string,
+  describe: (result: unknown) => string = (result) => JSON.stringify(result, null, 2),
 ): Promise<ExitCode> {
   ctx.progress(`started ${workflowId}`);
   if (!settings.wait) {

@@ -18,6 +18,6 @@ export const archiveChatCommand = defineCommand({
     const olderThanMs = options['older-than'] !== undefined ? parseDuration(options['older-than'], '--older-than') : undefined;
     const client = await ctx.connect();
     const started = await client.startChatArchive({ ...(orgId ? { orgId } : {}), ...(olderThanMs !== undefined ? { olderThanMs } : {}) }, run.request);
-    return finishStarted(ctx, client, started.workflowId, run, (result) => JSON.stringify(result, null, 2));
+    return finishStarted(ctx, client, started.workflowId, run);
   },
 });

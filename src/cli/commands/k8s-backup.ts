@@ -17,6 +17,6 @@ export const k8sBackupCommand = defineCommand({
     const client = await ctx.connect();
     const includedNamespaces = options.namespaces?.split(',').map((n) => n.trim());
     const started = await client.startKubernetesBackup({ ...(includedNamespaces ? { includedNamespaces } : {}), ...(options.ttl ? { ttl: options.ttl } : {}) }, run.request);
-    return finishStarted(ctx, client, started.workflowId, run, (result) => JSON.stringify(result, null, 2));
+    return finishStarted(ctx, client, started.workflowId, run);
   },
 });

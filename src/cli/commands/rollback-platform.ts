@@ -27,6 +27,6 @@ export const rollbackPlatformCommand = defineCommand({
       { ...(options.namespace !== undefined ? { namespace: options.namespace } : {}), ...(options.release ? { release: options.release } : {}), ...(revision ? { revision } : {}) },
       run.request,
     );
-    return finishStarted(ctx, client, started.workflowId, run, (result) => JSON.stringify(result, null, 2));
+    return finishStarted(ctx, client, started.workflowId, run);
   },
 });

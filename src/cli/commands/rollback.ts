@@ -27,6 +27,6 @@ export const rollbackCommand = defineCommand({
       { service, ...(options.namespace !== undefined ? { namespace: options.namespace } : {}), ...(toRevision ? { toRevision } : {}) },
       run.request,
     );
-    return finishStarted(ctx, client, started.workflowId, run, (result) => JSON.stringify(result, null, 2));
+    return finishStarted(ctx, client, started.workflowId, run);
   },
 });
