@@ -1,4 +1,4 @@
-import type { CliIo } from '../../src/cli/main';
+import type { CliIo } from '../../src/cli/command';
 
 /** CLI input/output captured in strings, as a terminal (`isTty`) or as a pipe. */
 export function captureIo(env: NodeJS.ProcessEnv = process.env, isTty = false): CliIo & { out: string; err: string } {

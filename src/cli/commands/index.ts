@@ -1,0 +1,39 @@
+import type { Command } from '../command';
+import { abandonDeleteCommand } from './abandon-delete';
+import { archiveChatCommand } from './archive-chat';
+import { backupCommand } from './backup';
+import { backupsCommand } from './backups';
+import { cancelDeleteCommand } from './cancel-delete';
+import { deleteCommand } from './delete';
+import { k8sBackupCommand } from './k8s-backup';
+import { preflightCommand } from './preflight';
+import { reapplyDeletionsCommand } from './reapply-deletions';
+import { restoreCommand } from './restore';
+import { retryDeleteCommand } from './retry-delete';
+import { rollbackCommand } from './rollback';
+import { rollbackPlatformCommand } from './rollback-platform';
+import { schedulesCommand } from './schedules';
+import { staleCommand } from './stale';
+import { statusCommand } from './status';
+import { verifyCommand } from './verify';
+
+/** Every command of `eloquent-recovery`, in the order the help lists them. */
+export const COMMANDS: readonly Command[] = [
+  preflightCommand,
+  backupCommand,
+  verifyCommand,
+  restoreCommand,
+  deleteCommand,
+  cancelDeleteCommand,
+  retryDeleteCommand,
+  abandonDeleteCommand,
+  reapplyDeletionsCommand,
+  rollbackCommand,
+  rollbackPlatformCommand,
+  k8sBackupCommand,
+  statusCommand,
+  backupsCommand,
+  staleCommand,
+  archiveChatCommand,
+  schedulesCommand,
+];
