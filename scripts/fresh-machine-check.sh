@@ -49,6 +49,7 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM   # so an interrupted check still stops its servers and removes its scratch
 
 git clone --quiet "$ROOT" "$scratch/clone" || { note "git clone failed"; exit 1; }
 cd "$scratch/clone" || exit 1
