@@ -1,4 +1,5 @@
 import { BACKUP_STORES, type BackupOrganizationInput, type BackupStoreName } from '../contracts/backup';
+import { durationMsOrProblem } from '../contracts/duration';
 import { RESTORE_MODES, type DeleteOrganizationInput, type RestoreOrganizationInput, type VerifyBackupInput } from '../contracts/operation-inputs';
 import { isOrgId, ORG_ID_RULE } from '../platform/org-id';
 import { InvalidRequestError } from './request-error';
@@ -7,8 +8,6 @@ import { InvalidRequestError } from './request-error';
 const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 /** Backup ids as `backupOrganization` makes them (`20261130T020304Z-1a2b3c4d`), or any folder-safe id. */
 const BACKUP_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-const DURATION = /^(\d+)(ms|s|m|h|d)$/;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -35,15 +34,11 @@ function requireText(value: unknown, field: string): string {
   throw new InvalidRequestError(field, `expected a non-empty text of at most 1000 characters; got ${JSON.stringify(value)}`);
 }
 
-/** Milliseconds of a duration written `7d`, `12h`, `30m`, `45s` or `500ms`. */
+/** Milliseconds of a duration in the one format the workflows accept too (`7d`, `1h30m`, `1w`, `500ms`). */
 export function parseDuration(value: unknown, field: string): number {
-  const match = typeof value === 'string' ? DURATION.exec(value) : null;
-  const amount = match?.[1];
-  const unit = match?.[2];
-  if (amount === undefined || unit === undefined) {
-    throw new InvalidRequestError(field, `expected a duration such as 7d, 12h, 30m or 0s; got ${JSON.stringify(value)}`);
-  }
-  return Number(amount) * (UNIT_MS[unit] ?? 0);
+  const parsed = durationMsOrProblem(value);
+  if (typeof parsed === 'string') throw new InvalidRequestError(field, parsed);
+  return parsed;
 }
 
 export function validateBackupInput(input: unknown): BackupOrganizationInput {

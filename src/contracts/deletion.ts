@@ -266,22 +266,5 @@ export function deletionWorkflowId(orgId: string): string {
   return `delete-org-${orgId}`;
 }
 
-const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
-
-/**
- * Parses a duration such as `7d`, `10s`, `1h30m`, `500ms` or `0s` into milliseconds. Pure and
- * deterministic, for workflow code.
- * @param field the input field, named in the error.
- * @throws Error naming the field when the text is not a duration.
- */
-export function parseDurationMs(text: unknown, field: string): number {
-  if (typeof text !== 'string' || !/^(\d+(ms|s|m|h|d|w))+$/.test(text.trim())) {
-    throw new Error(`${field}: expected a duration such as "7d", "12h", "10s", "1h30m" or "0s"; got ${JSON.stringify(text)}`);
-  }
-  let total = 0;
-  for (const match of text.trim().matchAll(/(\d+)(ms|s|m|h|d|w)/g)) {
-    total += Number(match[1]) * (DURATION_UNITS_MS[match[2] ?? 's'] ?? 0);
-  }
-  if (!Number.isSafeInteger(total)) throw new Error(`${field}: ${JSON.stringify(text)} is too long`);
-  return total;
-}
+// Kept here for the workflows that import it from the deletion contract; the format lives in duration.ts.
+export { parseDurationMs } from './duration';

@@ -1,5 +1,6 @@
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, type Client, type ScheduleDescription, type ScheduleOptions } from '@temporalio/client';
 import { scheduleSpecHash, type ScheduleEntry, type ScheduleFile } from './schedule-file';
+import { parseDurationMs } from '../contracts/duration';
 
 /** Prefix of the ids of the schedules this project manages; also the default set name. */
 export const DEFAULT_SCHEDULE_PREFIX = 'eloquent-';
@@ -29,12 +30,9 @@ export interface ApplyReport {
 /** Memo key on the schedule's action holding the spec as the file wrote it, for `schedules list`. */
 const SPEC_MEMO_KEY = 'eloquentScheduleSpec';
 
-const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
 /** Milliseconds of `15m`, `1h`, `7d` (the file's schema already checked the form). */
 function everyMs(every: string): number {
-  const match = /^(\d+)([smhd])$/.exec(every);
-  return Number(match?.[1] ?? 0) * (UNIT_MS[match?.[2] ?? 'h'] ?? 0);
+  return parseDurationMs(every, 'every');
 }
 
 function specText(entry: ScheduleEntry): string {

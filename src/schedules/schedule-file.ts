@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
+import { durationMsOrProblem } from '../contracts/duration';
 
 /** Schedule ids: what follows the set's prefix (`eloquent-`). */
 const scheduleIdSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, { message: 'expected 1-63 lower-case letters, digits and "-"' });
@@ -8,7 +9,10 @@ const scheduleIdSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, { message
 /** Five-field cron (minute hour day-of-month month day-of-week), as Temporal reads it, in UTC. */
 const cronSchema = z.string().regex(/^\s*\S+(\s+\S+){4}\s*$/, { message: 'expected a five-field cron expression such as "0 2 * * *"' });
 
-const everySchema = z.string().regex(/^\d+(s|m|h|d)$/, { message: 'expected an interval such as 15m, 1h or 7d' });
+const everySchema = z.string().refine((text) => {
+  const ms = durationMsOrProblem(text);
+  return typeof ms === 'number' && ms >= 1000;
+}, { message: 'expected an interval of at least 1s such as 15m, 1h30m, 7d or 1w' });
 
 export const scheduleEntrySchema = z
   .object({
