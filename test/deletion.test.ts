@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
+import { runCli } from '../src/cli/main';
 import { deletionInEffect, readDeletionLog } from '../src/activities/deletion-log';
 import { cancelOrganizationDeletion, DeletionAlreadyRunningError, reapplyDeletions, startOrganizationDeletion } from '../src/client/deletion';
 import type { DeleteOrganizationInput, DeletionCertificate } from '../src/contracts/deletion';
@@ -10,6 +11,7 @@ import { dropSeededOrganization, seedOrganization } from '../src/platform/seed-o
 import { createFilesystemBackupStore } from '../src/storage/filesystem-backup-store';
 import { deleteOrganization, restoreOrganization } from '../src/workflows';
 import { fingerprintWithoutSessions, isSessionObject, removeDeletionArtifacts, terminateIfRunning, waitForDeletionStatus } from './support/deletion';
+import { captureIo } from './support/cli-io';
 import { failureText, rejectionOf } from './support/failures';
 import { startTestWorker, uniqueOrgId, type TestWorker } from './support/test-worker';
 
@@ -236,12 +238,12 @@ describe('deleteOrganization', () => {
     expect(failureText(refused)).toMatch(new RegExp(`organization ${orgId} was deleted by delete-org-${orgId}.*needs "override"`));
     expect((await describeOrganization(env.clients, orgId)).exists).toBe(false);
 
-    const restored = await env.client.workflow.execute(restoreOrganization, {
-      taskQueue: env.taskQueue,
-      workflowId: `restore-${orgId}-${Date.now()}`,
-      args: [{ backupId, orgId, mode: 'into-empty', override: { reason: 'deleted by mistake' } }],
-    });
-    expect(restored.targetOrgId).toBe(orgId);
+    // An operator brings it back from the CLI (through the SDK), giving the reason that is recorded.
+    const io = captureIo();
+    const code = await runCli(['restore', backupId, '--org', orgId, '--override-deletion', 'deleted by mistake', '--task-queue', env.taskQueue, '--json'], io);
+    expect(code).toBe(0);
+    expect(io.err).not.toMatch(/error|refused/i);
+    expect(JSON.parse(io.out)).toMatchObject({ ok: true, result: { targetOrgId: orgId } });
     // The deletion no longer holds its backup: pruning treats it like any other again.
     await expect(stat(path.join(env.config.backup.directory, orgId, backupId, 'hold.json'))).rejects.toThrow(/ENOENT/);
     const after = await fingerprintOrganization(env.clients, orgId, [...durable]);

@@ -78,6 +78,11 @@ export function validateRestoreInput(input: unknown): RestoreOrganizationInput {
   const out: RestoreOrganizationInput = { backupId, mode: mode === 'replace' ? 'replace' : 'into-empty' };
   if (input.orgId !== undefined) out.orgId = requireOrgId(input.orgId, 'orgId');
   if (input.targetOrgId !== undefined) out.targetOrgId = requireOrgId(input.targetOrgId, 'targetOrgId');
+  // Restoring a deleted organization is refused by the workflow unless the caller says why; the reason is recorded.
+  if (input.override !== undefined) {
+    if (!isObject(input.override)) throw new InvalidRequestError('override', 'expected {"reason": "..."} to restore a deleted organization');
+    out.override = { reason: requireText(input.override.reason, 'override.reason') };
+  }
   return out;
 }
 

@@ -14,6 +14,7 @@ export const restoreCommand = defineCommand({
     { name: 'into', kind: 'value', placeholder: '<org>', description: "the organization to restore as (default: the backup's own); another id makes a clone" },
     { name: 'replace', kind: 'flag', description: 'overwrite the target organization (it is backed up first) instead of requiring it empty' },
     { name: 'confirm', kind: 'value', placeholder: '<target org>', description: 'with --replace: repeat the target organization id' },
+    { name: 'override-deletion', kind: 'value', placeholder: '<reason>', description: 'restore an organization that was deleted; the reason is recorded in the deletion log' },
     ...STARTED_RUN_OPTIONS,
   ],
   async run(ctx, { positionals, options }) {
@@ -27,7 +28,13 @@ export const restoreCommand = defineCommand({
       await confirm(ctx, options.confirm, target, `restore ${backupId} will REPLACE the data of organization ${target}`);
     }
     const started = await client.startRestore(
-      { backupId, mode, ...(options.org ? { orgId: options.org } : {}), ...(options.into ? { targetOrgId: options.into } : {}) },
+      {
+        backupId,
+        mode,
+        ...(options.org ? { orgId: options.org } : {}),
+        ...(options.into ? { targetOrgId: options.into } : {}),
+        ...(options['override-deletion'] !== undefined ? { override: { reason: options['override-deletion'] } } : {}),
+      },
       run.request,
     );
     return finishStarted(ctx, client, started.workflowId, run, (result) => `restore finished: ${JSON.stringify(result)}`);
