@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
-import { deletionInEffect, readDeletionLog } from '../src/activities/deletion-log';
+import { deletionInEffect, readDeletionLog } from '../src/activities/cross-store/deletion-log';
 import { cancelOrganizationDeletion, DeletionAlreadyRunningError, reapplyDeletions, startOrganizationDeletion } from '../src/client/deletion';
 import type { DeleteOrganizationInput, DeletionCertificate } from '../src/contracts/deletion';
 import { describeOrganization } from '../src/platform/describe';

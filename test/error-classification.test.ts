@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { classifyClickHouseError } from '../src/activities/clickhouse-backup';
-import { classifyPostgresError, majorVersion } from '../src/activities/postgres-backup';
+import { classifyClickHouseError } from '../src/activities/clickhouse/backup';
+import { classifyPostgresError, majorVersion } from '../src/activities/postgres/backup';
 import { isTransientNetworkError } from '../src/errors';
 import { createStoreClients, closeStoreClients } from '../src/store-clients';
 import { loadConfig } from '../src/config';

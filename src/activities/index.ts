@@ -6,16 +6,16 @@ import { DEFAULT_PLATFORM_MODEL, type PlatformModel } from '../platform/data-map
 import type { BackupStore } from '../storage/backup-store';
 import { createFilesystemBackupStore } from '../storage/filesystem-backup-store';
 import type { StoreClients } from '../store-clients';
-import { createChatArchiveActivities } from './chat-archive';
+import { createChatArchiveActivities } from './cross-store/chat-archive';
 import { createClickHouseActivities } from './clickhouse';
-import { createDeletionActivities } from './deletion';
+import { createDeletionActivities } from './cross-store/deletion';
 import { createKubernetesActivities, loadKubeConfig } from './kubernetes';
-import { createOperationActivities } from './operations';
-import { createOrganizationActivities } from './organization';
+import { createOperationActivities } from './cross-store/operation-conflicts';
+import { createOrganizationActivities } from './cross-store/organization';
 import { createPostgresActivities } from './postgres';
 import { createQueueActivities } from './queue';
 import { createRedisActivities } from './redis';
-import { createStalenessActivities } from './staleness';
+import { createStalenessActivities } from './cross-store/staleness';
 import { createStorageActivities } from './storage';
 
 export interface ActivityDeps {

@@ -1,15 +1,15 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { addressOf } from '../config';
-import type { StoreProbe } from '../contracts/preflight';
-import { CURRENT_CLICKHOUSE_ROW_HASH, type ClickHouseRowHash, type StoreBackupResult, type StoreProgressReport } from '../contracts/backup';
-import type { PlatformModel } from '../platform/data-map';
-import type { BackupStore } from '../storage/backup-store';
-import { backupClickHouse } from './clickhouse-backup';
-import { dropClickHouseDatabase, restoreClickHouse, type RestoreClickHouseInput } from './clickhouse-restore';
-import { organizationDataMap } from '../platform/data-map';
-import { fingerprintClickHouse } from '../platform/fingerprint-clickhouse';
-import type { ObjectFingerprint } from '../platform/fingerprint';
-import { probeStore } from './probe';
+import { addressOf } from '../../config';
+import type { StoreProbe } from '../../contracts/preflight';
+import { CURRENT_CLICKHOUSE_ROW_HASH, type ClickHouseRowHash, type StoreBackupResult, type StoreProgressReport } from '../../contracts/backup';
+import type { PlatformModel } from '../../platform/data-map';
+import type { BackupStore } from '../../storage/backup-store';
+import { backupClickHouse } from './backup';
+import { dropClickHouseDatabase, restoreClickHouse, type RestoreClickHouseInput } from './restore';
+import { organizationDataMap } from '../../platform/data-map';
+import { fingerprintClickHouse } from '../../platform/fingerprint-clickhouse';
+import type { ObjectFingerprint } from '../../platform/fingerprint';
+import { probeStore } from '../support/probe';
 
 export interface ClickHouseActivityDeps {
   clickhouse: ClickHouseClient;

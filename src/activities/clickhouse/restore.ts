@@ -1,13 +1,13 @@
 import { finished } from 'node:stream/promises';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Context } from '@temporalio/activity';
-import { FailureType, permanentFailure } from '../errors';
-import { organizationDataMap, type PlatformModel } from '../platform/data-map';
-import { quoteClickHouseIdent, quoteClickHouseQualified } from '../platform/quoting';
-import type { BackupStore } from '../storage/backup-store';
-import { classifyClickHouseError } from './clickhouse-backup';
-import { startHeartbeats } from './heartbeats';
-import { readManifest } from './storage';
+import { FailureType, permanentFailure } from '../../errors';
+import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
+import { quoteClickHouseIdent, quoteClickHouseQualified } from '../../platform/quoting';
+import type { BackupStore } from '../../storage/backup-store';
+import { classifyClickHouseError } from './backup';
+import { startHeartbeats } from '../support/heartbeats';
+import { readManifest } from '../storage';
 
 export interface ClickHouseRestoreDeps {
   clickhouse: ClickHouseClient;

@@ -1,20 +1,20 @@
 import { z } from 'zod';
-import type { AppConfig } from '../config';
-import type { DeletionCertificate, PurgeStep, RemovedCounts } from '../contracts/deletion';
-import { FailureType, isTransientNetworkError, messageOf, permanentFailure, type StoreName } from '../errors';
-import { organizationDataMap, type PlatformModel } from '../platform/data-map';
-import { describeOrganization, summarizeDescription, type OrganizationDescription } from '../platform/describe';
-import { parseOrgId } from '../platform/org-id';
-import { VERIFICATION_FILE, type BackupStore } from '../storage/backup-store';
-import { FileKeyStore, type KeyStore } from '../storage/key-store';
-import type { StoreClients } from '../store-clients';
+import type { AppConfig } from '../../config';
+import type { DeletionCertificate, PurgeStep, RemovedCounts } from '../../contracts/deletion';
+import { FailureType, isTransientNetworkError, messageOf, permanentFailure, type StoreName } from '../../errors';
+import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
+import { describeOrganization, summarizeDescription, type OrganizationDescription } from '../../platform/describe';
+import { parseOrgId } from '../../platform/org-id';
+import { VERIFICATION_FILE, type BackupStore } from '../../storage/backup-store';
+import { FileKeyStore, type KeyStore } from '../../storage/key-store';
+import type { StoreClients } from '../../store-clients';
 import { createDeletionLogActivities, deletionInEffect, listLoggedOrganizations, readDeletionLog, recordCertificate } from './deletion-log';
-import { startHeartbeats } from './heartbeats';
-import { purgeOrganizationClickHouse } from './purge-clickhouse';
-import { purgeOrganizationSchemas, purgeOrganizationSharedRows, readOrganizationStatus, setOrganizationStatus } from './purge-postgres';
-import { purgeOrganizationQueue } from './purge-queue';
-import { purgeOrganizationRedis, revokeOrganizationSessions } from './purge-redis';
-import { readManifest } from './storage';
+import { startHeartbeats } from '../support/heartbeats';
+import { purgeOrganizationClickHouse } from '../clickhouse/purge';
+import { purgeOrganizationSchemas, purgeOrganizationSharedRows, readOrganizationStatus, setOrganizationStatus } from '../postgres/purge';
+import { purgeOrganizationQueue } from '../queue/purge';
+import { purgeOrganizationRedis, revokeOrganizationSessions } from '../redis/purge';
+import { readManifest } from '../storage';
 
 export interface DeletionActivityDeps {
   config: AppConfig;

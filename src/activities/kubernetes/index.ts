@@ -1,9 +1,9 @@
-import type { KubernetesActivityDeps } from './kubernetes-api';
-import { createDeploymentActivities } from './kubernetes-deployments';
-import { createHelmActivities } from './kubernetes-helm';
-import { createVeleroActivities } from './kubernetes-velero';
+import type { KubernetesActivityDeps } from './api';
+import { createDeploymentActivities } from './deployments';
+import { createHelmActivities } from './helm';
+import { createVeleroActivities } from './velero';
 
-export { isRetryableKubernetesError, loadKubeConfig, type KubernetesActivityDeps } from './kubernetes-api';
+export { isRetryableKubernetesError, loadKubeConfig, type KubernetesActivityDeps } from './api';
 
 /**
  * The Kubernetes activities: Deployment history and rollback (the semantics of `kubectl rollout`),

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
-import type { RemovedCounts } from '../contracts/deletion';
-import type { OrganizationDataMap } from '../platform/data-map';
-import { scanRedisKeys } from '../platform/discovery';
+import type { RemovedCounts } from '../../contracts/deletion';
+import type { OrganizationDataMap } from '../../platform/data-map';
+import { scanRedisKeys } from '../../platform/discovery';
 
 /** UNLINK frees memory in the background: a large organization does not block Redis as DEL would. */
 const UNLINK_BATCH = 500;

@@ -8,9 +8,9 @@ import {
   type DeploymentRevision,
   type DeploymentRollbackPlan,
   type DeploymentRollout,
-} from '../contracts/kubernetes';
-import { FailureType } from '../errors';
-import { callApi, kubernetesRefusal, RawResources, type JsonPatchOperation, type KubernetesActivityDeps, type ResourceRef } from './kubernetes-api';
+} from '../../contracts/kubernetes';
+import { FailureType } from '../../errors';
+import { callApi, kubernetesRefusal, RawResources, type JsonPatchOperation, type KubernetesActivityDeps, type ResourceRef } from './api';
 
 const REVISION = 'deployment.kubernetes.io/revision';
 const CHANGE_CAUSE = 'kubernetes.io/change-cause';

@@ -1,8 +1,8 @@
 import type { Client } from '@temporalio/client';
 import { Context } from '@temporalio/activity';
-import { FailureType, permanentFailure } from '../errors';
-import { parseOrgId } from '../platform/org-id';
-import type { OperationName } from '../search-attributes';
+import { FailureType, permanentFailure } from '../../errors';
+import { parseOrgId } from '../../platform/org-id';
+import type { OperationName } from '../../search-attributes';
 
 export interface OperationActivityDeps {
   /** A Temporal client on the worker's namespace, for visibility queries. */

@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis';
-import { addressOf } from '../config';
-import type { StoreProbe } from '../contracts/preflight';
-import { organizationDataMap, type PlatformModel } from '../platform/data-map';
-import { scanRedisKeys } from '../platform/discovery';
-import { probeStore } from './probe';
+import { addressOf } from '../../config';
+import type { StoreProbe } from '../../contracts/preflight';
+import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
+import { scanRedisKeys } from '../../platform/discovery';
+import { probeStore } from '../support/probe';
 
 export interface RedisActivityDeps {
   redis: Redis;

@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
-import type { StoreProbe } from '../contracts/preflight';
-import { FailureType, messageOf, type StoreName } from '../errors';
+import type { StoreProbe } from '../../contracts/preflight';
+import { FailureType, messageOf, type StoreName } from '../../errors';
 
 /**
  * Runs one preflight probe with a deadline and turns any failure into a message that names the

@@ -9,9 +9,9 @@ import {
   type HelmHistory,
   type HelmRevision,
   type HelmRollbackResult,
-} from '../contracts/kubernetes';
-import { FailureType } from '../errors';
-import { kubernetesRefusal, type KubernetesActivityDeps } from './kubernetes-api';
+} from '../../contracts/kubernetes';
+import { FailureType } from '../../errors';
+import { kubernetesRefusal, type KubernetesActivityDeps } from './api';
 
 const historySchema = z.array(
   z.looseObject({

@@ -2,13 +2,13 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import { Context } from '@temporalio/activity';
 import { z } from 'zod';
-import { CHAT_STREAM, type ArchiveChatResult } from '../contracts/chat-archive';
-import { FailureType, permanentFailure } from '../errors';
-import { organizationDataMap, type OrganizationDataMap, type PlatformModel } from '../platform/data-map';
-import { organizationSubjectCounts } from '../platform/fingerprint-queue';
-import { quoteClickHouseIdent, quoteClickHouseQualified, quoteClickHouseString } from '../platform/quoting';
-import type { NatsConnector } from '../store-clients';
-import { classifyClickHouseError } from './clickhouse-backup';
+import { CHAT_STREAM, type ArchiveChatResult } from '../../contracts/chat-archive';
+import { FailureType, permanentFailure } from '../../errors';
+import { organizationDataMap, type OrganizationDataMap, type PlatformModel } from '../../platform/data-map';
+import { organizationSubjectCounts } from '../../platform/fingerprint-queue';
+import { quoteClickHouseIdent, quoteClickHouseQualified, quoteClickHouseString } from '../../platform/quoting';
+import type { NatsConnector } from '../../store-clients';
+import { classifyClickHouseError } from '../clickhouse/backup';
 
 /** What the chat archive activities need. */
 export interface ChatArchiveActivityDeps {

@@ -1,9 +1,9 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { z } from 'zod';
-import type { RemovedCounts } from '../contracts/deletion';
-import type { OrganizationDataMap } from '../platform/data-map';
-import { clickHouseDatabaseExists } from '../platform/discovery';
-import { quoteClickHouseIdent, quoteClickHouseString } from '../platform/quoting';
+import type { RemovedCounts } from '../../contracts/deletion';
+import type { OrganizationDataMap } from '../../platform/data-map';
+import { clickHouseDatabaseExists } from '../../platform/discovery';
+import { quoteClickHouseIdent, quoteClickHouseString } from '../../platform/quoting';
 
 const countsRow = z.object({ tables: z.union([z.string(), z.number()]), rows: z.union([z.string(), z.number()]) });
 

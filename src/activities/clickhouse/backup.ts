@@ -3,16 +3,16 @@ import { pipeline } from 'node:stream/promises';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Context } from '@temporalio/activity';
 import { z } from 'zod';
-import { CURRENT_CLICKHOUSE_ROW_HASH, manifestArtifactSchema, type ManifestArtifact, type StoreBackupResult, type StoreProgressReport } from '../contracts/backup';
-import { FailureType, isTransientNetworkError, messageOf, permanentFailure } from '../errors';
-import { organizationDataMap, type PlatformModel } from '../platform/data-map';
-import { clickHouseDatabaseExists, holdsData, listClickHouseTables } from '../platform/discovery';
-import { clickHouseErrorCode } from '../platform/clickhouse-error-code';
-import { fingerprintClickHouse } from '../platform/fingerprint-clickhouse';
-import { quoteClickHouseQualified } from '../platform/quoting';
-import { findFinishedArtifact, type BackupStore } from '../storage/backup-store';
-import { startHeartbeats, startProgressReports } from './heartbeats';
-import { progressReport, ProgressTap, writeFromStream } from './postgres-backup';
+import { CURRENT_CLICKHOUSE_ROW_HASH, manifestArtifactSchema, type ManifestArtifact, type StoreBackupResult, type StoreProgressReport } from '../../contracts/backup';
+import { FailureType, isTransientNetworkError, messageOf, permanentFailure } from '../../errors';
+import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
+import { clickHouseDatabaseExists, holdsData, listClickHouseTables } from '../../platform/discovery';
+import { clickHouseErrorCode } from '../../platform/clickhouse-error-code';
+import { fingerprintClickHouse } from '../../platform/fingerprint-clickhouse';
+import { quoteClickHouseQualified } from '../../platform/quoting';
+import { findFinishedArtifact, type BackupStore } from '../../storage/backup-store';
+import { startHeartbeats, startProgressReports } from '../support/heartbeats';
+import { progressReport, ProgressTap, writeFromStream } from '../postgres/backup';
 
 export interface ClickHouseBackupDeps {
   clickhouse: ClickHouseClient;

@@ -1,4 +1,4 @@
-import { inTransaction } from '../platform/pg-transaction';
+import { inTransaction } from '../../platform/pg-transaction';
 import { Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import {
@@ -7,10 +7,10 @@ import {
   type DeletionLog,
   type DeletionOverride,
   type DeletionRecordSummary,
-} from '../contracts/deletion';
-import { FailureType, permanentFailure } from '../errors';
-import { parseOrgId } from '../platform/org-id';
-import type { BackupStore } from '../storage/backup-store';
+} from '../../contracts/deletion';
+import { FailureType, permanentFailure } from '../../errors';
+import { parseOrgId } from '../../platform/org-id';
+import type { BackupStore } from '../../storage/backup-store';
 
 /**
  * The deletion log.

@@ -15,16 +15,16 @@ import {
   type ManifestArtifact,
   type StoreBackupResult,
   type StoreProgressReport,
-} from '../contracts/backup';
-import { errorCodes, FailureType, isTransientNetworkError, messageOf, permanentFailure } from '../errors';
-import { organizationDataMap, type OrganizationDataMap, type PlatformModel } from '../platform/data-map';
-import { listOrgSchemas } from '../platform/discovery';
-import type { ObjectFingerprint } from '../platform/fingerprint';
-import { fingerprintPostgres } from '../platform/fingerprint-postgres';
-import { quotePgIdent, quotePgLiteral } from '../platform/quoting';
-import { sharedTableSql } from '../platform/platform-schema';
-import { findFinishedArtifact, type ArtifactRef, type ArtifactWriteOptions, type BackupStore } from '../storage/backup-store';
-import { startHeartbeats, startProgressReports } from './heartbeats';
+} from '../../contracts/backup';
+import { errorCodes, FailureType, isTransientNetworkError, messageOf, permanentFailure } from '../../errors';
+import { organizationDataMap, type OrganizationDataMap, type PlatformModel } from '../../platform/data-map';
+import { listOrgSchemas } from '../../platform/discovery';
+import type { ObjectFingerprint } from '../../platform/fingerprint';
+import { fingerprintPostgres } from '../../platform/fingerprint-postgres';
+import { quotePgIdent, quotePgLiteral } from '../../platform/quoting';
+import { sharedTableSql } from '../../platform/platform-schema';
+import { findFinishedArtifact, type ArtifactRef, type ArtifactWriteOptions, type BackupStore } from '../../storage/backup-store';
+import { startHeartbeats, startProgressReports } from '../support/heartbeats';
 
 export interface PostgresBackupDeps {
   postgres: Pool;

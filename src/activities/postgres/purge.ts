@@ -1,11 +1,11 @@
-import { inTransaction } from '../platform/pg-transaction';
+import { inTransaction } from '../../platform/pg-transaction';
 import type { Pool, PoolClient } from 'pg';
-import type { RemovedCounts } from '../contracts/deletion';
-import { FailureType, permanentFailure } from '../errors';
-import type { OrganizationDataMap, SharedTable } from '../platform/data-map';
-import { listOrgSchemas, listRelations } from '../platform/discovery';
-import { sharedTableSql, sharedTablesInForeignKeyOrder } from '../platform/platform-schema';
-import { quotePgIdent, quotePgQualified } from '../platform/quoting';
+import type { RemovedCounts } from '../../contracts/deletion';
+import { FailureType, permanentFailure } from '../../errors';
+import type { OrganizationDataMap, SharedTable } from '../../platform/data-map';
+import { listOrgSchemas, listRelations } from '../../platform/discovery';
+import { sharedTableSql, sharedTablesInForeignKeyOrder } from '../../platform/platform-schema';
+import { quotePgIdent, quotePgQualified } from '../../platform/quoting';
 
 /** Statuses the platform's organizations table allows (see platform-schema.ts). */
 export type OrganizationStatus = 'active' | 'deleting' | 'deleted';

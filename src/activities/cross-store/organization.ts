@@ -1,10 +1,10 @@
-import { FailureType, isTransientNetworkError, messageOf, permanentFailure } from '../errors';
-import { DEFAULT_PLATFORM_MODEL, type PlatformModel } from '../platform/data-map';
-import { describeOrganization, summarizeDescription, type OrganizationDescription } from '../platform/describe';
-import type { RowHashes } from '../contracts/backup';
-import { fingerprintOrganization, FINGERPRINT_STORES, type FingerprintStore, type OrganizationFingerprint } from '../platform/fingerprint';
-import { parseOrgId } from '../platform/org-id';
-import type { StoreClients } from '../store-clients';
+import { FailureType, isTransientNetworkError, messageOf, permanentFailure } from '../../errors';
+import { DEFAULT_PLATFORM_MODEL, type PlatformModel } from '../../platform/data-map';
+import { describeOrganization, summarizeDescription, type OrganizationDescription } from '../../platform/describe';
+import type { RowHashes } from '../../contracts/backup';
+import { fingerprintOrganization, FINGERPRINT_STORES, type FingerprintStore, type OrganizationFingerprint } from '../../platform/fingerprint';
+import { parseOrgId } from '../../platform/org-id';
+import type { StoreClients } from '../../store-clients';
 
 /** What the organization activities need: the store clients and the platform model. */
 export interface OrganizationActivityDeps {

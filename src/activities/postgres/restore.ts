@@ -3,17 +3,17 @@ import { pipeline } from 'node:stream/promises';
 import { Context } from '@temporalio/activity';
 import { Pool, type PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import type { ManifestArtifact } from '../contracts/backup';
-import { FailureType, messageOf, permanentFailure } from '../errors';
-import { organizationDataMap, type OrganizationDataMap, type PlatformModel } from '../platform/data-map';
-import { listOrgSchemas } from '../platform/discovery';
-import { inTransaction } from '../platform/pg-transaction';
-import { ensurePlatformSchema, sharedTableSql } from '../platform/platform-schema';
-import { quotePgIdent } from '../platform/quoting';
-import type { BackupStore } from '../storage/backup-store';
-import { readManifest } from './storage';
-import { classifyPostgresError, pgTool, SCHEMAS_ARTIFACT } from './postgres-backup';
-import { startHeartbeats } from './heartbeats';
+import type { ManifestArtifact } from '../../contracts/backup';
+import { FailureType, messageOf, permanentFailure } from '../../errors';
+import { organizationDataMap, type OrganizationDataMap, type PlatformModel } from '../../platform/data-map';
+import { listOrgSchemas } from '../../platform/discovery';
+import { inTransaction } from '../../platform/pg-transaction';
+import { ensurePlatformSchema, sharedTableSql } from '../../platform/platform-schema';
+import { quotePgIdent } from '../../platform/quoting';
+import type { BackupStore } from '../../storage/backup-store';
+import { readManifest } from '../storage';
+import { classifyPostgresError, pgTool, SCHEMAS_ARTIFACT } from './backup';
+import { startHeartbeats } from '../support/heartbeats';
 
 export interface PostgresRestoreDeps {
   postgres: Pool;

@@ -1,10 +1,10 @@
 import { jetstreamManager } from '@nats-io/jetstream';
-import type { StoreProbe } from '../contracts/preflight';
-import type { NatsConnector } from '../store-clients';
-import { addressOf } from '../config';
-import { organizationDataMap, type PlatformModel } from '../platform/data-map';
-import { organizationSubjectCounts } from '../platform/fingerprint-queue';
-import { probeStore } from './probe';
+import type { StoreProbe } from '../../contracts/preflight';
+import type { NatsConnector } from '../../store-clients';
+import { addressOf } from '../../config';
+import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
+import { organizationSubjectCounts } from '../../platform/fingerprint-queue';
+import { probeStore } from '../support/probe';
 
 export interface QueueActivityDeps {
   nats: NatsConnector;

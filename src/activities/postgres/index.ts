@@ -1,18 +1,18 @@
 import type { Pool } from 'pg';
-import { addressOf } from '../config';
-import type { StoreProbe } from '../contracts/preflight';
-import type { StoreBackupResult, StoreProgressReport } from '../contracts/backup';
-import type { PlatformModel } from '../platform/data-map';
-import type { BackupStore } from '../storage/backup-store';
-import { organizationDataMap } from '../platform/data-map';
-import { assertOrganizationExists, backupPostgres } from './postgres-backup';
-import { dumpPlatformGlobals, listOrganizationsPage } from './postgres-platform';
-import { clearOrganizationPostgres, databaseUrl, dropScratchDatabase, restorePostgres, type RestorePostgresInput, type RestorePostgresResult } from './postgres-restore';
-import { CURRENT_POSTGRES_ROW_HASH, type PostgresRowHash } from '../contracts/backup';
-import { fingerprintPostgres } from '../platform/fingerprint-postgres';
-import type { ObjectFingerprint } from '../platform/fingerprint';
+import { addressOf } from '../../config';
+import type { StoreProbe } from '../../contracts/preflight';
+import type { StoreBackupResult, StoreProgressReport } from '../../contracts/backup';
+import type { PlatformModel } from '../../platform/data-map';
+import type { BackupStore } from '../../storage/backup-store';
+import { organizationDataMap } from '../../platform/data-map';
+import { assertOrganizationExists, backupPostgres } from './backup';
+import { dumpPlatformGlobals, listOrganizationsPage } from './platform';
+import { clearOrganizationPostgres, databaseUrl, dropScratchDatabase, restorePostgres, type RestorePostgresInput, type RestorePostgresResult } from './restore';
+import { CURRENT_POSTGRES_ROW_HASH, type PostgresRowHash } from '../../contracts/backup';
+import { fingerprintPostgres } from '../../platform/fingerprint-postgres';
+import type { ObjectFingerprint } from '../../platform/fingerprint';
 import { Pool as PgPool } from 'pg';
-import { probeStore } from './probe';
+import { probeStore } from '../support/probe';
 
 export interface PostgresActivityDeps {
   postgres: Pool;

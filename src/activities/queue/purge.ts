@@ -1,8 +1,8 @@
 import { jetstreamManager } from '@nats-io/jetstream';
-import type { RemovedCounts } from '../contracts/deletion';
-import type { OrganizationDataMap } from '../platform/data-map';
-import { isStreamNotFound } from '../platform/platform-schema';
-import type { NatsConnector } from '../store-clients';
+import type { RemovedCounts } from '../../contracts/deletion';
+import type { OrganizationDataMap } from '../../platform/data-map';
+import { isStreamNotFound } from '../../platform/platform-schema';
+import type { NatsConnector } from '../../store-clients';
 
 /**
  * Purges the organization's messages from every stream of the model, by filter subject

@@ -7,9 +7,9 @@ import {
   VELERO_TERMINAL_PHASES,
   type VeleroBackupResult,
   type VeleroTerminalPhase,
-} from '../contracts/kubernetes';
-import { FailureType } from '../errors';
-import { callApi, httpStatusOf, kubernetesFailure, kubernetesRefusal, RawResources, type KubernetesActivityDeps } from './kubernetes-api';
+} from '../../contracts/kubernetes';
+import { FailureType } from '../../errors';
+import { callApi, httpStatusOf, kubernetesFailure, kubernetesRefusal, RawResources, type KubernetesActivityDeps } from './api';
 
 const BACKUPS = { group: 'velero.io', version: 'v1', plural: 'backups', namespace: VELERO_NAMESPACE } as const;
 

@@ -1,11 +1,11 @@
 import { Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
-import type { ManifestArtifact } from '../contracts/backup';
-import type { PlatformModel } from '../platform/data-map';
-import { sharedTableSql } from '../platform/platform-schema';
-import { quotePgIdent } from '../platform/quoting';
-import type { BackupStore } from '../storage/backup-store';
-import { pgTool, runToolInto, writeFromStream } from './postgres-backup';
+import type { ManifestArtifact } from '../../contracts/backup';
+import type { PlatformModel } from '../../platform/data-map';
+import { sharedTableSql } from '../../platform/platform-schema';
+import { quotePgIdent } from '../../platform/quoting';
+import type { BackupStore } from '../../storage/backup-store';
+import { pgTool, runToolInto, writeFromStream } from './backup';
 
 /** Folder of whole-platform artifacts in the backup store; never a valid organization id. */
 export const PLATFORM_BACKUP_ORG = '_platform';

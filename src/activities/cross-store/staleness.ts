@@ -1,8 +1,8 @@
 import type { Pool } from 'pg';
-import type { PlatformModel } from '../platform/data-map';
-import type { BackupStore } from '../storage/backup-store';
-import { listOrganizationsPage } from './postgres-platform';
-import { createStorageActivities, type BackupListEntry } from './storage';
+import type { PlatformModel } from '../../platform/data-map';
+import type { BackupStore } from '../../storage/backup-store';
+import { listOrganizationsPage } from '../postgres/platform';
+import { createStorageActivities, type BackupListEntry } from '../storage';
 
 /** Default age after which an organization's newest verified backup counts as stale: 36 hours. */
 export const DEFAULT_STALE_AFTER_MS = 36 * 60 * 60 * 1000;

@@ -7,12 +7,12 @@ import {
   type BackupManifest,
   type BackupStoreName,
   type StoreBackupResult,
-} from '../contracts/backup';
-import { FailureType, permanentFailure } from '../errors';
-import { parseOrgId } from '../platform/org-id';
-import type { VerificationReport } from '../contracts/verification';
-import { MANIFEST_FILE, VERIFICATION_FILE, type BackupStore } from '../storage/backup-store';
-import { decideRetention, type RetentionDecision, type RetentionPolicy } from '../storage/retention';
+} from '../../contracts/backup';
+import { FailureType, permanentFailure } from '../../errors';
+import { parseOrgId } from '../../platform/org-id';
+import type { VerificationReport } from '../../contracts/verification';
+import { MANIFEST_FILE, VERIFICATION_FILE, type BackupStore } from '../../storage/backup-store';
+import { decideRetention, type RetentionDecision, type RetentionPolicy } from '../../storage/retention';
 
 /** A JSON document beside the manifest that keeps pruning away from a backup (e.g. a running deletion's). */
 export const HOLD_FILE = 'hold.json';

@@ -1,7 +1,7 @@
 import { CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { ApplicationFailure } from '@temporalio/common';
-import { KubernetesFailureType } from '../contracts/kubernetes';
-import { describeContext, FailureType, isTransientNetworkError, messageOf } from '../errors';
+import { KubernetesFailureType } from '../../contracts/kubernetes';
+import { describeContext, FailureType, isTransientNetworkError, messageOf } from '../../errors';
 
 /** What the Kubernetes activities are made from; built once in the worker. */
 export interface KubernetesActivityDeps {
