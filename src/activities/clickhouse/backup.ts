@@ -4,15 +4,15 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { CURRENT_CLICKHOUSE_ROW_HASH, manifestArtifactSchema, type ManifestArtifact, type StoreBackupResult, type StoreProgressReport } from '../../contracts/backup';
-import { FailureType, isTransientNetworkError, messageOf, permanentFailure } from '../../errors';
 import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
 import { clickHouseDatabaseExists, holdsData, listClickHouseTables } from '../../platform/discovery';
 import { clickHouseErrorCode } from '../../platform/clickhouse-error-code';
 import { fingerprintClickHouse } from '../../platform/fingerprint-clickhouse';
 import { quoteClickHouseQualified } from '../../platform/quoting';
 import { findFinishedArtifact, type BackupStore } from '../../storage/backup-store';
-import { startHeartbeats, startProgressReports } from '../support/heartbeats';
-import { progressReport, ProgressTap, writeFromStream } from '../postgres/backup';
+import { ProgressTap, writeFromStream } from '../support/artifact-stream';
+import { progressReport, startHeartbeats, startProgressReports } from '../support/heartbeats';
+import { classifyClickHouseError } from './errors';
 
 export interface ClickHouseBackupDeps {
   clickhouse: ClickHouseClient;
@@ -157,19 +157,4 @@ async function maySetSettings(client: ClickHouseClient): Promise<boolean> {
 async function queryVersion(client: ClickHouseClient): Promise<string> {
   const result = await client.query({ query: 'SELECT version() AS version', format: 'JSONEachRow' });
   return z.array(versionRow).parse(await result.json<unknown>())[0]?.version ?? 'unknown';
-}
-
-/**
- * Connection problems and a restarting server are retried; a query the server rejects (bad DDL,
- * unknown table) is permanent and names the object.
- */
-export function classifyClickHouseError(err: unknown, orgId: string, object: string): unknown {
-  if (!(err instanceof Error) || err.name === 'ApplicationFailure' || err.name === 'AbortError') return err;
-  if (isTransientNetworkError(err)) return err;
-  const code = clickHouseErrorCode(err);
-  // 159 timeout, 202 too many queries, 209/210 socket timeout and network error, 242 read-only while restarting.
-  if (typeof code === 'string' && /^\d+$/.test(code) && !['159', '202', '209', '210', '242'].includes(code)) {
-    return permanentFailure(FailureType.StoreRejected, `ClickHouse rejected the request (code ${code}): ${messageOf(err)}`, { store: 'clickhouse', orgId, object }, err);
-  }
-  return err;
 }

@@ -10,6 +10,7 @@ import { organizationDataMap } from '../../platform/data-map';
 import { fingerprintClickHouse } from '../../platform/fingerprint-clickhouse';
 import type { ObjectFingerprint } from '../../platform/fingerprint';
 import { probeStore } from '../support/probe';
+import { withClickHouseClassification } from './errors';
 
 export interface ClickHouseActivityDeps {
   clickhouse: ClickHouseClient;
@@ -34,7 +35,7 @@ export function createClickHouseActivities(deps: ClickHouseActivityDeps) {
       });
     },
 
-    /** Every table of the organization's database: CREATE statement and Native data; see clickhouse-backup.ts. */
+    /** Every table of the organization's database: CREATE statement and Native data; see backup.ts. */
     async backupClickHouse(input: { orgId: string; backupId: string }): Promise<StoreBackupResult> {
       return backupClickHouse(deps, input.orgId, input.backupId);
     },
@@ -47,17 +48,21 @@ export function createClickHouseActivities(deps: ClickHouseActivityDeps) {
     /** Drops a ClickHouse scratch database; only names of the scratch prefix are accepted. */
     async dropClickHouseScratch(input: { database: string }): Promise<void> {
       if (!/^eloquent_scratch_[a-z0-9_]{1,40}$/.test(input.database)) throw new Error(`not a scratch database: ${input.database}`);
-      await dropClickHouseDatabase(deps.clickhouse, input.database);
+      await withClickHouseClassification(undefined, input.database, () => dropClickHouseDatabase(deps.clickhouse, input.database));
     },
 
     /** Drops the organization's ClickHouse database (idempotent). */
     async clearOrganizationClickHouse(input: { orgId: string }): Promise<void> {
-      await dropClickHouseDatabase(deps.clickhouse, organizationDataMap(input.orgId, deps.model).clickhouse.database);
+      const map = organizationDataMap(input.orgId, deps.model);
+      await withClickHouseClassification(map.orgId, map.clickhouse.database, () => dropClickHouseDatabase(deps.clickhouse, map.clickhouse.database));
     },
 
     /** Fingerprints the organization's tables inside a scratch database. */
     async fingerprintClickHouseScratch(input: { orgId: string; database: string; rowHash?: ClickHouseRowHash }): Promise<ObjectFingerprint[]> {
-      return fingerprintClickHouse(deps.clickhouse, organizationDataMap(input.orgId, deps.model), { database: input.database, rowHash: input.rowHash ?? CURRENT_CLICKHOUSE_ROW_HASH });
+      const map = organizationDataMap(input.orgId, deps.model);
+      return withClickHouseClassification(map.orgId, input.database, () =>
+        fingerprintClickHouse(deps.clickhouse, map, { database: input.database, rowHash: input.rowHash ?? CURRENT_CLICKHOUSE_ROW_HASH }),
+      );
     },
   };
 }

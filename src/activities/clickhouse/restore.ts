@@ -5,9 +5,9 @@ import { FailureType, permanentFailure } from '../../errors';
 import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
 import { quoteClickHouseIdent, quoteClickHouseQualified } from '../../platform/quoting';
 import type { BackupStore } from '../../storage/backup-store';
-import { classifyClickHouseError } from './backup';
+import { classifyClickHouseError, isRetryableClickHouseError } from './errors';
 import { startHeartbeats } from '../support/heartbeats';
-import { readManifest } from '../storage';
+import { readManifest } from '../storage/manifest';
 
 export interface ClickHouseRestoreDeps {
   clickhouse: ClickHouseClient;
@@ -70,6 +70,8 @@ export async function restoreClickHouse(deps: ClickHouseRestoreDeps, input: Rest
       try {
         await deps.clickhouse.command({ query: statement });
       } catch (err) {
+        // A dropped connection is retried like anywhere else; only the server's refusal is final.
+        if (isRetryableClickHouseError(err)) throw err;
         throw permanentFailure(FailureType.StoreRejected, `cannot create table ${artifact.object.slice('clickhouse-ddl:'.length)}: ${err instanceof Error ? err.message : String(err)}`, {
           store: 'clickhouse',
           orgId: input.targetOrgId,

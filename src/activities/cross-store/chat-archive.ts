@@ -8,7 +8,7 @@ import { organizationDataMap, type OrganizationDataMap, type PlatformModel } fro
 import { organizationSubjectCounts } from '../../platform/fingerprint-queue';
 import { quoteClickHouseIdent, quoteClickHouseQualified, quoteClickHouseString } from '../../platform/quoting';
 import type { NatsConnector } from '../../store-clients';
-import { classifyClickHouseError } from '../clickhouse/backup';
+import { classifyClickHouseError } from '../clickhouse/errors';
 
 /** What the chat archive activities need. */
 export interface ChatArchiveActivityDeps {

@@ -1,50 +1,49 @@
 import { z } from 'zod';
 import type { AppConfig } from '../../config';
 import type { DeletionCertificate, PurgeStep, RemovedCounts } from '../../contracts/deletion';
-import { FailureType, isTransientNetworkError, messageOf, permanentFailure, type StoreName } from '../../errors';
+import { FailureType, permanentFailure } from '../../errors';
 import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
 import { describeOrganization, summarizeDescription, type OrganizationDescription } from '../../platform/describe';
 import { parseOrgId } from '../../platform/org-id';
 import { VERIFICATION_FILE, type BackupStore } from '../../storage/backup-store';
-import { FileKeyStore, type KeyStore } from '../../storage/key-store';
+import type { KeyStore } from '../../storage/key-store';
 import type { StoreClients } from '../../store-clients';
-import { createDeletionLogActivities, deletionInEffect, listLoggedOrganizations, readDeletionLog, recordCertificate } from './deletion-log';
-import { startHeartbeats } from '../support/heartbeats';
+import { classifyClickHouseError } from '../clickhouse/errors';
 import { purgeOrganizationClickHouse } from '../clickhouse/purge';
-import { purgeOrganizationSchemas, purgeOrganizationSharedRows, readOrganizationStatus, setOrganizationStatus } from '../postgres/purge';
+import { classifyPostgresError } from '../postgres/errors';
+import { readOrganizationStatus, setOrganizationStatus } from '../postgres/organization-row';
+import { purgeOrganizationSchemas, purgeOrganizationSharedRows } from '../postgres/purge';
+import { classifyQueueError } from '../queue/errors';
 import { purgeOrganizationQueue } from '../queue/purge';
+import { classifyRedisError } from '../redis/errors';
 import { purgeOrganizationRedis, revokeOrganizationSessions } from '../redis/purge';
-import { readManifest } from '../storage';
+import { readManifest } from '../storage/manifest';
+import { startHeartbeats } from '../support/heartbeats';
+import { createDeletionLogActivities, deletionInEffect, listLoggedOrganizations, readDeletionLog, recordCertificate } from './deletion-log';
 
 export interface DeletionActivityDeps {
   config: AppConfig;
   clients: StoreClients;
   model: PlatformModel;
   store: BackupStore;
-  /** Holds the organizations' data keys, for crypto-shredding. @default the file key store of `config.backup.directory` */
-  keyStore?: KeyStore;
+  /** Holds the organizations' data keys, for crypto-shredding. */
+  keyStore: KeyStore;
 }
 
 /** The part of `verification.json` (see contracts/verification.ts) the certificate records. */
 const verificationResult = z.object({ result: z.enum(['passed', 'failed', 'cancelled']) });
 
-/** SQLSTATE classes that mean "the server is (re)starting or the connection broke": worth a retry. */
-const TRANSIENT_SQLSTATE_CLASSES = new Set(['08', '53', '57']);
-
-/**
- * PostgreSQL's own verdicts (a permission, a lock timeout aside) do not heal by retrying: they become
- * permanent failures naming the store and object, so a deletion parks at once with the reason
- * instead of retrying for `storeDownAfter`. Everything else stays retryable.
- */
-function classifyPostgres(err: unknown, orgId: string, object: string): unknown {
-  if (isTransientNetworkError(err)) return err;
-  const code = (err as { code?: unknown } | null)?.code;
-  const severity = (err as { severity?: unknown } | null)?.severity;
-  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && typeof severity === 'string' && !TRANSIENT_SQLSTATE_CLASSES.has(code.slice(0, 2)) && code !== '55P03' && code !== '40P01') {
-    return permanentFailure(FailureType.StoreRejected, `${messageOf(err)} (SQLSTATE ${code})`, { store: 'postgres', orgId, object }, err);
-  }
-  return err;
-}
+/** The store a deletion step touches, each with its store's one classifier (see `<store>/errors.ts`). */
+type PurgedStore = 'postgres' | 'clickhouse' | 'queue' | 'redis';
+const CLASSIFIERS: Record<PurgedStore, (err: unknown, orgId: string, object: string) => unknown> = {
+  // PostgreSQL's and ClickHouse's own verdicts (a permission, a missing object) do not heal by
+  // retrying: they become permanent failures naming store and object, so a deletion parks at once
+  // with the reason instead of retrying for `storeDownAfter`.
+  postgres: (err, orgId, object) => classifyPostgresError(err, orgId, 'the deletion step', object),
+  clickhouse: classifyClickHouseError,
+  queue: classifyQueueError,
+  redis: classifyRedisError,
+};
 
 /** Which purge steps would remove what a description still lists. */
 function stepsWithResidue(d: OrganizationDescription): PurgeStep[] {
@@ -64,17 +63,17 @@ function stepsWithResidue(d: OrganizationDescription): PurgeStep[] {
  */
 export function createDeletionActivities(deps: DeletionActivityDeps) {
   const { clients, model, store } = deps;
-  const keyStore = deps.keyStore ?? new FileKeyStore({ directory: deps.config.backup.directory, masterKey: undefined });
+  const { keyStore } = deps;
   const mapOf = (orgId: string) => organizationDataMap(orgId, model);
   const logDeps = { postgres: clients.postgres, store };
 
   /** Runs one purge with heartbeats (a killed worker is noticed within the heartbeat timeout). */
-  async function purging<T>(store: StoreName, orgId: string, object: string, work: () => Promise<T>): Promise<T> {
+  async function purging<T>(store: PurgedStore, orgId: string, object: string, work: () => Promise<T>): Promise<T> {
     const beats = startHeartbeats(() => ({ store, object }));
     try {
       return await work();
     } catch (err) {
-      throw store === 'postgres' ? classifyPostgres(err, orgId, object) : err;
+      throw CLASSIFIERS[store](err, orgId, object);
     } finally {
       beats.stop();
     }

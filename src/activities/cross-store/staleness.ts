@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 import type { PlatformModel } from '../../platform/data-map';
 import type { BackupStore } from '../../storage/backup-store';
+import { withPostgresClassification } from '../postgres/errors';
 import { listOrganizationsPage } from '../postgres/platform';
 import { createStorageActivities, type BackupListEntry } from '../storage';
 
@@ -51,12 +52,11 @@ export function newestVerified(entries: readonly BackupListEntry[]): BackupListE
  */
 export async function findStaleOrganizations(deps: StalenessDeps, staleAfterMs = DEFAULT_STALE_AFTER_MS, now = new Date()): Promise<StalenessReport> {
   const storage = createStorageActivities({ store: deps.store });
-  const platform = { postgres: deps.postgres, model: deps.model, postgresUrl: '', binDir: '', store: deps.store };
   const stale: StaleOrganization[] = [];
   let organizations = 0;
   let afterId = '';
   for (;;) {
-    const page = await listOrganizationsPage(platform, afterId, 500);
+    const page = await listOrganizationsPage(deps, afterId, 500);
     for (const orgId of page) {
       organizations++;
       const entries = await storage.listBackups(orgId);
@@ -85,7 +85,7 @@ export function createStalenessActivities(deps: StalenessDeps) {
   return {
     /** See {@link findStaleOrganizations}. */
     async checkBackupStaleness(input: { staleAfterMs?: number } = {}): Promise<StalenessReport> {
-      return findStaleOrganizations(deps, input.staleAfterMs ?? DEFAULT_STALE_AFTER_MS);
+      return withPostgresClassification(undefined, 'checkBackupStaleness', () => findStaleOrganizations(deps, input.staleAfterMs ?? DEFAULT_STALE_AFTER_MS));
     },
     /** Each organization with a complete backup, and its newest complete backup: what the restore drill verifies. */
     async listNewestCompleteBackups(): Promise<Array<{ orgId: string; backupId: string }>> {

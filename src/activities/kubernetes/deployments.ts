@@ -10,7 +10,8 @@ import {
   type DeploymentRollout,
 } from '../../contracts/kubernetes';
 import { FailureType } from '../../errors';
-import { callApi, kubernetesRefusal, RawResources, type JsonPatchOperation, type KubernetesActivityDeps, type ResourceRef } from './api';
+import { RawResources, type JsonPatchOperation, type KubernetesActivityDeps, type ResourceRef } from './api';
+import { callApi, kubernetesRefusal } from './errors';
 
 const REVISION = 'deployment.kubernetes.io/revision';
 const CHANGE_CAUSE = 'kubernetes.io/change-cause';

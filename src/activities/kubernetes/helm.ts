@@ -11,7 +11,8 @@ import {
   type HelmRollbackResult,
 } from '../../contracts/kubernetes';
 import { FailureType } from '../../errors';
-import { kubernetesRefusal, type KubernetesActivityDeps } from './api';
+import type { KubernetesActivityDeps } from './api';
+import { helmFailure, kubernetesRefusal } from './errors';
 
 const historySchema = z.array(
   z.looseObject({
@@ -24,8 +25,6 @@ const historySchema = z.array(
   }),
 );
 
-/** What helm says when the API server is away or restarting: worth a retry. */
-const HELM_TRANSIENT = /cluster unreachable|connection refused|connection reset|i\/o timeout|TLS handshake timeout|unexpected EOF|server is currently unable|request timed out|too many requests/i;
 const OUTPUT_LINES_KEPT = 20;
 
 interface HelmRun {
@@ -65,24 +64,9 @@ export function createHelmActivities(deps: KubernetesActivityDeps) {
     });
   }
 
-  /** A failure of helm, classified by what it printed. */
-  function helmFailure(run: HelmRun, release: string, namespace: string, doing: string): ApplicationFailure {
-    const object = `helm release ${namespace}/${release}`;
-    const said = run.lines.join(' | ');
-    if (/release: not found/.test(said)) {
-      return kubernetesRefusal(KubernetesFailureType.UnknownObject, object, `${object} does not exist`);
-    }
-    const transient = HELM_TRANSIENT.test(said);
-    return ApplicationFailure.create({
-      type: transient ? FailureType.StoreUnavailable : KubernetesFailureType.RolloutFailed,
-      message: `[kubernetes object=${object}] ${doing} failed (exit ${run.code ?? 'signal'}): ${said}`,
-      nonRetryable: !transient,
-    });
-  }
-
   async function history(release: string, namespace: string): Promise<HelmRevision[]> {
     const run = await runHelm(['history', release, '--namespace', namespace, '--output', 'json', '--max', '256'], 'helm history');
-    if (run.code !== 0) throw helmFailure(run, release, namespace, 'helm history');
+    if (run.code !== 0) throw helmFailure(run, `helm release ${namespace}/${release}`, 'helm history');
     return historySchema
       .parse(JSON.parse(run.stdout))
       .map((r) => ({ revision: r.revision, updated: r.updated, status: r.status, chart: r.chart, appVersion: r.app_version ?? '', description: r.description ?? '' }))
@@ -136,7 +120,7 @@ export function createHelmActivities(deps: KubernetesActivityDeps) {
         );
       }
       const run = await runHelm(['rollback', release, String(target), '--namespace', namespace], 'helm rollback');
-      if (run.code !== 0) throw helmFailure(run, release, namespace, `helm rollback to revision ${target}`);
+      if (run.code !== 0) throw helmFailure(run, `helm release ${namespace}/${release}`, `helm rollback to revision ${target}`);
       const after = await history(release, namespace);
       return result(after.at(-1)?.revision ?? current.revision + 1, run.lines);
     },

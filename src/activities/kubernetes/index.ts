@@ -3,7 +3,8 @@ import { createDeploymentActivities } from './deployments';
 import { createHelmActivities } from './helm';
 import { createVeleroActivities } from './velero';
 
-export { isRetryableKubernetesError, loadKubeConfig, type KubernetesActivityDeps } from './api';
+export { loadKubeConfig, type KubernetesActivityDeps } from './api';
+export { isRetryableKubernetesError } from './errors';
 
 /**
  * The Kubernetes activities: Deployment history and rollback (the semantics of `kubectl rollout`),

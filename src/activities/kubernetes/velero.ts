@@ -9,7 +9,8 @@ import {
   type VeleroTerminalPhase,
 } from '../../contracts/kubernetes';
 import { FailureType } from '../../errors';
-import { callApi, httpStatusOf, kubernetesFailure, kubernetesRefusal, RawResources, type KubernetesActivityDeps } from './api';
+import { RawResources, type KubernetesActivityDeps } from './api';
+import { callApi, httpStatusOf, kubernetesFailure, kubernetesRefusal } from './errors';
 
 const BACKUPS = { group: 'velero.io', version: 'v1', plural: 'backups', namespace: VELERO_NAMESPACE } as const;
 

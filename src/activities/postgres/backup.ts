@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-import * as path from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Context } from '@temporalio/activity';
@@ -16,15 +14,19 @@ import {
   type StoreBackupResult,
   type StoreProgressReport,
 } from '../../contracts/backup';
-import { errorCodes, FailureType, isTransientNetworkError, messageOf, permanentFailure } from '../../errors';
-import { organizationDataMap, type OrganizationDataMap, type PlatformModel } from '../../platform/data-map';
+import { FailureType, messageOf, permanentFailure } from '../../errors';
+import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
 import { listOrgSchemas } from '../../platform/discovery';
 import type { ObjectFingerprint } from '../../platform/fingerprint';
 import { fingerprintPostgres } from '../../platform/fingerprint-postgres';
 import { quotePgIdent, quotePgLiteral } from '../../platform/quoting';
 import { sharedTableSql } from '../../platform/platform-schema';
-import { findFinishedArtifact, type ArtifactRef, type ArtifactWriteOptions, type BackupStore } from '../../storage/backup-store';
-import { startHeartbeats, startProgressReports } from '../support/heartbeats';
+import { findFinishedArtifact, type BackupStore } from '../../storage/backup-store';
+import { ProgressTap, writeFromStream } from '../support/artifact-stream';
+import { progressReport, startHeartbeats, startProgressReports } from '../support/heartbeats';
+import { classifyPostgresError } from './errors';
+import { assertOrganizationExists } from './organization-row';
+import { majorVersion, pgTool, runToolInto, toolVersion } from './tools';
 
 export interface PostgresBackupDeps {
   postgres: Pool;
@@ -48,11 +50,6 @@ const heartbeatSchema = z.object({
   postgresRowHash: z.enum(POSTGRES_ROW_HASHES).optional(),
 });
 
-/** `pg_dump`'s path, from the configured directory or PATH. */
-export function pgTool(binDir: string, tool: 'pg_dump' | 'pg_dumpall' | 'pg_restore' | 'psql'): string {
-  return binDir ? path.join(binDir, tool) : tool;
-}
-
 /** Counts COPY text rows (one line each: newlines inside values are escaped as `\n`). */
 class LineCounter extends Transform {
   lines = 0;
@@ -62,23 +59,6 @@ class LineCounter extends Transform {
     for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) this.lines++;
     done(null, chunk);
   }
-}
-
-/** Runs a tool and returns its stdout as text; used for `--version`. */
-export async function toolVersion(command: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, ['--version'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`${command} --version exited with ${code}`))));
-  });
-}
-
-/** The major version in "pg_dump (PostgreSQL) 15.20 (Debian…)" or "15.20". */
-export function majorVersion(version: string): number {
-  const match = /(\d+)(?:\.\d+)?/.exec(version.replace(/^[^\d]*/, ''));
-  return match ? Number(match[1]) : NaN;
 }
 
 /**
@@ -169,7 +149,7 @@ export async function backupPostgres(deps: PostgresBackupDeps, orgId: string, ba
     // The fingerprint's query must end before the snapshot it reads goes away.
     await fingerprinting?.catch(() => undefined);
     await client.query('ROLLBACK').catch(() => undefined);
-    throw classifyPostgresError(err, orgId);
+    throw classifyPostgresError(err, orgId, 'the backup');
   } finally {
     heartbeats.stop();
     reports.stop();
@@ -189,25 +169,6 @@ async function queryServerVersion(pool: Pool): Promise<string> {
   return (await pool.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v.split(' ')[0] ?? 'unknown';
 }
 
-/** Non-retryable `UnknownOrganization` when the organization row does not exist. */
-export async function assertOrganizationExists(db: Pool | PoolClient, map: OrganizationDataMap): Promise<void> {
-  const orgTable = map.postgres.sharedTables[0];
-  if (!orgTable) return;
-  const found = await db
-    .query(`SELECT 1 FROM ${sharedTableSql(orgTable)} WHERE ${quotePgIdent(orgTable.keyColumn)} = $1`, [map.orgId])
-    .catch((err: unknown) => {
-      if (/does not exist/.test(messageOf(err))) return { rowCount: 0 };
-      throw err;
-    });
-  if (!found.rowCount) {
-    throw permanentFailure(FailureType.UnknownOrganization, `organization ${JSON.stringify(map.orgId)} does not exist (no row in ${orgTable.schema}.${orgTable.table})`, {
-      store: 'postgres',
-      orgId: map.orgId,
-      object: `${orgTable.schema}.${orgTable.table}`,
-    });
-  }
-}
-
 /** Column names of a table in their physical order. */
 export async function tableColumns(db: Pool | PoolClient, schema: string, table: string): Promise<string[]> {
   const result = await db.query<{ attname: string }>(
@@ -218,87 +179,3 @@ export async function tableColumns(db: Pool | PoolClient, schema: string, table:
   return result.rows.map((r) => r.attname);
 }
 
-/** Reports bytes passing through, for heartbeats. */
-export class ProgressTap extends Transform {
-  private total = 0;
-  constructor(private readonly report: (bytes: number) => void) {
-    super();
-  }
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    this.total += chunk.length;
-    this.report(this.total);
-    done(null, chunk);
-  }
-}
-
-/** Opens a writer, lets `fill` stream into it, commits; aborts on any failure so nothing half-written stays. */
-export async function writeFromStream(
-  store: BackupStore,
-  ref: ArtifactRef,
-  options: ArtifactWriteOptions,
-  fill: (sink: NodeJS.WritableStream) => Promise<void>,
-): Promise<Omit<ManifestArtifact, 'store' | 'object' | 'file' | 'rows' | 'columns'>> {
-  const writer = await store.openArtifactWriter(ref, options);
-  try {
-    await fill(writer.stream);
-    const { path: _path, ...record } = await writer.commit();
-    return record;
-  } catch (err) {
-    await writer.abort();
-    throw err;
-  }
-}
-
-/**
- * Runs a trusted tool (pg_dump) and streams its stdout into `sink`; stderr is kept for the message.
- * Cancellation kills the tool. A non-zero exit fails with the tool's own words.
- */
-export async function runToolInto(
-  command: string,
-  args: string[],
-  sink: NodeJS.WritableStream,
-  signal: AbortSignal,
-  onBytes: (bytes: number) => void,
-  context: { orgId: string; object: string },
-): Promise<void> {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], signal });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => {
-    if (stderr.length < 8192) stderr += d.toString();
-  });
-  const exited = new Promise<number | null>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve(code));
-  });
-  await pipeline(child.stdout, new ProgressTap(onBytes), sink);
-  const code = await exited;
-  if (code !== 0) {
-    const words = stderr.trim() || `exit code ${code}`;
-    const error = new Error(`${path.basename(command)} failed for ${context.object}: ${words}`);
-    if (/server version mismatch|No space left/i.test(words)) {
-      throw permanentFailure(/No space/i.test(words) ? FailureType.DiskFull : FailureType.ToolVersionMismatch, error.message, { store: 'postgres', ...context });
-    }
-    throw error;
-  }
-}
-
-/** Transient (connection, shutdown, serialization) errors are thrown as they are and retried; the rest are permanent. */
-export function classifyPostgresError(err: unknown, orgId: string): unknown {
-  if (!(err instanceof Error) || err.name === 'ApplicationFailure' || err.name === 'AbortError') return err;
-  if (isTransientNetworkError(err)) return err;
-  // The SQLSTATE may sit on a cause when a step wrapped the driver's error with its context.
-  const code = errorCodes(err).find((c) => /^[0-9A-Z]{5}$/.test(c));
-  // 08: connection exception, 57P: operator intervention (shutdown), 40: transaction rollback, 53: resources.
-  if (typeof code === 'string' && /^(08|57P|40|53)/.test(code)) return err;
-  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) {
-    return permanentFailure(FailureType.StoreRejected, `PostgreSQL rejected the backup (${code}): ${err.message}`, { store: 'postgres', orgId }, err);
-  }
-  return err;
-}
-
-/** Finished artifacts plus the one being written, as the workflow's progress query shows them. */
-export function progressReport(store: 'postgres' | 'clickhouse', finished: ManifestArtifact[], current: { object: string; bytes: number }): StoreProgressReport {
-  const artifacts = finished.map((a) => ({ store, object: a.object, bytes: a.rawBytes, rows: a.rows, done: true }));
-  if (current.object && !finished.some((a) => a.object === current.object)) artifacts.push({ store, object: current.object, bytes: current.bytes, rows: null, done: false });
-  return { store, artifacts };
-}

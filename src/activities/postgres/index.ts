@@ -1,21 +1,24 @@
 import type { Pool } from 'pg';
 import { addressOf } from '../../config';
 import type { StoreProbe } from '../../contracts/preflight';
-import type { StoreBackupResult, StoreProgressReport } from '../../contracts/backup';
-import type { PlatformModel } from '../../platform/data-map';
-import type { BackupStore } from '../../storage/backup-store';
-import { organizationDataMap } from '../../platform/data-map';
-import { assertOrganizationExists, backupPostgres } from './backup';
-import { dumpPlatformGlobals, listOrganizationsPage } from './platform';
-import { clearOrganizationPostgres, databaseUrl, dropScratchDatabase, restorePostgres, type RestorePostgresInput, type RestorePostgresResult } from './restore';
-import { CURRENT_POSTGRES_ROW_HASH, type PostgresRowHash } from '../../contracts/backup';
-import { fingerprintPostgres } from '../../platform/fingerprint-postgres';
+import { CURRENT_POSTGRES_ROW_HASH, type PostgresRowHash, type StoreBackupResult, type StoreProgressReport } from '../../contracts/backup';
+import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
 import type { ObjectFingerprint } from '../../platform/fingerprint';
-import { Pool as PgPool } from 'pg';
+import { fingerprintPostgres } from '../../platform/fingerprint-postgres';
+import type { BackupStore } from '../../storage/backup-store';
+import type { StoreClients } from '../../store-clients';
 import { probeStore } from '../support/probe';
+import { backupPostgres } from './backup';
+import { withPostgresClassification } from './errors';
+import { assertOrganizationExists } from './organization-row';
+import { dumpPlatformGlobals, listOrganizationsPage } from './platform';
+import { clearOrganizationPostgres } from './purge';
+import { restorePostgres, type RestorePostgresInput, type RestorePostgresResult } from './restore';
+import { dropScratchDatabase } from './scratch';
 
 export interface PostgresActivityDeps {
   postgres: Pool;
+  openPostgresDatabase: StoreClients['openPostgresDatabase'];
   postgresUrl: string;
   binDir: string;
   timeoutMs: number;
@@ -25,6 +28,10 @@ export interface PostgresActivityDeps {
   reportProgress?: (report: StoreProgressReport) => Promise<void>;
 }
 
+/**
+ * The PostgreSQL activities. Every one but the probe throws PostgreSQL's errors classified by the
+ * SQLSTATE table of errors.ts; the probe reports any failure as the store being unreachable.
+ */
 export function createPostgresActivities(deps: PostgresActivityDeps) {
   return {
     /** Reachability, version and round-trip time of the platform database. */
@@ -39,47 +46,49 @@ export function createPostgresActivities(deps: PostgresActivityDeps) {
       });
     },
 
-    /** The organization's schemas and shared rows from one snapshot; see postgres-backup.ts. */
+    /** The organization's schemas and shared rows from one snapshot; see backup.ts. */
     async backupPostgres(input: { orgId: string; backupId: string }): Promise<StoreBackupResult> {
       return backupPostgres(deps, input.orgId, input.backupId);
     },
 
     /** Fails non-retryable with `UnknownOrganization` unless the organization's row exists. */
     async assertOrganizationExists(orgId: string): Promise<void> {
-      await assertOrganizationExists(deps.postgres, organizationDataMap(orgId, deps.model));
+      const map = organizationDataMap(orgId, deps.model);
+      await withPostgresClassification(map.orgId, 'assertOrganizationExists', () => assertOrganizationExists(deps.postgres, map));
     },
 
     /** `pg_dumpall --globals-only` into the platform folder of the backup store. */
     async dumpPlatformGlobals(input: { backupId: string }) {
-      return dumpPlatformGlobals(deps, input.backupId);
+      return withPostgresClassification(undefined, 'dumpPlatformGlobals', () => dumpPlatformGlobals(deps, input.backupId), 'globals');
     },
 
     /** Organization ids after `afterId`, sorted, at most `limit`. */
     async listOrganizationsPage(input: { afterId: string; limit: number }): Promise<string[]> {
-      return listOrganizationsPage(deps, input.afterId, input.limit);
+      return withPostgresClassification(undefined, 'listOrganizationsPage', () => listOrganizationsPage(deps, input.afterId, input.limit));
     },
 
-    /** Restores a backup's PostgreSQL part as `targetOrgId` (or into a scratch database); see postgres-restore.ts. */
+    /** Restores a backup's PostgreSQL part as `targetOrgId` (or into a scratch database); see restore.ts. */
     async restorePostgres(input: RestorePostgresInput): Promise<RestorePostgresResult> {
       return restorePostgres(deps, input);
     },
 
     /** Drops a scratch database of a verification or restore; gone already is fine. */
     async dropPostgresScratch(input: { database: string }): Promise<{ dropped: boolean }> {
-      return { dropped: await dropScratchDatabase(deps.postgres, input.database) };
+      return { dropped: await withPostgresClassification(undefined, 'dropPostgresScratch', () => dropScratchDatabase(deps.postgres, input.database), input.database) };
     },
 
     /** Removes the organization's schemas and shared rows from the platform database (idempotent). */
     async clearOrganizationPostgres(input: { orgId: string }): Promise<{ schemas: string[]; rows: number }> {
-      return clearOrganizationPostgres(deps.postgres, organizationDataMap(input.orgId, deps.model));
+      const map = organizationDataMap(input.orgId, deps.model);
+      return withPostgresClassification(map.orgId, 'clearOrganizationPostgres', () => clearOrganizationPostgres(deps.postgres, map));
     },
 
     /** Fingerprints the organization's PostgreSQL objects inside a scratch database. */
     async fingerprintPostgresScratch(input: { orgId: string; database: string; rowHash?: PostgresRowHash }): Promise<ObjectFingerprint[]> {
-      const pool = new PgPool({ connectionString: databaseUrl(deps.postgresUrl, input.database), max: 1 });
-      pool.on('error', () => undefined);
+      const map = organizationDataMap(input.orgId, deps.model);
+      const pool = deps.openPostgresDatabase(input.database, 1);
       try {
-        return await fingerprintPostgres(pool, organizationDataMap(input.orgId, deps.model), { rowHash: input.rowHash ?? CURRENT_POSTGRES_ROW_HASH });
+        return await withPostgresClassification(map.orgId, 'fingerprintPostgresScratch', () => fingerprintPostgres(pool, map, { rowHash: input.rowHash ?? CURRENT_POSTGRES_ROW_HASH }), input.database);
       } finally {
         await pool.end();
       }

@@ -5,7 +5,8 @@ import type { PlatformModel } from '../../platform/data-map';
 import { sharedTableSql } from '../../platform/platform-schema';
 import { quotePgIdent } from '../../platform/quoting';
 import type { BackupStore } from '../../storage/backup-store';
-import { pgTool, runToolInto, writeFromStream } from './backup';
+import { writeFromStream } from '../support/artifact-stream';
+import { pgTool, runToolInto } from './tools';
 
 /** Folder of whole-platform artifacts in the backup store; never a valid organization id. */
 export const PLATFORM_BACKUP_ORG = '_platform';
@@ -33,7 +34,7 @@ export async function dumpPlatformGlobals(deps: PostgresPlatformDeps, backupId: 
 }
 
 /** One page of organization ids (active or being deleted), sorted, after `afterId`. */
-export async function listOrganizationsPage(deps: PostgresPlatformDeps, afterId: string, limit: number): Promise<string[]> {
+export async function listOrganizationsPage(deps: Pick<PostgresPlatformDeps, 'postgres' | 'model'>, afterId: string, limit: number): Promise<string[]> {
   const table = deps.model.postgres.sharedTables[0];
   if (!table) return [];
   const key = quotePgIdent(table.keyColumn);

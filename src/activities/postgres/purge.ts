@@ -1,53 +1,11 @@
-import { inTransaction } from '../../platform/pg-transaction';
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import type { RemovedCounts } from '../../contracts/deletion';
-import { FailureType, permanentFailure } from '../../errors';
 import type { OrganizationDataMap, SharedTable } from '../../platform/data-map';
 import { listOrgSchemas, listRelations } from '../../platform/discovery';
+import { inTransaction } from '../../platform/pg-transaction';
 import { sharedTableSql, sharedTablesInForeignKeyOrder } from '../../platform/platform-schema';
 import { quotePgIdent, quotePgQualified } from '../../platform/quoting';
-
-/** Statuses the platform's organizations table allows (see platform-schema.ts). */
-export type OrganizationStatus = 'active' | 'deleting' | 'deleted';
-const STATUSES: readonly string[] = ['active', 'deleting', 'deleted'];
-
-/** The organizations table: the first shared table, whose key column is the organization id. */
-function organizationsTable(map: OrganizationDataMap): SharedTable {
-  const table = map.postgres.sharedTables[0];
-  if (!table) throw permanentFailure(FailureType.InvalidInput, 'the platform model declares no shared tables', { store: 'postgres', orgId: map.orgId });
-  return table;
-}
-
-async function tableExists(db: Pool | PoolClient, table: SharedTable): Promise<boolean> {
-  const result = await db.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [quotePgQualified(table.schema, table.table)]);
-  return result.rows[0]?.present === true;
-}
-
-/** The organization row's `status`, or `undefined` when there is no row. */
-export async function readOrganizationStatus(pool: Pool, map: OrganizationDataMap): Promise<string | undefined> {
-  const table = organizationsTable(map);
-  if (!(await tableExists(pool, table))) return undefined;
-  const result = await pool.query<{ status: string }>(`SELECT status FROM ${sharedTableSql(table)} WHERE ${quotePgIdent(table.keyColumn)} = $1`, [map.orgId]);
-  return result.rows[0]?.status;
-}
-
-/**
- * Sets the organization row's status to `to` when it is one of `from` (compare-and-set, so a retry
- * or a late compensation never overwrites a status someone else set).
- * @returns whether the row changed, and the status it has now (`undefined`: no row).
- */
-export async function setOrganizationStatus(
-  pool: Pool,
-  map: OrganizationDataMap,
-  to: string,
-  from: readonly string[],
-): Promise<{ changed: boolean; status: string | undefined }> {
-  if (!STATUSES.includes(to)) throw permanentFailure(FailureType.InvalidInput, `status: expected one of ${STATUSES.join(', ')}, got ${JSON.stringify(to)}`, { store: 'postgres', orgId: map.orgId });
-  const table = organizationsTable(map);
-  const key = quotePgIdent(table.keyColumn);
-  const updated = await pool.query(`UPDATE ${sharedTableSql(table)} SET status = $2 WHERE ${key} = $1 AND status = ANY($3::text[])`, [map.orgId, to, [...from]]);
-  return { changed: (updated.rowCount ?? 0) > 0, status: await readOrganizationStatus(pool, map) };
-}
+import { organizationsTable, sharedTableExists } from './organization-row';
 
 /**
  * Drops every schema of the organization (`DROP SCHEMA … CASCADE`), declared or found by the data
@@ -84,12 +42,31 @@ export async function purgeOrganizationSharedRows(pool: Pool, map: OrganizationD
   return inTransaction(pool, async (client) => {
     const removed: RemovedCounts = { rows: 0 };
     for (const table of order) {
-      if (!(await tableExists(client, table))) continue;
+      if (!(await sharedTableExists(client, table))) continue;
       const result = await client.query(`DELETE FROM ${sharedTableSql(table)} WHERE ${quotePgIdent(table.keyColumn)} = $1`, [map.orgId]);
       const count = result.rowCount ?? 0;
       removed[`${table.schema}.${table.table}`] = count;
       removed.rows = (removed.rows ?? 0) + count;
     }
     return removed;
+  });
+}
+
+/**
+ * Removes the organization's PostgreSQL data from a database: its schemas and its rows of the shared
+ * tables (children first, in the declared order, one transaction), the organization row with them.
+ * Idempotent. Restore clears its target with it, so a retried attempt starts clean.
+ */
+export async function clearOrganizationPostgres(db: Pool, map: OrganizationDataMap): Promise<{ schemas: string[]; rows: number }> {
+  return inTransaction(db, async (client) => {
+    const schemas = await listOrgSchemas(client, map);
+    for (const schema of schemas) await client.query(`DROP SCHEMA IF EXISTS ${quotePgIdent(schema)} CASCADE`);
+    let rows = 0;
+    for (const table of [...map.postgres.sharedTables].reverse()) {
+      if (!(await sharedTableExists(client, table))) continue;
+      const r = await client.query(`DELETE FROM ${sharedTableSql(table)} WHERE ${quotePgIdent(table.keyColumn)} = $1`, [map.orgId]);
+      rows += r.rowCount ?? 0;
+    }
+    return { schemas, rows };
   });
 }

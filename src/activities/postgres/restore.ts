@@ -1,31 +1,33 @@
 import { spawn } from 'node:child_process';
 import { pipeline } from 'node:stream/promises';
 import { Context } from '@temporalio/activity';
-import { Pool, type PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { ManifestArtifact } from '../../contracts/backup';
 import { FailureType, messageOf, permanentFailure } from '../../errors';
 import { organizationDataMap, type OrganizationDataMap, type PlatformModel } from '../../platform/data-map';
 import { listOrgSchemas } from '../../platform/discovery';
-import { inTransaction } from '../../platform/pg-transaction';
 import { ensurePlatformSchema, sharedTableSql } from '../../platform/platform-schema';
 import { quotePgIdent } from '../../platform/quoting';
 import type { BackupStore } from '../../storage/backup-store';
-import { readManifest } from '../storage';
-import { classifyPostgresError, pgTool, SCHEMAS_ARTIFACT } from './backup';
+import { readManifest } from '../storage/manifest';
+import { SCHEMAS_ARTIFACT } from './backup';
+import { classifyPostgresError } from './errors';
+import { clearOrganizationPostgres } from './purge';
+import { databaseUrl, type StoreClients } from '../../store-clients';
+import { createScratchDatabase, dropScratchDatabase, SCRATCH_DATABASE_PREFIX } from './scratch';
+import { pgTool, runToolFrom } from './tools';
 import { startHeartbeats } from '../support/heartbeats';
 
 export interface PostgresRestoreDeps {
   postgres: Pool;
+  /** Pools on the scratch and clone databases a restore creates; see {@link StoreClients.openPostgresDatabase}. */
+  openPostgresDatabase: StoreClients['openPostgresDatabase'];
   postgresUrl: string;
   binDir: string;
   store: BackupStore;
   model: PlatformModel;
 }
-
-/** Scratch databases this project creates; only names with this prefix are ever dropped. */
-export const SCRATCH_DATABASE_PREFIX = 'eloquent_scratch_';
-const SCRATCH_NAME = /^eloquent_scratch_[a-z0-9_]{1,40}$/;
 
 export interface RestorePostgresInput {
   /** The organization the backup is of. */
@@ -41,83 +43,6 @@ export interface RestorePostgresResult {
   database: string;
   schemas: string[];
   sharedRows: Record<string, number>;
-}
-
-/** The URL of another database on the same server. */
-export function databaseUrl(baseUrl: string, database: string): string {
-  const url = new URL(baseUrl);
-  url.pathname = `/${database}`;
-  return url.toString();
-}
-
-function assertScratchName(name: string): void {
-  if (!SCRATCH_NAME.test(name)) {
-    throw permanentFailure(FailureType.InvalidInput, `scratch database name ${JSON.stringify(name)} must match ${SCRATCH_NAME}`, { store: 'postgres', object: name });
-  }
-}
-
-/** Creates a scratch database unless it exists (a retried attempt finds it). */
-export async function createScratchDatabase(pool: Pool, name: string): Promise<void> {
-  assertScratchName(name);
-  const exists = await pool.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-  if (!exists.rowCount) await pool.query(`CREATE DATABASE ${quotePgIdent(name)}`);
-}
-
-/** Drops a scratch database, ending its sessions first; dropping one that is gone succeeds. */
-export async function dropScratchDatabase(pool: Pool, name: string): Promise<boolean> {
-  assertScratchName(name);
-  const exists = await pool.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-  if (!exists.rowCount) return false;
-  await pool.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
-  await pool.query(`DROP DATABASE IF EXISTS ${quotePgIdent(name)}`);
-  return true;
-}
-
-/** Scratch databases whose names start with `prefix` (for sweeping leftovers). */
-export async function listScratchDatabases(pool: Pool, prefix = SCRATCH_DATABASE_PREFIX): Promise<string[]> {
-  const result = await pool.query<{ datname: string }>('SELECT datname FROM pg_database WHERE left(datname, length($1)) = $1', [prefix]);
-  return result.rows.map((r) => r.datname).filter((name) => SCRATCH_NAME.test(name));
-}
-
-/** Runs a tool that reads `input` on stdin; fails with its own words. */
-async function runToolFrom(command: string, args: string[], input: NodeJS.ReadableStream | undefined, signal: AbortSignal, what: string): Promise<void> {
-  const child = spawn(command, args, { stdio: [input ? 'pipe' : 'ignore', 'ignore', 'pipe'], signal });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    if (stderr.length < 8192) stderr += d.toString();
-  });
-  const exited = new Promise<number | null>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', resolve);
-  });
-  const feeding = input && child.stdin ? pipeline(input, child.stdin).catch((err: unknown) => err) : Promise.resolve(undefined);
-  const [code, feedError] = await Promise.all([exited, feeding]);
-  if (code !== 0) throw new Error(`${what} failed: ${stderr.trim() || `exit code ${code}`}`);
-  if (feedError instanceof Error && !/EPIPE/.test(feedError.message)) throw feedError;
-}
-
-/**
- * Removes the organization's PostgreSQL data from a database: its schemas and its rows of the shared
- * tables (children first, one transaction). Idempotent. The organization row is kept or removed with
- * the other shared rows (`keepOrganizationRow` keeps it, e.g. while a status must stay visible).
- */
-export async function clearOrganizationPostgres(db: Pool, map: OrganizationDataMap): Promise<{ schemas: string[]; rows: number }> {
-  return inTransaction(db, async (client) => {
-    const schemas = await listOrgSchemas(client, map);
-    for (const schema of schemas) await client.query(`DROP SCHEMA IF EXISTS ${quotePgIdent(schema)} CASCADE`);
-    let rows = 0;
-    for (const table of [...map.postgres.sharedTables].reverse()) {
-      if (!(await tableExists(client, table.schema, table.table))) continue;
-      const r = await client.query(`DELETE FROM ${sharedTableSql(table)} WHERE ${quotePgIdent(table.keyColumn)} = $1`, [map.orgId]);
-      rows += r.rowCount ?? 0;
-    }
-    return { schemas, rows };
-  });
-}
-
-async function tableExists(db: PoolClient, schema: string, table: string): Promise<boolean> {
-  const r = await db.query('SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = $2', [schema, table]);
-  return (r.rowCount ?? 0) > 0;
 }
 
 /**
@@ -142,8 +67,7 @@ export async function restorePostgres(deps: PostgresRestoreDeps, input: RestoreP
   try {
     if (input.scratchDatabase) {
       await createScratchDatabase(deps.postgres, input.scratchDatabase);
-      scratchPool = new Pool({ connectionString: targetUrl, max: 2 });
-      scratchPool.on('error', () => undefined);
+      scratchPool = deps.openPostgresDatabase(input.scratchDatabase, 2);
       await ensurePlatformSchema(scratchPool);
     }
     const targetPool = scratchPool ?? deps.postgres;
@@ -164,8 +88,7 @@ export async function restorePostgres(deps: PostgresRestoreDeps, input: RestoreP
         await createScratchDatabase(deps.postgres, cloneDatabase);
         const cloneUrl = databaseUrl(deps.postgresUrl, cloneDatabase);
         await runToolFrom(pgTool(deps.binDir, 'pg_restore'), [...restoreArgs, `--dbname=${cloneUrl}`], await openArtifact(deps.store, input, dump), ctx.cancellationSignal, 'pg_restore');
-        const clonePool = new Pool({ connectionString: cloneUrl, max: 1 });
-        clonePool.on('error', () => undefined);
+        const clonePool = deps.openPostgresDatabase(cloneDatabase, 1);
         try {
           for (const schema of await listOrgSchemas(clonePool, source)) {
             const renamed = target.postgres.mainSchema + schema.slice(source.postgres.mainSchema.length);
@@ -193,7 +116,7 @@ export async function restorePostgres(deps: PostgresRestoreDeps, input: RestoreP
     const sharedRows = await loadSharedRows(deps, targetPool, input, manifest.artifacts, target);
     return { database, schemas, sharedRows };
   } catch (err) {
-    throw classifyPostgresError(err, input.targetOrgId);
+    throw classifyPostgresError(err, input.targetOrgId, 'the restore');
   } finally {
     heartbeats.stop();
     await scratchPool?.end();
@@ -246,3 +169,4 @@ async function loadSharedRows(
     client.release();
   }
 }
+

@@ -12,6 +12,7 @@ import { FailureType, permanentFailure } from '../../errors';
 import { parseOrgId } from '../../platform/org-id';
 import type { VerificationReport } from '../../contracts/verification';
 import { MANIFEST_FILE, VERIFICATION_FILE, type BackupStore } from '../../storage/backup-store';
+import { readManifest } from './manifest';
 import { decideRetention, type RetentionDecision, type RetentionPolicy } from '../../storage/retention';
 
 /** A JSON document beside the manifest that keeps pruning away from a backup (e.g. a running deletion's). */
@@ -44,27 +45,6 @@ export interface BackupListEntry {
   reason?: string;
   keyId?: string;
   verification?: { result: string; verifiedAt: string };
-}
-
-/** Reads and validates a backup's manifest. @throws `UnknownBackup` when it has none. */
-export async function readManifest(store: BackupStore, orgId: string, backupId: string): Promise<BackupManifest> {
-  const raw = await store.readJson({ orgId, backupId }, MANIFEST_FILE);
-  if (raw === undefined) {
-    throw permanentFailure(FailureType.UnknownBackup, `backup ${backupId} of organization ${orgId} has no manifest (it does not exist or never completed)`, {
-      store: 'storage',
-      orgId,
-      object: `${orgId}/${backupId}`,
-    });
-  }
-  const parsed = backupManifestSchema.safeParse(raw);
-  if (!parsed.success) {
-    throw permanentFailure(FailureType.ChecksumMismatch, `manifest of backup ${backupId} is not valid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, {
-      store: 'storage',
-      orgId,
-      object: `${orgId}/${backupId}/${MANIFEST_FILE}`,
-    });
-  }
-  return parsed.data;
 }
 
 export function createStorageActivities(deps: StorageActivityDeps) {

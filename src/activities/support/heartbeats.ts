@@ -1,4 +1,5 @@
 import { Context } from '@temporalio/activity';
+import type { ManifestArtifact, StoreProgressReport } from '../../contracts/backup';
 
 /**
  * Heartbeats `details()` every `intervalMs` while a long activity streams, so the Temporal UI shows
@@ -27,4 +28,11 @@ export function startProgressReports<T>(report: () => T, send: ((value: T) => Pr
       .finally(() => (sending = false));
   }, intervalMs);
   return { stop: () => clearInterval(timer) };
+}
+
+/** Finished artifacts plus the one being written, as the workflow's progress query shows them. */
+export function progressReport(store: 'postgres' | 'clickhouse', finished: ManifestArtifact[], current: { object: string; bytes: number }): StoreProgressReport {
+  const artifacts = finished.map((a) => ({ store, object: a.object, bytes: a.rawBytes, rows: a.rows, done: true }));
+  if (current.object && !finished.some((a) => a.object === current.object)) artifacts.push({ store, object: current.object, bytes: current.bytes, rows: null, done: false });
+  return { store, artifacts };
 }
