@@ -35,6 +35,7 @@ export function loadKubeConfig(options: { kubeconfigPath: string; inCluster: boo
   } catch (err) {
     throw new Error(
       `cannot read the kubeconfig ${options.kubeconfigPath} (KUBECONFIG_PATH; the local one is written by scripts/kube-stack.sh up): ${messageOf(err)}`,
+      { cause: err },
     );
   }
   return kubeConfig;
