@@ -10,14 +10,14 @@ import { listOrgSchemas } from '../../platform/discovery';
 import { ensurePlatformSchema, sharedTableSql } from '../../platform/platform-schema';
 import { quotePgIdent } from '../../platform/quoting';
 import type { BackupStore } from '../../storage/backup-store';
+import { databaseUrl, type StoreClients } from '../../store-clients';
 import { readManifest } from '../storage/manifest';
+import { startHeartbeats } from '../support/heartbeats';
 import { SCHEMAS_ARTIFACT } from './backup';
 import { classifyPostgresError } from './errors';
 import { clearOrganizationPostgres } from './purge';
-import { databaseUrl, type StoreClients } from '../../store-clients';
 import { createScratchDatabase, dropScratchDatabase, SCRATCH_DATABASE_PREFIX } from './scratch';
 import { pgTool, runToolFrom } from './tools';
-import { startHeartbeats } from '../support/heartbeats';
 
 export interface PostgresRestoreDeps {
   postgres: Pool;
