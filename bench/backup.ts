@@ -27,7 +27,7 @@ import { parseArgs } from 'node:util';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Runtime } from '@temporalio/worker';
 import { z } from 'zod';
-import { pgTool } from '../src/activities/postgres-backup';
+import { pgTool } from '../src/activities/postgres/tools';
 import { loadConfig, type AppConfig } from '../src/config';
 import { backupManifestSchema, type BackupManifest, type BackupSummary } from '../src/contracts/backup';
 import type { VerificationReport } from '../src/contracts/verification';

@@ -48,16 +48,33 @@ export class NatsConnector {
 /** The typed clients of every store, built once from the configuration and injected into activities. */
 export interface StoreClients {
   postgres: Pool;
+  /**
+   * Opens a pool on another database of the same PostgreSQL server (a scratch database of a
+   * verification or a restore) with the platform pool's settings. Such a database lives for one
+   * activity, so its pool cannot be built at start: the caller ends it.
+   */
+  openPostgresDatabase(database: string, maxConnections: number): Pool;
   clickhouse: ClickHouseClient;
   nats: NatsConnector;
   redis: Redis;
 }
 
+/** The URL of another database on the same server. */
+export function databaseUrl(baseUrl: string, database: string): string {
+  const url = new URL(baseUrl);
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
 export function createStoreClients(config: AppConfig): StoreClients {
   const timeoutMs = config.preflightTimeoutMs;
-  const postgres = new Pool({ connectionString: config.postgres.url, max: 10, connectionTimeoutMillis: timeoutMs });
-  // Idle clients that lose their server emit 'error'; the next checkout reconnects, so only note it.
-  postgres.on('error', () => undefined);
+  const openPostgres = (connectionString: string, max: number): Pool => {
+    const pool = new Pool({ connectionString, max, connectionTimeoutMillis: timeoutMs });
+    // Idle clients that lose their server emit 'error'; the next checkout reconnects, so only note it.
+    pool.on('error', () => undefined);
+    return pool;
+  };
+  const postgres = openPostgres(config.postgres.url, 10);
   const clickhouse = createClient({
     url: config.clickhouse.url,
     username: config.clickhouse.username,
@@ -77,7 +94,13 @@ export function createStoreClients(config: AppConfig): StoreClients {
   });
   // ioredis reports every failed reconnect as an 'error' event; commands fail on their own.
   redis.on('error', () => undefined);
-  return { postgres, clickhouse, nats: new NatsConnector(config.nats.url, timeoutMs), redis };
+  return {
+    postgres,
+    openPostgresDatabase: (database, maxConnections) => openPostgres(databaseUrl(config.postgres.url, database), maxConnections),
+    clickhouse,
+    nats: new NatsConnector(config.nats.url, timeoutMs),
+    redis,
+  };
 }
 
 export async function closeStoreClients(clients: StoreClients): Promise<void> {

@@ -1,10 +1,15 @@
 import { Client, Connection } from '@temporalio/client';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { createActivities } from './activities';
+import { createActivities, type ActivityDeps } from './activities';
+import { loadKubeConfig } from './activities/kubernetes';
 import { loadConfig, type AppConfig } from './config';
 import { JsonLineLogger } from './logger';
 import { startMetrics, temporalTelemetryOptions, type MetricsEndpoint } from './metrics/start-metrics';
 import { loadPlatformModel, type PlatformModel } from './platform/data-map';
+import type { BackupStore } from './storage/backup-store';
+import { createFilesystemBackupStore } from './storage/filesystem-backup-store';
+import { FileKeyStore } from './storage/key-store';
 import { closeStoreClients, createStoreClients, type StoreClients } from './store-clients';
 
 export interface WorkerOptions {
@@ -19,13 +24,37 @@ export interface WorkerOptions {
   model: PlatformModel;
   /** Client the activities use for visibility queries. */
   temporal: Client;
+  /** Where backups live; main() builds it once and shares it with the metrics endpoint. @default the filesystem store of `config.backup` */
+  store?: BackupStore;
   /** Counts and times every activity attempt for the metrics endpoint. */
   instrument?: MetricsEndpoint['instrument'];
 }
 
+/**
+ * What the activities are made from, each built once per worker: the backup store of
+ * `config.backup` (unless given), the key store crypto-shredding destroys keys in, and the
+ * Kubernetes credentials, loaded on first use so a worker on a machine without a cluster still
+ * starts and only the Kubernetes activities fail, naming the missing kubeconfig.
+ */
+export function createActivityDeps(options: Pick<WorkerOptions, 'config' | 'clients' | 'model' | 'temporal' | 'store'>): ActivityDeps {
+  const { config } = options;
+  const kube = config.kubernetes;
+  let kubeConfig: KubeConfig | undefined;
+  return {
+    config,
+    clients: options.clients,
+    temporal: options.temporal,
+    model: options.model,
+    store: options.store ?? createFilesystemBackupStore(config.backup),
+    // Destroying a data key needs no master key: shredding works even where none is configured.
+    keyStore: new FileKeyStore({ directory: config.backup.directory, masterKey: undefined }),
+    kubeConfig: () => (kubeConfig ??= loadKubeConfig({ kubeconfigPath: kube.kubeconfigPath, inCluster: kube.inCluster })),
+  };
+}
+
 /** A worker that runs every workflow and activity of eloquent-recovery on one task queue. */
 export async function createWorker(options: WorkerOptions): Promise<Worker> {
-  const { config, clients, connection } = options;
+  const { config, connection } = options;
   return Worker.create({
     connection,
     namespace: config.temporal.namespace,
@@ -33,7 +62,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     ...(options.workflowBundlePath
       ? { workflowBundle: { codePath: options.workflowBundlePath } }
       : { workflowsPath: require.resolve('./workflows') }),
-    activities: (options.instrument ?? ((a) => a))(createActivities({ config, clients, model: options.model, temporal: options.temporal })),
+    activities: (options.instrument ?? ((a) => a))(createActivities(createActivityDeps(options))),
     // On SIGINT/SIGTERM running activities get this long to finish before they are handed back.
     shutdownGraceTime: '30s',
   });
@@ -46,7 +75,8 @@ async function main(): Promise<void> {
   Runtime.install({ logger, ...(telemetryOptions ? { telemetryOptions } : {}) });
   const model = await loadPlatformModel(config.platformModelFile);
   const clients = createStoreClients(config);
-  const metrics = config.metricsPort > 0 ? await startMetrics({ config, clients, model }) : undefined;
+  const store = createFilesystemBackupStore(config.backup);
+  const metrics = config.metricsPort > 0 ? await startMetrics({ config, clients, model, store }) : undefined;
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const clientConnection = await Connection.connect({ address: config.temporal.address });
   const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
@@ -57,6 +87,7 @@ async function main(): Promise<void> {
       connection,
       model,
       temporal,
+      store,
       ...(metrics ? { instrument: metrics.instrument } : {}),
       ...(config.workflowBundlePath ? { workflowBundlePath: config.workflowBundlePath } : {}),
     });

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../src/activities';
+import { DEFAULT_PLATFORM_MODEL } from '../src/platform/data-map';
 import { runCli } from '../src/cli/main';
 import { captureIo } from './support/cli-io';
 import { connectRecoveryClient, InvalidRequestError, type RecoveryClient } from '../src/client';
@@ -11,6 +12,7 @@ import { dropSeededOrganization, seedOrganization } from '../src/platform/seed-o
 import { rejectionOf } from './support/failures';
 import { WORKFLOW_BUNDLE_PATH } from './support/paths';
 import { startTestWorker, uniqueOrgId, type TestWorker } from './support/test-worker';
+import { createActivityDeps } from '../src/worker';
 
 
 describe('client SDK, CLI and metrics', () => {
@@ -35,7 +37,7 @@ describe('client SDK, CLI and metrics', () => {
       namespace: env.config.temporal.namespace,
       taskQueue: metricsQueue,
       workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH },
-      activities: metrics.instrument(createActivities({ config: env.config, clients: env.clients, temporal: env.client })),
+      activities: metrics.instrument(createActivities(createActivityDeps({ config: env.config, clients: env.clients, model: DEFAULT_PLATFORM_MODEL, temporal: env.client }))),
     });
     metricsRun = metricsWorker.run();
   });

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { readDeletionLog } from '../src/activities/deletion-log';
+import { readDeletionLog } from '../src/activities/cross-store/deletion-log';
 import { startOrganizationDeletion } from '../src/client/deletion';
 import type { DeletionCertificate } from '../src/contracts/deletion';
 import { dropSeededOrganization, seedOrganization } from '../src/platform/seed-organization';

@@ -1,8 +1,8 @@
 import { readFile, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
+import { deletionInEffect, readDeletionLog } from '../src/activities/cross-store/deletion-log';
 import { runCli } from '../src/cli/main';
-import { deletionInEffect, readDeletionLog } from '../src/activities/deletion-log';
 import { cancelOrganizationDeletion, DeletionAlreadyRunningError, reapplyDeletions, startOrganizationDeletion } from '../src/client/deletion';
 import type { DeleteOrganizationInput, DeletionCertificate } from '../src/contracts/deletion';
 import { describeOrganization } from '../src/platform/describe';

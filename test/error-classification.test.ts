@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { classifyClickHouseError } from '../src/activities/clickhouse-backup';
-import { classifyPostgresError, majorVersion } from '../src/activities/postgres-backup';
+import { classifyClickHouseError } from '../src/activities/clickhouse/errors';
+import { classifyPostgresError } from '../src/activities/postgres/errors';
+import { majorVersion } from '../src/activities/postgres/tools';
 import { isTransientNetworkError } from '../src/errors';
 import { createStoreClients, closeStoreClients } from '../src/store-clients';
 import { loadConfig } from '../src/config';
@@ -18,16 +19,16 @@ describe('which errors are retried', () => {
     expect(isTransientNetworkError(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8123'), { code: 'ECONNREFUSED' }))).toBe(true);
     expect(isTransientNetworkError(new Error('socket hang up'))).toBe(true);
     expect(verdict(classifyClickHouseError(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), 'acme', 'kg_nodes'))).toBe('retried');
-    expect(verdict(classifyPostgresError(Object.assign(new Error('Connection terminated unexpectedly')), 'acme'))).toBe('retried');
+    expect(verdict(classifyPostgresError(Object.assign(new Error('Connection terminated unexpectedly')), 'acme', 'the backup'))).toBe('retried');
   });
 
   it('PostgreSQL: a server shutting down is retried, an SQL error is permanent and names the organization', async () => {
     const syntax = await clients.postgres.query('SELEC 1').catch((err: unknown) => err);
-    const classified = classifyPostgresError(syntax, 'acme');
+    const classified = classifyPostgresError(syntax, 'acme', 'the backup');
     expect(verdict(classified)).toBe('permanent');
     expect((classified as Error).message).toMatch(/\[postgres org=acme\].*42601/);
-    expect(verdict(classifyPostgresError(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }), 'acme'))).toBe('retried');
-    expect(verdict(classifyPostgresError(Object.assign(new Error('could not serialize access'), { code: '40001' }), 'acme'))).toBe('retried');
+    expect(verdict(classifyPostgresError(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01', severity: 'FATAL' }), 'acme', 'the backup'))).toBe('retried');
+    expect(verdict(classifyPostgresError(Object.assign(new Error('could not serialize access'), { code: '40001', severity: 'ERROR' }), 'acme', 'the backup'))).toBe('retried');
   });
 
   it('ClickHouse: a query the server rejects is permanent and names the object', async () => {

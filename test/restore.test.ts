@@ -6,7 +6,7 @@ import { backupManifestSchema } from '../src/contracts/backup';
 import { organizationDataMap } from '../src/platform/data-map';
 import { fingerprintOrganization, type OrganizationFingerprint } from '../src/platform/fingerprint';
 import { compareObjectFingerprints } from '../src/platform/fingerprint-compare';
-import { clearOrganizationPostgres } from '../src/activities/postgres-restore';
+import { clearOrganizationPostgres } from '../src/activities/postgres/purge';
 import { dropSeededOrganization, seedOrganization } from '../src/platform/seed-organization';
 import { writeArtifact } from '../src/storage/backup-store';
 import { createFilesystemBackupStore } from '../src/storage/filesystem-backup-store';

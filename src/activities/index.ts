@@ -2,48 +2,59 @@ import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { AppConfig } from '../config';
 import { BACKUP_PROGRESS_SIGNAL, type StoreProgressReport } from '../contracts/backup';
-import { DEFAULT_PLATFORM_MODEL, type PlatformModel } from '../platform/data-map';
+import type { PlatformModel } from '../platform/data-map';
 import type { BackupStore } from '../storage/backup-store';
-import { createFilesystemBackupStore } from '../storage/filesystem-backup-store';
+import type { KeyStore } from '../storage/key-store';
 import type { StoreClients } from '../store-clients';
-import { createChatArchiveActivities } from './chat-archive';
 import { createClickHouseActivities } from './clickhouse';
-import { createDeletionActivities } from './deletion';
-import { createKubernetesActivities, loadKubeConfig } from './kubernetes';
-import { createOperationActivities } from './operations';
-import { createOrganizationActivities } from './organization';
+import { createChatArchiveActivities } from './cross-store/chat-archive';
+import { createDeletionActivities } from './cross-store/deletion';
+import { createOperationActivities } from './cross-store/operation-conflicts';
+import { createOrganizationActivities } from './cross-store/organization';
+import { createStalenessActivities } from './cross-store/staleness';
+import { createKubernetesActivities, type KubernetesActivityDeps } from './kubernetes';
 import { createPostgresActivities } from './postgres';
 import { createQueueActivities } from './queue';
 import { createRedisActivities } from './redis';
-import { createStalenessActivities } from './staleness';
 import { createStorageActivities } from './storage';
 
+/** Everything the activities are made from, each built once by the worker (see `createActivityDeps` in worker.ts). */
 export interface ActivityDeps {
   config: AppConfig;
   clients: StoreClients;
   /** Temporal client for visibility queries (which operations run on an organization). */
   temporal: Client;
-  /** The organization data map's model. @default DEFAULT_PLATFORM_MODEL */
-  model?: PlatformModel;
-  /** Where backups live. @default the filesystem store of `config.backup` */
-  store?: BackupStore;
+  /** The organization data map's model. */
+  model: PlatformModel;
+  /** Where backups live. */
+  store: BackupStore;
+  /** Holds the organizations' data keys; crypto-shredding destroys them. */
+  keyStore: KeyStore;
+  /** The Kubernetes credentials, or a function that loads them on first use. */
+  kubeConfig: KubernetesActivityDeps['kubeConfig'];
 }
 
-/** Every activity of the worker, built from the injected store clients. */
+/** Every activity of the worker: the factories of each store and of the cross-store work, merged. */
 export function createActivities(deps: ActivityDeps) {
-  const { config, clients } = deps;
-  const model = deps.model ?? DEFAULT_PLATFORM_MODEL;
-  const store = deps.store ?? createFilesystemBackupStore(config.backup);
+  const { config, clients, model, store } = deps;
   const timeoutMs = config.preflightTimeoutMs;
   // Backup activities tell their workflow how far they are, so its progress query is live.
   const reportProgress = async (report: StoreProgressReport): Promise<void> => {
     const workflowId = Context.current().info.workflowExecution?.workflowId;
     if (workflowId) await deps.temporal.workflow.getHandle(workflowId).signal(BACKUP_PROGRESS_SIGNAL, report);
   };
-  let kubeConfig: ReturnType<typeof loadKubeConfig> | undefined;
   const kube = config.kubernetes;
   return {
-    ...createPostgresActivities({ postgres: clients.postgres, postgresUrl: config.postgres.url, binDir: config.postgres.binDir, timeoutMs, store, model, reportProgress }),
+    ...createPostgresActivities({
+      postgres: clients.postgres,
+      openPostgresDatabase: clients.openPostgresDatabase,
+      postgresUrl: config.postgres.url,
+      binDir: config.postgres.binDir,
+      timeoutMs,
+      store,
+      model,
+      reportProgress,
+    }),
     ...createClickHouseActivities({ clickhouse: clients.clickhouse, clickhouseUrl: config.clickhouse.url, timeoutMs, exportGzipLevel: config.clickhouse.exportGzipLevel, store, model, reportProgress }),
     ...createQueueActivities({ nats: clients.nats, timeoutMs, model }),
     ...createRedisActivities({ redis: clients.redis, redisUrl: config.redis.url, timeoutMs, model }),
@@ -52,9 +63,9 @@ export function createActivities(deps: ActivityDeps) {
     ...createChatArchiveActivities({ clickhouse: clients.clickhouse, nats: clients.nats, model }),
     ...createStalenessActivities({ postgres: clients.postgres, store, model }),
     ...createOperationActivities({ temporal: deps.temporal }),
-    ...createDeletionActivities({ config, clients, model, store }),
+    ...createDeletionActivities({ config, clients, model, store, keyStore: deps.keyStore }),
     ...createKubernetesActivities({
-      kubeConfig: () => (kubeConfig ??= loadKubeConfig({ kubeconfigPath: kube.kubeconfigPath, inCluster: kube.inCluster })),
+      kubeConfig: deps.kubeConfig,
       helmBin: kube.helmBin,
       kubeconfigPath: kube.inCluster ? undefined : kube.kubeconfigPath,
       namespace: kube.namespace,

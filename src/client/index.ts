@@ -10,4 +10,4 @@ export type { CancelDeletionSignal, DeleteOrganizationInput, RestoreMode, Restor
 export { WorkflowType } from '../contracts/operation-inputs';
 export type { PreflightReport } from '../contracts/preflight';
 export type { BackupListEntry } from '../activities/storage';
-export type { StalenessReport, StaleOrganization } from '../activities/staleness';
+export type { StalenessReport, StaleOrganization } from '../activities/cross-store/staleness';

@@ -9,7 +9,7 @@ import {
 } from '@temporalio/client';
 import type { SearchAttributePair } from '@temporalio/common';
 import { createStorageActivities, type BackupListEntry } from '../activities/storage';
-import type { StalenessReport } from '../activities/staleness';
+import type { StalenessReport } from '../activities/cross-store/staleness';
 import { loadConfig, type AppConfig } from '../config';
 import type { BackupOrganizationInput, BackupSummary } from '../contracts/backup';
 import type { ArchiveChatInput } from '../contracts/chat-archive';

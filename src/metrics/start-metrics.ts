@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TelemetryOptions } from '@temporalio/worker';
-import { DEFAULT_STALE_AFTER_MS, findStaleOrganizations } from '../activities/staleness';
+import { DEFAULT_STALE_AFTER_MS, findStaleOrganizations } from '../activities/cross-store/staleness';
 import type { AppConfig } from '../config';
 import type { StoreBackupResult } from '../contracts/backup';
 import type { ArchiveChatResult } from '../contracts/chat-archive';

@@ -1,6 +1,6 @@
 import { ApplicationFailure, defineQuery, executeChild, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { createChatArchiveActivities } from '../activities/chat-archive';
+import type { createChatArchiveActivities } from '../activities/cross-store/chat-archive';
 import { DEFAULT_ARCHIVE_AGE_MS, type ArchiveChatInput, type ArchiveChatPlatformResult, type ArchiveChatResult } from '../contracts/chat-archive';
 import { FailureType, innermostMessage, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
 import { parseOrgId } from '../platform/org-id';

@@ -1,5 +1,5 @@
 import { ApplicationFailure, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
-import type { createStalenessActivities, StalenessReport } from '../activities/staleness';
+import type { createStalenessActivities, StalenessReport } from '../activities/cross-store/staleness';
 import { FailureType, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
 import { OperationAttribute } from '../search-attributes';
 

@@ -1,5 +1,5 @@
 import { ApplicationFailure, executeChild, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { createStalenessActivities } from '../activities/staleness';
+import type { createStalenessActivities } from '../activities/cross-store/staleness';
 import { FailureType, innermostMessage, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
 import { OperationAttribute } from '../search-attributes';
 

@@ -1,5 +1,5 @@
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { httpStatusOf } from '../../src/activities/kubernetes-api';
+import { httpStatusOf } from '../../src/activities/kubernetes/errors';
 
 /**
  * Plays the kubelet for the local control plane, which has no scheduler and no kubelet: the only

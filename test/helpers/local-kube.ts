@@ -6,7 +6,7 @@ import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Deployment }
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
 import { createKubernetesActivities, type KubernetesActivities } from '../../src/activities/kubernetes';
-import { rolloutStateOf } from '../../src/activities/kubernetes-deployments';
+import { rolloutStateOf } from '../../src/activities/kubernetes/deployments';
 import { loadConfig } from '../../src/config';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');

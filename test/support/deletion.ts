@@ -5,7 +5,7 @@ import type { DeletionStatus } from '../../src/contracts/deletion';
 import { DEFAULT_PLATFORM_MODEL, ORG_PLACEHOLDER } from '../../src/platform/data-map';
 import { fingerprintOrganization, type OrganizationFingerprint } from '../../src/platform/fingerprint';
 import type { StoreClients } from '../../src/store-clients';
-import { DELETION_LOG_ROOT } from '../../src/activities/deletion-log';
+import { DELETION_LOG_ROOT } from '../../src/activities/cross-store/deletion-log';
 
 /** Fingerprint objects of the organization's sessions: a cancelled deletion leaves them revoked, by design. */
 const SESSION_OBJECTS = new Set([

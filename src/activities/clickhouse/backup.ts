@@ -1,0 +1,160 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ClickHouseClient } from '@clickhouse/client';
+import { Context } from '@temporalio/activity';
+import { z } from 'zod';
+import { CURRENT_CLICKHOUSE_ROW_HASH, manifestArtifactSchema, type ManifestArtifact, type StoreBackupResult, type StoreProgressReport } from '../../contracts/backup';
+import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
+import { clickHouseDatabaseExists, holdsData, listClickHouseTables } from '../../platform/discovery';
+import { clickHouseErrorCode } from '../../platform/clickhouse-error-code';
+import { fingerprintClickHouse } from '../../platform/fingerprint-clickhouse';
+import { quoteClickHouseQualified } from '../../platform/quoting';
+import { findFinishedArtifact, type BackupStore } from '../../storage/backup-store';
+import { ProgressTap, writeFromStream } from '../support/artifact-stream';
+import { progressReport, startHeartbeats, startProgressReports } from '../support/heartbeats';
+import { classifyClickHouseError } from './errors';
+
+export interface ClickHouseBackupDeps {
+  clickhouse: ClickHouseClient;
+  /** gzip level (1-9) the server compresses exports with. */
+  exportGzipLevel: number;
+  store: BackupStore;
+  model: PlatformModel;
+  /** Sends in-flight progress to the calling workflow (its progress query); optional. */
+  reportProgress?: (report: StoreProgressReport) => Promise<void>;
+}
+
+export const clickHouseDdlPath = (table: string) => `clickhouse/${table}.sql`;
+export const clickHouseDataPath = (table: string) => `clickhouse/${table}.native`;
+
+const heartbeatSchema = z.object({ finished: z.array(manifestArtifactSchema) });
+const createStatementRow = z.object({ statement: z.string() });
+const countRow = z.object({ rows: z.union([z.string(), z.number()]) });
+const versionRow = z.object({ version: z.string() });
+
+/**
+ * Asks the server to gzip an export in its own threads (level 1 by default: fastest); the bytes are
+ * stored as they come, so the worker neither parses nor re-compresses hundreds of MB (bench/backup.ts).
+ */
+function serverGzip(level: number) {
+  return {
+    clickhouse_settings: { enable_http_compression: 1, http_zlib_compression_level: String(level) },
+    // The client adds Accept-Encoding only when it is built to decompress every response.
+    http_headers: { 'Accept-Encoding': 'gzip' },
+    decompress_response_stream: false,
+  } as const;
+}
+/**
+ * The server refusing the compression settings: 164 READONLY ("Cannot override setting … in readonly
+ * mode", a readonly=1 user the probe missed) and 452 SETTING_CONSTRAINT_VIOLATION (a settings
+ * profile's constraint, ClickHouse 19.14 and later).
+ */
+const SETTINGS_REFUSED = ['164', '452'];
+
+/** Tables whose names our strict identifier rule accepts; a materialized view's `.inner.` table is recreated by its view. */
+const BACKED_UP_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * Backs up one organization's ClickHouse database: per table its CREATE statement and its data in
+ * `Native` format, streamed. ClickHouse has no snapshots, so each table is consistent on its own.
+ * A retried attempt keeps every artifact an earlier attempt finished (heartbeat details) when its
+ * checksum still matches.
+ */
+export async function backupClickHouse(deps: ClickHouseBackupDeps, orgId: string, backupId: string): Promise<StoreBackupResult> {
+  const map = organizationDataMap(orgId, deps.model);
+  const database = map.clickhouse.database;
+  const ctx = Context.current();
+  const earlier = heartbeatSchema.safeParse(ctx.info.heartbeatDetails);
+  const finishedBefore = new Map((earlier.success ? earlier.data.finished : []).map((a) => [a.file, a]));
+  const artifacts: ManifestArtifact[] = [];
+  const current = { object: '', bytes: 0 };
+  const heartbeats = startHeartbeats(() => ({ finished: artifacts, current }));
+  const reports = startProgressReports(() => progressReport('clickhouse', artifacts, current), deps.reportProgress);
+  let resumed = 0;
+  let serverCompression = true;
+  try {
+    const version = await queryVersion(deps.clickhouse);
+    serverCompression = await maySetSettings(deps.clickhouse);
+    if (!(await clickHouseDatabaseExists(deps.clickhouse, database))) {
+      return { store: 'clickhouse', serverVersion: version, artifacts: [], fingerprint: [], clickhouseRowHash: CURRENT_CLICKHOUSE_ROW_HASH, resumedArtifacts: 0 };
+    }
+    const tables = (await listClickHouseTables(deps.clickhouse, database)).filter((t) => BACKED_UP_NAME.test(t.name));
+    for (const table of tables) {
+      const qualified = quoteClickHouseQualified(database, table.name);
+      const steps: Array<{ file: string; object: string; produce: () => Promise<ManifestArtifact> }> = [
+        {
+          file: clickHouseDdlPath(table.name),
+          object: `clickhouse-ddl:${table.name}`,
+          produce: async () => {
+            const result = await deps.clickhouse.query({ query: `SHOW CREATE TABLE ${qualified}`, format: 'JSONEachRow' });
+            const statement = z.array(createStatementRow).parse(await result.json<unknown>())[0]?.statement ?? '';
+            const record = await writeFromStream(deps.store, { orgId, backupId, path: clickHouseDdlPath(table.name) }, { alreadyCompressed: false }, (sink) =>
+              pipeline(Readable.from([Buffer.from(`${statement}\n`)]), sink),
+            );
+            return { store: 'clickhouse', object: `clickhouse-ddl:${table.name}`, file: clickHouseDdlPath(table.name), ...record, rows: null };
+          },
+        },
+      ];
+      if (holdsData(table.engine)) {
+        steps.push({
+          file: clickHouseDataPath(table.name),
+          object: `clickhouse:${table.name}`,
+          produce: async () => {
+            const counted = await deps.clickhouse.query({ query: `SELECT toString(count()) AS rows FROM ${qualified}`, format: 'JSONEachRow' });
+            const rows = Number(z.array(countRow).parse(await counted.json<unknown>())[0]?.rows ?? 0);
+            const query = `SELECT * FROM ${qualified} FORMAT Native`;
+            let response: Awaited<ReturnType<ClickHouseClient['exec']>>;
+            try {
+              response = await deps.clickhouse.exec({ query, abort_signal: ctx.cancellationSignal, ...(serverCompression ? serverGzip(deps.exportGzipLevel) : {}) });
+            } catch (err: unknown) {
+              // Settings refused after all (e.g. a settings constraint): export uncompressed, the store gzips.
+              if (!serverCompression || !SETTINGS_REFUSED.includes(clickHouseErrorCode(err) ?? '')) throw err;
+              serverCompression = false;
+              response = await deps.clickhouse.exec({ query, abort_signal: ctx.cancellationSignal });
+            }
+            const { stream, response_headers } = response;
+            // ClickHouse 18 sends an empty result without Content-Encoding: then the store compresses.
+            const gzipped = String(response_headers['content-encoding'] ?? '').toLowerCase() === 'gzip';
+            const record = await writeFromStream(deps.store, { orgId, backupId, path: clickHouseDataPath(table.name) }, { alreadyCompressed: false, gzipped }, (sink) =>
+              pipeline(stream, new ProgressTap((n) => (current.bytes = n)), sink, { signal: ctx.cancellationSignal }),
+            ).catch((err: unknown) => {
+              // A writer that could not open leaves the response unread; free its connection.
+              stream.destroy();
+              throw err;
+            });
+            return { store: 'clickhouse', object: `clickhouse:${table.name}`, file: clickHouseDataPath(table.name), ...record, rows };
+          },
+        });
+      }
+      for (const step of steps) {
+        current.object = step.object;
+        current.bytes = 0;
+        const before = finishedBefore.get(step.file);
+        if (before && (await findFinishedArtifact(deps.store, { orgId, backupId, path: step.file }, before.sha256))) {
+          artifacts.push(before);
+          resumed++;
+          continue;
+        }
+        artifacts.push(await step.produce());
+      }
+    }
+    const fingerprint = await fingerprintClickHouse(deps.clickhouse, map, { rowHash: CURRENT_CLICKHOUSE_ROW_HASH });
+    return { store: 'clickhouse', serverVersion: version, artifacts, fingerprint, clickhouseRowHash: CURRENT_CLICKHOUSE_ROW_HASH, resumedArtifacts: resumed };
+  } catch (err) {
+    throw classifyClickHouseError(err, orgId, current.object || database);
+  } finally {
+    heartbeats.stop();
+    reports.stop();
+  }
+}
+
+/** False for a readonly=1 user, whom the server refuses any setting (such as HTTP compression). */
+async function maySetSettings(client: ClickHouseClient): Promise<boolean> {
+  const result = await client.query({ query: "SELECT value FROM system.settings WHERE name = 'readonly'", format: 'JSONEachRow' });
+  return z.array(z.object({ value: z.string() })).parse(await result.json<unknown>())[0]?.value !== '1';
+}
+
+async function queryVersion(client: ClickHouseClient): Promise<string> {
+  const result = await client.query({ query: 'SELECT version() AS version', format: 'JSONEachRow' });
+  return z.array(versionRow).parse(await result.json<unknown>())[0]?.version ?? 'unknown';
+}

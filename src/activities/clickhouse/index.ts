@@ -1,0 +1,68 @@
+import type { ClickHouseClient } from '@clickhouse/client';
+import { addressOf } from '../../config';
+import type { StoreProbe } from '../../contracts/preflight';
+import { CURRENT_CLICKHOUSE_ROW_HASH, type ClickHouseRowHash, type StoreBackupResult, type StoreProgressReport } from '../../contracts/backup';
+import type { PlatformModel } from '../../platform/data-map';
+import type { BackupStore } from '../../storage/backup-store';
+import { backupClickHouse } from './backup';
+import { dropClickHouseDatabase, restoreClickHouse, type RestoreClickHouseInput } from './restore';
+import { organizationDataMap } from '../../platform/data-map';
+import { fingerprintClickHouse } from '../../platform/fingerprint-clickhouse';
+import type { ObjectFingerprint } from '../../platform/fingerprint';
+import { probeStore } from '../support/probe';
+import { withClickHouseClassification } from './errors';
+
+export interface ClickHouseActivityDeps {
+  clickhouse: ClickHouseClient;
+  clickhouseUrl: string;
+  timeoutMs: number;
+  /** gzip level of backup exports (CLICKHOUSE_EXPORT_GZIP_LEVEL). */
+  exportGzipLevel: number;
+  store: BackupStore;
+  model: PlatformModel;
+  /** Sends in-flight backup progress to the calling workflow. */
+  reportProgress?: (report: StoreProgressReport) => Promise<void>;
+}
+
+export function createClickHouseActivities(deps: ClickHouseActivityDeps) {
+  return {
+    /** Reachability, version and round-trip time of the ClickHouse server (HTTP interface). */
+    async probeClickHouse(): Promise<StoreProbe> {
+      return probeStore('clickhouse', addressOf(deps.clickhouseUrl), deps.timeoutMs, async () => {
+        const result = await deps.clickhouse.query({ query: 'SELECT version() AS version', format: 'JSONEachRow' });
+        const rows = await result.json<{ version: string }>();
+        return { version: rows[0]?.version ?? 'unknown' };
+      });
+    },
+
+    /** Every table of the organization's database: CREATE statement and Native data; see backup.ts. */
+    async backupClickHouse(input: { orgId: string; backupId: string }): Promise<StoreBackupResult> {
+      return backupClickHouse(deps, input.orgId, input.backupId);
+    },
+
+    /** Restores a backup's ClickHouse part as `targetOrgId` (or into a scratch database). */
+    async restoreClickHouse(input: RestoreClickHouseInput): Promise<{ database: string; tables: number; rows: number }> {
+      return restoreClickHouse(deps, input);
+    },
+
+    /** Drops a ClickHouse scratch database; only names of the scratch prefix are accepted. */
+    async dropClickHouseScratch(input: { database: string }): Promise<void> {
+      if (!/^eloquent_scratch_[a-z0-9_]{1,40}$/.test(input.database)) throw new Error(`not a scratch database: ${input.database}`);
+      await withClickHouseClassification(undefined, input.database, () => dropClickHouseDatabase(deps.clickhouse, input.database));
+    },
+
+    /** Drops the organization's ClickHouse database (idempotent). */
+    async clearOrganizationClickHouse(input: { orgId: string }): Promise<void> {
+      const map = organizationDataMap(input.orgId, deps.model);
+      await withClickHouseClassification(map.orgId, map.clickhouse.database, () => dropClickHouseDatabase(deps.clickhouse, map.clickhouse.database));
+    },
+
+    /** Fingerprints the organization's tables inside a scratch database. */
+    async fingerprintClickHouseScratch(input: { orgId: string; database: string; rowHash?: ClickHouseRowHash }): Promise<ObjectFingerprint[]> {
+      const map = organizationDataMap(input.orgId, deps.model);
+      return withClickHouseClassification(map.orgId, input.database, () =>
+        fingerprintClickHouse(deps.clickhouse, map, { database: input.database, rowHash: input.rowHash ?? CURRENT_CLICKHOUSE_ROW_HASH }),
+      );
+    },
+  };
+}

@@ -1,0 +1,97 @@
+import type { Pool } from 'pg';
+import { addressOf } from '../../config';
+import type { StoreProbe } from '../../contracts/preflight';
+import { CURRENT_POSTGRES_ROW_HASH, type PostgresRowHash, type StoreBackupResult, type StoreProgressReport } from '../../contracts/backup';
+import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
+import type { ObjectFingerprint } from '../../platform/fingerprint';
+import { fingerprintPostgres } from '../../platform/fingerprint-postgres';
+import type { BackupStore } from '../../storage/backup-store';
+import type { StoreClients } from '../../store-clients';
+import { probeStore } from '../support/probe';
+import { backupPostgres } from './backup';
+import { withPostgresClassification } from './errors';
+import { assertOrganizationExists } from './organization-row';
+import { dumpPlatformGlobals, listOrganizationsPage } from './platform';
+import { clearOrganizationPostgres } from './purge';
+import { restorePostgres, type RestorePostgresInput, type RestorePostgresResult } from './restore';
+import { dropScratchDatabase } from './scratch';
+
+export interface PostgresActivityDeps {
+  postgres: Pool;
+  openPostgresDatabase: StoreClients['openPostgresDatabase'];
+  postgresUrl: string;
+  binDir: string;
+  timeoutMs: number;
+  store: BackupStore;
+  model: PlatformModel;
+  /** Sends in-flight backup progress to the calling workflow. */
+  reportProgress?: (report: StoreProgressReport) => Promise<void>;
+}
+
+/**
+ * The PostgreSQL activities. Every one but the probe throws PostgreSQL's errors classified by the
+ * SQLSTATE table of errors.ts; the probe reports any failure as the store being unreachable.
+ */
+export function createPostgresActivities(deps: PostgresActivityDeps) {
+  return {
+    /** Reachability, version and round-trip time of the platform database. */
+    async probePostgres(): Promise<StoreProbe> {
+      return probeStore('postgres', addressOf(deps.postgresUrl), deps.timeoutMs, async () => {
+        const result = await deps.postgres.query<{ version: string; database: string }>(
+          "SELECT current_setting('server_version') AS version, current_database() AS database",
+        );
+        const row = result.rows[0];
+        // "15.20 (Debian 15.20-0+deb12u1)": the number is the version, the rest is the packager.
+        return { version: row?.version.split(' ')[0] ?? 'unknown', details: { database: row?.database ?? '' } };
+      });
+    },
+
+    /** The organization's schemas and shared rows from one snapshot; see backup.ts. */
+    async backupPostgres(input: { orgId: string; backupId: string }): Promise<StoreBackupResult> {
+      return backupPostgres(deps, input.orgId, input.backupId);
+    },
+
+    /** Fails non-retryable with `UnknownOrganization` unless the organization's row exists. */
+    async assertOrganizationExists(orgId: string): Promise<void> {
+      const map = organizationDataMap(orgId, deps.model);
+      await withPostgresClassification(map.orgId, 'assertOrganizationExists', () => assertOrganizationExists(deps.postgres, map));
+    },
+
+    /** `pg_dumpall --globals-only` into the platform folder of the backup store. */
+    async dumpPlatformGlobals(input: { backupId: string }) {
+      return withPostgresClassification(undefined, 'dumpPlatformGlobals', () => dumpPlatformGlobals(deps, input.backupId), 'globals');
+    },
+
+    /** Organization ids after `afterId`, sorted, at most `limit`. */
+    async listOrganizationsPage(input: { afterId: string; limit: number }): Promise<string[]> {
+      return withPostgresClassification(undefined, 'listOrganizationsPage', () => listOrganizationsPage(deps, input.afterId, input.limit));
+    },
+
+    /** Restores a backup's PostgreSQL part as `targetOrgId` (or into a scratch database); see restore.ts. */
+    async restorePostgres(input: RestorePostgresInput): Promise<RestorePostgresResult> {
+      return restorePostgres(deps, input);
+    },
+
+    /** Drops a scratch database of a verification or restore; gone already is fine. */
+    async dropPostgresScratch(input: { database: string }): Promise<{ dropped: boolean }> {
+      return { dropped: await withPostgresClassification(undefined, 'dropPostgresScratch', () => dropScratchDatabase(deps.postgres, input.database), input.database) };
+    },
+
+    /** Removes the organization's schemas and shared rows from the platform database (idempotent). */
+    async clearOrganizationPostgres(input: { orgId: string }): Promise<{ schemas: string[]; rows: number }> {
+      const map = organizationDataMap(input.orgId, deps.model);
+      return withPostgresClassification(map.orgId, 'clearOrganizationPostgres', () => clearOrganizationPostgres(deps.postgres, map));
+    },
+
+    /** Fingerprints the organization's PostgreSQL objects inside a scratch database. */
+    async fingerprintPostgresScratch(input: { orgId: string; database: string; rowHash?: PostgresRowHash }): Promise<ObjectFingerprint[]> {
+      const map = organizationDataMap(input.orgId, deps.model);
+      const pool = deps.openPostgresDatabase(input.database, 1);
+      try {
+        return await withPostgresClassification(map.orgId, 'fingerprintPostgresScratch', () => fingerprintPostgres(pool, map, { rowHash: input.rowHash ?? CURRENT_POSTGRES_ROW_HASH }), input.database);
+      } finally {
+        await pool.end();
+      }
+    },
+  };
+}

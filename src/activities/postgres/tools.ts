@@ -1,0 +1,77 @@
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { FailureType, permanentFailure } from '../../errors';
+import { ProgressTap } from '../support/artifact-stream';
+
+/** `pg_dump`'s path, from the configured directory or PATH. */
+export function pgTool(binDir: string, tool: 'pg_dump' | 'pg_dumpall' | 'pg_restore' | 'psql'): string {
+  return binDir ? path.join(binDir, tool) : tool;
+}
+
+/** Runs a tool and returns its stdout as text; used for `--version`. */
+export async function toolVersion(command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, ['--version'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`${command} --version exited with ${code}`))));
+  });
+}
+
+/** The major version in "pg_dump (PostgreSQL) 15.20 (Debian…)" or "15.20". */
+export function majorVersion(version: string): number {
+  const match = /(\d+)(?:\.\d+)?/.exec(version.replace(/^[^\d]*/, ''));
+  return match ? Number(match[1]) : NaN;
+}
+
+/**
+ * Runs a trusted tool (pg_dump) and streams its stdout into `sink`; stderr is kept for the message.
+ * Cancellation kills the tool. A non-zero exit fails with the tool's own words.
+ */
+export async function runToolInto(
+  command: string,
+  args: string[],
+  sink: NodeJS.WritableStream,
+  signal: AbortSignal,
+  onBytes: (bytes: number) => void,
+  context: { orgId: string; object: string },
+): Promise<void> {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], signal });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    if (stderr.length < 8192) stderr += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve(code));
+  });
+  await pipeline(child.stdout, new ProgressTap(onBytes), sink);
+  const code = await exited;
+  if (code !== 0) {
+    const words = stderr.trim() || `exit code ${code}`;
+    const error = new Error(`${path.basename(command)} failed for ${context.object}: ${words}`);
+    if (/server version mismatch|No space left/i.test(words)) {
+      throw permanentFailure(/No space/i.test(words) ? FailureType.DiskFull : FailureType.ToolVersionMismatch, error.message, { store: 'postgres', ...context });
+    }
+    throw error;
+  }
+}
+
+/** Runs a tool that reads `input` on stdin; fails with its own words. */
+export async function runToolFrom(command: string, args: string[], input: NodeJS.ReadableStream | undefined, signal: AbortSignal, what: string): Promise<void> {
+  const child = spawn(command, args, { stdio: [input ? 'pipe' : 'ignore', 'ignore', 'pipe'], signal });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    if (stderr.length < 8192) stderr += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', resolve);
+  });
+  const feeding = input && child.stdin ? pipeline(input, child.stdin).catch((err: unknown) => err) : Promise.resolve(undefined);
+  const [code, feedError] = await Promise.all([exited, feeding]);
+  if (code !== 0) throw new Error(`${what} failed: ${stderr.trim() || `exit code ${code}`}`);
+  if (feedError instanceof Error && !/EPIPE/.test(feedError.message)) throw feedError;
+}

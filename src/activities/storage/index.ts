@@ -1,0 +1,222 @@
+import { Context } from '@temporalio/activity';
+import {
+  backupManifestSchema,
+  LEGACY_CLICKHOUSE_ROW_HASH,
+  LEGACY_POSTGRES_ROW_HASH,
+  MANIFEST_FORMAT_VERSION,
+  type BackupManifest,
+  type BackupStoreName,
+  type StoreBackupResult,
+} from '../../contracts/backup';
+import { FailureType, permanentFailure } from '../../errors';
+import { parseOrgId } from '../../platform/org-id';
+import type { VerificationReport } from '../../contracts/verification';
+import { MANIFEST_FILE, VERIFICATION_FILE, type BackupStore } from '../../storage/backup-store';
+import { readManifest } from './manifest';
+import { decideRetention, type RetentionDecision, type RetentionPolicy } from '../../storage/retention';
+
+/** A JSON document beside the manifest that keeps pruning away from a backup (e.g. a running deletion's). */
+export const HOLD_FILE = 'hold.json';
+
+export interface StorageActivityDeps {
+  store: BackupStore;
+}
+
+export interface CommitBackupInput {
+  orgId: string;
+  backupId: string;
+  workflowId: string;
+  reason: string;
+  startedAt: string;
+  stores: BackupStoreName[];
+  results: StoreBackupResult[];
+  ephemeral: BackupManifest['ephemeral'];
+}
+
+/** One backup as `listBackups` shows it. */
+export interface BackupListEntry {
+  backupId: string;
+  orgId: string;
+  startedAt: string;
+  finishedAt?: string;
+  status: 'complete' | 'incomplete';
+  storedBytes: number;
+  artifacts: number;
+  reason?: string;
+  keyId?: string;
+  verification?: { result: string; verifiedAt: string };
+}
+
+export function createStorageActivities(deps: StorageActivityDeps) {
+  const { store } = deps;
+  return {
+    /**
+     * Writes the manifest — last, atomically — after checking every artifact the stores reported is
+     * committed with the checksum they reported. Removes temporary files of crashed attempts.
+     */
+    async commitBackup(input: CommitBackupInput): Promise<BackupManifest> {
+      const artifacts = input.results.flatMap((r) => r.artifacts);
+      for (const artifact of artifacts) {
+        Context.current().heartbeat({ checking: artifact.file });
+        const check = await store.verifyArtifactChecksum({ orgId: input.orgId, backupId: input.backupId, path: artifact.file }, artifact.sha256);
+        if (!check.matches) {
+          throw permanentFailure(
+            FailureType.ChecksumMismatch,
+            `artifact ${artifact.file} ${check.exists ? `hashes to ${check.actualSha256}, expected ${artifact.sha256}` : 'is missing'}`,
+            { store: 'storage', orgId: input.orgId, object: `${input.backupId}/${artifact.file}` },
+          );
+        }
+      }
+      await store.removeTemporaryFiles({ orgId: input.orgId, backupId: input.backupId });
+      const versionOf = (store: BackupStoreName) => input.results.find((r) => r.store === store);
+      const keyIds = [...new Set(artifacts.flatMap((a) => (a.keyId ? [a.keyId] : [])))];
+      const manifest: BackupManifest = {
+        formatVersion: MANIFEST_FORMAT_VERSION,
+        backupId: input.backupId,
+        orgId: input.orgId,
+        reason: input.reason,
+        workflowId: input.workflowId,
+        startedAt: input.startedAt,
+        finishedAt: new Date().toISOString(),
+        stores: input.stores,
+        serverVersions: {
+          ...(versionOf('postgres') ? { postgres: versionOf('postgres')?.serverVersion, pgDump: versionOf('postgres')?.toolVersion } : {}),
+          ...(versionOf('clickhouse') ? { clickhouse: versionOf('clickhouse')?.serverVersion } : {}),
+        },
+        ...(keyIds[0] ? { keyId: keyIds[0] } : {}),
+        artifacts,
+        fingerprint: {
+          takenAt: input.startedAt,
+          ...(versionOf('postgres') ? { postgresRowHash: versionOf('postgres')?.postgresRowHash ?? LEGACY_POSTGRES_ROW_HASH } : {}),
+          ...(versionOf('clickhouse') ? { clickhouseRowHash: versionOf('clickhouse')?.clickhouseRowHash ?? LEGACY_CLICKHOUSE_ROW_HASH } : {}),
+          objects: input.results.flatMap((r) => r.fingerprint),
+        },
+        ephemeral: input.ephemeral,
+      };
+      await store.writeJson({ orgId: input.orgId, backupId: input.backupId }, MANIFEST_FILE, backupManifestSchema.parse(manifest));
+      return manifest;
+    },
+
+    /** Removes what an abandoned backup attempt wrote (no manifest exists, so it never "existed"). */
+    async discardIncompleteBackup(input: { orgId: string; backupId: string }): Promise<{ deleted: boolean }> {
+      if ((await store.readJson(input, MANIFEST_FILE)) !== undefined) return { deleted: false };
+      return store.deleteBackup(input);
+    },
+
+    /** Backups of an organization, newest first, with size, status and verification result. */
+    async listBackups(orgIdInput: string): Promise<BackupListEntry[]> {
+      const orgId = parseOrgId(orgIdInput);
+      const listings = await store.listBackups(orgId);
+      const entries: BackupListEntry[] = [];
+      for (const listing of listings) {
+        const ref = { orgId, backupId: listing.backupId };
+        const manifest = listing.complete ? backupManifestSchema.safeParse(await store.readJson(ref, MANIFEST_FILE)) : undefined;
+        const verification = listing.verified ? await store.readJson(ref, VERIFICATION_FILE) : undefined;
+        const verified = verificationSummary(verification);
+        entries.push({
+          backupId: listing.backupId,
+          orgId,
+          startedAt: listing.startedAt,
+          status: manifest?.success ? 'complete' : 'incomplete',
+          storedBytes: listing.storedBytes,
+          artifacts: listing.artifactCount,
+          ...(manifest?.success ? { finishedAt: manifest.data.finishedAt, reason: manifest.data.reason, ...(manifest.data.keyId ? { keyId: manifest.data.keyId } : {}) } : {}),
+          ...(verified ? { verification: verified } : {}),
+        });
+      }
+      return entries;
+    },
+
+    /** Puts a hold on a backup: pruning never removes it until the hold is released. Idempotent. */
+    async holdBackup(input: { orgId: string; backupId: string; heldBy: string; reason: string }): Promise<void> {
+      await readManifest(store, input.orgId, input.backupId);
+      await store.writeJson({ orgId: input.orgId, backupId: input.backupId }, HOLD_FILE, { heldBy: input.heldBy, reason: input.reason, since: new Date().toISOString() });
+    },
+
+    /** Releases the hold on a backup, so pruning may remove it again. Idempotent. */
+    async releaseBackupHold(input: { orgId: string; backupId: string }): Promise<{ released: boolean }> {
+      return { released: (await store.deleteJson(input, HOLD_FILE)).deleted };
+    },
+
+    /**
+     * Applies a retention policy to one organization's backups (see retention.ts): never the newest
+     * complete backup, never a held one, never an incomplete one younger than a day.
+     */
+    async pruneOrganizationBackups(input: { orgId: string; policy: RetentionPolicy; dryRun: boolean }): Promise<RetentionDecision & { orgId: string }> {
+      const listings = await store.listBackups(input.orgId);
+      const candidates = [];
+      for (const listing of listings) {
+        const held = (await store.readJson({ orgId: input.orgId, backupId: listing.backupId }, HOLD_FILE)) !== undefined;
+        candidates.push({ backupId: listing.backupId, startedAt: listing.startedAt, complete: listing.complete, held });
+      }
+      const decision = decideRetention(candidates, input.policy, new Date());
+      if (!input.dryRun) {
+        for (const backupId of decision.remove) {
+          Context.current().heartbeat({ removing: backupId });
+          await store.deleteBackup({ orgId: input.orgId, backupId });
+        }
+      }
+      return { orgId: input.orgId, ...decision };
+    },
+
+    /** Organizations that have backups in the store. */
+    async listBackedUpOrganizations(): Promise<string[]> {
+      return (await store.listOrganizations()).filter((id) => !id.startsWith('_'));
+    },
+
+    /**
+     * Finds a backup: by id (in `orgId`'s folder, or searched across organizations), or the newest
+     * complete backup of `orgId` when `latest`. @throws `UnknownBackup` naming what was looked for.
+     */
+    async locateBackup(input: { backupId?: string; orgId?: string; latest?: boolean }): Promise<{ orgId: string; backupId: string }> {
+      if (input.latest) {
+        const orgId = parseOrgId(input.orgId);
+        const newest = (await store.listBackups(orgId)).find((b) => b.complete);
+        if (!newest) throw permanentFailure(FailureType.UnknownBackup, `organization ${orgId} has no complete backup`, { store: 'storage', orgId });
+        return { orgId, backupId: newest.backupId };
+      }
+      const backupId = input.backupId ?? '';
+      const orgIds = input.orgId !== undefined ? [parseOrgId(input.orgId)] : (await store.listOrganizations()).filter((id) => !id.startsWith('_'));
+      for (const orgId of orgIds) {
+        if ((await store.listBackups(orgId)).some((b) => b.backupId === backupId && b.complete)) return { orgId, backupId };
+      }
+      throw permanentFailure(FailureType.UnknownBackup, `no complete backup with id ${JSON.stringify(backupId)}${input.orgId ? ` for organization ${input.orgId}` : ''}`, {
+        store: 'storage',
+        object: backupId,
+      });
+    },
+
+    /** The manifest of a backup, validated. */
+    async readBackupManifest(input: { orgId: string; backupId: string }): Promise<BackupManifest> {
+      return readManifest(store, input.orgId, input.backupId);
+    },
+
+    /**
+     * Checks every artifact of the manifest: present, with the recorded size and SHA-256 of its stored
+     * bytes. Returns one line per problem, naming the artifact and both checksums.
+     */
+    async checkBackupArtifacts(input: { orgId: string; backupId: string }): Promise<string[]> {
+      const manifest = await readManifest(store, input.orgId, input.backupId);
+      const problems: string[] = [];
+      for (const artifact of manifest.artifacts) {
+        Context.current().heartbeat({ checking: artifact.file });
+        const check = await store.verifyArtifactChecksum({ ...input, path: artifact.file }, artifact.sha256);
+        if (!check.exists) problems.push(`${artifact.file}: missing`);
+        else if (check.bytes !== artifact.bytes) problems.push(`${artifact.file}: ${check.bytes} bytes, manifest says ${artifact.bytes}`);
+        else if (!check.matches) problems.push(`${artifact.file}: SHA-256 ${check.actualSha256}, manifest says ${artifact.sha256}`);
+      }
+      return problems;
+    },
+
+    /** Writes `verification.json` beside the manifest (atomically). */
+    async recordVerification(input: { orgId: string; backupId: string; report: VerificationReport }): Promise<void> {
+      await store.writeJson({ orgId: input.orgId, backupId: input.backupId }, VERIFICATION_FILE, input.report);
+    },
+  };
+}
+
+function verificationSummary(value: unknown): { result: string; verifiedAt: string } | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const { result, verifiedAt } = value as { result?: unknown; verifiedAt?: unknown };
+  return typeof result === 'string' && typeof verifiedAt === 'string' ? { result, verifiedAt } : undefined;
+}
