@@ -12,7 +12,8 @@ import { findFinishedArtifact, writeArtifact, type ArtifactRef, type BackupRef }
 import { createDecryptStream, createEncryptStream, masterKeyId, type DataKey } from '../src/storage/encryption';
 import { FilesystemBackupStore } from '../src/storage/filesystem-backup-store';
 import { classifyFilesystemError } from '../src/storage/filesystem-io';
-import { FileKeyStore, KEYS_FILE } from '../src/storage/key-store';
+import { KEYS_FILE } from '../src/storage/backup-layout';
+import { FileKeyStore } from '../src/storage/key-store';
 
 let root: string;
 const masterA = randomBytes(32);
