@@ -29,7 +29,10 @@ export class InMemoryBlobs implements BlobStore {
     return {
       stream,
       commit: async (): Promise<void> => {
-        await written;
+        await written.catch((err: unknown) => {
+          this.uploads.delete(id);
+          throw err;
+        });
         if (!this.uploads.delete(id)) throw new Error(`upload of ${key} was removed before its commit`);
         this.set(key, Buffer.concat(chunks));
       },
