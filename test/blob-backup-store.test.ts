@@ -11,6 +11,7 @@ import { readBlob, type BlobStore, type BlobUpload } from '../src/storage/blob-s
 import type { DataKey } from '../src/storage/encryption';
 import { InMemoryBlobs } from '../src/storage/in-memory-blobs';
 import type { KeyStore, RotationReport } from '../src/storage/key-store';
+import { failingSource } from './support/failing-source';
 
 /** The store's pipeline, commit protocol and layout, on blobs in memory: no disk, no keys file. */
 
@@ -197,11 +198,7 @@ describe('artifact pipeline and commit protocol', () => {
 
   test('a source that fails midway leaves no artifact and no unfinished upload', async () => {
     const { store, blobs } = storeOn();
-    const failing = new Readable({
-      read() {
-        this.destroy(new Error('clickhouse closed the connection'));
-      },
-    });
+    const failing = failingSource('clickhouse closed the connection');
     await expect(writeArtifact(store, ref, failing, { alreadyCompressed: false })).rejects.toThrow('clickhouse closed the connection');
     expect(blobs.changes.at(-1)).toBe(`abort ${artifactKey(ref)}`);
     expect(await store.statArtifact(ref)).toEqual({ exists: false });

@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { readBlob, type BlobStore } from '../src/storage/blob-store';
 import { FilesystemBlobs } from '../src/storage/filesystem-blobs';
 import { InMemoryBlobs } from '../src/storage/in-memory-blobs';
+import { failingSource } from './support/failing-source';
 
 /**
  * The contract every blob backend keeps, run against each one. A new backend (S3-compatible) is
@@ -70,11 +71,7 @@ describe.each(backends)('blobs %s', (_name, make) => {
   test('a stream that fails leaves its upload uncommittable and nothing under the key', async () => {
     const blobs = await make();
     const writer = await blobs.create('org_a/b1/postgres/schemas.dump', context);
-    const failing = new Readable({
-      read() {
-        this.destroy(new Error('pg_dump exited with code 1'));
-      },
-    });
+    const failing = failingSource('pg_dump exited with code 1');
     await expect(pipeline(failing, writer.stream)).rejects.toThrow('pg_dump exited with code 1');
     await expect(writer.commit()).rejects.toThrow();
     await writer.abort();

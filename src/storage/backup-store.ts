@@ -4,14 +4,11 @@ import { pipeline } from 'node:stream/promises';
 /**
  * The backup store: where artifacts, manifests and verification reports live.
  *
- * Workflows and activities only see this interface, so an S3-compatible store (multipart upload as
- * the writer, object metadata as the sidecar, `CompleteMultipartUpload` as the atomic commit) can be
- * added without touching them. Layout, whatever the implementation:
- *
- * ```
- * <orgId>/<backupId>/<artifact path>    e.g. postgres/schemas.dump, clickhouse/kg_nodes.native
- * <orgId>/<backupId>/<name>.json        manifest.json, verification.json (written atomically)
- * ```
+ * Workflows and activities only see this interface. Its one implementation, `BlobBackupStore`
+ * (blob-backup-store.ts), is built in layers: the artifact pipeline (artifact-pipeline.ts) encodes
+ * the bytes, the layout (backup-layout.ts) names every key, e.g. `<orgId>/<backupId>/postgres/schemas.dump`
+ * and `<orgId>/<backupId>/manifest.json`, and a small blob interface (blob-store.ts) stores them. A new
+ * backend, such as an S3-compatible bucket, implements only the blob interface.
  *
  * Checksums: `sha256` and `bytes` always describe the STORED bytes (after compression and
  * encryption), so verification can re-hash files without any key and an operator can check them

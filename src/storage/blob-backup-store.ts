@@ -176,7 +176,7 @@ export class BlobBackupStore implements BackupStore {
       listings.push({
         orgId,
         backupId,
-        startedAt: await this.backupStartedAt(backup, keys),
+        startedAt: await this.backupStartedAt(backup, keys, contents.hasMarker),
         complete: contents.complete,
         verified: contents.verified,
         artifactCount: artifacts.length,
@@ -192,7 +192,7 @@ export class BlobBackupStore implements BackupStore {
   }
 
   async deleteBackup(backup: BackupRef): Promise<{ deleted: boolean }> {
-    const context: FailureContext = { store: 'storage', orgId: backup.orgId, object: `${backup.orgId}/${backup.backupId}` };
+    const context = backupContext(backup);
     // The manifest goes first and durably: from here on the backup is incomplete, never "complete but partial".
     const hadManifest = await this.blobs.delete(documentKey(backup, MANIFEST_FILE), context);
     const hadAnything = await this.blobs.deletePrefix(backupPrefix(backup), context);
@@ -201,7 +201,7 @@ export class BlobBackupStore implements BackupStore {
 
   async removeTemporaryFiles(backup: BackupRef): Promise<string[]> {
     const prefix = backupPrefix(backup);
-    const context: FailureContext = { store: 'storage', orgId: backup.orgId, object: `${backup.orgId}/${backup.backupId}` };
+    const context = backupContext(backup);
     const removed: string[] = [];
     for (const key of await this.blobs.listUnfinished(prefix)) {
       await this.blobs.delete(key, context);
@@ -239,16 +239,16 @@ export class BlobBackupStore implements BackupStore {
   /** Records when the backup started, once; listing sorts on it. */
   private async markBackupStarted(backup: BackupRef): Promise<void> {
     const marker = `${JSON.stringify({ orgId: backup.orgId, backupId: backup.backupId, startedAt: new Date().toISOString() })}\n`;
-    await this.blobs.putIfAbsent(markerKey(backup), marker, { store: 'storage', orgId: backup.orgId, object: `${backup.orgId}/${backup.backupId}` });
+    await this.blobs.putIfAbsent(markerKey(backup), marker, backupContext(backup));
   }
 
   /**
    * The marker's time; without one (a folder made by hand, or a crash while writing it), the time of
    * the backup's oldest blob, or the epoch for a backup with none: an empty folder holds nothing to keep.
    */
-  private async backupStartedAt(backup: BackupRef, relativeKeys: readonly string[]): Promise<string> {
+  private async backupStartedAt(backup: BackupRef, relativeKeys: readonly string[], hasMarker: boolean): Promise<string> {
     const prefix = backupPrefix(backup);
-    if (backupContents(relativeKeys).hasMarker) {
+    if (hasMarker) {
       const content = await readBlob(this.blobs, markerKey(backup));
       try {
         const parsed = markerSchema.safeParse(JSON.parse(content?.toString('utf8') ?? ''));
@@ -268,6 +268,10 @@ export class BlobBackupStore implements BackupStore {
 
 function artifactContext(ref: ArtifactRef): FailureContext {
   return { store: 'storage', orgId: ref.orgId, object: describeArtifact(ref) };
+}
+
+function backupContext(backup: BackupRef): FailureContext {
+  return { store: 'storage', orgId: backup.orgId, object: `${backup.orgId}/${backup.backupId}` };
 }
 
 function documentContext(backup: BackupRef, name: string): FailureContext {
