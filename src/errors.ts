@@ -112,6 +112,16 @@ export function messageOf(err: unknown): string {
   return String(err);
 }
 
+/**
+ * `err` as an Error without losing its `code`. Errors made by Node itself fail `instanceof Error` in
+ * other realms (jest's sandbox, vm contexts), so the shape is checked instead of the prototype.
+ */
+export function asError(err: unknown): Error {
+  if (err instanceof Error) return err;
+  if (typeof err === 'object' && err !== null && 'message' in err && typeof err.message === 'string') return Object.assign(new Error(err.message), err);
+  return new Error(String(err));
+}
+
 /** The innermost message of a failure chain: a workflow failure's own words sit a few causes deep. */
 export function innermostMessage(err: unknown): string {
   let message = String(err);

@@ -8,11 +8,13 @@ import { pipeline } from 'node:stream/promises';
 import { gzipSync } from 'node:zlib';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../src/errors';
+import { failingSource } from './support/failing-source';
 import { findFinishedArtifact, writeArtifact, type ArtifactRef, type BackupRef } from '../src/storage/backup-store';
 import { createDecryptStream, createEncryptStream, masterKeyId, type DataKey } from '../src/storage/encryption';
 import { FilesystemBackupStore } from '../src/storage/filesystem-backup-store';
 import { classifyFilesystemError } from '../src/storage/filesystem-io';
-import { FileKeyStore, KEYS_FILE } from '../src/storage/key-store';
+import { KEYS_FILE } from '../src/storage/backup-layout';
+import { FileKeyStore } from '../src/storage/key-store';
 
 let root: string;
 const masterA = randomBytes(32);
@@ -490,11 +492,7 @@ describe('errors', () => {
     const store = storeWith(undefined);
     const ref: ArtifactRef = { ...freshBackup(), path: 'postgres/schemas.dump' };
     const writer = await store.openArtifactWriter(ref, { alreadyCompressed: true });
-    const failing = new Readable({
-      read() {
-        this.destroy(new Error('pg_dump exited with code 1'));
-      },
-    });
+    const failing = failingSource('pg_dump exited with code 1');
     await expect(pipeline(failing, writer.stream)).rejects.toThrow('pg_dump exited with code 1');
     await expect(writer.commit()).rejects.toThrow();
     await writer.abort();

@@ -1,18 +1,14 @@
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { FailureType, permanentFailure } from '../errors';
 
 /**
  * The backup store: where artifacts, manifests and verification reports live.
  *
- * Workflows and activities only see this interface, so an S3-compatible store (multipart upload as
- * the writer, object metadata as the sidecar, `CompleteMultipartUpload` as the atomic commit) can be
- * added without touching them. Layout, whatever the implementation:
- *
- * ```
- * <orgId>/<backupId>/<artifact path>    e.g. postgres/schemas.dump, clickhouse/kg_nodes.native
- * <orgId>/<backupId>/<name>.json        manifest.json, verification.json (written atomically)
- * ```
+ * Workflows and activities only see this interface. Its one implementation, `BlobBackupStore`
+ * (blob-backup-store.ts), is built in layers: the artifact pipeline (artifact-pipeline.ts) encodes
+ * the bytes, the layout (backup-layout.ts) names every key, e.g. `<orgId>/<backupId>/postgres/schemas.dump`
+ * and `<orgId>/<backupId>/manifest.json`, and a small blob interface (blob-store.ts) stores them. A new
+ * backend, such as an S3-compatible bucket, implements only the blob interface.
  *
  * Checksums: `sha256` and `bytes` always describe the STORED bytes (after compression and
  * encryption), so verification can re-hash files without any key and an operator can check them
@@ -192,88 +188,8 @@ export interface BackupListing {
   temporaryFiles: number;
 }
 
-/** The top-level documents with a meaning to the architecture. */
-export const MANIFEST_FILE = 'manifest.json';
-export const VERIFICATION_FILE = 'verification.json';
-
-/** Letters, digits, `_`, `.`, `-`; starts with a letter, digit or `_` (so never `.`, `..`, a hidden or temp name, or an option). */
-const SAFE_SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$/;
-/** Suffix of the per-artifact metadata file; artifact names may not end with it. */
-export const SIDECAR_SUFFIX = '.meta.json';
-const MAX_ARTIFACT_DEPTH = 6;
-
-function invalidSegment(what: string, value: string, segment: string, orgId: string | undefined): never {
-  throw permanentFailure(
-    FailureType.InvalidInput,
-    `${what} ${JSON.stringify(value)} has an unsafe segment ${JSON.stringify(segment)}: expected 1-200 letters, digits, "_", "." or "-", not starting with "." or "-"`,
-    { store: 'storage', orgId, object: value },
-  );
-}
-
-/**
- * Checks one path segment (organization id, backup id, file name).
- * @throws ApplicationFailure `InvalidInput` naming the segment.
- */
-export function assertSafeSegment(what: string, value: string, orgId?: string): void {
-  if (!SAFE_SEGMENT.test(value)) invalidSegment(what, value, value, orgId);
-}
-
-/**
- * Validates a backup reference (both ids are single safe segments).
- * @throws ApplicationFailure `InvalidInput` naming the bad id.
- */
-export function assertBackupRef(backup: BackupRef): void {
-  assertSafeSegment('organization id', backup.orgId);
-  assertSafeSegment('backup id', backup.backupId, backup.orgId);
-}
-
-/**
- * Validates an artifact reference and returns the segments of its path. The path must have at least
- * two segments (`<store>/<file>`), so artifacts never collide with top-level documents, no segment may
- * be `.`, `..`, empty, absolute or hidden, and the file name may not end with {@link SIDECAR_SUFFIX}.
- * @throws ApplicationFailure `InvalidInput` naming the bad segment.
- */
-export function artifactSegments(ref: ArtifactRef): string[] {
-  assertBackupRef(ref);
-  const segments = ref.path.split('/');
-  if (segments.length < 2 || segments.length > MAX_ARTIFACT_DEPTH) {
-    throw permanentFailure(
-      FailureType.InvalidInput,
-      `artifact path ${JSON.stringify(ref.path)} must have 2 to ${MAX_ARTIFACT_DEPTH} "/"-separated segments, e.g. "postgres/schemas.dump"`,
-      { store: 'storage', orgId: ref.orgId, object: ref.path },
-    );
-  }
-  for (const segment of segments) if (!SAFE_SEGMENT.test(segment)) invalidSegment('artifact path', ref.path, segment, ref.orgId);
-  const name = segments[segments.length - 1] ?? '';
-  if (name.endsWith(SIDECAR_SUFFIX)) {
-    throw permanentFailure(FailureType.InvalidInput, `artifact path ${JSON.stringify(ref.path)} may not end with the reserved suffix "${SIDECAR_SUFFIX}"`, {
-      store: 'storage',
-      orgId: ref.orgId,
-      object: ref.path,
-    });
-  }
-  return segments;
-}
-
-/**
- * Validates the name of a top-level JSON document (`manifest.json`).
- * @throws ApplicationFailure `InvalidInput` naming it.
- */
-export function assertJsonDocumentName(backup: BackupRef, name: string): void {
-  assertBackupRef(backup);
-  if (!SAFE_SEGMENT.test(name) || !name.endsWith('.json') || name.endsWith(SIDECAR_SUFFIX)) {
-    throw permanentFailure(FailureType.InvalidInput, `document name ${JSON.stringify(name)} must be a safe file name ending in ".json"`, {
-      store: 'storage',
-      orgId: backup.orgId,
-      object: name,
-    });
-  }
-}
-
-/** `org/backup/path`, the object named in messages. */
-export function describeArtifact(ref: ArtifactRef): string {
-  return `${ref.orgId}/${ref.backupId}/${ref.path}`;
-}
+/** The top-level documents with a meaning to the architecture; backup-layout.ts owns every name. */
+export { MANIFEST_FILE, VERIFICATION_FILE } from './backup-layout';
 
 /**
  * Returns the record of an artifact a previous attempt already committed, if its stored bytes still

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { open, rename, unlink } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { ApplicationFailure } from '@temporalio/common';
-import { errorCodes, FailureType, messageOf, permanentFailure, type FailureContext } from '../errors';
+import { asError, errorCodes, FailureType, messageOf, permanentFailure, type FailureContext } from '../errors';
 
 /** Codes that no retry fixes without an operator: the disk or quota is full. */
 const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
@@ -23,16 +23,6 @@ export function classifyFilesystemError(err: unknown, context: FailureContext): 
     return permanentFailure(FailureType.StoreRejected, `the backup directory refused access: ${messageOf(err)}`, context, err);
   }
   return asError(err);
-}
-
-/**
- * `err` as an Error without losing its `code`. Errors made by Node itself fail `instanceof Error` in
- * other realms (jest's sandbox, vm contexts), so the shape is checked instead of the prototype.
- */
-export function asError(err: unknown): Error {
-  if (err instanceof Error) return err;
-  if (typeof err === 'object' && err !== null && 'message' in err && typeof err.message === 'string') return Object.assign(new Error(err.message), err);
-  return new Error(String(err));
 }
 
 /**

@@ -4,7 +4,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promis
 import * as path from 'node:path';
 import { z } from 'zod';
 import { errorCodes, FailureType, permanentFailure } from '../errors';
-import { assertSafeSegment } from './backup-store';
+import { assertSafeSegment, KEYS_FILE, keysKey } from './backup-layout';
 import { masterKeyId, newDataKeyId, unwrapDataKey, wrapDataKey, type DataKey, type WrappedKey } from './encryption';
 import { classifyFilesystemError, fsyncDirectory, writeFileAtomically } from './filesystem-io';
 
@@ -68,8 +68,6 @@ export interface RotationReport {
   alreadyRotated: string[];
 }
 
-/** File name of an organization's wrapped keys, in its folder of the backup directory. */
-export const KEYS_FILE = 'keys.json';
 const LOCK_DIR = '.keys.lock';
 /** A lock older than this was left by a crashed process: key operations take milliseconds. */
 const STALE_LOCK_MS = 30_000;
@@ -261,8 +259,7 @@ export class FileKeyStore implements KeyStore {
   }
 
   private keysPath(orgId: string): string {
-    assertSafeSegment('organization id', orgId);
-    return path.join(this.directory, orgId, KEYS_FILE);
+    return path.join(this.directory, ...keysKey(orgId).split('/'));
   }
 
   private async readKeys(orgId: string): Promise<KeysFile | undefined> {

@@ -1,0 +1,279 @@
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import { FailureType, permanentFailure, type FailureContext } from '../errors';
+import { decodeArtifact, encodeArtifact, hashStoredBytes } from './artifact-pipeline';
+import { formatSidecar, parseSidecar, recordOf, type Sidecar } from './artifact-sidecar';
+import {
+  artifactKey,
+  assertJsonDocumentName,
+  backupContents,
+  backupPrefix,
+  describeArtifact,
+  documentKey,
+  isSafeSegment,
+  MANIFEST_FILE,
+  markerKey,
+  organizationPrefix,
+  sidecarKey,
+} from './backup-layout';
+import type {
+  ArtifactRecord,
+  ArtifactRef,
+  ArtifactStat,
+  ArtifactVerification,
+  ArtifactWriteOptions,
+  ArtifactWriter,
+  BackupListing,
+  BackupRef,
+  BackupStore,
+} from './backup-store';
+import { readBlob, type BlobStore } from './blob-store';
+import type { KeyStore } from './key-store';
+
+const markerSchema = z.object({ startedAt: z.string() });
+
+export interface BlobBackupStoreOptions {
+  /** Where the bytes live. */
+  blobs: BlobStore;
+  /** Wraps and holds the organizations' data keys; encryption is on when it has a master key. */
+  keyStore: KeyStore;
+  /** gzip level 1-9 for formats that are not compressed already. @default 1 (fastest: backups race the raw tools) */
+  gzipLevel?: number;
+}
+
+/**
+ * The {@link BackupStore} on any {@link BlobStore}: the artifact pipeline (artifact-pipeline.ts) for
+ * the bytes, the layout (backup-layout.ts) for the names, and the commit protocol of artifacts and
+ * backups, which is the same on every backend:
+ * - An artifact is its data blob plus its sidecar, the commit marker. Order: data durable under an
+ *   unfinished upload → old sidecar removed → data committed → sidecar written. A crash at any point
+ *   leaves the previous complete artifact, no artifact, or data without sidecar (treated as absent
+ *   and replaced by a retry), plus at most an unfinished upload.
+ * - A backup exists when its manifest does; it is written last by the caller, and removed first.
+ */
+export class BlobBackupStore implements BackupStore {
+  readonly location: string;
+  private readonly blobs: BlobStore;
+  private readonly keyStore: KeyStore;
+  private readonly gzipLevel: number;
+
+  constructor(options: BlobBackupStoreOptions) {
+    this.blobs = options.blobs;
+    this.keyStore = options.keyStore;
+    this.gzipLevel = options.gzipLevel ?? 1;
+    if (!Number.isInteger(this.gzipLevel) || this.gzipLevel < 1 || this.gzipLevel > 9) {
+      throw new RangeError(`BackupStore options.gzipLevel must be an integer 1-9, got ${String(options.gzipLevel)}`);
+    }
+    this.location = options.blobs.location;
+  }
+
+  get encryptsArtifacts(): boolean {
+    return this.keyStore.masterKeyId !== undefined;
+  }
+
+  async openArtifactWriter(ref: ArtifactRef, options: ArtifactWriteOptions): Promise<ArtifactWriter> {
+    const key = artifactKey(ref);
+    const context = artifactContext(ref);
+    const dataKey = this.encryptsArtifacts ? await this.keyStore.getOrCreateDataKey(ref.orgId) : undefined;
+    await this.markBackupStarted(ref);
+    const upload = await this.blobs.create(key, context);
+    const encoder = encodeArtifact(upload.stream, options, { gzipLevel: this.gzipLevel, dataKey });
+
+    let state: 'open' | 'committed' | 'aborted' = 'open';
+    return {
+      stream: encoder.input,
+      progress: () => encoder.progress(),
+      commit: async (): Promise<ArtifactRecord> => {
+        if (state !== 'open') throw new Error(`artifact writer for ${describeArtifact(ref)} is already ${state}`);
+        state = 'committed';
+        try {
+          const record: ArtifactRecord = { path: ref.path, ...(await encoder.finish()) };
+          // The sidecar marks the artifact committed: drop the old one before the data changes under it.
+          await this.blobs.delete(sidecarKey(ref), context);
+          await upload.commit();
+          await this.blobs.put(sidecarKey(ref), formatSidecar(record), context);
+          return record;
+        } catch (err: unknown) {
+          await upload.abort();
+          throw err;
+        }
+      },
+      abort: async (): Promise<void> => {
+        if (state !== 'open') return;
+        state = 'aborted';
+        await encoder.destroy();
+        await upload.abort();
+      },
+    };
+  }
+
+  async openArtifactReader(ref: ArtifactRef): Promise<Readable> {
+    const key = artifactKey(ref);
+    const name = describeArtifact(ref);
+    const context = artifactContext(ref);
+    const sidecar = await this.readSidecar(ref);
+    if (!sidecar) throw permanentFailure(FailureType.UnknownBackup, `artifact ${name} does not exist (never written or never committed)`, context);
+    const stored = await this.blobs.stat(key);
+    if (!stored) throw permanentFailure(FailureType.UnknownBackup, `artifact ${name} has metadata but no data file`, context);
+    if (stored.bytes !== sidecar.bytes) {
+      throw permanentFailure(FailureType.ChecksumMismatch, `artifact ${name} has ${stored.bytes} stored bytes but ${sidecar.bytes} were written (truncated or altered)`, context);
+    }
+    // Keys are resolved before any byte flows, so a missing or wrong key fails here, clearly.
+    const dataKey = sidecar.encrypted ? await this.keyStore.getDataKey(ref.orgId, sidecar.keyId ?? '(none recorded)') : undefined;
+    const source = await this.blobs.get(key);
+    if (!source) throw permanentFailure(FailureType.UnknownBackup, `artifact ${name} has metadata but no data file`, context);
+    return decodeArtifact(source, { bytes: sidecar.bytes, sha256: sidecar.sha256, compression: sidecar.compression, dataKey }, name, context);
+  }
+
+  async statArtifact(ref: ArtifactRef): Promise<ArtifactStat> {
+    const sidecar = await this.committedSidecar(ref);
+    if (!sidecar) return { exists: false };
+    return { exists: true, ...recordOf(sidecar), committedAt: sidecar.committedAt };
+  }
+
+  async verifyArtifactChecksum(ref: ArtifactRef, expectedSha256: string): Promise<ArtifactVerification> {
+    const stored = await this.blobs.get(artifactKey(ref));
+    if (!stored) return { exists: false, matches: false, expectedSha256, bytes: 0 };
+    const { sha256: actualSha256, bytes } = await hashStoredBytes(stored);
+    return { exists: true, matches: actualSha256 === expectedSha256.toLowerCase(), expectedSha256, actualSha256, bytes };
+  }
+
+  async listArtifacts(backup: BackupRef): Promise<ArtifactRecord[]> {
+    return this.committedArtifacts(backup, await this.relativeKeys(backup));
+  }
+
+  async writeJson(backup: BackupRef, name: string, value: unknown): Promise<void> {
+    assertJsonDocumentName(backup, name);
+    const text = JSON.stringify(value, null, 2);
+    if (text === undefined) throw permanentFailure(FailureType.InvalidInput, `document ${name} has no JSON representation`, { store: 'storage', orgId: backup.orgId, object: name });
+    await this.markBackupStarted(backup);
+    await this.blobs.put(documentKey(backup, name), `${text}\n`, documentContext(backup, name));
+  }
+
+  async readJson(backup: BackupRef, name: string): Promise<unknown> {
+    const content = await readBlob(this.blobs, documentKey(backup, name));
+    if (content === undefined) return undefined;
+    try {
+      return JSON.parse(content.toString('utf8')) as unknown;
+    } catch (err: unknown) {
+      throw permanentFailure(FailureType.ChecksumMismatch, `document ${name} is not valid JSON (corrupted)`, documentContext(backup, name), err);
+    }
+  }
+
+  async deleteJson(backup: BackupRef, name: string): Promise<{ deleted: boolean }> {
+    const key = documentKey(backup, name);
+    if (name === MANIFEST_FILE) throw permanentFailure(FailureType.InvalidInput, 'the manifest is removed only with its whole backup (deleteBackup)', documentContext(backup, name));
+    return { deleted: await this.blobs.delete(key, documentContext(backup, name)) };
+  }
+
+  async listBackups(orgId: string): Promise<BackupListing[]> {
+    const listings: BackupListing[] = [];
+    for (const backupId of (await this.blobs.listPrefixes(organizationPrefix(orgId))).filter(isSafeSegment)) {
+      const backup: BackupRef = { orgId, backupId };
+      const keys = await this.relativeKeys(backup);
+      const contents = backupContents(keys);
+      const artifacts = await this.committedArtifacts(backup, keys);
+      listings.push({
+        orgId,
+        backupId,
+        startedAt: await this.backupStartedAt(backup, keys, contents.hasMarker),
+        complete: contents.complete,
+        verified: contents.verified,
+        artifactCount: artifacts.length,
+        storedBytes: artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0),
+        temporaryFiles: (await this.blobs.listUnfinished(backupPrefix(backup))).length,
+      });
+    }
+    return listings.sort((a, b) => (a.startedAt !== b.startedAt ? (a.startedAt < b.startedAt ? 1 : -1) : a.backupId < b.backupId ? 1 : a.backupId > b.backupId ? -1 : 0));
+  }
+
+  async listOrganizations(): Promise<string[]> {
+    return (await this.blobs.listPrefixes('')).filter(isSafeSegment);
+  }
+
+  async deleteBackup(backup: BackupRef): Promise<{ deleted: boolean }> {
+    const context = backupContext(backup);
+    // The manifest goes first and durably: from here on the backup is incomplete, never "complete but partial".
+    const hadManifest = await this.blobs.delete(documentKey(backup, MANIFEST_FILE), context);
+    const hadAnything = await this.blobs.deletePrefix(backupPrefix(backup), context);
+    return { deleted: hadManifest || hadAnything };
+  }
+
+  async removeTemporaryFiles(backup: BackupRef): Promise<string[]> {
+    const prefix = backupPrefix(backup);
+    const context = backupContext(backup);
+    const removed: string[] = [];
+    for (const key of await this.blobs.listUnfinished(prefix)) {
+      await this.blobs.delete(key, context);
+      removed.push(key.slice(prefix.length));
+    }
+    return removed;
+  }
+
+  /** Keys of the backup's committed blobs, relative to the backup. */
+  private async relativeKeys(backup: BackupRef): Promise<string[]> {
+    const prefix = backupPrefix(backup);
+    return (await this.blobs.list(prefix)).map((key) => key.slice(prefix.length));
+  }
+
+  private async committedArtifacts(backup: BackupRef, relativeKeys: readonly string[]): Promise<ArtifactRecord[]> {
+    const records: ArtifactRecord[] = [];
+    for (const path of backupContents(relativeKeys).artifactPaths) {
+      const sidecar = await this.committedSidecar({ ...backup, path });
+      if (sidecar) records.push(recordOf(sidecar));
+    }
+    return records;
+  }
+
+  private async readSidecar(ref: ArtifactRef): Promise<Sidecar | undefined> {
+    const content = await readBlob(this.blobs, sidecarKey(ref));
+    return content === undefined ? undefined : parseSidecar(ref, content);
+  }
+
+  /** The sidecar of an artifact whose data is there too: a committed artifact. */
+  private async committedSidecar(ref: ArtifactRef): Promise<Sidecar | undefined> {
+    const sidecar = await this.readSidecar(ref);
+    return sidecar && (await this.blobs.stat(artifactKey(ref))) ? sidecar : undefined;
+  }
+
+  /** Records when the backup started, once; listing sorts on it. */
+  private async markBackupStarted(backup: BackupRef): Promise<void> {
+    const marker = `${JSON.stringify({ orgId: backup.orgId, backupId: backup.backupId, startedAt: new Date().toISOString() })}\n`;
+    await this.blobs.putIfAbsent(markerKey(backup), marker, backupContext(backup));
+  }
+
+  /**
+   * The marker's time; without one (a folder made by hand, or a crash while writing it), the time of
+   * the backup's oldest blob, or the epoch for a backup with none: an empty folder holds nothing to keep.
+   */
+  private async backupStartedAt(backup: BackupRef, relativeKeys: readonly string[], hasMarker: boolean): Promise<string> {
+    const prefix = backupPrefix(backup);
+    if (hasMarker) {
+      const content = await readBlob(this.blobs, markerKey(backup));
+      try {
+        const parsed = markerSchema.safeParse(JSON.parse(content?.toString('utf8') ?? ''));
+        if (parsed.success) return parsed.data.startedAt;
+      } catch {
+        // Short or corrupted: fall back like a missing marker.
+      }
+    }
+    const times: string[] = [];
+    for (const key of relativeKeys) {
+      const stat = await this.blobs.stat(`${prefix}${key}`);
+      if (stat) times.push(stat.modifiedAt);
+    }
+    return times.sort()[0] ?? new Date(0).toISOString();
+  }
+}
+
+function artifactContext(ref: ArtifactRef): FailureContext {
+  return { store: 'storage', orgId: ref.orgId, object: describeArtifact(ref) };
+}
+
+function backupContext(backup: BackupRef): FailureContext {
+  return { store: 'storage', orgId: backup.orgId, object: `${backup.orgId}/${backup.backupId}` };
+}
+
+function documentContext(backup: BackupRef, name: string): FailureContext {
+  return { store: 'storage', orgId: backup.orgId, object: `${backup.orgId}/${backup.backupId}/${name}` };
+}
