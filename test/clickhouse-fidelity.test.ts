@@ -5,6 +5,7 @@ import { backupManifestSchema, type BackupManifest } from '../src/contracts/back
 import { organizationDataMap } from '../src/platform/data-map';
 import { dropSeededOrganization, seedOrganization } from '../src/platform/seed-organization';
 import { backupOrganization, restoreOrganization, verifyBackup } from '../src/workflows';
+import { failureText, rejectionOf } from './support/failures';
 import { startTestWorker, uniqueOrgId, type TestWorker } from './support/test-worker';
 
 /**
@@ -77,8 +78,9 @@ describe('ClickHouse fidelity', () => {
     expect(artifact('clickhouse:scores')?.rows).toBe(5);
     expect(artifact('clickhouse:odd/na.me ü')?.rows).toBe(2);
     // Each artifact is one file right under clickhouse/, named without spaces, dots or slashes of its own.
-    for (const a of manifest.artifacts.filter((x) => x.store === 'clickhouse')) expect(a.file).toMatch(/^clickhouse\/[a-z0-9_%A-F-]+\.(sql|native)$/);
-    expect(manifest.fingerprint.objects.find((o) => o.object === 'clickhouse:acc_mv')?.rows).toBe(4);
+    for (const a of manifest.artifacts.filter((x) => x.store === 'clickhouse')) expect(a.file).toMatch(/^clickhouse\/[a-z0-9_A-F-]+\.(sql|native)$/);
+    // The fingerprint reads a SummingMergeTree FINAL: one row per key.
+    expect(manifest.fingerprint.objects.find((o) => o.object === 'clickhouse:acc_mv')?.rows).toBe(3);
 
     const report = await verify(backup.backupId);
     expect(report.problems).toEqual([]);
@@ -167,5 +169,17 @@ describe('ClickHouse fidelity', () => {
     await ch(`INSERT INTO ${cloneDb}.clicks VALUES (100, 'new')`);
     expect(await countOf(`SELECT count() AS n FROM ${cloneDb}.clicks_copy`)).toBe(31);
     expect(await countOf(`SELECT count() AS n FROM ${db}.clicks_copy`)).toBe(30);
+  });
+
+  it('a table the backup cannot hold fails it, naming the table: an engine of unknown kind, a view naming the database inside a string', async () => {
+    const orgId = await newOrganization('chno');
+    const db = dbOf(orgId);
+    await ch(`CREATE TABLE ${db}.\`file table\` (id UInt64) ENGINE = File(TSV)`);
+    const unknown = await rejectionOf(backUp(orgId));
+    expect(failureText(unknown)).toMatch(/cannot back up table file table: engine File is not known/);
+    await ch(`DROP TABLE ${db}.\`file table\``);
+    await ch(`CREATE VIEW ${db}.notes AS SELECT 'copied from ${db} yesterday' AS note`);
+    const unmovable = await rejectionOf(backUp(orgId));
+    expect(failureText(unmovable)).toMatch(new RegExp(`cannot back up notes: the statement names database ${db} inside the string`));
   });
 });
