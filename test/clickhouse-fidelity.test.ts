@@ -1,11 +1,12 @@
-import { readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { backupManifestSchema, type BackupManifest } from '../src/contracts/backup';
 import { organizationDataMap } from '../src/platform/data-map';
-import { dropSeededOrganization, seedOrganization } from '../src/platform/seed-organization';
+import { seedOrganization } from '../src/platform/seed-organization';
 import { backupOrganization, restoreOrganization, verifyBackup } from '../src/workflows';
 import { failureText, rejectionOf } from './support/failures';
+import { dropTestOrganizations } from './support/organizations';
 import { startTestWorker, uniqueOrgId, type TestWorker } from './support/test-worker';
 
 /**
@@ -22,10 +23,7 @@ describe('ClickHouse fidelity', () => {
   });
   afterAll(async () => {
     if (env) {
-      for (const orgId of created) {
-        await dropSeededOrganization(env.clients, orgId).catch(() => undefined);
-        await rm(path.join(env.config.backup.directory, orgId), { recursive: true, force: true });
-      }
+      await dropTestOrganizations(env, created);
       await env.shutdown();
     }
   });
@@ -171,13 +169,16 @@ describe('ClickHouse fidelity', () => {
     expect(await countOf(`SELECT count() AS n FROM ${db}.clicks_copy`)).toBe(30);
   });
 
-  it('a table the backup cannot hold fails it, naming the table: an engine of unknown kind, a view naming the database inside a string', async () => {
+  it('a table the backup cannot hold fails it, naming the table: an engine of unknown kind, a Set, a view naming the database inside a string', async () => {
     const orgId = await newOrganization('chno');
     const db = dbOf(orgId);
     await ch(`CREATE TABLE ${db}.\`file table\` (id UInt64) ENGINE = File(TSV)`);
     const unknown = await rejectionOf(backUp(orgId));
     expect(failureText(unknown)).toMatch(/cannot back up table file table: engine File is not known/);
     await ch(`DROP TABLE ${db}.\`file table\``);
+    await ch(`CREATE TABLE ${db}.allowed (id UInt64) ENGINE = Set`);
+    expect(failureText(await rejectionOf(backUp(orgId)))).toMatch(/cannot back up table allowed: a Set table owns rows that no query can read back/);
+    await ch(`DROP TABLE ${db}.allowed`);
     await ch(`CREATE VIEW ${db}.notes AS SELECT 'copied from ${db} yesterday' AS note`);
     const unmovable = await rejectionOf(backUp(orgId));
     expect(failureText(unmovable)).toMatch(new RegExp(`cannot back up notes: the statement names database ${db} inside the string`));

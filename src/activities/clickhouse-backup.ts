@@ -7,7 +7,7 @@ import { CURRENT_CLICKHOUSE_ROW_HASH, manifestArtifactSchema, type ManifestArtif
 import { FailureType, isTransientNetworkError, messageOf, permanentFailure } from '../errors';
 import { organizationDataMap, type PlatformModel } from '../platform/data-map';
 import { clickHouseDatabaseExists } from '../platform/discovery';
-import { dataObjectName, listClickHouseObjects, readCreateStatement } from '../platform/clickhouse-catalog';
+import { backupRefusal, dataObjectName, listClickHouseObjects, readCreateStatement } from '../platform/clickhouse-catalog';
 import { checkClickHouseStatementMovable, ddlFailure } from '../platform/clickhouse-ddl';
 import { clickHouseErrorCode } from '../platform/clickhouse-error-code';
 import { fingerprintClickHouse } from '../platform/fingerprint-clickhouse';
@@ -83,9 +83,8 @@ export async function backupClickHouse(deps: ClickHouseBackupDeps, orgId: string
     }
     const objects = await listClickHouseObjects(deps.clickhouse, database);
     for (const object of objects) {
-      if (object.engineClass === 'unknown') {
-        throw permanentFailure(FailureType.StoreRejected, `cannot back up table ${object.name}: engine ${object.engine} is not known to own its rows or to own none`, { store: 'clickhouse', orgId, object: object.name });
-      }
+      const refusal = backupRefusal(object);
+      if (refusal) throw permanentFailure(FailureType.StoreRejected, `cannot back up table ${object.name}: ${refusal}`, { store: 'clickhouse', orgId, object: object.name });
     }
     for (const table of objects) {
       const qualified = quoteClickHouseQualified(database, table.name);

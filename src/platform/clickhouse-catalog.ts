@@ -32,6 +32,16 @@ export function classifyClickHouseEngine(engine: string): ClickHouseEngineClass 
   return 'unknown';
 }
 
+/**
+ * Why a backup cannot hold an object, or undefined when it can: an engine of unknown kind, or a
+ * `Set`, whose rows no query can read (ClickHouse 18 and modern servers answer "Method read is not supported").
+ */
+export function backupRefusal(object: ClickHouseObject): string | undefined {
+  if (object.engineClass === 'unknown') return `engine ${object.engine} is not known to own its rows or to own none`;
+  if (object.engine === 'Set') return 'a Set table owns rows that no query can read back';
+  return undefined;
+}
+
 /** Engines whose stored rows collapse in background merges; read with FINAL so a merge never changes a fingerprint. */
 export function collapsesInMerges(engine: string): boolean {
   return /^(Replicated)?(Replacing|Collapsing|VersionedCollapsing|Summing|Aggregating)MergeTree$/.test(engine);
