@@ -1,4 +1,4 @@
-import { classifyClickHouseEngine } from '../src/platform/clickhouse-catalog';
+import { classifyClickHouseEngine, dataObjectName, tieInnerTables } from '../src/platform/clickhouse-catalog';
 import { planClickHouseRestore } from '../src/platform/clickhouse-restore-plan';
 import { ClickHouseDdlRefused, describeClickHouseStatement, retargetCreateStatement } from '../src/platform/clickhouse-ddl';
 import { ClickHouseSqlSyntaxError, tokenizeClickHouse } from '../src/platform/clickhouse-tokens';
@@ -177,5 +177,28 @@ describe('planClickHouseRestore', () => {
   it('refuses rows without a table and a statement filed under another name', () => {
     expect(() => planClickHouseRestore(ddl, ['ghost'], 'zz')).toThrow(/holds rows of ghost/);
     expect(() => planClickHouseRestore([{ object: 'x', statement: 'CREATE TABLE zz.y (id UInt8) ENGINE = Memory' }], [], 'zz')).toThrow(/filed under x creates y/);
+  });
+});
+
+describe('tieInnerTables', () => {
+  it("files an implicit inner table under its view: by name on Ordinary databases, by the view's UUID on Atomic ones", () => {
+    const nil = '00000000-0000-0000-0000-000000000000';
+    const uuid = '5f1c2d3e-0000-4000-8000-000000000001';
+    const objects = tieInnerTables([
+      { name: '.inner.acc_mv', engine: 'SummingMergeTree', uuid: nil },
+      { name: `.inner_id.${uuid}`, engine: 'MergeTree', uuid: '5f1c2d3e-0000-4000-8000-0000000000ff' },
+      { name: '.inner.gone', engine: 'MergeTree', uuid: nil },
+      { name: 'acc_mv', engine: 'MaterializedView', uuid: nil },
+      { name: 'atomic_mv', engine: 'MaterializedView', uuid },
+      { name: 'buf', engine: 'Buffer', uuid: nil },
+    ]);
+    expect(objects.map((o) => [o.name, o.engineClass, dataObjectName(o)])).toEqual([
+      ['.inner.acc_mv', 'data', 'acc_mv'],
+      [`.inner_id.${uuid}`, 'data', 'atomic_mv'],
+      ['.inner.gone', 'data', '.inner.gone'],
+      ['acc_mv', 'view', 'acc_mv'],
+      ['atomic_mv', 'view', 'atomic_mv'],
+      ['buf', 'ddl-only', 'buf'],
+    ]);
   });
 });

@@ -81,7 +81,14 @@ export async function listClickHouseObjects(client: ClickHouseClient, database: 
     query: `SELECT name, engine, ${uuid} AS uuid FROM system.tables WHERE database = ${quoteClickHouseString(database)} ORDER BY name`,
     format: 'JSONEachRow',
   });
-  const rows = z.array(tableRow).parse(await result.json<unknown>());
+  return tieInnerTables(z.array(tableRow).parse(await result.json<unknown>()));
+}
+
+/**
+ * Classifies `system.tables` rows and ties each implicit inner table to its materialized view:
+ * `.inner.<view>` by name, `.inner_id.<uuid>` by the view's UUID (nil on ClickHouse 18, which has no `uuid`).
+ */
+export function tieInnerTables(rows: ReadonlyArray<{ name: string; engine: string; uuid: string }>): ClickHouseObject[] {
   const views = rows.filter((r) => r.engine === 'MaterializedView');
   const viewByUuid = new Map(views.filter((v) => v.uuid !== NIL_UUID).map((v) => [v.uuid, v.name]));
   const viewNames = new Set(views.map((v) => v.name));
