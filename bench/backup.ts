@@ -33,7 +33,8 @@ import { backupManifestSchema, type BackupManifest, type BackupSummary } from '.
 import type { VerificationReport } from '../src/contracts/verification';
 import { JsonLineLogger } from '../src/logger';
 import { loadPlatformModel, organizationDataMap, type OrganizationDataMap, type PlatformModel } from '../src/platform/data-map';
-import { clickHouseDatabaseExists, holdsData, listClickHouseTables, listOrgSchemas } from '../src/platform/discovery';
+import { listClickHouseObjects } from '../src/platform/clickhouse-catalog';
+import { clickHouseDatabaseExists, listOrgSchemas } from '../src/platform/discovery';
 import { quoteClickHouseQualified, quotePgIdent, quotePgLiteral } from '../src/platform/quoting';
 import { dropSeededOrganization, SCALE_SIZES, seedOrganization, type SeedScale } from '../src/platform/seed-organization';
 import { MANIFEST_FILE } from '../src/storage/backup-store';
@@ -141,7 +142,7 @@ interface RawPlan {
 async function planRawBaseline(config: AppConfig, clients: StoreClients, map: OrganizationDataMap): Promise<RawPlan> {
   const schemas = await listOrgSchemas(clients.postgres, map);
   const pgDump = pgTool(config.postgres.binDir, 'pg_dump');
-  const tables = (await listClickHouseTables(clients.clickhouse, map.clickhouse.database)).filter((t) => holdsData(t.engine));
+  const tables = (await listClickHouseObjects(clients.clickhouse, map.clickhouse.database)).filter((t) => t.engineClass === 'data');
   // Credentials go through curl's config on stdin, never on the command line.
   const credentials = `user = "${`${config.clickhouse.username}:${config.clickhouse.password}`.replace(/["\\]/g, (c) => `\\${c}`)}"\n`;
   return {

@@ -1,7 +1,6 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Redis } from 'ioredis';
 import type { Pool, PoolClient } from 'pg';
-import { z } from 'zod';
 import type { OrganizationDataMap } from './data-map';
 import { quoteClickHouseString } from './quoting';
 
@@ -38,32 +37,10 @@ export async function listRelations(db: Pool | PoolClient, schemas: readonly str
   return result.rows.map((r) => ({ schema: r.schema, name: r.name, kind: r.relkind === 'S' ? 'sequence' : 'table' }));
 }
 
-const chTableRow = z.object({ name: z.string(), engine: z.string() });
-
-/** A ClickHouse table of the organization's database. */
-export interface ClickHouseTable {
-  name: string;
-  engine: string;
-}
-
 /** True when the ClickHouse database exists (ClickHouse 18 has no `EXISTS DATABASE`). */
 export async function clickHouseDatabaseExists(client: ClickHouseClient, database: string): Promise<boolean> {
   const result = await client.query({ query: `SELECT name FROM system.databases WHERE name = ${quoteClickHouseString(database)}`, format: 'JSONEachRow' });
   return (await result.json<unknown>()).length > 0;
-}
-
-/** Tables of a ClickHouse database with their engines, sorted by name; empty when the database is missing. */
-export async function listClickHouseTables(client: ClickHouseClient, database: string): Promise<ClickHouseTable[]> {
-  const result = await client.query({
-    query: `SELECT name, engine FROM system.tables WHERE database = ${quoteClickHouseString(database)} ORDER BY name`,
-    format: 'JSONEachRow',
-  });
-  return z.array(chTableRow).parse(await result.json<unknown>());
-}
-
-/** Keys of a ClickHouse database table holding data (views hold none; their inner tables are listed themselves). */
-export function holdsData(engine: string): boolean {
-  return !/View$/.test(engine) && engine !== 'Dictionary';
 }
 
 /** True when the pattern is a glob (SCAN is needed) rather than one exact key. */

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { CURRENT_CLICKHOUSE_ROW_HASH, type ClickHouseRowHash } from '../contracts/backup';
 import { clickHouseErrorCode } from './clickhouse-error-code';
 import type { OrganizationDataMap } from './data-map';
-import { holdsData, listClickHouseTables } from './discovery';
+import { collapsesInMerges, dataObjectName, listClickHouseObjects, type ClickHouseObject } from './clickhouse-catalog';
 import { formatHash } from './content-hash';
 import type { ObjectFingerprint } from './fingerprint';
 import { quoteClickHouseIdent, quoteClickHouseQualified, quoteClickHouseString } from './quoting';
@@ -14,14 +14,6 @@ const columnRow = z.object({ table: z.string(), name: z.string(), type: z.string
 
 /** ILLEGAL_TYPE_OF_ARGUMENT: cityHash64 refuses a column type (ClickHouse 18: Decimal, UUID, Array(Nullable)). */
 const ILLEGAL_TYPE_OF_ARGUMENT = '43';
-
-/**
- * Engines whose stored rows collapse in background merges: read with FINAL, so the fingerprint
- * describes the logical content and does not change when a merge happens to run.
- */
-function collapses(engine: string): boolean {
-  return /^(Replicated)?(Replacing|Collapsing|VersionedCollapsing|Summing|Aggregating)MergeTree$/.test(engine);
-}
 
 /**
  * The hash of one row, as SQL:
@@ -45,9 +37,11 @@ function rowHashSql(rowHash: ClickHouseRowHash, columns: Array<{ name: string; t
 }
 
 /**
- * Fingerprints every table of the organization's ClickHouse database: row count and the sum
+ * Fingerprints every table of the organization's ClickHouse database whose engine owns its rows
+ * (never a Buffer, Distributed, Merge or view, which read elsewhere): row count and the sum
  * (UInt64, wrapping modulo 2^64) of a hash of every row, computed by the server. Works on ClickHouse 18.
- * @param options.database fingerprint this database instead (a scratch copy); object names stay `clickhouse:<table>`.
+ * @param options.database fingerprint this database instead (a scratch copy); object names stay `clickhouse:<table>`,
+ *   and a materialized view's implicit inner table is `clickhouse:<view>` (its own name changes with the view's UUID).
  * @param options.rowHash how rows are hashed; a manifest names the one its fingerprint used.
  */
 export async function fingerprintClickHouse(
@@ -57,7 +51,7 @@ export async function fingerprintClickHouse(
 ): Promise<ObjectFingerprint[]> {
   const database = options.database ?? map.clickhouse.database;
   const rowHash = options.rowHash ?? CURRENT_CLICKHOUSE_ROW_HASH;
-  const tables = (await listClickHouseTables(client, database)).filter((t) => holdsData(t.engine));
+  const tables = (await listClickHouseObjects(client, database)).filter((t) => t.engineClass === 'data');
   const columnsOf = new Map<string, Array<{ name: string; type: string }>>();
   if (rowHash === 'column-hash' && tables.length > 0) {
     // system.columns lists each table's columns in their order.
@@ -66,14 +60,14 @@ export async function fingerprintClickHouse(
       columnsOf.set(column.table, [...(columnsOf.get(column.table) ?? []), column]);
     }
   }
-  const fingerprintTable = async (table: { name: string; engine: string }, hash: ClickHouseRowHash): Promise<ObjectFingerprint> => {
+  const fingerprintTable = async (table: ClickHouseObject, hash: ClickHouseRowHash): Promise<ObjectFingerprint> => {
     const result = await client.query({
       query: `SELECT count() AS rows, toString(sum(${rowHashSql(hash, columnsOf.get(table.name) ?? [])})) AS hash
-                FROM ${quoteClickHouseQualified(database, table.name)}${collapses(table.engine) ? ' FINAL' : ''}`,
+                FROM ${quoteClickHouseQualified(database, table.name)}${collapsesInMerges(table.engine) ? ' FINAL' : ''}`,
       format: 'JSONEachRow',
     });
     const row = z.array(resultRow).parse(await result.json<unknown>())[0];
-    return { store: 'clickhouse', object: `clickhouse:${table.name}`, rows: Number(row?.rows ?? 0), hash: formatHash(String(row?.hash ?? '0')) };
+    return { store: 'clickhouse', object: `clickhouse:${dataObjectName(table)}`, rows: Number(row?.rows ?? 0), hash: formatHash(String(row?.hash ?? '0')) };
   };
   return Promise.all(
     tables.map((table) =>

@@ -30,18 +30,26 @@ export function quotePgLiteral(value: string): string {
   return `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }
 
-const CLICKHOUSE_IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Backslash escapes ClickHouse reads inside back-quotes and single quotes alike (18.16 and modern). */
+function escapeClickHouseQuoted(value: string, quote: '`' | "'"): string {
+  return value
+    .replace(/\\/g, '\\\\')
+    .replace(quote === '`' ? /`/g : /'/g, `\\${quote}`)
+    .replace(/\0/g, '\\0')
+    .replace(/\n/g, '\\n')
+    .replace(/\r/g, '\\r')
+    .replace(/\t/g, '\\t');
+}
 
 /**
- * Quotes a ClickHouse identifier with back-quotes. Names are validated strictly instead of escaped
- * because ClickHouse 18 escaping rules differ between contexts; every name we build fits the pattern.
- * @throws a non-retryable `InvalidInput` failure when `name` does not match `^[A-Za-z_][A-Za-z0-9_]*$`.
+ * Quotes a ClickHouse identifier (database, table, column) with back-quotes, escaping back-quotes,
+ * backslashes and control characters, so any name the server allows — `.inner.acc_mv`, `the key`,
+ * `odd/na.me ü` — addresses exactly that object.
+ * @throws a non-retryable `InvalidInput` failure for an empty name, which no object has.
  */
 export function quoteClickHouseIdent(name: string): string {
-  if (!CLICKHOUSE_IDENT.test(name)) {
-    throw permanentFailure(FailureType.InvalidInput, `invalid ClickHouse identifier ${JSON.stringify(name.slice(0, 80))}: expected ^[A-Za-z_][A-Za-z0-9_]*$`);
-  }
-  return `\`${name}\``;
+  if (name.length === 0) throw permanentFailure(FailureType.InvalidInput, 'invalid ClickHouse identifier "": a name cannot be empty');
+  return `\`${escapeClickHouseQuoted(name, '`')}\``;
 }
 
 /** `database.table`, each part quoted. */
@@ -54,11 +62,5 @@ export function quoteClickHouseQualified(database: string, table: string): strin
  * must be inlined; backslash and single quote are escaped, NUL and line breaks spelled as escapes.
  */
 export function quoteClickHouseString(value: string): string {
-  const escaped = value
-    .replace(/\\/g, '\\\\')
-    .replace(/'/g, "\\'")
-    .replace(/\0/g, '\\0')
-    .replace(/\n/g, '\\n')
-    .replace(/\r/g, '\\r');
-  return `'${escaped}'`;
+  return `'${escapeClickHouseQuoted(value, "'")}'`;
 }

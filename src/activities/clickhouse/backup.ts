@@ -4,10 +4,14 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { CURRENT_CLICKHOUSE_ROW_HASH, manifestArtifactSchema, type ManifestArtifact, type StoreBackupResult, type StoreProgressReport } from '../../contracts/backup';
-import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
-import { clickHouseDatabaseExists, holdsData, listClickHouseTables } from '../../platform/discovery';
+import { FailureType, permanentFailure } from '../../errors';
+import { backupRefusal, dataObjectName, listClickHouseObjects, readCreateStatement } from '../../platform/clickhouse-catalog';
+import { checkClickHouseStatementMovable, ddlFailure } from '../../platform/clickhouse-ddl';
 import { clickHouseErrorCode } from '../../platform/clickhouse-error-code';
+import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
+import { clickHouseDatabaseExists } from '../../platform/discovery';
 import { fingerprintClickHouse } from '../../platform/fingerprint-clickhouse';
+import { encodeObjectFileName } from '../../platform/object-file-name';
 import { quoteClickHouseQualified } from '../../platform/quoting';
 import { findFinishedArtifact, type BackupStore } from '../../storage/backup-store';
 import { ProgressTap, writeFromStream } from '../support/artifact-stream';
@@ -24,11 +28,11 @@ export interface ClickHouseBackupDeps {
   reportProgress?: (report: StoreProgressReport) => Promise<void>;
 }
 
-export const clickHouseDdlPath = (table: string) => `clickhouse/${table}.sql`;
-export const clickHouseDataPath = (table: string) => `clickhouse/${table}.native`;
+/** Any object name becomes one safe path segment (see object-file-name.ts); plain names keep their old paths. */
+export const clickHouseDdlPath = (table: string) => `clickhouse/${encodeObjectFileName(table)}.sql`;
+export const clickHouseDataPath = (table: string) => `clickhouse/${encodeObjectFileName(table)}.native`;
 
 const heartbeatSchema = z.object({ finished: z.array(manifestArtifactSchema) });
-const createStatementRow = z.object({ statement: z.string() });
 const countRow = z.object({ rows: z.union([z.string(), z.number()]) });
 const versionRow = z.object({ version: z.string() });
 
@@ -51,12 +55,12 @@ function serverGzip(level: number) {
  */
 const SETTINGS_REFUSED = ['164', '452'];
 
-/** Tables whose names our strict identifier rule accepts; a materialized view's `.inner.` table is recreated by its view. */
-const BACKED_UP_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
 /**
- * Backs up one organization's ClickHouse database: per table its CREATE statement and its data in
- * `Native` format, streamed. ClickHouse has no snapshots, so each table is consistent on its own.
+ * Backs up one organization's ClickHouse database: per object its CREATE statement and, for engines
+ * that own rows (clickhouse-catalog.ts), its data in `Native` format, streamed; a materialized view's
+ * implicit inner table is filed under its view. Views and forwarding engines (Buffer, Distributed,
+ * Merge, …) are never read. An object of an unknown engine, or whose statement cannot be moved to
+ * another database, fails the backup naming it. ClickHouse has no snapshots, so each table is consistent on its own.
  * A retried attempt keeps every artifact an earlier attempt finished (heartbeat details) when its
  * checksum still matches.
  */
@@ -78,27 +82,38 @@ export async function backupClickHouse(deps: ClickHouseBackupDeps, orgId: string
     if (!(await clickHouseDatabaseExists(deps.clickhouse, database))) {
       return { store: 'clickhouse', serverVersion: version, artifacts: [], fingerprint: [], clickhouseRowHash: CURRENT_CLICKHOUSE_ROW_HASH, resumedArtifacts: 0 };
     }
-    const tables = (await listClickHouseTables(deps.clickhouse, database)).filter((t) => BACKED_UP_NAME.test(t.name));
-    for (const table of tables) {
+    const objects = await listClickHouseObjects(deps.clickhouse, database);
+    for (const object of objects) {
+      const refusal = backupRefusal(object);
+      if (refusal) throw permanentFailure(FailureType.StoreRejected, `cannot back up table ${object.name}: ${refusal}`, { store: 'clickhouse', orgId, object: object.name });
+    }
+    for (const table of objects) {
       const qualified = quoteClickHouseQualified(database, table.name);
-      const steps: Array<{ file: string; object: string; produce: () => Promise<ManifestArtifact> }> = [
-        {
+      const name = dataObjectName(table);
+      const steps: Array<{ file: string; object: string; produce: () => Promise<ManifestArtifact> }> = [];
+      // An implicit inner table is created by its view's statement.
+      if (table.innerTableOf === undefined) {
+        steps.push({
           file: clickHouseDdlPath(table.name),
           object: `clickhouse-ddl:${table.name}`,
           produce: async () => {
-            const result = await deps.clickhouse.query({ query: `SHOW CREATE TABLE ${qualified}`, format: 'JSONEachRow' });
-            const statement = z.array(createStatementRow).parse(await result.json<unknown>())[0]?.statement ?? '';
+            const statement = await readCreateStatement(deps.clickhouse, database, table);
+            try {
+              checkClickHouseStatementMovable(statement, database);
+            } catch (err) {
+              throw ddlFailure(err, orgId, table.name, 'back up');
+            }
             const record = await writeFromStream(deps.store, { orgId, backupId, path: clickHouseDdlPath(table.name) }, { alreadyCompressed: false }, (sink) =>
               pipeline(Readable.from([Buffer.from(`${statement}\n`)]), sink),
             );
             return { store: 'clickhouse', object: `clickhouse-ddl:${table.name}`, file: clickHouseDdlPath(table.name), ...record, rows: null };
           },
-        },
-      ];
-      if (holdsData(table.engine)) {
+        });
+      }
+      if (table.engineClass === 'data') {
         steps.push({
-          file: clickHouseDataPath(table.name),
-          object: `clickhouse:${table.name}`,
+          file: clickHouseDataPath(name),
+          object: `clickhouse:${name}`,
           produce: async () => {
             const counted = await deps.clickhouse.query({ query: `SELECT toString(count()) AS rows FROM ${qualified}`, format: 'JSONEachRow' });
             const rows = Number(z.array(countRow).parse(await counted.json<unknown>())[0]?.rows ?? 0);
@@ -115,14 +130,14 @@ export async function backupClickHouse(deps: ClickHouseBackupDeps, orgId: string
             const { stream, response_headers } = response;
             // ClickHouse 18 sends an empty result without Content-Encoding: then the store compresses.
             const gzipped = String(response_headers['content-encoding'] ?? '').toLowerCase() === 'gzip';
-            const record = await writeFromStream(deps.store, { orgId, backupId, path: clickHouseDataPath(table.name) }, { alreadyCompressed: false, gzipped }, (sink) =>
+            const record = await writeFromStream(deps.store, { orgId, backupId, path: clickHouseDataPath(name) }, { alreadyCompressed: false, gzipped }, (sink) =>
               pipeline(stream, new ProgressTap((n) => (current.bytes = n)), sink, { signal: ctx.cancellationSignal }),
             ).catch((err: unknown) => {
               // A writer that could not open leaves the response unread; free its connection.
               stream.destroy();
               throw err;
             });
-            return { store: 'clickhouse', object: `clickhouse:${table.name}`, file: clickHouseDataPath(table.name), ...record, rows };
+            return { store: 'clickhouse', object: `clickhouse:${name}`, file: clickHouseDataPath(name), ...record, rows };
           },
         });
       }

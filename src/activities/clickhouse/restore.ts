@@ -2,12 +2,15 @@ import { finished } from 'node:stream/promises';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Context } from '@temporalio/activity';
 import { FailureType, permanentFailure } from '../../errors';
+import { listClickHouseObjects } from '../../platform/clickhouse-catalog';
+import { ddlFailure, retargetCreateStatement } from '../../platform/clickhouse-ddl';
+import { planClickHouseRestore } from '../../platform/clickhouse-restore-plan';
 import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
 import { quoteClickHouseIdent, quoteClickHouseQualified } from '../../platform/quoting';
 import type { BackupStore } from '../../storage/backup-store';
-import { classifyClickHouseError, isRetryableClickHouseError } from './errors';
 import { startHeartbeats } from '../support/heartbeats';
 import { readManifest } from '../storage/manifest';
+import { classifyClickHouseError, isRetryableClickHouseError } from './errors';
 
 export interface ClickHouseRestoreDeps {
   clickhouse: ClickHouseClient;
@@ -26,19 +29,6 @@ export interface RestoreClickHouseInput {
 /** Scratch ClickHouse databases this project creates; only these names are ever dropped as scratch. */
 export const CLICKHOUSE_SCRATCH_PREFIX = 'eloquent_scratch_';
 
-/**
- * Rewrites a `SHOW CREATE TABLE` statement of database `from` to create the table in `to`. Only
- * whole qualified names `from.` (bare or back-quoted) are replaced, so `org_ab.` never matches
- * inside `org_abc.`; a view's references to tables of the same database move with it.
- */
-export function retargetCreateStatement(statement: string, from: string, to: string): string {
-  const escaped = from.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const pattern = new RegExp(`(?<![A-Za-z0-9_\`])(?:\`${escaped}\`|${escaped})\\.`, 'g');
-  const rewritten = statement.replace(pattern, `${quoteClickHouseIdent(to)}.`);
-  if (rewritten === statement) throw new Error(`CREATE statement does not name database ${from}: ${statement.slice(0, 120)}`);
-  return rewritten;
-}
-
 /** Drops a database; dropping one that is gone succeeds. */
 export async function dropClickHouseDatabase(client: ClickHouseClient, database: string): Promise<void> {
   await client.command({ query: `DROP DATABASE IF EXISTS ${quoteClickHouseIdent(database)}` });
@@ -46,8 +36,10 @@ export async function dropClickHouseDatabase(client: ClickHouseClient, database:
 
 /**
  * Restores the ClickHouse part of a backup: the target database is (re)created empty — the workflow
- * has decided it may be — then every table from its CREATE statement, then its data streamed in
- * `Native` format. A table the server cannot create fails non-retryable, naming it.
+ * has decided it may be — then, in the order of clickhouse-restore-plan.ts, tables that own rows,
+ * their rows streamed in `Native` format, DDL-only tables and dictionaries, then views and
+ * materialized views (an MV's inner-table rows right after it). Statements are retargeted token by
+ * token (clickhouse-ddl.ts). A table the server cannot create fails non-retryable, naming it.
  */
 export async function restoreClickHouse(deps: ClickHouseRestoreDeps, input: RestoreClickHouseInput): Promise<{ database: string; tables: number; rows: number }> {
   const ctx = Context.current();
@@ -62,38 +54,63 @@ export async function restoreClickHouse(deps: ClickHouseRestoreDeps, input: Rest
     if (ddl.length === 0) return { database, tables: 0, rows: 0 };
     await dropClickHouseDatabase(deps.clickhouse, database);
     await deps.clickhouse.command({ query: `CREATE DATABASE ${quoteClickHouseIdent(database)}` });
+    const statements = new Map<string, string>();
     for (const artifact of ddl) {
-      current.table = artifact.object;
       const chunks: Buffer[] = [];
       for await (const chunk of await deps.store.openArtifactReader({ orgId: input.orgId, backupId: input.backupId, path: artifact.file })) chunks.push(chunk as Buffer);
-      const statement = retargetCreateStatement(Buffer.concat(chunks).toString('utf8').trim(), source.clickhouse.database, database);
-      try {
-        await deps.clickhouse.command({ query: statement });
-      } catch (err) {
-        // A dropped connection is retried like anywhere else; only the server's refusal is final.
-        if (isRetryableClickHouseError(err)) throw err;
-        throw permanentFailure(FailureType.StoreRejected, `cannot create table ${artifact.object.slice('clickhouse-ddl:'.length)}: ${err instanceof Error ? err.message : String(err)}`, {
-          store: 'clickhouse',
-          orgId: input.targetOrgId,
-          object: artifact.file,
-        });
-      }
+      statements.set(artifact.object.slice('clickhouse-ddl:'.length), Buffer.concat(chunks).toString('utf8').trim());
+    }
+    const dataFiles = new Map(data.map((a) => [a.object.slice('clickhouse:'.length), a]));
+    let steps: ReturnType<typeof planClickHouseRestore>;
+    try {
+      steps = planClickHouseRestore([...statements].map(([object, statement]) => ({ object, statement })), [...dataFiles.keys()], source.clickhouse.database);
+    } catch (err) {
+      throw ddlFailure(err, input.targetOrgId, `the backup's ClickHouse objects`, 'restore');
     }
     let rows = 0;
-    for (const artifact of data) {
-      const table = artifact.object.slice('clickhouse:'.length);
-      current.table = table;
-      const values = await deps.store.openArtifactReader({ orgId: input.orgId, backupId: input.backupId, path: artifact.file });
-      const { stream } = await deps.clickhouse.exec({ query: `INSERT INTO ${quoteClickHouseQualified(database, table)} FORMAT Native`, values, abort_signal: ctx.cancellationSignal });
-      // The answer to an INSERT is empty, but it must be read to free the connection.
-      stream.resume();
-      await finished(stream);
-      rows += artifact.rows ?? 0;
+    for (const step of steps) {
+      current.table = step.object;
+      if (step.kind === 'create') {
+        let statement: string;
+        try {
+          statement = retargetCreateStatement(step.statement, source.clickhouse.database, database);
+        } catch (err) {
+          throw ddlFailure(err, input.targetOrgId, step.object, 'restore');
+        }
+        try {
+          await deps.clickhouse.command({ query: statement });
+        } catch (err) {
+          // A dropped connection is retried like anywhere else; only the server's refusal is final.
+          if (isRetryableClickHouseError(err)) throw err;
+          throw permanentFailure(FailureType.StoreRejected, `cannot create table ${step.object}: ${err instanceof Error ? err.message : String(err)}`, {
+            store: 'clickhouse',
+            orgId: input.targetOrgId,
+            object: `clickhouse-ddl:${step.object}`,
+          });
+        }
+      } else if (step.kind === 'load') {
+        const artifact = dataFiles.get(step.object);
+        if (!artifact) continue;
+        const table = step.into === 'table' ? step.object : await innerTableOf(deps.clickhouse, database, step.object);
+        const values = await deps.store.openArtifactReader({ orgId: input.orgId, backupId: input.backupId, path: artifact.file });
+        const { stream } = await deps.clickhouse.exec({ query: `INSERT INTO ${quoteClickHouseQualified(database, table)} FORMAT Native`, values, abort_signal: ctx.cancellationSignal });
+        // The answer to an INSERT is empty, but it must be read to free the connection.
+        stream.resume();
+        await finished(stream);
+        rows += artifact.rows ?? 0;
+      }
     }
-    return { database, tables: ddl.length, rows };
+    return { database, tables: statements.size, rows };
   } catch (err) {
     throw classifyClickHouseError(err, input.targetOrgId, current.table || database);
   } finally {
     heartbeats.stop();
   }
+}
+
+/** The implicit inner table the server made for materialized view `view` (its name depends on the server and the view's UUID). */
+async function innerTableOf(client: ClickHouseClient, database: string, view: string): Promise<string> {
+  const inner = (await listClickHouseObjects(client, database)).find((o) => o.innerTableOf === view);
+  if (!inner) throw permanentFailure(FailureType.StoreRejected, `materialized view ${view} has no inner table to restore its rows into`, { store: 'clickhouse', object: view });
+  return inner.name;
 }
