@@ -51,6 +51,8 @@ export interface AppConfig {
   preflightTimeoutMs: number;
   /** Port of the worker's Prometheus endpoint; 0 disables it. */
   metricsPort: number;
+  /** Address `/metrics` binds to (`METRICS_HOST`). @default '127.0.0.1': scraping from elsewhere is a deliberate choice. */
+  metricsHost: string;
   /** A pre-built workflow bundle; unset = bundle `src/workflows` at worker start. */
   workflowBundlePath: string | undefined;
 }
@@ -131,6 +133,7 @@ function environmentSchema(cwd: string) {
     PLATFORM_MODEL_FILE: z.string().min(1).optional(),
     PREFLIGHT_TIMEOUT_MS: positiveInt('milliseconds').default(5000),
     METRICS_PORT: port.default(9464),
+    METRICS_HOST: z.string().regex(/^[0-9A-Za-z.:-]+$/, { message: 'expected an address to bind, such as 127.0.0.1 or 0.0.0.0' }).default('127.0.0.1'),
     WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
     LOG_LEVEL: z
       .string()
@@ -180,6 +183,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     platformModelFile: e.PLATFORM_MODEL_FILE === undefined ? undefined : path.resolve(cwd, e.PLATFORM_MODEL_FILE),
     preflightTimeoutMs: e.PREFLIGHT_TIMEOUT_MS,
     metricsPort: e.METRICS_PORT,
+    metricsHost: e.METRICS_HOST,
     workflowBundlePath: e.WORKFLOW_BUNDLE_PATH === undefined ? undefined : path.resolve(cwd, e.WORKFLOW_BUNDLE_PATH),
   };
 }

@@ -128,6 +128,10 @@ describe('client SDK, CLI and metrics', () => {
     expect(help.out).toMatch(/--replace/);
   });
 
+  it('the metrics endpoint binds to loopback unless METRICS_HOST says otherwise', () => {
+    expect(metrics.host).toBe('127.0.0.1');
+  });
+
   it('metrics counters of activities and backed-up bytes move after a backup', async () => {
     const scrape = async () => (await fetch(`http://127.0.0.1:${metrics.port}/metrics`)).text();
     const value = (text: string, series: string) => Number(new RegExp(`^${series.replace(/[{}"\\]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
