@@ -124,6 +124,7 @@ function environmentSchema(cwd: string) {
     REDIS_URL: urlWithProtocols(['redis:', 'rediss:']).default('redis://127.0.0.1:6379/0'),
     BACKUP_DIR: z.string().min(1, { message: 'expected a directory path' }).default(path.join(cwd, '.data', 'backups')),
     BACKUP_MASTER_KEY: masterKey.optional(),
+    KUBECONFIG: z.string().min(1).optional(),
     KUBECONFIG_PATH: z.string().min(1).default(path.join(cwd, '.data', 'kube', 'kubeconfig')),
     K8S_NAMESPACE: identifier.default('eloquent'),
     HELM_RELEASE: identifier.default('eloquent'),
@@ -174,7 +175,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     redis: { url: e.REDIS_URL },
     backup: { directory: path.resolve(cwd, e.BACKUP_DIR), masterKeyBase64: e.BACKUP_MASTER_KEY },
     kubernetes: {
-      kubeconfigPath: path.resolve(cwd, e.KUBECONFIG_PATH),
+      // The standard KUBECONFIG wins (its first file, as a list is kubectl's merge); KUBECONFIG_PATH is the older name.
+      kubeconfigPath: path.resolve(cwd, e.KUBECONFIG?.split(':').find((file) => file !== '') ?? e.KUBECONFIG_PATH),
       inCluster: e.K8S_IN_CLUSTER === undefined ? e.KUBERNETES_SERVICE_HOST !== undefined : e.K8S_IN_CLUSTER === 'true',
       namespace: e.K8S_NAMESPACE,
       helmRelease: e.HELM_RELEASE,
