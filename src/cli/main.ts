@@ -392,7 +392,8 @@ async function runCommand(command: string, args: string[], values: Values, ctx: 
         return ExitCode.Ok;
       }
       const status = await client.getOperationStatus(target);
-      ctx.print(`${status.workflowId} (${status.type}): ${status.status}${status.progress !== undefined ? `\nprogress: ${JSON.stringify(status.progress)}` : ''}`, { ok: true, ...status });
+      const grace = status.gracePeriodLeftMs !== undefined ? `\ngrace period: ${Math.ceil(status.gracePeriodLeftMs / 1000)} s left; cancel with: eloquent-recovery cancel-delete ${status.orgId ?? '<org>'}` : '';
+      ctx.print(`${status.workflowId} (${status.type}): ${status.status}${status.progress !== undefined ? `\nprogress: ${JSON.stringify(status.progress)}` : ''}${grace}`, { ok: true, ...status });
       return ExitCode.Ok;
     }
     case 'backups': {
