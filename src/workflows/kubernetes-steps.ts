@@ -4,37 +4,31 @@ import {
   ActivityFailure,
   ApplicationFailure,
   defineQuery,
-  proxyActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
-  type RetryPolicy,
 } from '@temporalio/workflow';
 import type { KubernetesActivities } from '../activities/kubernetes';
 import type { InputProblems } from '../contracts/kubernetes';
-import { FailureType, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
+import { FailureType } from '../errors';
 import { OperationAttribute } from '../search-attributes';
+import { activityProxies } from './shared/activity-proxies';
+import { trackProgress } from './shared/progress';
 
-const retry: RetryPolicy = {
-  initialInterval: '1s',
-  backoffCoefficient: 2,
-  maximumInterval: '15s',
-  maximumAttempts: 6,
-  nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES],
-};
+const retry = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s', maximumAttempts: 6 } as const;
 
 /** Single API calls: reads, plans, one patch, one create. */
-export const kubernetesApi = proxyActivities<KubernetesActivities>({ startToCloseTimeout: '1m', retry });
+export const kubernetesApi = activityProxies<KubernetesActivities>({ startToCloseTimeout: '1m', retry });
 
 /**
  * Waits for rollouts and backups; they heartbeat every poll, so a lost worker is noticed within
  * the heartbeat timeout and the wait resumes elsewhere (the state lives in the cluster).
  */
-export const kubernetesWaits = proxyActivities<KubernetesActivities>({ startToCloseTimeout: '30m', heartbeatTimeout: '30s', retry });
-export const veleroWaits = proxyActivities<KubernetesActivities>({ startToCloseTimeout: '12h', heartbeatTimeout: '1m', retry });
+export const kubernetesWaits = activityProxies<KubernetesActivities>({ startToCloseTimeout: '30m', heartbeatTimeout: '30s', retry });
+export const veleroWaits = activityProxies<KubernetesActivities>({ startToCloseTimeout: '12h', heartbeatTimeout: '1m', retry });
 
 /** The helm binary: few attempts, since a failed rollback is reported rather than repeated. */
-export const helmCommands = proxyActivities<KubernetesActivities>({
+export const helmCommands = activityProxies<KubernetesActivities>({
   startToCloseTimeout: '10m',
   heartbeatTimeout: '1m',
   retry: { ...retry, maximumAttempts: 3 },
@@ -57,9 +51,10 @@ export function startOperation(): (step: string) => void {
   if (workflowInfo().typedSearchAttributes.get(OperationAttribute) === undefined) {
     upsertSearchAttributes([{ key: OperationAttribute, value: 'kubernetes' }]);
   }
+  const moveTo = trackProgress(progress, workflowInfo().workflowType);
   return (step: string) => {
     progress.done.push(progress.step);
-    progress.step = step;
+    moveTo(step);
   };
 }
 
