@@ -116,11 +116,10 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
   const restoreAs = { orgId: backup.orgId, backupId: backup.backupId, targetOrgId };
   let comparisons: ObjectComparison[] = [];
   try {
-    // Registered before the first write, so a restore that fails half-way is removed whole.
-    compensations.add(safetyBackupId ? `what this restore wrote was removed from ${targetOrgId}` : `target ${targetOrgId} is empty again, as before`, async () => {
-      await quick.clearOrganizationPostgres({ orgId: targetOrgId });
-      await quick.clearOrganizationClickHouse({ orgId: targetOrgId });
-    });
+    // Registered before the first write, so a restore that fails half-way is removed whole; newest
+    // first, so PostgreSQL is cleared before ClickHouse, as it is restored first.
+    compensations.add(`what this restore wrote into ClickHouse of ${targetOrgId} was removed`, () => quick.clearOrganizationClickHouse({ orgId: targetOrgId }));
+    compensations.add(`what this restore wrote into PostgreSQL of ${targetOrgId} was removed`, () => quick.clearOrganizationPostgres({ orgId: targetOrgId }));
     if (manifest.stores.includes('postgres')) {
       moveTo('postgres');
       await restoring.restorePostgres(restoreAs);
