@@ -11,6 +11,8 @@ export type ActivityKind = Omit<ActivityOptions, 'retry'> & { retry: Omit<RetryP
 const SHORT_BACKOFF = { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10 } as const;
 /** Backoff from 2 s to 1 min, 10 attempts: calls that move backups around. */
 const LONG_BACKOFF = { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: 10 } as const;
+/** Backoff from 1 s to 15 s, 6 attempts: the Kubernetes API. */
+const KUBERNETES_BACKOFF = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s', maximumAttempts: 6 } as const;
 
 /** The kinds of activity call the workflows make, each with its timeouts and backoff. */
 export const ACTIVITY_KINDS = {
@@ -44,6 +46,17 @@ export const ACTIVITY_KINDS = {
   deletionLog: { startToCloseTimeout: '1h', heartbeatTimeout: '1m', retry: LONG_BACKOFF },
   /** Crypto-shredding after the retention: retried without limit, up to every 10 min, until the keys are gone. */
   shredding: { startToCloseTimeout: '30m', heartbeatTimeout: '1m', retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '10m' } },
+  /** Single Kubernetes API calls: reads, plans, one patch, one create. */
+  kubernetesApi: { startToCloseTimeout: '1m', retry: KUBERNETES_BACKOFF },
+  /**
+   * Waits for rollouts; they heartbeat every poll, so a lost worker is noticed within the heartbeat
+   * timeout and the wait resumes elsewhere (the state lives in the cluster).
+   */
+  kubernetesWait: { startToCloseTimeout: '30m', heartbeatTimeout: '30s', retry: KUBERNETES_BACKOFF },
+  /** Waits for Velero backups: up to 12 h, heartbeating every poll. */
+  veleroWait: { startToCloseTimeout: '12h', heartbeatTimeout: '1m', retry: KUBERNETES_BACKOFF },
+  /** The helm binary: few attempts, since a failed rollback is reported rather than repeated. */
+  helm: { startToCloseTimeout: '10m', heartbeatTimeout: '1m', retry: { ...KUBERNETES_BACKOFF, maximumAttempts: 3 } },
 } satisfies Record<string, ActivityKind>;
 
 /** The retry policy of `retry`, with the failure types that no retry can fix. */
