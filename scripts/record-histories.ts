@@ -3,19 +3,23 @@
 //
 //   npx tsx scripts/record-histories.ts            # every scenario
 //   npx tsx scripts/record-histories.ts backup     # only the scenarios whose name contains "backup"
+//   npx tsx scripts/record-histories.ts --workflows /old/checkout/src/workflows/index.ts restore
+//                                                  # on other workflow code, e.g. before a change
+//
+// The saga branches that need mocked activities are recorded by the jest file itself:
+//   RECORD_HISTORIES=1 npx jest test/deletion-saga.test.ts
 //
 // Needs the local stack (scripts/stack.sh up). Each scenario seeds organizations of its own, runs
 // real workflows on a worker of its own, writes the history of the workflow and of every child it
 // started (each run of a continue-as-new chain) into test/histories/<scenario>.<type>[.<n>].json,
 // notes each file's workflow id in test/histories/workflow-ids.json (replay needs it: workflows
-// derive child ids from their own, and deleteOrganization checks its id), and cleans up. Record again after a deliberate, patched() change, keeping the old files.
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+// derive child ids from their own, and deleteOrganization checks its id), and cleans up. Record
+// again after a deliberate, patched() change, keeping the old files.
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Client } from '@temporalio/client';
-import { historyToJSON } from '../test/support/history-json';
 import { jetstream } from '@nats-io/jetstream';
-import { z } from 'zod';
+import { bundleWorkflowCode } from '@temporalio/worker';
 import { decideParkedDeletion, cancelOrganizationDeletion, startOrganizationDeletion } from '../src/client/deletion';
 import { loadConfig } from '../src/config';
 import type { DeleteOrganizationInput } from '../src/contracts/deletion';
@@ -24,11 +28,11 @@ import { dropSeededOrganization, seedOrganization } from '../src/platform/seed-o
 import { closeStoreClients, createStoreClients, type StoreClients } from '../src/store-clients';
 import { archiveChat, backupOrganization, backupPlatform, restoreOrganization, verifyBackup } from '../src/workflows';
 import globalSetup from '../test/support/global-setup';
+import { HISTORIES_DIR, readWorkflowIds, recordTree, writeWorkflowIds } from '../test/support/history-recording';
+import { WORKFLOW_BUNDLE_PATH } from '../test/support/paths';
 import { removeDeletionArtifacts, terminateIfRunning, waitForDeletionStatus } from '../test/support/deletion';
 import { startTestWorker, uniqueOrgId, type TestWorker } from '../test/support/test-worker';
 
-const HISTORIES_DIR = path.resolve(__dirname, '..', 'test', 'histories');
-const WORKFLOW_IDS_FILE = path.join(HISTORIES_DIR, 'workflow-ids.json');
 
 interface Scenario {
   name: string;
@@ -176,58 +180,23 @@ const SCENARIOS: Scenario[] = [
   },
 ];
 
-/** Every run of `workflowId` (a continue-as-new chain), oldest first. */
-async function runsOf(client: Client, workflowId: string): Promise<Array<{ runId: string; type: string }>> {
-  const runs: Array<{ runId: string; type: string; startTime: number }> = [];
-  for await (const run of client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
-    runs.push({ runId: run.runId, type: run.type, startTime: run.startTime.getTime() });
-  }
-  return runs.sort((a, b) => a.startTime - b.startTime);
-}
-
-/** Writes the histories of `rootIds` and of every child they started; returns the files written. */
-async function recordTree(client: Client, scenario: string, rootIds: string[], workflowIds: Record<string, string>): Promise<string[]> {
-  const written: string[] = [];
-  const perType = new Map<string, number>();
-  const queue = [...rootIds];
-  const seen = new Set<string>();
-  while (queue.length > 0) {
-    const workflowId = queue.shift() ?? '';
-    if (seen.has(workflowId)) continue;
-    seen.add(workflowId);
-    // Visibility is eventually consistent: wait until the runs show up.
-    let runs = await runsOf(client, workflowId);
-    for (let i = 0; i < 50 && runs.length === 0; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      runs = await runsOf(client, workflowId);
-    }
-    for (const run of runs) {
-      const history = await client.workflow.getHandle(workflowId, run.runId).fetchHistory();
-      for (const event of history.events ?? []) {
-        const child = event.childWorkflowExecutionStartedEventAttributes?.workflowExecution?.workflowId;
-        if (child) queue.push(child);
-      }
-      const n = perType.get(run.type) ?? 0;
-      perType.set(run.type, n + 1);
-      const file = path.join(HISTORIES_DIR, `${scenario}.${run.type}${n > 0 ? `.${n + 1}` : ''}.json`);
-      await writeFile(file, `${historyToJSON(history)}\n`);
-      written.push(path.basename(file));
-      workflowIds[path.basename(file)] = workflowId;
-    }
-  }
-  return written;
-}
-
 async function main(): Promise<void> {
-  const filter = process.argv[2] ?? '';
+  const args = process.argv.slice(2);
+  const at = args.indexOf('--workflows');
+  const workflowsPath = at >= 0 ? args.splice(at, 2)[1] : undefined;
+  const filter = args[0] ?? '';
   const scenarios = SCENARIOS.filter((s) => s.name.includes(filter));
   await mkdir(HISTORIES_DIR, { recursive: true });
-  await globalSetup();
+  if (workflowsPath) {
+    // The test workers load WORKFLOW_BUNDLE_PATH; the next jest run bundles today's code there again.
+    const { code } = await bundleWorkflowCode({ workflowsPath: path.resolve(workflowsPath) });
+    await writeFile(WORKFLOW_BUNDLE_PATH, code);
+  } else {
+    await globalSetup();
+  }
   const config = loadConfig();
   const admin = createStoreClients(config);
-  const workflowIds = await readFile(WORKFLOW_IDS_FILE, 'utf8')
-    .then((text) => z.record(z.string(), z.string()).parse(JSON.parse(text)))
-    .catch(() => ({}) as Record<string, string>);
+  const workflowIds = await readWorkflowIds();
   let failed = false;
   try {
     for (const scenario of scenarios) {
@@ -256,8 +225,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    const sorted = Object.fromEntries(Object.entries(workflowIds).sort(([a], [b]) => a.localeCompare(b)));
-    await writeFile(WORKFLOW_IDS_FILE, `${JSON.stringify(sorted, null, 2)}\n`);
+    await writeWorkflowIds(workflowIds);
     await closeStoreClients(admin);
   }
   if (failed) process.exitCode = 1;

@@ -12,6 +12,7 @@ import { FailureType } from '../src/errors';
 import { restoreOrganization } from '../src/workflows';
 import { terminateIfRunning, waitForDeletionStatus } from './support/deletion';
 import { failureText, rejectionOf } from './support/failures';
+import { readWorkflowIds, recordTree, writeWorkflowIds } from './support/history-recording';
 import { WORKFLOW_BUNDLE_PATH } from './support/paths';
 import { uniqueOrgId } from './support/test-worker';
 
@@ -20,7 +21,13 @@ import { uniqueOrgId } from './support/test-worker';
  * residue re-purge loop, parking after the last re-purge round, failing compensations. The workflow
  * code is the real bundle on the real dev server (127.0.0.1:7233); time is real too, so durations
  * are short (@temporalio/testing, with its time-skipping server, is not installed here).
+ *
+ * `RECORD_HISTORIES=1` also writes each test's histories to test/histories/mocked-<scenario>.*.json
+ * for test/replay.test.ts; `RECORD_WORKFLOW_BUNDLE=<file>` runs another bundle (e.g. of the code
+ * before a change), so its histories can be replayed on the code after it.
  */
+const RECORD = process.env.RECORD_HISTORIES === '1';
+
 describe('deleteOrganization and restoreOrganization with mocked activities', () => {
   let connection: NativeConnection;
   let clientConnection: Connection;
@@ -31,6 +38,13 @@ describe('deleteOrganization and restoreOrganization with mocked activities', ()
   const workflows: string[] = [];
   /** The mocks of the test that runs now; each test sets the ones it needs. */
   let mocks: Partial<Activities> = {};
+  /** The test's name in recorded history files, and the workflows it started. */
+  let scenario = '';
+  let recordFrom = 0;
+  const recordAs = (name: string) => {
+    scenario = `mocked-${name}`;
+    recordFrom = workflows.length;
+  };
 
   /** Every activity the worker offers delegates to the current test's mock, and fails loudly without one. */
   function delegate(name: keyof Activities) {
@@ -63,10 +77,17 @@ describe('deleteOrganization and restoreOrganization with mocked activities', ()
       connection,
       namespace: config.temporal.namespace,
       taskQueue,
-      workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH },
+      workflowBundle: { codePath: process.env.RECORD_WORKFLOW_BUNDLE ?? WORKFLOW_BUNDLE_PATH },
       activities: Object.fromEntries(names.map((name) => [name, delegate(name)])),
     });
     running = worker.run();
+  });
+  afterEach(async () => {
+    if (!RECORD || scenario === '') return;
+    const workflowIds = await readWorkflowIds();
+    await recordTree(client, scenario, workflows.slice(recordFrom), workflowIds);
+    await writeWorkflowIds(workflowIds);
+    scenario = '';
   });
   afterAll(async () => {
     for (const id of workflows) await terminateIfRunning(client, id);
@@ -118,6 +139,7 @@ describe('deleteOrganization and restoreOrganization with mocked activities', ()
   }
 
   it('residue written after its store was purged is purged again until the stores are clean, and the certificate says so', async () => {
+    recordAs('residue-re-purged');
     const orgId = uniqueOrgId('sagares');
     const purged = noPurges();
     let residueChecks = 0;
@@ -143,6 +165,7 @@ describe('deleteOrganization and restoreOrganization with mocked activities', ()
   });
 
   it('residue that survives the last re-purge round parks the run at residue-check; retryNow purges again and completes', async () => {
+    recordAs('residue-parked-retried');
     const orgId = uniqueOrgId('sagapark');
     const purged = noPurges();
     let writerStopped = false;
@@ -172,6 +195,7 @@ describe('deleteOrganization and restoreOrganization with mocked activities', ()
   });
 
   it('a compensation that fails is reported beside the failure that set it off, and the deletion still fails before deleting anything', async () => {
+    recordAs('deletion-compensation-fails');
     const orgId = uniqueOrgId('sagacomp');
     const purged = noPurges();
     mocks = {
@@ -201,6 +225,7 @@ describe('deleteOrganization and restoreOrganization with mocked activities', ()
   });
 
   it('during the grace period the status says when it ends, the caller computes the time left, and a cancel restores the status', async () => {
+    recordAs('deletion-grace-cancelled');
     const orgId = uniqueOrgId('sagagrace');
     const purged = noPurges();
     const restored: string[] = [];
@@ -226,6 +251,7 @@ describe('deleteOrganization and restoreOrganization with mocked activities', ()
   });
 
   it('a restore whose compensation fails names the original failure and the failed compensation, and runs the compensations after it', async () => {
+    recordAs('restore-compensation-fails');
     const orgId = uniqueOrgId('sagarst');
     const backupId = '20260101T000000Z-mock';
     const calls: string[] = [];

@@ -2,6 +2,7 @@ import {
   ApplicationFailure,
   defineQuery,
   executeChild,
+  patched,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -27,6 +28,9 @@ export interface RestoreProgress {
 }
 
 export const restoreProgressQuery = defineQuery<RestoreProgress>('restoreProgress');
+
+/** Patch id: a failed compensation no longer stops the ones after it. */
+const COMPENSATIONS_CONTINUE_PAST_A_FAILURE = 'restore-compensations-continue-past-a-failure';
 
 function parseInput(input: RestoreOrganizationInput | undefined): RestoreOrganizationInput & { mode: 'into-empty' | 'replace' } {
   if (input === null || typeof input !== 'object' || typeof input.backupId !== 'string' || input.backupId === '') {
@@ -139,7 +143,8 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
     const failedStep = progress.step;
     moveTo(`compensating after ${failedStep}`);
     // Both are reported: the failure, and each compensation's outcome (a failed one included).
-    const outcomes = await compensations.runAll();
+    // Before this patch a failed compensation ended the run at once; runs begun then replay that way.
+    const outcomes = await compensations.runAll({ stopAtFirstFailure: !patched(COMPENSATIONS_CONTINUE_PAST_A_FAILURE) });
     moveTo('failed');
     const undone = describeCompensations(outcomes).join('; ');
     const notAsBefore = outcomes.some((o) => o.failure !== undefined) ? `; target ${targetOrgId} may NOT be as it was before` : '';

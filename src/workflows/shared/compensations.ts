@@ -25,8 +25,9 @@ export class Compensations {
    * Runs every registered compensation, newest first, and empties the stack. Runs even in a
    * cancelled workflow (the compensations cannot be cancelled). A failed compensation does not stop
    * the others: it is reported in the outcomes, never hidden, and never replaces the original error.
+   * `stopAtFirstFailure` is for runs begun by code that stopped there (see the caller's `patched()`).
    */
-  async runAll(): Promise<CompensationOutcome[]> {
+  async runAll(options: { stopAtFirstFailure?: boolean } = {}): Promise<CompensationOutcome[]> {
     const outcomes: CompensationOutcome[] = [];
     const pending = this.stack.splice(0).reverse();
     await CancellationScope.nonCancellable(async () => {
@@ -36,6 +37,7 @@ export class Compensations {
           outcomes.push({ what: c.what });
         } catch (err) {
           outcomes.push({ what: c.what, failure: rootMessage(err) });
+          if (options.stopAtFirstFailure) break;
         }
       }
     });
