@@ -189,7 +189,8 @@ async function main(): Promise<void> {
   await mkdir(HISTORIES_DIR, { recursive: true });
   if (workflowsPath) {
     // The test workers load WORKFLOW_BUNDLE_PATH; the next jest run bundles today's code there again.
-    const { code } = await bundleWorkflowCode({ workflowsPath: path.resolve(workflowsPath) });
+    const quiet = { trace() {}, debug() {}, info() {}, warn() {}, log() {}, error: (m: string) => process.stderr.write(`${m}\n`) };
+    const { code } = await bundleWorkflowCode({ workflowsPath: path.resolve(workflowsPath), logger: quiet });
     await writeFile(WORKFLOW_BUNDLE_PATH, code);
   } else {
     await globalSetup();
