@@ -30,8 +30,8 @@ import {
   type RollbackPlatformInput,
 } from '../contracts/kubernetes';
 import type { PreflightReport } from '../contracts/preflight';
-import { deletionWorkflowId } from '../contracts/deletion';
-import { DeletionAlreadyRunningError } from './deletion';
+import { deletionWorkflowId, type DeletionStatus } from '../contracts/deletion';
+import { DeletionAlreadyRunningError, graceTimeLeftMs } from './deletion';
 import { InvalidRequestError } from './request-error';
 import { isOrgId } from '../platform/org-id';
 
@@ -80,6 +80,8 @@ export interface OperationStatus {
   operation?: string;
   /** The answer of the workflow's progress query while it runs; absent when it has none. */
   progress?: unknown;
+  /** A deletion in its grace period: milliseconds left, computed here from its `gracePeriodEndsAt`. */
+  gracePeriodLeftMs?: number;
   memo?: Record<string, unknown>;
 }
 
@@ -223,6 +225,8 @@ export class RecoveryClient {
       if (query !== undefined) {
         try {
           status.progress = await handle.query(query);
+          const left = status.type === WorkflowType.delete ? graceTimeLeftMs(status.progress as DeletionStatus) : undefined;
+          if (left !== undefined) status.gracePeriodLeftMs = left;
         } catch {
           // A run that has not yet registered its query handler answers nothing yet; that is no error.
         }

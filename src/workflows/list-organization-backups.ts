@@ -1,5 +1,5 @@
 import type { BackupListEntry } from '../activities/storage';
-import { quickActivities } from './activity-proxies';
+import { quickActivities } from './shared/activity-proxies';
 
 /**
  * The organization's backups, newest first, as the worker's backup store holds them. The SDK's
