@@ -1,11 +1,13 @@
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { backupManifestSchema } from '../src/contracts/backup';
+import { backupManifestSchema, type BackupManifest } from '../src/contracts/backup';
+import { DEFAULT_PLATFORM_MODEL } from '../src/platform/data-map';
+import { fingerprintOrganization } from '../src/platform/fingerprint';
 import { quotePgIdent, quotePgLiteral } from '../src/platform/quoting';
 import { dropSeededOrganization } from '../src/platform/seed-organization';
-import { backupOrganization } from '../src/workflows';
+import { backupOrganization, verifyBackup } from '../src/workflows';
 import { createBareOrganization } from './support/bare-organization';
-import { failureText } from './support/failures';
+import { failureText, rejectionOf } from './support/failures';
 import { startTestWorker, uniqueOrgId, type TestWorker } from './support/test-worker';
 
 describe('PostgreSQL fidelity of a backup', () => {
@@ -42,6 +44,11 @@ describe('PostgreSQL fidelity of a backup', () => {
     }
   }
 
+  const manifestFile = (orgId: string, backupId: string) => path.join(env.config.backup.directory, orgId, backupId, 'manifest.json');
+  const readManifest = async (orgId: string, backupId: string) => backupManifestSchema.parse(JSON.parse(await readFile(manifestFile(orgId, backupId), 'utf8')));
+  const verify = (orgId: string, backupId: string, name: string) =>
+    env.client.workflow.execute(verifyBackup, { taskQueue: env.taskQueue, workflowId: `verify-${name}-${backupId}-${Date.now()}`, args: [{ orgId, backupId }] });
+
   it('an organization with enums, arrays, domains, composites and ranges over enums, and catalog-id columns verifies', async () => {
     await withOrganization('pgenum', async (orgId, schema) => {
       const s = quotePgIdent(schema);
@@ -67,8 +74,29 @@ describe('PostgreSQL fidelity of a backup', () => {
         INSERT INTO ${s}.plain SELECT g, 'body ' || g FROM generate_series(1, 100) g;`);
       const summary = await backUpVerified(orgId);
       expect(summary.verification?.passed).toBe(true);
-      const manifest = backupManifestSchema.parse(JSON.parse(await readFile(path.join(env.config.backup.directory, orgId, summary.backupId, 'manifest.json'), 'utf8')));
+      const manifest = await readManifest(orgId, summary.backupId);
+      expect(manifest.fingerprint.postgresRowHash).toBe('portable-record-hash');
       expect(manifest.fingerprint.objects.find((o) => o.object === 'schema:org_{org}.feelings')?.rows).toBe(300);
+    });
+  });
+
+  it('a manifest of the record-hash release still verifies with record-hash, which hashes a regclass by OID unlike today’s row hash', async () => {
+    await withOrganization('pgold', async (orgId, schema) => {
+      const s = quotePgIdent(schema);
+      // pg_class has the same OID in every database: record-hash verified such a table, though by OID.
+      await env.clients.postgres.query(`CREATE TABLE ${s}.watched (id integer PRIMARY KEY, rel regclass);
+        INSERT INTO ${s}.watched SELECT g, 'pg_catalog.pg_class' FROM generate_series(1, 20) g;`);
+      const summary = await backUpVerified(orgId);
+      const manifest = await readManifest(orgId, summary.backupId);
+      const older = await fingerprintOrganization(env.clients, orgId, ['postgres'], DEFAULT_PLATFORM_MODEL, { postgresRowHash: 'record-hash' });
+      const watched = (objects: BackupManifest['fingerprint']['objects']) => objects.find((o) => o.object === 'schema:org_{org}.watched')?.hash;
+      expect(watched(older.objects)).not.toBe(watched(manifest.fingerprint.objects));
+      const relabel = (postgresRowHash: 'record-hash' | 'portable-record-hash') =>
+        writeFile(manifestFile(orgId, summary.backupId), JSON.stringify({ ...manifest, fingerprint: { ...manifest.fingerprint, postgresRowHash, objects: older.objects } }));
+      await relabel('record-hash');
+      expect((await verify(orgId, summary.backupId, 'record-hash')).result).toBe('passed');
+      await relabel('portable-record-hash');
+      expect(failureText(await rejectionOf(verify(orgId, summary.backupId, 'mislabelled')))).toMatch(/schema:org_\{org\}\.watched/);
     });
   });
 
