@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import type { Pool, PoolClient, QueryResult } from 'pg';
+import type { DumpedSequence } from './archive-sequences';
 import { ORG_PLACEHOLDER, type OrganizationDataMap } from './data-map';
 import { listOrgSchemas, listRelations } from './discovery';
 import { formatHash } from './content-hash';
@@ -124,11 +126,10 @@ export async function fingerprintPostgres(pool: Pool, map: OrganizationDataMap, 
         const name = `${schemaObjectName(map, relation.schema)}.${relation.name}`;
         const sql = quotePgQualified(relation.schema, relation.name);
         if (relation.kind === 'sequence') {
-          // A restored sequence must continue where the original stopped: its state is content.
-          const r = await client.query<{ hash: string }>(
-            `SELECT ${rowHashSum(`last_value::text || ':' || is_called::text`)}::text AS hash FROM ${sql}`,
-          );
-          objects.push({ store: 'postgres', object: `sequence:${name}`, rows: 1, hash: formatHash(r.rows[0]?.hash ?? '0') });
+          // Read now, not as of the snapshot: sequences are not transactional. A backup replaces this
+          // with the state its archive holds (withDumpedSequences).
+          const r = await client.query<{ last_value: string; is_called: boolean }>(`SELECT last_value::text AS last_value, is_called FROM ${sql}`);
+          objects.push(sequenceFingerprint(name, r.rows[0]?.last_value ?? '', r.rows[0]?.is_called ?? false));
         } else {
           const r = await hashTableRows(client, sql, rowHash);
           objects.push({ store: 'postgres', object: `schema:${name}`, rows: Number(r.rows[0]?.rows ?? 0), hash: formatHash(r.rows[0]?.hash ?? '0') });
@@ -154,6 +155,37 @@ export async function fingerprintPostgres(pool: Pool, map: OrganizationDataMap, 
     },
     'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
   );
+}
+
+/**
+ * A sequence's state as content (a restored sequence must continue where the original stopped): the
+ * `md5-text` hash of `last_value:is_called`, as PostgreSQL would compute it over that one row.
+ */
+function sequenceFingerprint(name: string, lastValue: string, isCalled: boolean): ObjectFingerprint {
+  const md5 = createHash('md5').update(`${lastValue}:${String(isCalled)}`).digest('hex');
+  return { store: 'postgres', object: `sequence:${name}`, rows: 1, hash: formatHash(BigInt(`0x${md5.slice(0, 15)}`)) };
+}
+
+/**
+ * A backup's fingerprint with each sequence's state taken from the archive (what a restore will set)
+ * instead of the live read, which is from another moment than pg_dump's: the fingerprint then describes
+ * exactly what the backup holds however busy the sequences are.
+ * @throws a non-retryable `VerificationFailed` when a sequence is in one of the two and not the other.
+ */
+export function withDumpedSequences(map: OrganizationDataMap, objects: readonly ObjectFingerprint[], dumped: readonly DumpedSequence[]): ObjectFingerprint[] {
+  const fromArchive = new Map(dumped.map((d) => [`sequence:${schemaObjectName(map, d.schema)}.${d.name}`, d]));
+  const result = objects.map((o) => {
+    if (!o.object.startsWith('sequence:')) return o;
+    const state = fromArchive.get(o.object);
+    if (!state) throw permanentFailure(FailureType.VerificationFailed, `the pg_dump archive holds no state of ${o.object}`, { store: 'postgres', orgId: map.orgId, object: o.object });
+    fromArchive.delete(o.object);
+    return sequenceFingerprint(o.object.slice('sequence:'.length), state.lastValue, state.isCalled);
+  });
+  const extra = [...fromArchive.keys()];
+  if (extra.length > 0) {
+    throw permanentFailure(FailureType.VerificationFailed, `the pg_dump archive holds sequences the fingerprint did not find: ${extra.join(', ')}`, { store: 'postgres', orgId: map.orgId, object: extra[0] });
+  }
+  return result;
 }
 
 /** Row count and hash sum of one table, with `md5-text` where `record-hash` has no hash function. */
