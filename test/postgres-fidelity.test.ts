@@ -1,6 +1,7 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { backupManifestSchema, type BackupManifest } from '../src/contracts/backup';
+import { parseSetvalStatements } from '../src/platform/archive-sequences';
 import { DEFAULT_PLATFORM_MODEL } from '../src/platform/data-map';
 import { fingerprintOrganization } from '../src/platform/fingerprint';
 import { quotePgIdent, quotePgLiteral } from '../src/platform/quoting';
@@ -127,5 +128,14 @@ describe('PostgreSQL fidelity of a backup', () => {
       // The sequences really moved while the backup ran.
       expect(calls).toBeGreaterThan(50);
     });
+  });
+
+  it('reads sequence states from pg_dump’s setval statements, names quoted with doubled quotes inside a string literal', () => {
+    const script = `SET standard_conforming_strings = on;\nSELECT pg_catalog.setval('"Org X"."se''q ""1""".ü', 1, false);\nSELECT pg_catalog.setval('org_a.tickets_id_seq', -9223372036854775808, true);\n`;
+    expect(parseSetvalStatements(script.replace('.ü', ''))).toEqual([
+      { schema: 'Org X', name: `se'q "1"`, lastValue: '1', isCalled: false },
+      { schema: 'org_a', name: 'tickets_id_seq', lastValue: '-9223372036854775808', isCalled: true },
+    ]);
+    expect(() => parseSetvalStatements(script)).toThrow(/not a qualified name|schema-qualified/);
   });
 });
