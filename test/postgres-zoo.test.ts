@@ -35,7 +35,7 @@ describe('the PostgreSQL schema zoo', () => {
     }
   }
 
-  it('backs up and verifies, clones into a new id, and the clone equals the source by plain catalog queries and row texts', async () => {
+  it('backs up and verifies, clones into a new id and restores under its own id after a drop, each equal to the source by plain catalog queries and row texts', async () => {
     const schema = await createBareOrganization(env.clients, source);
     await createPostgresZoo(env.clients.postgres, schema);
     const before = await describePostgresSchema(env.clients.postgres, schema);
@@ -61,6 +61,18 @@ describe('the PostgreSQL schema zoo', () => {
     const copy = await describePostgresSchema(env.clients.postgres, organizationDataMap(clone).postgres.mainSchema);
     expect(copy).toEqual(before);
     // The source is as it was.
+    expect(await describePostgresSchema(env.clients.postgres, schema)).toEqual(before);
+
+    // Gone by hand, then restored under its own id (pg_restore straight into the platform database).
+    await dropSeededOrganization(env.clients, source);
+    const back = await run(() =>
+      env.client.workflow.execute(restoreOrganization, {
+        taskQueue: env.taskQueue,
+        workflowId: `restore-${source}-${Date.now()}`,
+        args: [{ backupId: backup.backupId, orgId: source, mode: 'into-empty' }],
+      }),
+    );
+    expect(back.comparisons.every((c) => c.equal)).toBe(true);
     expect(await describePostgresSchema(env.clients.postgres, schema)).toEqual(before);
   });
 });
