@@ -1,4 +1,6 @@
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { backupManifestSchema, type BackupManifest } from '../src/contracts/backup';
 import { parseSetvalStatements } from '../src/platform/archive-sequences';
@@ -22,21 +24,21 @@ describe('PostgreSQL fidelity of a backup', () => {
   });
 
   /** Runs `work` on a fresh organization and removes it, its backups included, whatever happens. */
-  async function withOrganization(prefix: string, work: (orgId: string, schema: string) => Promise<void>): Promise<void> {
+  async function withOrganization(prefix: string, work: (orgId: string, schema: string) => Promise<void>, worker: TestWorker = env): Promise<void> {
     const orgId = uniqueOrgId(prefix);
     try {
-      await work(orgId, await createBareOrganization(env.clients, orgId));
+      await work(orgId, await createBareOrganization(worker.clients, orgId));
     } finally {
-      await dropSeededOrganization(env.clients, orgId).catch(() => undefined);
-      await rm(path.join(env.config.backup.directory, orgId), { recursive: true, force: true });
+      await dropSeededOrganization(worker.clients, orgId).catch(() => undefined);
+      await rm(path.join(worker.config.backup.directory, orgId), { recursive: true, force: true });
     }
   }
 
   /** A verified PostgreSQL backup; the failure, with its whole cause chain, when it does not verify. */
-  async function backUpVerified(orgId: string) {
+  async function backUpVerified(orgId: string, worker: TestWorker = env) {
     try {
-      return await env.client.workflow.execute(backupOrganization, {
-        taskQueue: env.taskQueue,
+      return await worker.client.workflow.execute(backupOrganization, {
+        taskQueue: worker.taskQueue,
         workflowId: `backup-${orgId}-${Date.now()}`,
         args: [{ orgId, reason: 'fidelity test', stores: ['postgres'], verify: true }],
       });
@@ -101,33 +103,60 @@ describe('PostgreSQL fidelity of a backup', () => {
     });
   });
 
-  it('nextval on the organization’s sequences all through a backup does not fail its verification', async () => {
-    await withOrganization('pgseq', async (orgId, schema) => {
-      const s = quotePgIdent(schema);
-      await env.clients.postgres.query(`
-        CREATE SEQUENCE ${s}.ticket_numbers;
-        CREATE TABLE ${s}.tickets (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text);
-        INSERT INTO ${s}.tickets (body) SELECT repeat(md5(g::text), 4) FROM generate_series(1, 50000) g;`);
-      const writer = await env.clients.postgres.connect();
-      let writing = true;
-      let calls = 0;
-      const writes = (async () => {
-        while (writing) {
-          await writer.query(`SELECT nextval('${schema}.ticket_numbers'), nextval(pg_get_serial_sequence('${schema}.tickets', 'id'))`);
-          calls++;
+  /**
+   * Backs up a fresh organization while a loop calls nextval on its two sequences; the backup must verify.
+   * @returns whether the archive was stored encrypted.
+   */
+  async function backUpWhileSequencesMove(worker: TestWorker): Promise<boolean | undefined> {
+    let encrypted: boolean | undefined;
+    await withOrganization(
+      'pgseq',
+      async (orgId, schema) => {
+        const s = quotePgIdent(schema);
+        await worker.clients.postgres.query(`
+          CREATE SEQUENCE ${s}.ticket_numbers;
+          CREATE TABLE ${s}.tickets (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text);
+          INSERT INTO ${s}.tickets (body) SELECT repeat(md5(g::text), 4) FROM generate_series(1, 50000) g;`);
+        const writer = await worker.clients.postgres.connect();
+        let writing = true;
+        let calls = 0;
+        const writes = (async () => {
+          while (writing) {
+            await writer.query(`SELECT nextval('${schema}.ticket_numbers'), nextval(pg_get_serial_sequence('${schema}.tickets', 'id'))`);
+            calls++;
+          }
+        })();
+        try {
+          const summary = await backUpVerified(orgId, worker);
+          expect(summary.verification?.passed).toBe(true);
+          const manifest = backupManifestSchema.parse(JSON.parse(await readFile(path.join(worker.config.backup.directory, orgId, summary.backupId, 'manifest.json'), 'utf8')));
+          encrypted = manifest.artifacts.find((a) => a.object === 'schemas')?.encrypted;
+        } finally {
+          writing = false;
+          await writes.catch(() => undefined);
+          writer.release();
         }
-      })();
-      try {
-        const summary = await backUpVerified(orgId);
-        expect(summary.verification?.passed).toBe(true);
-      } finally {
-        writing = false;
-        await writes.catch(() => undefined);
-        writer.release();
-      }
-      // The sequences really moved while the backup ran.
-      expect(calls).toBeGreaterThan(50);
-    });
+        // The sequences really moved while the backup ran.
+        expect(calls).toBeGreaterThan(50);
+      },
+      worker,
+    );
+    return encrypted;
+  }
+
+  it('nextval on the organization’s sequences all through a backup does not fail its verification', async () => {
+    expect(await backUpWhileSequencesMove(env)).toBe(false);
+  });
+
+  it('an encrypted backup’s sequence states are read back through the decrypting reader', async () => {
+    const directory = await mkdtemp(path.join(tmpdir(), 'eloquent-pgfidelity-'));
+    const encrypted = await startTestWorker('pgfidelity-encrypted', { BACKUP_MASTER_KEY: randomBytes(32).toString('base64'), BACKUP_DIR: directory });
+    try {
+      expect(await backUpWhileSequencesMove(encrypted)).toBe(true);
+    } finally {
+      await encrypted.shutdown();
+      await rm(directory, { recursive: true, force: true });
+    }
   });
 
   it('reads sequence states from pg_dump’s setval statements, names quoted with doubled quotes inside a string literal', () => {
