@@ -43,7 +43,7 @@ describe('PostgreSQL fidelity of a backup', () => {
         args: [{ orgId, reason: 'fidelity test', stores: ['postgres'], verify: true }],
       });
     } catch (err) {
-      throw new Error(failureText(err));
+      throw new Error(failureText(err), { cause: err });
     }
   }
 

@@ -31,7 +31,7 @@ describe('the PostgreSQL schema zoo', () => {
     try {
       return await work();
     } catch (err) {
-      throw new Error(failureText(err));
+      throw new Error(failureText(err), { cause: err });
     }
   }
 

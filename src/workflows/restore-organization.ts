@@ -118,7 +118,7 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
   }
 
   const restoreAs = { orgId: backup.orgId, backupId: backup.backupId, targetOrgId };
-  let comparisons: ObjectComparison[] = [];
+  let comparisons: ObjectComparison[];
   try {
     // Registered before the first write, so a restore that fails half-way is removed whole; newest
     // first, so PostgreSQL is cleared before ClickHouse, as it is restored first.
