@@ -151,7 +151,7 @@ async function main(): Promise<void> {
       console.log(`restored in ${back.durationMs} ms; before deletion vs after restore:`);
       const same = printSideBySide('before deletion', before, 'after restore', await durableFingerprint(clients, acme));
       console.log(same ? '\nthe restored organization is identical to the original' : '\nDIFFERENCES FOUND');
-      console.log(`\nSee every run in the Temporal UI: http://127.0.0.1:8233/namespaces/${config.temporal.namespace}/workflows`);
+      console.log(`\nSee every run in the Temporal UI: http://127.0.0.1:${process.env.TEMPORAL_UI_PORT ?? 8233}/namespaces/${config.temporal.namespace}/workflows`);
     });
   } finally {
     for (const orgId of [acme, globex, clone]) await dropSeededOrganization(clients, orgId, model).catch(() => undefined);
