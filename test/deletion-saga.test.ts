@@ -20,7 +20,8 @@ import { uniqueOrgId } from './support/test-worker';
  * The saga's branches that the stack tests cannot reach on demand, with every activity mocked: the
  * residue re-purge loop, parking after the last re-purge round, failing compensations. The workflow
  * code is the real bundle on the real dev server (127.0.0.1:7233); time is real too, so durations
- * are short (@temporalio/testing, with its time-skipping server, is not installed here).
+ * are short: @temporalio/testing's time-skipping server is a prebuilt download this machine cannot
+ * fetch (only package registries are reachable), and its createLocal() would start the same dev server.
  *
  * `RECORD_HISTORIES=1` also writes each test's histories to test/histories/mocked-<scenario>.*.json
  * for test/replay.test.ts; `RECORD_WORKFLOW_BUNDLE=<file>` runs another bundle (e.g. of the code
