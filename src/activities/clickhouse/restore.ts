@@ -1,13 +1,14 @@
 import { finished } from 'node:stream/promises';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Context } from '@temporalio/activity';
+import { z } from 'zod';
 import { FailureType, permanentFailure } from '../../errors';
 import { listClickHouseObjects } from '../../platform/clickhouse-catalog';
 import { ddlFailure, retargetCreateStatement } from '../../platform/clickhouse-ddl';
 import { planClickHouseRestore } from '../../platform/clickhouse-restore-plan';
 import { readClickHouseRestoreSettings } from '../../platform/clickhouse-settings';
 import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
-import { quoteClickHouseIdent, quoteClickHouseQualified } from '../../platform/quoting';
+import { quoteClickHouseIdent, quoteClickHouseQualified, quoteClickHouseString } from '../../platform/quoting';
 import type { BackupStore } from '../../storage/backup-store';
 import { startHeartbeats } from '../support/heartbeats';
 import { readManifest } from '../storage/manifest';
@@ -30,9 +31,25 @@ export interface RestoreClickHouseInput {
 /** Scratch ClickHouse databases this project creates; only these names are ever dropped as scratch. */
 export const CLICKHOUSE_SCRATCH_PREFIX = 'eloquent_scratch_';
 
-/** Drops a database; dropping one that is gone succeeds. */
+/**
+ * The statement that drops `database` of engine `engine` (from `system.databases`). An Atomic or
+ * Replicated database (ClickHouse 20.5 and later) drops its tables in the background, minutes later
+ * by default: `SYNC` waits, so a Replicated table's ZooKeeper path is free before a restore creates
+ * the database again. ClickHouse 18's Ordinary databases drop at once and do not know `SYNC`.
+ */
+export function dropDatabaseStatement(database: string, engine: string | undefined): string {
+  const sync = engine === 'Atomic' || engine === 'Replicated' ? ' SYNC' : '';
+  return `DROP DATABASE IF EXISTS ${quoteClickHouseIdent(database)}${sync}`;
+}
+
+const engineRow = z.object({ engine: z.string() });
+
+/** Drops a database and waits until its tables are gone; dropping one that is gone succeeds. */
 export async function dropClickHouseDatabase(client: ClickHouseClient, database: string): Promise<void> {
-  await client.command({ query: `DROP DATABASE IF EXISTS ${quoteClickHouseIdent(database)}` });
+  const result = await client.query({ query: `SELECT engine FROM system.databases WHERE name = ${quoteClickHouseString(database)}`, format: 'JSONEachRow' });
+  const engine = z.array(engineRow).parse(await result.json<unknown>())[0]?.engine;
+  if (engine === undefined) return;
+  await client.command({ query: dropDatabaseStatement(database, engine) });
 }
 
 /**
