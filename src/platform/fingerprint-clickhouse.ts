@@ -16,6 +16,16 @@ const columnRow = z.object({ table: z.string(), name: z.string(), type: z.string
 const ILLEGAL_TYPE_OF_ARGUMENT = '43';
 
 /**
+ * A column as a fingerprint reads it: an aggregate function state by its finalized value, because
+ * a state's bytes depend on the order in which parts were merged (a uniq's hash table, a
+ * groupArray's order), so a copy whose parts lie differently holds the same states in other bytes.
+ */
+function readAsValue(column: { name: string; type: string }): string {
+  const quoted = quoteClickHouseIdent(column.name);
+  return column.type.startsWith('AggregateFunction(') ? `finalizeAggregation(${quoted})` : quoted;
+}
+
+/**
  * The hash of one row, as SQL:
  * - `text-tuple`: `cityHash64(toString(tuple(*)))`, the row rendered as text; rendering dominates the cost.
  * - `column-hash`: `cityHash64` over the columns' own values, about 3-5x cheaper. A Nullable column
@@ -23,15 +33,20 @@ const ILLEGAL_TYPE_OF_ARGUMENT = '43';
  *   and the row would drop out of the sum. A table with a Nullable type nested in another, or with a
  *   column type cityHash64 refuses, falls back to `text-tuple`, decided by the column types alone, so
  *   a restored copy falls back the same way.
+ * Either way an aggregate function state is hashed by its finalized value ({@link readAsValue}).
  */
 function rowHashSql(rowHash: ClickHouseRowHash, columns: Array<{ name: string; type: string }>): string {
   // A NULL inside an array or tuple has no ifNull to pin its stored bytes: such tables hash their text.
   const nestedNullable = columns.some((c) => c.type.lastIndexOf('Nullable(') > 0);
-  if (rowHash === 'text-tuple' || columns.length === 0 || nestedNullable) return 'cityHash64(toString(tuple(*)))';
+  const aggregates = columns.some((c) => c.type.startsWith('AggregateFunction('));
+  if (rowHash === 'text-tuple' || columns.length === 0 || nestedNullable) {
+    // tuple(*) unless a state must be finalized: the text of every other table stays as it was hashed before.
+    return `cityHash64(toString(tuple(${aggregates ? columns.map(readAsValue).join(', ') : '*'})))`;
+  }
   const parts = columns.map((c) => {
     const column = quoteClickHouseIdent(c.name);
     // assumeNotNull alone may return any stored bytes under a NULL: replace NULL with the type's default.
-    return c.type.startsWith('Nullable(') ? `isNull(${column}), ifNull(${column}, defaultValueOfArgumentType(assumeNotNull(${column})))` : column;
+    return c.type.startsWith('Nullable(') ? `isNull(${column}), ifNull(${column}, defaultValueOfArgumentType(assumeNotNull(${column})))` : readAsValue(c);
   });
   return `cityHash64(${parts.join(', ')})`;
 }
@@ -53,8 +68,8 @@ export async function fingerprintClickHouse(
   const rowHash = options.rowHash ?? CURRENT_CLICKHOUSE_ROW_HASH;
   const tables = (await listClickHouseObjects(client, database)).filter((t) => t.engineClass === 'data');
   const columnsOf = new Map<string, Array<{ name: string; type: string }>>();
-  if (rowHash === 'column-hash' && tables.length > 0) {
-    // system.columns lists each table's columns in their order.
+  if (tables.length > 0) {
+    // system.columns lists each table's columns in their order (text-tuple needs them for aggregate states).
     const result = await client.query({ query: `SELECT table, name, type FROM system.columns WHERE database = ${quoteClickHouseString(database)}`, format: 'JSONEachRow' });
     for (const column of z.array(columnRow).parse(await result.json<unknown>())) {
       columnsOf.set(column.table, [...(columnsOf.get(column.table) ?? []), column]);

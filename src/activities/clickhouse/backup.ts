@@ -5,7 +5,7 @@ import { Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { CURRENT_CLICKHOUSE_ROW_HASH, manifestArtifactSchema, type ManifestArtifact, type StoreBackupResult, type StoreProgressReport } from '../../contracts/backup';
 import { FailureType, permanentFailure } from '../../errors';
-import { backupRefusal, dataObjectName, listClickHouseObjects, readCreateStatement } from '../../platform/clickhouse-catalog';
+import { backupRefusal, collapsesInMerges, dataObjectName, listClickHouseObjects, readCreateStatement } from '../../platform/clickhouse-catalog';
 import { checkClickHouseStatementMovable, ddlFailure } from '../../platform/clickhouse-ddl';
 import { clickHouseErrorCode } from '../../platform/clickhouse-error-code';
 import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
@@ -118,14 +118,16 @@ export async function backupClickHouse(deps: ClickHouseBackupDeps, orgId: string
             const counted = await deps.clickhouse.query({ query: `SELECT toString(count()) AS rows FROM ${qualified}`, format: 'JSONEachRow' });
             const rows = Number(z.array(countRow).parse(await counted.json<unknown>())[0]?.rows ?? 0);
             const query = `SELECT * FROM ${qualified} FORMAT Native`;
+            const order = exportOrderSettings(table.engine);
             let response: Awaited<ReturnType<ClickHouseClient['exec']>>;
             try {
-              response = await deps.clickhouse.exec({ query, abort_signal: ctx.cancellationSignal, ...(serverCompression ? serverGzip(deps.exportGzipLevel) : {}) });
+              const gzip = serverCompression ? serverGzip(deps.exportGzipLevel) : undefined;
+              response = await deps.clickhouse.exec({ query, abort_signal: ctx.cancellationSignal, ...gzip, clickhouse_settings: { ...gzip?.clickhouse_settings, ...order } });
             } catch (err: unknown) {
               // Settings refused after all (e.g. a settings constraint): export uncompressed, the store gzips.
               if (!serverCompression || !SETTINGS_REFUSED.includes(clickHouseErrorCode(err) ?? '')) throw err;
               serverCompression = false;
-              response = await deps.clickhouse.exec({ query, abort_signal: ctx.cancellationSignal });
+              response = await deps.clickhouse.exec({ query, abort_signal: ctx.cancellationSignal, clickhouse_settings: order });
             }
             const { stream, response_headers } = response;
             // ClickHouse 18 sends an empty result without Content-Encoding: then the store compresses.
@@ -161,6 +163,17 @@ export async function backupClickHouse(deps: ClickHouseBackupDeps, orgId: string
     heartbeats.stop();
     reports.stop();
   }
+}
+
+/**
+ * Settings that make an export keep the order of the table's parts. Threads read parts in any order,
+ * and where merges collapse rows the order decides the outcome: a ReplacingMergeTree without a
+ * version keeps the last row of a key, a CollapsingMergeTree pairs rows in sequence, a groupArray
+ * state lists values as merged. One thread reads parts in order, and the restore's INSERT sorts
+ * stably, so a copy merges as the source would.
+ */
+function exportOrderSettings(engine: string): { max_threads?: number } {
+  return collapsesInMerges(engine) ? { max_threads: 1 } : {};
 }
 
 /** False for a readonly=1 user, whom the server refuses any setting (such as HTTP compression). */

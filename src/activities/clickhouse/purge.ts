@@ -3,13 +3,14 @@ import { z } from 'zod';
 import type { RemovedCounts } from '../../contracts/deletion';
 import type { OrganizationDataMap } from '../../platform/data-map';
 import { clickHouseDatabaseExists } from '../../platform/discovery';
-import { quoteClickHouseIdent, quoteClickHouseString } from '../../platform/quoting';
+import { quoteClickHouseString } from '../../platform/quoting';
+import { dropClickHouseDatabase } from './restore';
 
 const countsRow = z.object({ tables: z.union([z.string(), z.number()]), rows: z.union([z.string(), z.number()]) });
 
 /**
- * Drops the organization's ClickHouse database (`DROP DATABASE IF EXISTS`, which ClickHouse 18
- * supports; there is no `EXISTS DATABASE`, so presence is read from `system.databases`). The
+ * Drops the organization's ClickHouse database (`DROP DATABASE IF EXISTS`, with `SYNC` on Atomic
+ * databases; there is no `EXISTS DATABASE` on ClickHouse 18, so presence is read from `system.databases`). The
  * database name comes from the data map and is quoted as an identifier. Idempotent.
  * @returns `tables` and `rows` (active parts) the database held, 0 when it was gone already.
  */
@@ -22,6 +23,6 @@ export async function purgeOrganizationClickHouse(clickhouse: ClickHouseClient, 
     format: 'JSONEachRow',
   });
   const counts = z.array(countsRow).parse(await result.json<unknown>())[0];
-  await clickhouse.command({ query: `DROP DATABASE IF EXISTS ${quoteClickHouseIdent(database)}` });
+  await dropClickHouseDatabase(clickhouse, database);
   return { tables: Number(counts?.tables ?? 0), rows: Number(counts?.rows ?? 0) };
 }

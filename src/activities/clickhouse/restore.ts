@@ -1,12 +1,14 @@
 import { finished } from 'node:stream/promises';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Context } from '@temporalio/activity';
+import { z } from 'zod';
 import { FailureType, permanentFailure } from '../../errors';
 import { listClickHouseObjects } from '../../platform/clickhouse-catalog';
 import { ddlFailure, retargetCreateStatement } from '../../platform/clickhouse-ddl';
 import { planClickHouseRestore } from '../../platform/clickhouse-restore-plan';
+import { readClickHouseRestoreSettings } from '../../platform/clickhouse-settings';
 import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
-import { quoteClickHouseIdent, quoteClickHouseQualified } from '../../platform/quoting';
+import { quoteClickHouseIdent, quoteClickHouseQualified, quoteClickHouseString } from '../../platform/quoting';
 import type { BackupStore } from '../../storage/backup-store';
 import { startHeartbeats } from '../support/heartbeats';
 import { readManifest } from '../storage/manifest';
@@ -29,9 +31,25 @@ export interface RestoreClickHouseInput {
 /** Scratch ClickHouse databases this project creates; only these names are ever dropped as scratch. */
 export const CLICKHOUSE_SCRATCH_PREFIX = 'eloquent_scratch_';
 
-/** Drops a database; dropping one that is gone succeeds. */
+/**
+ * The statement that drops `database` of engine `engine` (from `system.databases`). An Atomic or
+ * Replicated database (ClickHouse 20.5 and later) drops its tables in the background, minutes later
+ * by default: `SYNC` waits, so a Replicated table's ZooKeeper path is free before a restore creates
+ * the database again. ClickHouse 18's Ordinary databases drop at once and do not know `SYNC`.
+ */
+export function dropDatabaseStatement(database: string, engine: string | undefined): string {
+  const sync = engine === 'Atomic' || engine === 'Replicated' ? ' SYNC' : '';
+  return `DROP DATABASE IF EXISTS ${quoteClickHouseIdent(database)}${sync}`;
+}
+
+const engineRow = z.object({ engine: z.string() });
+
+/** Drops a database and waits until its tables are gone; dropping one that is gone succeeds. */
 export async function dropClickHouseDatabase(client: ClickHouseClient, database: string): Promise<void> {
-  await client.command({ query: `DROP DATABASE IF EXISTS ${quoteClickHouseIdent(database)}` });
+  const result = await client.query({ query: `SELECT engine FROM system.databases WHERE name = ${quoteClickHouseString(database)}`, format: 'JSONEachRow' });
+  const engine = z.array(engineRow).parse(await result.json<unknown>())[0]?.engine;
+  if (engine === undefined) return;
+  await client.command({ query: dropDatabaseStatement(database, engine) });
 }
 
 /**
@@ -40,6 +58,9 @@ export async function dropClickHouseDatabase(client: ClickHouseClient, database:
  * their rows streamed in `Native` format, DDL-only tables and dictionaries, then views and
  * materialized views (an MV's inner-table rows right after it). Statements are retargeted token by
  * token (clickhouse-ddl.ts). A table the server cannot create fails non-retryable, naming it.
+ * Statements run with clickhouse-settings.ts' settings, where the server has them: CREATE accepts the
+ * types the source accepted (LowCardinality on 18.16), INSERT neither deduplicates blocks nor merges
+ * rows, so unmerged duplicates come back as they were. Nothing here merges or OPTIMIZEs a table.
  */
 export async function restoreClickHouse(deps: ClickHouseRestoreDeps, input: RestoreClickHouseInput): Promise<{ database: string; tables: number; rows: number }> {
   const ctx = Context.current();
@@ -52,6 +73,7 @@ export async function restoreClickHouse(deps: ClickHouseRestoreDeps, input: Rest
   const heartbeats = startHeartbeats(() => current);
   try {
     if (ddl.length === 0) return { database, tables: 0, rows: 0 };
+    const settings = await readClickHouseRestoreSettings(deps.clickhouse);
     await dropClickHouseDatabase(deps.clickhouse, database);
     await deps.clickhouse.command({ query: `CREATE DATABASE ${quoteClickHouseIdent(database)}` });
     const statements = new Map<string, string>();
@@ -78,7 +100,7 @@ export async function restoreClickHouse(deps: ClickHouseRestoreDeps, input: Rest
           throw ddlFailure(err, input.targetOrgId, step.object, 'restore');
         }
         try {
-          await deps.clickhouse.command({ query: statement });
+          await deps.clickhouse.command({ query: statement, clickhouse_settings: settings.create });
         } catch (err) {
           // A dropped connection is retried like anywhere else; only the server's refusal is final.
           if (isRetryableClickHouseError(err)) throw err;
@@ -93,7 +115,11 @@ export async function restoreClickHouse(deps: ClickHouseRestoreDeps, input: Rest
         if (!artifact) continue;
         const table = step.into === 'table' ? step.object : await innerTableOf(deps.clickhouse, database, step.object);
         const values = await deps.store.openArtifactReader({ orgId: input.orgId, backupId: input.backupId, path: artifact.file });
-        const { stream } = await deps.clickhouse.exec({ query: `INSERT INTO ${quoteClickHouseQualified(database, table)} FORMAT Native`, values, abort_signal: ctx.cancellationSignal });
+        const { stream } = await deps.clickhouse.exec({ query: `INSERT INTO ${quoteClickHouseQualified(database, table)} FORMAT Native`,
+          values,
+          clickhouse_settings: settings.insert,
+          abort_signal: ctx.cancellationSignal,
+        });
         // The answer to an INSERT is empty, but it must be read to free the connection.
         stream.resume();
         await finished(stream);
