@@ -38,7 +38,7 @@ import { isOrgId } from '../platform/org-id';
 export { deletionWorkflowId };
 import { OperationAttribute, OrgIdAttribute, type OperationName } from '../search-attributes';
 import type { BackupStore } from '../storage/backup-store';
-import { createFilesystemBackupStore } from '../storage/filesystem-backup-store';
+import { createBackupStore } from '../storage/configured-backup-store';
 import {
   requireOrgId,
   requireRequestId,
@@ -343,7 +343,7 @@ export async function connectRecoveryClient(options: ConnectOptions = {}): Promi
   const config = options.config ?? loadConfig();
   const connection = await Connection.connect({ address: config.temporal.address });
   const temporal = new Client({ connection, namespace: config.temporal.namespace });
-  return new RecoveryClient(temporal, connection, config, options.taskQueue ?? config.temporal.taskQueue, options.store ?? createFilesystemBackupStore(config.backup));
+  return new RecoveryClient(temporal, connection, config, options.taskQueue ?? config.temporal.taskQueue, options.store ?? createBackupStore(config.backup));
 }
 
 /** Rejects Kubernetes input before anything is sent, naming the first bad field. */
