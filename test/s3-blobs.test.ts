@@ -1,0 +1,54 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { loadConfig } from '../src/config';
+import { FailureType, isTransientNetworkError } from '../src/errors';
+import { createS3Client, S3Blobs } from '../src/storage/s3-blobs';
+import { rejectionOf } from './support/failures';
+import { localS3Blobs, localS3Env, removeLocalS3Prefix } from './support/local-s3';
+
+/**
+ * What only the S3 blobs have to get right, on the server `scripts/stack.sh up s3` starts: pages of
+ * listings and batch deletes, which errors are retried, and put-if-absent without conditional PUTs.
+ * The behaviour every backend shares is in blob-store-contract.test.ts.
+ */
+const context = { store: 'storage' as const, orgId: 'org_a', object: 'org_a/b1/manifest.json' };
+const env = localS3Env('s3-blobs');
+const settings = loadConfig({ ...process.env, ...env }).backup.s3;
+
+afterAll(() => removeLocalS3Prefix(env));
+
+describe('S3 blobs', () => {
+  test('listing and deleting more than one page of keys (1000) sees and removes every one', async () => {
+    const blobs = localS3Blobs(env);
+    const keys = Array.from({ length: 1203 }, (_, i) => `org_p/b1/clickhouse/t${String(i).padStart(4, '0')}.native`);
+    for (let start = 0; start < keys.length; start += 50) await Promise.all(keys.slice(start, start + 50).map((key) => blobs.put(key, 'x', context)));
+    await blobs.put('org_p/b2/manifest.json', '{}', context);
+    expect(await blobs.list('org_p/b1/')).toEqual(keys);
+    expect(await blobs.listPrefixes('org_p/')).toEqual(['b1', 'b2']);
+    expect(await blobs.deletePrefix('org_p/b1/', context)).toBe(true);
+    expect(await blobs.list('org_p/')).toEqual(['org_p/b2/manifest.json']);
+  });
+
+  test('a missing bucket is a permanent failure naming the object; a server that is down is retried', async () => {
+    const wrongBucket = new S3Blobs({ client: createS3Client(settings), bucket: 'no-such-bucket-for-eloquent' });
+    const missing = await rejectionOf(wrongBucket.put('org_a/b1/manifest.json', '{}', context));
+    expect(missing).toBeInstanceOf(ApplicationFailure);
+    expect(missing).toMatchObject({ type: FailureType.StoreRejected, nonRetryable: true });
+    expect((missing as Error).message).toMatch(/\[storage org=org_a object=org_a\/b1\/manifest.json\].*NoSuchBucket/);
+
+    const down = new S3Blobs({ client: createS3Client({ ...settings, endpoint: 'http://127.0.0.1:1' }), bucket: settings.bucket });
+    const refused = await rejectionOf(down.stat('org_a/b1/manifest.json'));
+    expect(refused).not.toBeInstanceOf(ApplicationFailure);
+    expect(isTransientNetworkError(refused)).toBe(true);
+  });
+
+  test('without conditional PUTs, putIfAbsent checks first and still writes only once', async () => {
+    const blobs = new S3Blobs({ client: createS3Client(settings), bucket: settings.bucket, prefix: settings.prefix, conditionalPuts: false });
+    expect(await blobs.putIfAbsent('org_c/b1/.backup.json', 'first', context)).toBe(true);
+    expect(await blobs.putIfAbsent('org_c/b1/.backup.json', 'second', context)).toBe(false);
+    expect((await blobs.stat('org_c/b1/.backup.json'))?.bytes).toBe(5);
+  });
+
+  test('a part size below S3\'s 5 MiB is refused when the blobs are made', () => {
+    expect(() => new S3Blobs({ client: createS3Client(settings), bucket: settings.bucket, partBytes: 1024 })).toThrow(/at least 5242880/);
+  });
+});
