@@ -1,6 +1,13 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
 import { ApplicationFailure } from '@temporalio/common';
 import { loadConfig } from '../src/config';
 import { FailureType, isTransientNetworkError } from '../src/errors';
+import { writeArtifact } from '../src/storage/backup-store';
+import { BlobBackupStore } from '../src/storage/blob-backup-store';
+import { FileKeyStore } from '../src/storage/key-store';
 import { createS3Client, S3Blobs } from '../src/storage/s3-blobs';
 import { rejectionOf } from './support/failures';
 import { localS3Blobs, localS3Env, removeLocalS3Prefix } from './support/local-s3';
@@ -46,6 +53,26 @@ describe('S3 blobs', () => {
     expect(await blobs.putIfAbsent('org_c/b1/.backup.json', 'first', context)).toBe(true);
     expect(await blobs.putIfAbsent('org_c/b1/.backup.json', 'second', context)).toBe(false);
     expect((await blobs.stat('org_c/b1/.backup.json'))?.bytes).toBe(5);
+  });
+
+  test("an artifact upload a crashed worker left shows as its backup's temporary file, the cleanup aborts it, and a retry writes it whole", async () => {
+    const keysDir = await mkdtemp(path.join(os.tmpdir(), 'eloquent-s3-keys-'));
+    try {
+      const storeOnS3 = () => new BlobBackupStore({ blobs: localS3Blobs(env), keyStore: new FileKeyStore({ directory: keysDir, masterKey: undefined }) });
+      const ref = { orgId: 'org_crash', backupId: 'b1', path: 'clickhouse/t.native' };
+      const crashed = await storeOnS3().openArtifactWriter(ref, { alreadyCompressed: false });
+      await new Promise<void>((resolve) => crashed.stream.write(Buffer.from('rows that never finished\n'), () => resolve()));
+      // The worker dies here: no commit, no abort. The next attempt runs in a new process.
+      const store = storeOnS3();
+      expect((await store.listBackups('org_crash'))[0]).toMatchObject({ backupId: 'b1', complete: false, artifactCount: 0, temporaryFiles: 1 });
+      const removed = await store.removeTemporaryFiles(ref);
+      expect(removed).toEqual([expect.stringMatching(/^clickhouse\/t\.native#upload-.+/)]);
+      expect(await localS3Blobs(env).listUnfinished('org_crash/')).toEqual([]);
+      const record = await writeArtifact(store, ref, Readable.from([Buffer.from('every row\n')]), { alreadyCompressed: false });
+      expect(await store.statArtifact(ref)).toMatchObject({ exists: true, sha256: record.sha256 });
+    } finally {
+      await rm(keysDir, { recursive: true, force: true });
+    }
   });
 
   test('a part size below S3\'s 5 MiB is refused when the blobs are made', () => {
