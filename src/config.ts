@@ -71,7 +71,7 @@ export interface S3StoreConfig {
   forcePathStyle: boolean;
   /** Whether the server honours `If-None-Match: *` on PUT (see s3-blobs.ts for the race without it). */
   conditionalPuts: boolean;
-  /** Size of one multipart part: the memory one artifact upload holds, twice. */
+  /** Size of one multipart part: one artifact upload holds up to three (two being sent, one filling). */
   partBytes: number;
   /** AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN) when both are set; unset = the SDK's own chain (profiles, IRSA, instance roles). */
   credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined;

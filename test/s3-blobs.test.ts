@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import { loadConfig } from '../src/config';
 import { FailureType, isTransientNetworkError } from '../src/errors';
@@ -73,6 +74,20 @@ describe('S3 blobs', () => {
     } finally {
       await rm(keysDir, { recursive: true, force: true });
     }
+  });
+
+  test('a part the server refuses (its upload was aborted meanwhile) fails the stream and the commit, and nothing appears', async () => {
+    const blobs = localS3Blobs(env);
+    const writer = await blobs.create('org_d/b1/clickhouse/t.native', context);
+    const [unfinished] = await blobs.listUnfinished('org_d/');
+    // A lifecycle rule or an operator aborts the upload while the worker is still writing.
+    expect(await blobs.delete(unfinished ?? '', context)).toBe(true);
+    const chunks = Array.from({ length: 20 }, () => Buffer.alloc(1024 * 1024, 1));
+    await expect(pipeline(Readable.from(chunks), writer.stream)).rejects.toThrow(/NoSuchUpload|upload/i);
+    await expect(writer.commit()).rejects.toThrow();
+    await writer.abort();
+    expect(await blobs.stat('org_d/b1/clickhouse/t.native')).toBeUndefined();
+    expect(await blobs.listUnfinished('org_d/')).toEqual([]);
   });
 
   test('a part size below S3\'s 5 MiB is refused when the blobs are made', () => {

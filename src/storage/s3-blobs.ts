@@ -24,6 +24,8 @@ import { blobKeySegments, type BlobStat, type BlobStore, type BlobUpload } from 
 const MIN_PART_BYTES = 5 * 1024 * 1024;
 /** S3's most parts in one upload. */
 const MAX_PARTS = 10_000;
+/** Parts of one upload sent at the same time: enough to keep a link busy, each one held in memory. */
+const PARTS_IN_FLIGHT = 2;
 /** DeleteObjects takes at most this many keys per request. */
 const DELETE_BATCH = 1000;
 /** Separates a key from the upload id in the names {@link S3Blobs.listUnfinished} gives; never in a layout key. */
@@ -50,8 +52,8 @@ export interface S3BlobsOptions {
   /** Folder inside the bucket that holds everything (`backups/`); empty = the bucket's root. */
   prefix?: string;
   /**
-   * Size of each part of a multipart upload, in bytes: the memory one writer holds (twice, while a
-   * part is sent). Parts double in size after every 1000, so 10,000 parts hold ~8 TB at the default.
+   * Size of each part of a multipart upload, in bytes: one writer holds up to three parts (two
+   * being sent, one filling). Parts double in size after every 1000, so 10,000 parts hold ~8 TB at the default.
    * @default 8 MiB (at least S3's 5 MiB)
    */
   partBytes?: number;
@@ -359,14 +361,19 @@ function isNotFound(err: unknown): boolean {
 }
 
 /**
- * Collects bytes into parts and sends each one as soon as it is full, one at a time: the callback of
- * a write waits for its part, so a fast producer is held back instead of filling memory. The last
- * part is sent when the stream ends.
+ * Collects bytes into parts and sends each one as soon as it is full, up to
+ * {@link PARTS_IN_FLIGHT} at a time: a write whose part would exceed that waits for one to finish,
+ * so a fast producer is held back instead of filling memory (at most `PARTS_IN_FLIGHT + 1` parts
+ * are held). The last part is sent when the stream ends, which waits for every part.
  */
 class PartSink extends Writable {
-  readonly parts: CompletedPart[] = [];
+  private readonly sent: CompletedPart[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
   private buffered: Buffer[] = [];
   private bufferedBytes = 0;
+  private partCount = 0;
+  /** The first part that failed: every later write and the end report it. */
+  private failure: unknown;
 
   constructor(
     private readonly client: S3Client,
@@ -377,30 +384,51 @@ class PartSink extends Writable {
     super({ highWaterMark: 1024 * 1024 });
   }
 
+  /** The parts sent, in ascending order as CompleteMultipartUpload wants them; complete once the stream has finished. */
+  get parts(): CompletedPart[] {
+    return [...this.sent].sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+  }
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.buffered.push(chunk);
     this.bufferedBytes += chunk.length;
-    if (this.bufferedBytes < this.currentPartBytes()) return callback();
-    this.settle(this.sendPart(), callback);
+    if (this.bufferedBytes < this.currentPartBytes()) return callback(this.failure === undefined ? null : asError(this.failure));
+    this.settle(this.startPart(), callback);
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    this.settle(this.bufferedBytes > 0 ? this.sendPart() : Promise.resolve(), callback);
+    const finish = async (): Promise<void> => {
+      if (this.bufferedBytes > 0) await this.startPart();
+      await Promise.all(this.inFlight);
+      if (this.failure !== undefined) throw this.failure;
+    };
+    this.settle(finish(), callback);
   }
 
   /** Doubles every 1000 parts, so an upload of unknown size fits in S3's 10,000 parts. */
   private currentPartBytes(): number {
-    return this.basePartBytes * 2 ** Math.floor(this.parts.length / 1000);
+    return this.basePartBytes * 2 ** Math.floor(this.partCount / 1000);
   }
 
-  private async sendPart(): Promise<void> {
-    const partNumber = this.parts.length + 1;
+  private async startPart(): Promise<void> {
+    if (this.failure !== undefined) throw this.failure;
+    const partNumber = ++this.partCount;
     if (partNumber > MAX_PARTS) throw permanentFailure(FailureType.DiskFull, `the blob needs more than ${MAX_PARTS} parts`, this.context);
     const body = Buffer.concat(this.buffered);
     this.buffered = [];
     this.bufferedBytes = 0;
-    const answer = await this.client.send(new UploadPartCommand({ ...this.upload, PartNumber: partNumber, Body: body, ContentLength: body.length }));
-    this.parts.push({ PartNumber: partNumber, ETag: answer.ETag });
+    const sending = this.client.send(new UploadPartCommand({ ...this.upload, PartNumber: partNumber, Body: body, ContentLength: body.length })).then(
+      (answer) => {
+        this.sent.push({ PartNumber: partNumber, ETag: answer.ETag });
+      },
+      (err: unknown) => {
+        this.failure ??= err;
+      },
+    );
+    this.inFlight.add(sending);
+    void sending.finally(() => this.inFlight.delete(sending));
+    if (this.inFlight.size >= PARTS_IN_FLIGHT) await Promise.race(this.inFlight);
+    if (this.failure !== undefined) throw this.failure;
   }
 
   private settle(work: Promise<void>, callback: (error?: Error | null) => void): void {
