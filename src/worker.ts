@@ -76,6 +76,13 @@ async function main(): Promise<void> {
   const model = await loadPlatformModel(config.platformModelFile);
   const clients = createStoreClients(config);
   const store = createBackupStore(config.backup);
+  if (config.backup.store === 's3' && config.backup.masterKeyBase64 !== undefined) {
+    // See configured-backup-store.ts: workers that do not share BACKUP_DIR would each make their own data keys.
+    logger.warn('backups go to S3 but the data keys stay in BACKUP_DIR: share that directory between workers and back it up, or encrypted artifacts become unreadable', {
+      bucket: config.backup.s3.bucket,
+      keysDirectory: config.backup.directory,
+    });
+  }
   const metrics = config.metricsPort > 0 ? await startMetrics({ config, clients, model, store }) : undefined;
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const clientConnection = await Connection.connect({ address: config.temporal.address });
