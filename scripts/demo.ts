@@ -10,9 +10,10 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime } from '@temporalio/worker';
-import { startOrganizationDeletion } from '../src/client/deletion';
+import { deletionStatus, graceTimeLeftMs, startOrganizationDeletion } from '../src/client/deletion';
 import { loadConfig } from '../src/config';
 import type { BackupManifest } from '../src/contracts/backup';
+import type { DeletionStatus } from '../src/contracts/deletion';
 import { backupManifestSchema } from '../src/contracts/backup';
 import { JsonLineLogger } from '../src/logger';
 import { loadPlatformModel } from '../src/platform/data-map';
@@ -57,6 +58,15 @@ function printSideBySide(leftTitle: string, left: ObjectFingerprint[], rightTitl
 
 async function durableFingerprint(clients: StoreClients, orgId: string): Promise<ObjectFingerprint[]> {
   return (await fingerprintOrganization(clients, orgId, ['postgres', 'clickhouse'])).objects;
+}
+
+/** The deletion's status once it waits out its grace period (polled: the run answers as it goes). */
+async function waitForGracePeriod(client: Client, orgId: string): Promise<DeletionStatus> {
+  for (;;) {
+    const status = await deletionStatus(client, orgId).catch(() => undefined);
+    if (status && status.step !== 'validating' && status.step !== 'preflight' && status.step !== 'backing-up' && status.step !== 'marking-deleting') return status;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 async function main(): Promise<void> {
@@ -123,6 +133,9 @@ async function main(): Promise<void> {
         { orgId: acme, confirmOrgId: acme, requestedBy: 'demo', reason: 'demo of the deletion saga', gracePeriod: '3s' },
         { taskQueue },
       );
+      const grace = await waitForGracePeriod(client, acme);
+      const left = graceTimeLeftMs(grace);
+      console.log(left !== undefined ? `grace period until ${grace.gracePeriodEndsAt ?? '?'} (${left} ms left): a cancelDeletion signal now would undo the mark` : `grace period ended at ${grace.gracePeriodEndsAt ?? '?'}`);
       const outcome = await deletion.result();
       if (outcome.outcome !== 'deleted') throw new Error(`deletion ended ${outcome.outcome}`);
       const certificate = outcome.certificate;

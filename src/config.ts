@@ -55,6 +55,8 @@ export interface AppConfig {
   preflightTimeoutMs: number;
   /** Port of the worker's Prometheus endpoint; 0 disables it. */
   metricsPort: number;
+  /** Address `/metrics` binds to (`METRICS_HOST`). @default '127.0.0.1': scraping from elsewhere is a deliberate choice. */
+  metricsHost: string;
   /** A pre-built workflow bundle; unset = bundle `src/workflows` at worker start. */
   workflowBundlePath: string | undefined;
 }
@@ -169,6 +171,7 @@ function environmentSchema(cwd: string) {
     AWS_ACCESS_KEY_ID: z.string().optional(),
     AWS_SECRET_ACCESS_KEY: z.string().optional(),
     AWS_SESSION_TOKEN: z.string().optional(),
+    KUBECONFIG: z.string().min(1).optional(),
     KUBECONFIG_PATH: z.string().min(1).default(path.join(cwd, '.data', 'kube', 'kubeconfig')),
     K8S_NAMESPACE: identifier.default('eloquent'),
     HELM_RELEASE: identifier.default('eloquent'),
@@ -178,6 +181,7 @@ function environmentSchema(cwd: string) {
     PLATFORM_MODEL_FILE: z.string().min(1).optional(),
     PREFLIGHT_TIMEOUT_MS: positiveInt('milliseconds').default(5000),
     METRICS_PORT: port.default(9464),
+    METRICS_HOST: z.string().regex(/^[0-9A-Za-z.:-]+$/, { message: 'expected an address to bind, such as 127.0.0.1 or 0.0.0.0' }).default('127.0.0.1'),
     WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
     LOG_LEVEL: z
       .string()
@@ -235,7 +239,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       },
     },
     kubernetes: {
-      kubeconfigPath: path.resolve(cwd, e.KUBECONFIG_PATH),
+      // The standard KUBECONFIG wins (its first file, as a list is kubectl's merge); KUBECONFIG_PATH is the older name.
+      kubeconfigPath: path.resolve(cwd, e.KUBECONFIG?.split(':').find((file) => file !== '') ?? e.KUBECONFIG_PATH),
       inCluster: e.K8S_IN_CLUSTER === undefined ? e.KUBERNETES_SERVICE_HOST !== undefined : e.K8S_IN_CLUSTER === 'true',
       namespace: e.K8S_NAMESPACE,
       helmRelease: e.HELM_RELEASE,
@@ -244,6 +249,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     platformModelFile: e.PLATFORM_MODEL_FILE === undefined ? undefined : path.resolve(cwd, e.PLATFORM_MODEL_FILE),
     preflightTimeoutMs: e.PREFLIGHT_TIMEOUT_MS,
     metricsPort: e.METRICS_PORT,
+    metricsHost: e.METRICS_HOST,
     workflowBundlePath: e.WORKFLOW_BUNDLE_PATH === undefined ? undefined : path.resolve(cwd, e.WORKFLOW_BUNDLE_PATH),
   };
 }

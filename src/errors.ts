@@ -122,9 +122,3 @@ export function asError(err: unknown): Error {
   return new Error(String(err));
 }
 
-/** The innermost message of a failure chain: a workflow failure's own words sit a few causes deep. */
-export function innermostMessage(err: unknown): string {
-  let message = String(err);
-  for (let current: unknown = err; current instanceof Error; current = current.cause) message = current.message;
-  return message;
-}

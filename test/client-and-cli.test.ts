@@ -1,4 +1,5 @@
-import { rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
@@ -94,9 +95,11 @@ describe('client SDK, CLI and metrics', () => {
     expect(io.out).toMatch(new RegExp(`backup \\S+ of ${orgId}: \\d+ artifacts`));
   });
 
-  it('CLI --json prints one parseable document with the result', async () => {
-    const io = captureIo(process.env);
-    const code = await runCli(['backups', orgId, '--json', '--task-queue', env.taskQueue], io);
+  it("CLI --json prints one parseable document with the result, read from the worker's store, not the caller's disk", async () => {
+    // The operator's machine has a BACKUP_DIR of its own, empty: the listing must still come from the worker.
+    const elsewhere = await mkdtemp(path.join(tmpdir(), 'operator-laptop-'));
+    const io = captureIo({ ...process.env, BACKUP_DIR: elsewhere });
+    const code = await runCli(['backups', orgId, '--json', '--task-queue', env.taskQueue], io).finally(() => rm(elsewhere, { recursive: true, force: true }));
     expect(code).toBe(0);
     const parsed = JSON.parse(io.out) as { ok: boolean; backups: Array<{ orgId: string; status: string }> };
     expect(parsed.ok).toBe(true);
@@ -123,6 +126,10 @@ describe('client SDK, CLI and metrics', () => {
     const help = captureIo(process.env);
     expect(await runCli(['restore', '--help'], help)).toBe(0);
     expect(help.out).toMatch(/--replace/);
+  });
+
+  it('the metrics endpoint binds to loopback unless METRICS_HOST says otherwise', () => {
+    expect(metrics.host).toBe('127.0.0.1');
   });
 
   it('metrics counters of activities and backed-up bytes move after a backup', async () => {

@@ -1,6 +1,12 @@
 import { ConfigError, loadConfig } from '../src/config';
 
 describe('configuration', () => {
+  it('takes the kubeconfig from the standard KUBECONFIG (its first file), then KUBECONFIG_PATH, then the local stack', () => {
+    expect(loadConfig({}, '/srv/app').kubernetes.kubeconfigPath).toBe('/srv/app/.data/kube/kubeconfig');
+    expect(loadConfig({ KUBECONFIG_PATH: 'k/old' }, '/srv/app').kubernetes.kubeconfigPath).toBe('/srv/app/k/old');
+    expect(loadConfig({ KUBECONFIG: '/etc/kube/a:/etc/kube/b', KUBECONFIG_PATH: 'k/old' }, '/srv/app').kubernetes.kubeconfigPath).toBe('/etc/kube/a');
+  });
+
   it('defaults fit the local stack', () => {
     const config = loadConfig({}, '/srv/app');
     expect(config.temporal).toEqual({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'eloquent-recovery' });

@@ -128,7 +128,7 @@ describe('verifyBackup', () => {
     const backup = await backUp();
     const manifestFile = path.join(env.config.backup.directory, orgId, backup.backupId, 'manifest.json');
     const manifest = await readManifestOf(backup.backupId);
-    expect(manifest.fingerprint).toMatchObject({ postgresRowHash: 'record-hash', clickhouseRowHash: 'column-hash' });
+    expect(manifest.fingerprint).toMatchObject({ postgresRowHash: 'portable-record-hash', clickhouseRowHash: 'column-hash' });
     // Nothing writes to the organization meanwhile: its legacy fingerprint is what an older release recorded.
     const legacy = await fingerprintOrganization(env.clients, orgId, ['postgres', 'clickhouse'], DEFAULT_PLATFORM_MODEL, { postgresRowHash: 'md5-text', clickhouseRowHash: 'text-tuple' });
     const { postgresRowHash: _pg, clickhouseRowHash: _ch, ...fingerprintWithoutRowHashes } = manifest.fingerprint;
@@ -140,7 +140,7 @@ describe('verifyBackup', () => {
     expect(report.comparisons.filter((c) => c.store === 'clickhouse').length).toBeGreaterThan(3);
 
     // The same legacy hashes labelled with today's row hashes no longer match: the fields decide.
-    await writeFile(manifestFile, JSON.stringify({ ...rewritten, fingerprint: { ...rewritten.fingerprint, postgresRowHash: 'record-hash', clickhouseRowHash: 'column-hash' } }, null, 2));
+    await writeFile(manifestFile, JSON.stringify({ ...rewritten, fingerprint: { ...rewritten.fingerprint, postgresRowHash: 'portable-record-hash', clickhouseRowHash: 'column-hash' } }, null, 2));
     const failure = await rejectionOf(
       env.client.workflow.execute(verifyBackup, { taskQueue: env.taskQueue, workflowId: `verify-mislabelled-${Date.now()}`, args: [{ backupId: backup.backupId, orgId }] }),
     );

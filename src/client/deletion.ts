@@ -56,6 +56,15 @@ export async function deletionStatus(client: Client, orgId: string): Promise<Del
   return client.workflow.getHandle(deletionWorkflowId(orgId)).query<DeletionStatus>('deletionStatus');
 }
 
+/**
+ * Milliseconds left in the grace period of a deletion `status`, as of `nowMs` (default: now), never
+ * negative; undefined outside the grace period.
+ */
+export function graceTimeLeftMs(status: DeletionStatus, nowMs: number = Date.now()): number | undefined {
+  if (status.step !== 'grace-period' || status.gracePeriodEndsAt === undefined) return undefined;
+  return Math.max(0, Date.parse(status.gracePeriodEndsAt) - nowMs);
+}
+
 /** Sends `cancelDeletion`: effective during the grace period, noted and ignored after it. */
 export async function cancelOrganizationDeletion(client: Client, orgId: string, signal: CancelDeletionSignal): Promise<void> {
   await client.workflow.getHandle(deletionWorkflowId(orgId)).signal('cancelDeletion', signal);

@@ -1,6 +1,6 @@
 // The client SDK of eloquent-recovery: what other services import to start and follow operations.
 export { connectRecoveryClient, deletionWorkflowId, looksLikeOrgId, RecoveryClient, WorkflowNotFoundError } from './recovery-client';
-export { cancelOrganizationDeletion, decideParkedDeletion, DeletionAlreadyRunningError, deletionStatus, reapplyDeletions, startOrganizationDeletion } from './deletion';
+export { cancelOrganizationDeletion, decideParkedDeletion, DeletionAlreadyRunningError, deletionStatus, graceTimeLeftMs, reapplyDeletions, startOrganizationDeletion } from './deletion';
 export type { ConnectOptions, OperationStatus, StartedOperation, StartOptions } from './recovery-client';
 export { InvalidRequestError } from './request-error';
 export { parseDuration } from './validation';

@@ -8,7 +8,7 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import type { SearchAttributePair } from '@temporalio/common';
-import { createStorageActivities, type BackupListEntry } from '../activities/storage';
+import type { BackupListEntry } from '../activities/storage';
 import type { StalenessReport } from '../activities/cross-store/staleness';
 import { loadConfig, type AppConfig } from '../config';
 import type { BackupOrganizationInput, BackupSummary } from '../contracts/backup';
@@ -30,15 +30,13 @@ import {
   type RollbackPlatformInput,
 } from '../contracts/kubernetes';
 import type { PreflightReport } from '../contracts/preflight';
-import { deletionWorkflowId } from '../contracts/deletion';
-import { DeletionAlreadyRunningError } from './deletion';
+import { deletionWorkflowId, type DeletionStatus } from '../contracts/deletion';
+import { DeletionAlreadyRunningError, graceTimeLeftMs } from './deletion';
 import { InvalidRequestError } from './request-error';
 import { isOrgId } from '../platform/org-id';
 
 export { deletionWorkflowId };
 import { OperationAttribute, OrgIdAttribute, type OperationName } from '../search-attributes';
-import type { BackupStore } from '../storage/backup-store';
-import { createBackupStore } from '../storage/configured-backup-store';
 import {
   requireOrgId,
   requireRequestId,
@@ -82,6 +80,8 @@ export interface OperationStatus {
   operation?: string;
   /** The answer of the workflow's progress query while it runs; absent when it has none. */
   progress?: unknown;
+  /** A deletion in its grace period: milliseconds left, computed here from its `gracePeriodEndsAt`. */
+  gracePeriodLeftMs?: number;
   memo?: Record<string, unknown>;
 }
 
@@ -91,8 +91,6 @@ export interface ConnectOptions {
   config?: AppConfig;
   /** Task queue of the worker. @default config.temporal.taskQueue */
   taskQueue?: string;
-  /** The backup store `listBackups` reads. @default the filesystem store of config.backup */
-  store?: BackupStore;
 }
 
 function firstString(value: unknown): string | undefined {
@@ -111,7 +109,6 @@ export class RecoveryClient {
     private readonly connection: Connection,
     readonly config: AppConfig,
     readonly taskQueue: string,
-    private readonly store: BackupStore,
   ) {}
 
   /** Backs up one organization. Workflow id `backup-<orgId>-<requestId>`. */
@@ -228,6 +225,8 @@ export class RecoveryClient {
       if (query !== undefined) {
         try {
           status.progress = await handle.query(query);
+          const left = status.type === WorkflowType.delete ? graceTimeLeftMs(status.progress as DeletionStatus) : undefined;
+          if (left !== undefined) status.gracePeriodLeftMs = left;
         } catch {
           // A run that has not yet registered its query handler answers nothing yet; that is no error.
         }
@@ -257,10 +256,18 @@ export class RecoveryClient {
     return result;
   }
 
-  /** The organization's backups, newest first, read from the backup store. */
+  /**
+   * The organization's backups, newest first, read by the worker from its backup store (a short
+   * workflow, `list-backups-<orgId>-<uuid>`): the caller's own disk or BACKUP_DIR plays no part.
+   */
   async listBackups(orgIdInput: string): Promise<BackupListEntry[]> {
     const orgId = requireOrgId(orgIdInput, 'orgId');
-    return createStorageActivities({ store: this.store }).listBackups(orgId);
+    return this.temporal.workflow.execute<(input: { orgId: string }) => Promise<BackupListEntry[]>>(WorkflowType.listBackups, {
+      taskQueue: this.taskQueue,
+      workflowId: `list-backups-${orgId}-${randomUUID()}`,
+      args: [{ orgId }],
+      typedSearchAttributes: [{ key: OrgIdAttribute, value: orgId }],
+    });
   }
 
   /** Waits for the run of `workflowId` to finish; resolves with its result, rejects with its failure. */
@@ -343,7 +350,7 @@ export async function connectRecoveryClient(options: ConnectOptions = {}): Promi
   const config = options.config ?? loadConfig();
   const connection = await Connection.connect({ address: config.temporal.address });
   const temporal = new Client({ connection, namespace: config.temporal.namespace });
-  return new RecoveryClient(temporal, connection, config, options.taskQueue ?? config.temporal.taskQueue, options.store ?? createBackupStore(config.backup));
+  return new RecoveryClient(temporal, connection, config, options.taskQueue ?? config.temporal.taskQueue);
 }
 
 /** Rejects Kubernetes input before anything is sent, naming the first bad field. */

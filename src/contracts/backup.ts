@@ -16,10 +16,10 @@ export interface BackupOrganizationInput {
 }
 
 /** How a fingerprint hashed PostgreSQL rows (see platform/fingerprint-postgres.ts). */
-export const POSTGRES_ROW_HASHES = ['md5-text', 'record-hash'] as const;
+export const POSTGRES_ROW_HASHES = ['md5-text', 'record-hash', 'portable-record-hash'] as const;
 export type PostgresRowHash = (typeof POSTGRES_ROW_HASHES)[number];
 /** What new fingerprints use. */
-export const CURRENT_POSTGRES_ROW_HASH: PostgresRowHash = 'record-hash';
+export const CURRENT_POSTGRES_ROW_HASH: PostgresRowHash = 'portable-record-hash';
 /** What a manifest without the field used: every backup before `record-hash` existed. */
 export const LEGACY_POSTGRES_ROW_HASH: PostgresRowHash = 'md5-text';
 

@@ -107,9 +107,12 @@ export interface DeletionStatus {
   /** Status of the organization row before it was marked `deleting` (what a cancel restores). */
   previousStatus?: string;
   sessionsRevoked?: number;
+  /**
+   * When the grace period ends (ISO 8601). The time left is the caller's to compute
+   * (`graceTimeLeftMs` of the client): a query sees the clock of the run's last task, which stands
+   * still while the run waits.
+   */
   gracePeriodEndsAt?: string;
-  /** Milliseconds until the grace period ends, as of the workflow's last task. */
-  timeLeftMs?: number;
   pointOfNoReturnAt?: string;
   purge: Record<PurgeStep, PurgeStepStatus>;
   parked?: ParkedState;

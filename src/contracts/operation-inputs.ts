@@ -20,6 +20,7 @@ export const WorkflowType = {
   restoreDrill: 'restoreDrill',
   staleness: 'backupStaleness',
   kubernetes: 'backupKubernetes',
+  listBackups: 'listOrganizationBackups',
 } as const;
 
 /** The query each workflow type answers with its progress; tried in order for unknown types. */

@@ -48,6 +48,8 @@ export interface MetricsEndpoint {
   metrics: RecoveryMetrics;
   /** The port `/metrics` listens on. */
   port: number;
+  /** The address it is bound to (`config.metricsHost`). */
+  host: string;
   /** Wraps every activity function so each attempt is counted and timed, and backups count their bytes. */
   instrument<A extends Record<string, (...args: never[]) => Promise<unknown>>>(activities: A): A;
   close(): Promise<void>;
@@ -114,12 +116,13 @@ export async function startMetrics(options: MetricsOptions): Promise<MetricsEndp
   const port = options.port ?? config.metricsPort;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, () => resolve());
+    server.listen(port, config.metricsHost, () => resolve());
   });
 
   return {
     metrics,
     port: (server.address() as AddressInfo).port,
+    host: (server.address() as AddressInfo).address,
     instrument(activities) {
       const wrapped: Record<string, (...args: never[]) => Promise<unknown>> = {};
       for (const [name, fn] of Object.entries(activities)) {

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import type { Pool, PoolClient, QueryResult } from 'pg';
+import type { DumpedSequence } from './archive-sequences';
 import { ORG_PLACEHOLDER, type OrganizationDataMap } from './data-map';
 import { listOrgSchemas, listRelations } from './discovery';
 import { formatHash } from './content-hash';
@@ -16,9 +18,60 @@ import { quotePgIdent, quotePgLiteral, quotePgQualified } from './quoting';
  * - `record-hash`: `hash_record_extended` (PostgreSQL 14+), each column type's own 64-bit hash; about
  *   5x cheaper on wide tables. A table with a column type that has no extended hash function (json,
  *   point, xml) falls back to `md5-text`, decided by the column types alone, so a restored copy
- *   falls back the same way.
+ *   falls back the same way. Flawed: an enum's hash is its label's OID in `pg_enum`, a regclass's
+ *   the table's OID, so such a table never matches a restored copy (kept for older manifests).
+ * - `portable-record-hash`: `record-hash`, except that a column whose type holds catalog ids anywhere
+ *   inside it (an enum, an OID alias such as regclass, aclitem; or an array, domain, composite, range
+ *   or multirange over one) is hashed by its text form, which names what the OID stands for. A table
+ *   without such columns hashes exactly as under `record-hash`. Text forms that session settings
+ *   change (search_path for regclass, TimeZone for the md5 fallback, …) are pinned for the fingerprint.
  * Sequences and shared-table rows are small and always use `md5-text`.
  */
+
+/**
+ * Types whose values are catalog OIDs: what they point at keeps its name across a dump and restore,
+ * but not its OID. `oid` and `oidvector` values are restored as the same numbers, so either hash is
+ * stable; they are in the list because their meaning is a catalog id all the same.
+ */
+const CATALOG_ID_TYPES = [
+  'oid', 'oidvector', 'regclass', 'regcollation', 'regconfig', 'regdictionary', 'regnamespace', 'regoper', 'regoperator', 'regproc', 'regprocedure', 'regrole', 'regtype', 'aclitem',
+];
+
+/**
+ * Per column of table $1 (a regclass) in physical order: whether its type contains, at any depth, an
+ * enum or a type of $2 in pg_catalog. Walks array elements, domain base types, composite attributes,
+ * range subtypes and a multirange's range; `UNION` stops a walk at a type already seen.
+ */
+const COLUMNS_HASHED_BY_TEXT_SQL = `
+  WITH RECURSIVE parts(attnum, typ) AS (
+    SELECT attnum, atttypid FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
+    UNION
+    SELECT p.attnum, inner_type.typ FROM parts p JOIN pg_catalog.pg_type t ON t.oid = p.typ
+     CROSS JOIN LATERAL (
+       SELECT t.typelem WHERE t.typelem <> 0
+       UNION ALL SELECT t.typbasetype WHERE t.typbasetype <> 0
+       UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE t.typrelid <> 0 AND a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+       UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid
+       UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = t.oid) inner_type(typ)
+  )
+  SELECT a.attname, bool_or(t.typtype = 'e' OR (t.typnamespace = 'pg_catalog'::regnamespace AND t.typname = ANY($2))) AS by_text
+    FROM pg_catalog.pg_attribute a JOIN parts p ON p.attnum = a.attnum JOIN pg_catalog.pg_type t ON t.oid = p.typ
+   WHERE a.attrelid = $1::regclass
+   GROUP BY a.attnum, a.attname ORDER BY a.attnum`;
+
+/**
+ * Settings that change text forms, pinned for a `portable-record-hash` fingerprint so that the
+ * platform database and a scratch database render values alike whatever their defaults.
+ */
+const PORTABLE_TEXT_SETTINGS: ReadonlyArray<[string, string]> = [
+  ['search_path', 'pg_catalog'],
+  ['TimeZone', 'UTC'],
+  ['DateStyle', 'ISO, YMD'],
+  ['IntervalStyle', 'postgres'],
+  ['extra_float_digits', '1'],
+  ['bytea_output', 'hex'],
+  ['lc_monetary', 'C'],
+];
 
 /** SQLSTATE of "could not identify an extended hash function for type …". */
 const UNDEFINED_FUNCTION = '42883';
@@ -64,17 +117,19 @@ export async function fingerprintPostgres(pool: Pool, map: OrganizationDataMap, 
     async (client) => {
       // SET TRANSACTION SNAPSHOT takes no parameters; the id was checked above and is quoted anyway.
       if (snapshotId !== undefined) await client.query(`SET TRANSACTION SNAPSHOT ${quotePgLiteral(snapshotId)}`);
+      if (rowHash === 'portable-record-hash') {
+        for (const [name, value] of PORTABLE_TEXT_SETTINGS) await client.query('SELECT pg_catalog.set_config($1, $2, true)', [name, value]);
+      }
       const objects: ObjectFingerprint[] = [];
       const schemas = await listOrgSchemas(client, map);
       for (const relation of await listRelations(client, schemas)) {
         const name = `${schemaObjectName(map, relation.schema)}.${relation.name}`;
         const sql = quotePgQualified(relation.schema, relation.name);
         if (relation.kind === 'sequence') {
-          // A restored sequence must continue where the original stopped: its state is content.
-          const r = await client.query<{ hash: string }>(
-            `SELECT ${rowHashSum(`last_value::text || ':' || is_called::text`)}::text AS hash FROM ${sql}`,
-          );
-          objects.push({ store: 'postgres', object: `sequence:${name}`, rows: 1, hash: formatHash(r.rows[0]?.hash ?? '0') });
+          // Read now, not as of the snapshot: sequences are not transactional. A backup replaces this
+          // with the state its archive holds (withDumpedSequences).
+          const r = await client.query<{ last_value: string; is_called: boolean }>(`SELECT last_value::text AS last_value, is_called FROM ${sql}`);
+          objects.push(sequenceFingerprint(name, r.rows[0]?.last_value ?? '', r.rows[0]?.is_called ?? false));
         } else {
           const r = await hashTableRows(client, sql, rowHash);
           objects.push({ store: 'postgres', object: `schema:${name}`, rows: Number(r.rows[0]?.rows ?? 0), hash: formatHash(r.rows[0]?.hash ?? '0') });
@@ -102,14 +157,46 @@ export async function fingerprintPostgres(pool: Pool, map: OrganizationDataMap, 
   );
 }
 
+/**
+ * A sequence's state as content (a restored sequence must continue where the original stopped): the
+ * `md5-text` hash of `last_value:is_called`, as PostgreSQL would compute it over that one row.
+ */
+function sequenceFingerprint(name: string, lastValue: string, isCalled: boolean): ObjectFingerprint {
+  const md5 = createHash('md5').update(`${lastValue}:${String(isCalled)}`).digest('hex');
+  return { store: 'postgres', object: `sequence:${name}`, rows: 1, hash: formatHash(BigInt(`0x${md5.slice(0, 15)}`)) };
+}
+
+/**
+ * A backup's fingerprint with each sequence's state taken from the archive (what a restore will set)
+ * instead of the live read, which is from another moment than pg_dump's: the fingerprint then describes
+ * exactly what the backup holds however busy the sequences are.
+ * @throws a non-retryable `VerificationFailed` when a sequence is in one of the two and not the other.
+ */
+export function withDumpedSequences(map: OrganizationDataMap, objects: readonly ObjectFingerprint[], dumped: readonly DumpedSequence[]): ObjectFingerprint[] {
+  const fromArchive = new Map(dumped.map((d) => [`sequence:${schemaObjectName(map, d.schema)}.${d.name}`, d]));
+  const result = objects.map((o) => {
+    if (!o.object.startsWith('sequence:')) return o;
+    const state = fromArchive.get(o.object);
+    if (!state) throw permanentFailure(FailureType.VerificationFailed, `the pg_dump archive holds no state of ${o.object}`, { store: 'postgres', orgId: map.orgId, object: o.object });
+    fromArchive.delete(o.object);
+    return sequenceFingerprint(o.object.slice('sequence:'.length), state.lastValue, state.isCalled);
+  });
+  const extra = [...fromArchive.keys()];
+  if (extra.length > 0) {
+    throw permanentFailure(FailureType.VerificationFailed, `the pg_dump archive holds sequences the fingerprint did not find: ${extra.join(', ')}`, { store: 'postgres', orgId: map.orgId, object: extra[0] });
+  }
+  return result;
+}
+
 /** Row count and hash sum of one table, with `md5-text` where `record-hash` has no hash function. */
 async function hashTableRows(client: PoolClient, sql: string, rowHash: PostgresRowHash): Promise<QueryResult<{ rows: string; hash: string }>> {
   const byText = `SELECT count(*)::text AS rows, ${rowHashSum('t::text')}::text AS hash FROM ${sql} t`;
   if (rowHash === 'md5-text') return client.query(byText);
+  const row = rowHash === 'portable-record-hash' ? await portableRow(client, sql) : 't';
   // A failed statement aborts the transaction; the savepoint keeps the snapshot usable.
   await client.query('SAVEPOINT record_hash');
   try {
-    const result = await client.query<{ rows: string; hash: string }>(`SELECT count(*)::text AS rows, ${recordHashSum('t')}::text AS hash FROM ${sql} t`);
+    const result = await client.query<{ rows: string; hash: string }>(`SELECT count(*)::text AS rows, ${recordHashSum(row)}::text AS hash FROM ${sql} t`);
     await client.query('RELEASE SAVEPOINT record_hash');
     return result;
   } catch (err: unknown) {
@@ -117,4 +204,14 @@ async function hashTableRows(client: PoolClient, sql: string, rowHash: PostgresR
     await client.query('ROLLBACK TO SAVEPOINT record_hash');
     return client.query(byText);
   }
+}
+
+/**
+ * The row of `t` to hash under `portable-record-hash`: `t` itself when no column holds catalog ids
+ * (so the hash equals `record-hash`'s), else `ROW(…)` with those columns cast to text.
+ */
+async function portableRow(client: PoolClient, sql: string): Promise<string> {
+  const columns = await client.query<{ attname: string; by_text: boolean }>(COLUMNS_HASHED_BY_TEXT_SQL, [sql, CATALOG_ID_TYPES]);
+  if (!columns.rows.some((c) => c.by_text)) return 't';
+  return `ROW(${columns.rows.map((c) => `t.${quotePgIdent(c.attname)}${c.by_text ? '::text' : ''}`).join(', ')})`;
 }

@@ -1,10 +1,12 @@
-import { ApplicationFailure, defineQuery, executeChild, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { ApplicationFailure, defineQuery, executeChild, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { createChatArchiveActivities } from '../activities/cross-store/chat-archive';
 import { DEFAULT_ARCHIVE_AGE_MS, type ArchiveChatInput, type ArchiveChatPlatformResult, type ArchiveChatResult } from '../contracts/chat-archive';
-import { FailureType, innermostMessage, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
+import { FailureType } from '../errors';
 import { parseOrgId } from '../platform/org-id';
 import { OperationAttribute, OrgIdAttribute } from '../search-attributes';
+import { ACTIVITY_KINDS, activityProxies } from './shared/activity-proxies';
+import { rootMessage } from './shared/failures';
+import { trackProgress } from './shared/progress';
 
 /** What `archiveChat` answers to the `archiveChatProgress` query. */
 export interface ArchiveChatProgress {
@@ -22,16 +24,8 @@ type ChatArchiveActivities = ReturnType<typeof createChatArchiveActivities>;
 
 // The archival heartbeats after every batch; a killed worker is noticed within 15 s and the retry
 // resumes after the last sequence ClickHouse holds.
-const archiving = proxyActivities<ChatArchiveActivities>({
-  startToCloseTimeout: '2h',
-  heartbeatTimeout: '15s',
-  retry: { initialInterval: '1s', maximumInterval: '1m', maximumAttempts: 20, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES] },
-});
-
-const listing = proxyActivities<Activities>({
-  startToCloseTimeout: '1m',
-  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES] },
-});
+const archiving = activityProxies<ChatArchiveActivities>(ACTIVITY_KINDS.archiving);
+const listing = activityProxies(ACTIVITY_KINDS.listing);
 
 function wholeNumber(value: unknown, fallback: number, field: string, min: number): number {
   const n = value ?? fallback;
@@ -66,14 +60,15 @@ export async function archiveChat(input: ArchiveChatInput = {}): Promise<Archive
   ]);
   const progress: ArchiveChatProgress = { orgId: orgId ?? '*', step: orgId ? 'archiving' : 'listing', organizationsDone: 0, organizationsFailed: 0 };
   setHandler(archiveChatProgressQuery, () => progress);
+  const moveTo = trackProgress(progress, `chat archive of ${orgId ? `\`${orgId}\`` : 'every organization'}`);
 
   if (orgId !== undefined) {
     try {
       const result = await archiving.archiveOrganizationChat({ orgId, olderThanMs, batchSize });
-      progress.step = 'done';
+      moveTo('done');
       return result;
     } catch (err) {
-      progress.step = 'failed';
+      moveTo('failed');
       throw err;
     }
   }
@@ -83,9 +78,9 @@ export async function archiveChat(input: ArchiveChatInput = {}): Promise<Archive
   const parentId = workflowInfo().workflowId;
   let afterId = '';
   for (;;) {
-    progress.step = 'listing';
+    moveTo('listing');
     const page = await listing.listOrganizationsPage({ afterId, limit: 100 });
-    progress.step = 'archiving';
+    moveTo('archiving');
     const queue = [...page];
     const runner = async (): Promise<void> => {
       for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
@@ -94,7 +89,7 @@ export async function archiveChat(input: ArchiveChatInput = {}): Promise<Archive
           if (isOrganizationResult(result)) organizations.push(result);
           progress.organizationsDone++;
         } catch (err) {
-          failed.push({ orgId: id, error: innermostMessage(err) });
+          failed.push({ orgId: id, error: rootMessage(err) });
           progress.organizationsFailed++;
         }
       }
@@ -104,6 +99,6 @@ export async function archiveChat(input: ArchiveChatInput = {}): Promise<Archive
     if (page.length < 100 || last === undefined) break;
     afterId = last;
   }
-  progress.step = 'done';
+  moveTo('done');
   return { organizations, failed };
 }

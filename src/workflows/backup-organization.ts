@@ -22,9 +22,10 @@ import {
 import { FailureType } from '../errors';
 import { parseOrgId } from '../platform/org-id';
 import { OperationAttribute, OrgIdAttribute } from '../search-attributes';
-import { quickActivities as quick, streamingActivities as streaming } from './activity-proxies';
+import { quickActivities as quick, streamingActivities as streaming } from './shared/activity-proxies';
 import { platformPreflight } from './platform-preflight';
 import { verifyBackup } from './verify-backup';
+import { trackProgress } from './shared/progress';
 
 export const backupProgressQuery = defineQuery<BackupProgress>('backupProgress');
 export const backupArtifactProgressSignal = defineSignal<[StoreProgressReport]>(BACKUP_PROGRESS_SIGNAL);
@@ -69,6 +70,7 @@ export async function backupOrganization(rawInput: BackupOrganizationInput): Pro
   const backupId = newBackupId(started);
   const progress: BackupProgress = { backupId, orgId: input.orgId, step: 'preflight', artifacts: [] };
   setHandler(backupProgressQuery, () => progress);
+  const moveTo = trackProgress(progress, `backup \`${backupId}\` of \`${input.orgId}\``);
   // Activities report artifacts still being written; finished ones replace them by store and object.
   const record = (artifacts: BackupProgress['artifacts']) => {
     for (const artifact of artifacts) {
@@ -80,13 +82,13 @@ export async function backupOrganization(rawInput: BackupOrganizationInput): Pro
   setHandler(backupArtifactProgressSignal, (report) => record(report.artifacts));
 
   await executeChild(platformPreflight, { workflowId: `${info.workflowId}-preflight`, args: [{}] });
-  progress.step = 'checking';
+  moveTo('checking');
   await quick.assertOrganizationExists(input.orgId);
   // A restore or deletion in flight would make this backup a mix of before and after.
   const parent = info.parent?.workflowId;
   await quick.assertNoConflictingOperation({ orgId: input.orgId, operations: ['restore', 'delete'], allowWorkflowIds: parent ? [parent] : [] });
 
-  progress.step = 'backing-up';
+  moveTo('backing-up');
   const backupOne = (store: BackupStoreName): Promise<StoreBackupResult> =>
     store === 'postgres'
       ? streaming.backupPostgres({ orgId: input.orgId, backupId })
@@ -101,7 +103,7 @@ export async function backupOrganization(rawInput: BackupOrganizationInput): Pro
       }),
     );
     const [queue, redis] = await Promise.all([quick.countQueueMessages(input.orgId), quick.countRedisKeys(input.orgId)]);
-    progress.step = 'committing';
+    moveTo('committing');
     await quick.commitBackup({
       orgId: input.orgId,
       backupId,
@@ -113,7 +115,7 @@ export async function backupOrganization(rawInput: BackupOrganizationInput): Pro
       ephemeral: { queue, redis },
     });
   } catch (err) {
-    progress.step = 'failed';
+    moveTo('failed');
     // Even a cancelled run removes its partial artifacts: nothing half-written may outlive it.
     await CancellationScope.nonCancellable(() => quick.discardIncompleteBackup({ orgId: input.orgId, backupId }));
     throw err;
@@ -121,14 +123,14 @@ export async function backupOrganization(rawInput: BackupOrganizationInput): Pro
 
   let verification: BackupSummary['verification'];
   if (input.verify) {
-    progress.step = 'verifying';
+    moveTo('verifying');
     // A failed verification fails this run too: the backup stays, marked failed in verification.json.
     const verifyId = `${info.workflowId}-verify`;
     await executeChild(verifyBackup, { workflowId: verifyId, args: [{ orgId: input.orgId, backupId }] });
     verification = { passed: true, workflowId: verifyId };
   }
 
-  progress.step = 'done';
+  moveTo('done');
   const artifacts = results.flatMap((r) => r.artifacts);
   const keyId = artifacts.find((a) => a.keyId)?.keyId;
   return {

@@ -1,11 +1,12 @@
-import { ApplicationFailure, continueAsNew, executeChild, proxyActivities, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { ApplicationFailure, continueAsNew, executeChild, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
 import { BACKUP_STORES, type BackupStoreName } from '../contracts/backup';
-import { FailureType, innermostMessage, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
+import { FailureType } from '../errors';
 import { parseOrgId } from '../platform/org-id';
 import { OperationAttribute } from '../search-attributes';
 import { backupOrganization } from './backup-organization';
 import { platformPreflight } from './platform-preflight';
+import { ACTIVITY_KINDS, activityProxies } from './shared/activity-proxies';
+import { rootMessage } from './shared/failures';
 
 export interface BackupPlatformInput {
   reason?: string;
@@ -28,11 +29,7 @@ export interface BackupPlatformResult {
   failed: Array<{ orgId: string; error: string }>;
 }
 
-const activities = proxyActivities<Activities>({
-  startToCloseTimeout: '30m',
-  heartbeatTimeout: '60s',
-  retry: { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: 10, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES] },
-});
+const activities = activityProxies(ACTIVITY_KINDS.backupStore);
 
 function positive(value: number | undefined, fallback: number, field: string): number {
   const n = value ?? fallback;
@@ -73,7 +70,7 @@ export async function backupPlatform(input: BackupPlatformInput = {}): Promise<B
         });
         state.succeeded++;
       } catch (err) {
-        state.failed.push({ orgId, error: innermostMessage(err) });
+        state.failed.push({ orgId, error: rootMessage(err) });
       }
     }
   };

@@ -1,17 +1,15 @@
-import { ApplicationFailure, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { ApplicationFailure, upsertSearchAttributes } from '@temporalio/workflow';
 import type { createStalenessActivities, StalenessReport } from '../activities/cross-store/staleness';
-import { FailureType, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
+import { FailureType } from '../errors';
 import { OperationAttribute } from '../search-attributes';
+import { ACTIVITY_KINDS, activityProxies } from './shared/activity-proxies';
 
 export interface BackupStalenessInput {
   /** An organization is stale when its newest verified backup is older than this, in milliseconds. @default 36 hours */
   staleAfterMs?: number;
 }
 
-const staleness = proxyActivities<ReturnType<typeof createStalenessActivities>>({
-  startToCloseTimeout: '10m',
-  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES] },
-});
+const staleness = activityProxies<ReturnType<typeof createStalenessActivities>>(ACTIVITY_KINDS.quick);
 
 /**
  * Reports every organization whose newest verified backup is older than `staleAfterMs` (or that

@@ -15,3 +15,4 @@ export { restoreOrganization, restoreProgressQuery } from './restore-organizatio
 export { rollbackDeployment } from './rollback-deployment';
 export { rollbackPlatform } from './rollback-platform';
 export { backupKubernetes } from './backup-kubernetes';
+export { listOrganizationBackups } from './list-organization-backups';

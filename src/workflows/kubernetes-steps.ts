@@ -4,41 +4,21 @@ import {
   ActivityFailure,
   ApplicationFailure,
   defineQuery,
-  proxyActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
-  type RetryPolicy,
 } from '@temporalio/workflow';
 import type { KubernetesActivities } from '../activities/kubernetes';
 import type { InputProblems } from '../contracts/kubernetes';
-import { FailureType, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
+import { FailureType } from '../errors';
 import { OperationAttribute } from '../search-attributes';
+import { ACTIVITY_KINDS, activityProxies } from './shared/activity-proxies';
+import { trackProgress } from './shared/progress';
 
-const retry: RetryPolicy = {
-  initialInterval: '1s',
-  backoffCoefficient: 2,
-  maximumInterval: '15s',
-  maximumAttempts: 6,
-  nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES],
-};
-
-/** Single API calls: reads, plans, one patch, one create. */
-export const kubernetesApi = proxyActivities<KubernetesActivities>({ startToCloseTimeout: '1m', retry });
-
-/**
- * Waits for rollouts and backups; they heartbeat every poll, so a lost worker is noticed within
- * the heartbeat timeout and the wait resumes elsewhere (the state lives in the cluster).
- */
-export const kubernetesWaits = proxyActivities<KubernetesActivities>({ startToCloseTimeout: '30m', heartbeatTimeout: '30s', retry });
-export const veleroWaits = proxyActivities<KubernetesActivities>({ startToCloseTimeout: '12h', heartbeatTimeout: '1m', retry });
-
-/** The helm binary: few attempts, since a failed rollback is reported rather than repeated. */
-export const helmCommands = proxyActivities<KubernetesActivities>({
-  startToCloseTimeout: '10m',
-  heartbeatTimeout: '1m',
-  retry: { ...retry, maximumAttempts: 3 },
-});
+export const kubernetesApi = activityProxies<KubernetesActivities>(ACTIVITY_KINDS.kubernetesApi);
+export const kubernetesWaits = activityProxies<KubernetesActivities>(ACTIVITY_KINDS.kubernetesWait);
+export const veleroWaits = activityProxies<KubernetesActivities>(ACTIVITY_KINDS.veleroWait);
+export const helmCommands = activityProxies<KubernetesActivities>(ACTIVITY_KINDS.helm);
 
 export interface KubernetesProgress {
   /** What the workflow is doing now, e.g. "waiting for the rollout of eloquent/api". */
@@ -57,9 +37,10 @@ export function startOperation(): (step: string) => void {
   if (workflowInfo().typedSearchAttributes.get(OperationAttribute) === undefined) {
     upsertSearchAttributes([{ key: OperationAttribute, value: 'kubernetes' }]);
   }
+  const moveTo = trackProgress(progress, workflowInfo().workflowType);
   return (step: string) => {
     progress.done.push(progress.step);
-    progress.step = step;
+    moveTo(step);
   };
 }
 

@@ -1,15 +1,10 @@
-import { ApplicationFailure, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { ApplicationFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { PREFLIGHT_STORES, type PreflightInput, type PreflightReport, type PreflightStore, type StoreProbe } from '../contracts/preflight';
 import { FailureType } from '../errors';
 import { OperationAttribute } from '../search-attributes';
+import { probeActivities as probes } from './shared/activity-proxies';
 
 // A probe either answers within seconds or the store is down: three quick attempts, then fail.
-const probes = proxyActivities<Activities>({
-  startToCloseTimeout: '20s',
-  retry: { maximumAttempts: 3, initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '2s' },
-});
-
 const PROBE_OF: Record<PreflightStore, () => Promise<StoreProbe>> = {
   postgres: () => probes.probePostgres(),
   clickhouse: () => probes.probeClickHouse(),

@@ -1,9 +1,9 @@
-import { ApplicationFailure, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
-import type { Activities } from '../activities';
-import { FailureType, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
+import { ApplicationFailure, upsertSearchAttributes } from '@temporalio/workflow';
+import { FailureType } from '../errors';
 import { parseOrgId } from '../platform/org-id';
 import { OperationAttribute, OrgIdAttribute } from '../search-attributes';
 import { DEFAULT_RETENTION, type RetentionPolicy } from '../storage/retention';
+import { ACTIVITY_KINDS, activityProxies } from './shared/activity-proxies';
 
 export interface PruneBackupsInput {
   /** One organization; every organization with backups when absent. */
@@ -20,11 +20,7 @@ export interface PruneBackupsResult {
   dryRun: boolean;
 }
 
-const storage = proxyActivities<Activities>({
-  startToCloseTimeout: '30m',
-  heartbeatTimeout: '2m',
-  retry: { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: 10, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES] },
-});
+const storage = activityProxies(ACTIVITY_KINDS.pruning);
 
 function count(input: PruneBackupsInput, field: 'keepLast' | 'keepDaily' | 'keepWeekly'): number {
   const value = input[field] ?? DEFAULT_RETENTION[field];

@@ -1,18 +1,15 @@
-import { ApplicationFailure, executeChild, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { ApplicationFailure, executeChild, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { deletionWorkflowId, type ReapplyDeletionsInput, type ReapplyDeletionsResult } from '../contracts/deletion';
-import { FailureType, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
+import { FailureType } from '../errors';
 import { OperationAttribute } from '../search-attributes';
 import { deleteOrganization } from './delete-organization';
+import { ACTIVITY_KINDS, activityProxies } from './shared/activity-proxies';
+import { rootMessage } from './shared/failures';
 
 /** The reason every re-applied deletion records. */
 export const REAPPLY_REASON = 'reapplying a recorded deletion';
 
-const log = proxyActivities<Activities>({
-  startToCloseTimeout: '1h',
-  heartbeatTimeout: '1m',
-  retry: { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: 10, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES] },
-});
+const log = activityProxies(ACTIVITY_KINDS.deletionLog);
 
 /**
  * After an operator restored a whole-platform dump by hand (`psql < full_backup.sql`) or an older
@@ -68,9 +65,7 @@ export async function reapplyDeletions(input: ReapplyDeletionsInput): Promise<Re
       } catch (err) {
         // One organization's failure must not keep the others alive; it is reported in the result.
         entry.result = 'failed';
-        let message = err instanceof Error ? err.message : String(err);
-        for (let cause: unknown = err instanceof Error ? err.cause : undefined; cause instanceof Error; cause = cause.cause) message = cause.message || message;
-        entry.error = message;
+        entry.error = rootMessage(err);
       }
     }
   };

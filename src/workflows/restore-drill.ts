@@ -1,7 +1,9 @@
-import { ApplicationFailure, executeChild, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, executeChild, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { createStalenessActivities } from '../activities/cross-store/staleness';
-import { FailureType, innermostMessage, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
+import { FailureType } from '../errors';
 import { OperationAttribute } from '../search-attributes';
+import { ACTIVITY_KINDS, activityProxies } from './shared/activity-proxies';
+import { rootMessage } from './shared/failures';
 
 /** Workflow type of the verification workflow; by name, so the drill does not import its code. */
 export const VERIFY_BACKUP_WORKFLOW = 'verifyBackup';
@@ -16,10 +18,7 @@ export interface RestoreDrillResult {
   failed: Array<{ orgId: string; backupId: string; workflowId: string; error: string }>;
 }
 
-const drill = proxyActivities<ReturnType<typeof createStalenessActivities>>({
-  startToCloseTimeout: '10m',
-  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES] },
-});
+const drill = activityProxies<ReturnType<typeof createStalenessActivities>>(ACTIVITY_KINDS.quick);
 
 /**
  * The runbook's weekly restore drill: runs `verifyBackup` on the newest complete backup of every
@@ -43,7 +42,7 @@ export async function restoreDrill(input: RestoreDrillInput = {}): Promise<Resto
         await executeChild(VERIFY_BACKUP_WORKFLOW, { workflowId, args: [{ backupId: t.backupId, orgId: t.orgId }] });
         result.verified.push({ ...t, workflowId });
       } catch (err) {
-        result.failed.push({ ...t, workflowId, error: innermostMessage(err) });
+        result.failed.push({ ...t, workflowId, error: rootMessage(err) });
       }
     }
   };

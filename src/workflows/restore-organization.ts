@@ -1,20 +1,23 @@
 import {
   ApplicationFailure,
-  CancellationScope,
   defineQuery,
   executeChild,
+  patched,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import { manifestRowHashes } from '../contracts/backup';
 import type { ObjectComparison, RestoreOrganizationInput, RestoreResult } from '../contracts/verification';
-import { FailureType, innermostMessage } from '../errors';
+import { FailureType } from '../errors';
 import { compareObjectFingerprints, describeDifferences } from '../platform/fingerprint-compare';
 import { parseOrgId } from '../platform/org-id';
 import { OperationAttribute, OrgIdAttribute } from '../search-attributes';
-import { quickActivities as quick, streamingActivities as restoring } from './activity-proxies';
+import { quickActivities as quick, streamingActivities as restoring } from './shared/activity-proxies';
 import { backupOrganization } from './backup-organization';
+import { Compensations, describeCompensations } from './shared/compensations';
+import { rootMessage } from './shared/failures';
+import { trackProgress } from './shared/progress';
 
 export interface RestoreProgress {
   step: string;
@@ -25,6 +28,9 @@ export interface RestoreProgress {
 }
 
 export const restoreProgressQuery = defineQuery<RestoreProgress>('restoreProgress');
+
+/** Patch id: a failed compensation no longer stops the ones after it. */
+const COMPENSATIONS_CONTINUE_PAST_A_FAILURE = 'restore-compensations-continue-past-a-failure';
 
 function parseInput(input: RestoreOrganizationInput | undefined): RestoreOrganizationInput & { mode: 'into-empty' | 'replace' } {
   if (input === null || typeof input !== 'object' || typeof input.backupId !== 'string' || input.backupId === '') {
@@ -58,6 +64,8 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
   const started = Date.now();
   const progress: RestoreProgress = { step: 'locating the backup', backupId: input.backupId };
   setHandler(restoreProgressQuery, () => progress);
+  const moveTo = trackProgress(progress, `restore of backup \`${input.backupId}\``);
+  const compensations = new Compensations();
 
   const backup = await quick.locateBackup({ backupId: input.backupId, ...(input.orgId ? { orgId: input.orgId } : {}) });
   const targetOrgId = input.targetOrgId ?? backup.orgId;
@@ -67,7 +75,7 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
     { key: OperationAttribute, value: 'restore' },
   ]);
 
-  progress.step = 'checking';
+  moveTo('checking');
   await quick.assertNoConflictingOperation({ orgId: targetOrgId, operations: ['restore', 'delete', 'backup'] });
   const deletion = await quick.findDeletionRecord(targetOrgId);
   if (deletion && !input.override) {
@@ -94,27 +102,37 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
 
   let safetyBackupId: string | undefined;
   if (input.mode === 'replace' && existing.length > 0) {
-    progress.step = 'safety backup of the target';
+    moveTo('safety backup of the target');
     const safety = await executeChild(backupOrganization, {
       workflowId: `${info.workflowId}-safety-backup`,
       args: [{ orgId: targetOrgId, reason: `safety backup before restore ${info.workflowId}`, verify: false }],
     });
     safetyBackupId = safety.backupId;
     progress.safetyBackupId = safetyBackupId;
+    // Runs last, after what this restore wrote is removed: the target as it was before.
+    const asBefore = { orgId: targetOrgId, backupId: safetyBackupId, targetOrgId };
+    compensations.add(`target ${targetOrgId} was put back from safety backup ${safetyBackupId}`, async () => {
+      await restoring.restorePostgres(asBefore);
+      await restoring.restoreClickHouse(asBefore);
+    });
   }
 
   const restoreAs = { orgId: backup.orgId, backupId: backup.backupId, targetOrgId };
-  let comparisons: ObjectComparison[] = [];
+  let comparisons: ObjectComparison[];
   try {
+    // Registered before the first write, so a restore that fails half-way is removed whole; newest
+    // first, so PostgreSQL is cleared before ClickHouse, as it is restored first.
+    compensations.add(`what this restore wrote into ClickHouse of ${targetOrgId} was removed`, () => quick.clearOrganizationClickHouse({ orgId: targetOrgId }));
+    compensations.add(`what this restore wrote into PostgreSQL of ${targetOrgId} was removed`, () => quick.clearOrganizationPostgres({ orgId: targetOrgId }));
     if (manifest.stores.includes('postgres')) {
-      progress.step = 'postgres';
+      moveTo('postgres');
       await restoring.restorePostgres(restoreAs);
     }
     if (manifest.stores.includes('clickhouse')) {
-      progress.step = 'clickhouse';
+      moveTo('clickhouse');
       await restoring.restoreClickHouse(restoreAs);
     }
-    progress.step = 'fingerprint';
+    moveTo('fingerprint');
     const actual = await quick.fingerprintOrganization(targetOrgId, [...manifest.stores], manifestRowHashes(manifest));
     comparisons = compareObjectFingerprints(manifest.fingerprint.objects, actual.objects);
     const differences = describeDifferences(comparisons);
@@ -123,19 +141,17 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
     }
   } catch (err) {
     const failedStep = progress.step;
-    progress.step = `compensating after ${failedStep}`;
-    const undone = await CancellationScope.nonCancellable(async () => {
-      // Remove what this restore wrote, then put back what was there.
-      await quick.clearOrganizationPostgres({ orgId: targetOrgId });
-      await quick.clearOrganizationClickHouse({ orgId: targetOrgId });
-      if (!safetyBackupId) return `target ${targetOrgId} is empty again, as before`;
-      const safety = { orgId: targetOrgId, backupId: safetyBackupId, targetOrgId };
-      await restoring.restorePostgres(safety);
-      await restoring.restoreClickHouse(safety);
-      return `target ${targetOrgId} was put back from safety backup ${safetyBackupId}`;
-    });
-    progress.step = 'failed';
-    throw ApplicationFailure.nonRetryable(`restore of ${backup.orgId}/${backup.backupId} into ${targetOrgId} failed at step "${failedStep}": ${innermostMessage(err)}; ${undone}`, FailureType.StoreRejected);
+    moveTo(`compensating after ${failedStep}`);
+    // Both are reported: the failure, and each compensation's outcome (a failed one included).
+    // Before this patch a failed compensation ended the run at once; runs begun then replay that way.
+    const outcomes = await compensations.runAll({ stopAtFirstFailure: !patched(COMPENSATIONS_CONTINUE_PAST_A_FAILURE) });
+    moveTo('failed');
+    const undone = describeCompensations(outcomes).join('; ');
+    const notAsBefore = outcomes.some((o) => o.failure !== undefined) ? `; target ${targetOrgId} may NOT be as it was before` : '';
+    throw ApplicationFailure.nonRetryable(
+      `restore of ${backup.orgId}/${backup.backupId} into ${targetOrgId} failed at step "${failedStep}": ${rootMessage(err)}; ${undone}${notAsBefore}`,
+      FailureType.StoreRejected,
+    );
   }
 
   if (deletion?.preDeletionBackupId && input.override) {
@@ -143,7 +159,7 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
     await quick.releaseBackupHold({ orgId: targetOrgId, backupId: deletion.preDeletionBackupId });
   }
 
-  progress.step = 'done';
+  moveTo('done');
   return {
     backupId: backup.backupId,
     sourceOrgId: backup.orgId,

@@ -1,9 +1,9 @@
-import { proxyActivities, sleep, upsertSearchAttributes, ApplicationFailure } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { sleep, upsertSearchAttributes, ApplicationFailure } from '@temporalio/workflow';
 import { parseDurationMs } from '../contracts/deletion';
-import { FailureType, NON_RETRYABLE_FAILURE_TYPES } from '../errors';
+import { FailureType } from '../errors';
 import { parseOrgId } from '../platform/org-id';
 import { OperationAttribute, OrgIdAttribute } from '../search-attributes';
+import { ACTIVITY_KINDS, activityProxies } from './shared/activity-proxies';
 
 export interface ShredOrganizationBackupsInput {
   orgId: string;
@@ -22,11 +22,7 @@ export interface ShredOrganizationBackupsResult {
 }
 
 // Storage may be down when the retention ends: keep trying (hours, not minutes) instead of failing.
-const storage = proxyActivities<Activities>({
-  startToCloseTimeout: '30m',
-  heartbeatTimeout: '1m',
-  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '10m', nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES] },
-});
+const storage = activityProxies(ACTIVITY_KINDS.shredding);
 
 /**
  * Crypto-shredding of a deleted organization, after the retention of its pre-deletion backup:

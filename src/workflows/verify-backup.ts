@@ -1,10 +1,11 @@
 import { ApplicationFailure, CancellationScope, isCancellation, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { manifestRowHashes } from '../contracts/backup';
 import type { ObjectComparison, VerificationReport, VerifyBackupInput } from '../contracts/verification';
-import { FailureType, innermostMessage } from '../errors';
+import { FailureType } from '../errors';
 import { compareObjectFingerprints, describeDifferences } from '../platform/fingerprint-compare';
 import { OperationAttribute, OrgIdAttribute } from '../search-attributes';
-import { quickActivities as quick, streamingActivities as restoring } from './activity-proxies';
+import { quickActivities as quick, streamingActivities as restoring } from './shared/activity-proxies';
+import { rootMessage } from './shared/failures';
 
 /** Scratch names derived from the run, so a retry reuses them and cleanup always finds them. */
 export function scratchNames(runId: string): { postgres: string; clickhouse: string } {
@@ -52,7 +53,7 @@ export async function verifyBackup(input: VerifyBackupInput): Promise<Verificati
     }
     result = problems.length === 0 ? 'passed' : 'failed';
   } catch (err) {
-    if (!isCancellation(err)) problems.push(`restore into scratch failed: ${innermostMessage(err)}`);
+    if (!isCancellation(err)) problems.push(`restore into scratch failed: ${rootMessage(err)}`);
     else {
       result = 'cancelled';
       problems.push('verification was cancelled');

@@ -34,7 +34,7 @@ export function loadKubeConfig(options: { kubeconfigPath: string; inCluster: boo
     kubeConfig.loadFromFile(options.kubeconfigPath);
   } catch (err) {
     throw new Error(
-      `cannot read the kubeconfig ${options.kubeconfigPath} (KUBECONFIG_PATH; the local one is written by scripts/kube-stack.sh up): ${messageOf(err)}`,
+      `cannot read the kubeconfig ${options.kubeconfigPath} (KUBECONFIG; the local one is written by scripts/kube-stack.sh up): ${messageOf(err)}`,
       { cause: err },
     );
   }

@@ -15,10 +15,11 @@ import {
   type StoreProgressReport,
 } from '../../contracts/backup';
 import { FailureType, messageOf, permanentFailure } from '../../errors';
+import { readDumpedSequences } from '../../platform/archive-sequences';
 import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
 import { listOrgSchemas } from '../../platform/discovery';
 import type { ObjectFingerprint } from '../../platform/fingerprint';
-import { fingerprintPostgres } from '../../platform/fingerprint-postgres';
+import { fingerprintPostgres, withDumpedSequences } from '../../platform/fingerprint-postgres';
 import { quotePgIdent, quotePgLiteral } from '../../platform/quoting';
 import { sharedTableSql } from '../../platform/platform-schema';
 import { findFinishedArtifact, type BackupStore } from '../../storage/backup-store';
@@ -139,7 +140,9 @@ export async function backupPostgres(deps: PostgresBackupDeps, orgId: string, ba
       artifacts.push({ store: 'postgres', object: 'schemas', file: SCHEMAS_ARTIFACT, ...record, rows: null });
     }
 
-    const fingerprint = await fingerprinting;
+    // Sequences are not transactional: their state is what the archive holds, not a read of our own.
+    const dumped = schemas.length > 0 ? await readDumpedSequences(pgTool(deps.binDir, 'pg_restore'), () => deps.store.openArtifactReader({ orgId, backupId, path: SCHEMAS_ARTIFACT }), ctx.cancellationSignal) : [];
+    const fingerprint = withDumpedSequences(map, await fingerprinting, dumped);
     await client.query('COMMIT');
     heartbeats.stop();
     const postgresRowHash = CURRENT_POSTGRES_ROW_HASH;

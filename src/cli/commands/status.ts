@@ -16,7 +16,8 @@ export const statusCommand = defineCommand({
       return ExitCode.Ok;
     }
     const status = await client.getOperationStatus(target);
-    ctx.print(`${status.workflowId} (${status.type}): ${status.status}${status.progress !== undefined ? `\nprogress: ${JSON.stringify(status.progress)}` : ''}`, { ok: true, ...status });
+    const grace = status.gracePeriodLeftMs !== undefined ? `\ngrace period: ${Math.ceil(status.gracePeriodLeftMs / 1000)} s left; cancel with: eloquent-recovery cancel-delete ${status.orgId ?? '<org>'}` : '';
+    ctx.print(`${status.workflowId} (${status.type}): ${status.status}${status.progress !== undefined ? `\nprogress: ${JSON.stringify(status.progress)}` : ''}${grace}`, { ok: true, ...status });
     return ExitCode.Ok;
   },
 });

@@ -1,0 +1,52 @@
+import { CancellationScope } from '@temporalio/workflow';
+import type { DeleteOrganizationInput, DeleteOrganizationResult } from '../../contracts/deletion';
+import { certify, failurePastPointOfNoReturn, passPointOfNoReturn, recordCertificate } from './certify';
+import { undoBeforePointOfNoReturn } from './compensations';
+import { backUp, gracePeriod, holdBackup, markDeleting, preflight, validate } from './prepare';
+import { purgeEveryStore } from './purge';
+import { checkResidue } from './residue-check';
+import { startDeletion } from './state';
+
+export { abandonSignal, cancelDeletionSignal, DELETION_ABANDONED, deletionStatusQuery, retryNowSignal } from './definitions';
+
+/**
+ * Deletes one organization from every store, provably, and only after a verified backup:
+ *
+ * validate → preflight → backup + verify → mark `deleting`, revoke sessions → grace period
+ * (`cancelDeletion` undoes the mark) → hold the backup → POINT OF NO RETURN → queue → Redis →
+ * ClickHouse → PostgreSQL schemas → shared rows, organization row last → residue check →
+ * certificate → (child, after the retention) crypto-shredding of the organization's backups.
+ *
+ * Before the point of no return every change has a compensation, run in reverse on failure or
+ * cancellation; sessions stay revoked (users log in again). After it, each purge step is idempotent
+ * and retried with backoff; a step failing for longer than `storeDownAfter` parks the run, visible in
+ * the `deletionStatus` query, the memo and the UI's current details, until `retryNow` or `abandon`.
+ * The workflow id must be `delete-org-<orgId>`, so a second deletion of one organization cannot start.
+ */
+export async function deleteOrganization(input: DeleteOrganizationInput): Promise<DeleteOrganizationResult> {
+  const run = startDeletion(input);
+  try {
+    await validate(run);
+    await preflight(run);
+    await backUp(run);
+    await markDeleting(run);
+    await gracePeriod(run);
+    await holdBackup(run);
+  } catch (err) {
+    return undoBeforePointOfNoReturn(run, err);
+  }
+
+  const purging = passPointOfNoReturn(run);
+  // A Temporal cancel cannot stop what must finish: only `abandon` ends a run after this line.
+  return CancellationScope.nonCancellable(async () => {
+    try {
+      // The log entry first: from now on a restore refuses this organization, even if this run dies.
+      await recordCertificate(purging);
+      await purgeEveryStore(purging);
+      await checkResidue(purging);
+      return await certify(purging);
+    } catch (err) {
+      throw await failurePastPointOfNoReturn(purging, err);
+    }
+  });
+}
