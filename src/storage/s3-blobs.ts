@@ -26,6 +26,8 @@ const MIN_PART_BYTES = 5 * 1024 * 1024;
 const MAX_PARTS = 10_000;
 /** Parts of one upload sent at the same time: enough to keep a link busy, each one held in memory. */
 const PARTS_IN_FLIGHT = 2;
+/** How long opening a connection to the endpoint may take. */
+const CONNECTION_TIMEOUT_MS = 10_000;
 /** DeleteObjects takes at most this many keys per request. */
 const DELETE_BATCH = 1000;
 /** Separates a key from the upload id in the names {@link S3Blobs.listUnfinished} gives; never in a layout key. */
@@ -94,6 +96,9 @@ export function createS3Client(settings: S3ConnectionSettings): S3Client {
     ...(settings.credentials === undefined ? {} : { credentials: settings.credentials }),
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    // An endpoint that drops packets fails fast (and is retried) instead of hanging an activity. No
+    // socket idle timeout: a restore may pause reading a GET for minutes while pg_restore builds indexes.
+    requestHandler: { connectionTimeout: CONNECTION_TIMEOUT_MS },
   });
 }
 
