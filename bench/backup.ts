@@ -301,7 +301,7 @@ async function runOnWorker(args: {
   masterKeyBase64: string | undefined;
   verify: boolean;
 }): Promise<WorkerRun> {
-  const config: AppConfig = { ...args.config, backup: { directory: args.backupDirectory, masterKeyBase64: args.masterKeyBase64 } };
+  const config: AppConfig = { ...args.config, backup: { ...args.config.backup, store: 'filesystem', directory: args.backupDirectory, masterKeyBase64: args.masterKeyBase64 } };
   const taskQueue = `bench-${randomUUID().slice(0, 8)}`;
   const nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
   try {

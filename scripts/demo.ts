@@ -21,7 +21,7 @@ import { fingerprintOrganization, type ObjectFingerprint } from '../src/platform
 import { compareObjectFingerprints } from '../src/platform/fingerprint-compare';
 import { dropSeededOrganization, seedOrganization } from '../src/platform/seed-organization';
 import { OperationAttribute, OrgIdAttribute } from '../src/search-attributes';
-import { createFilesystemBackupStore } from '../src/storage/filesystem-backup-store';
+import { createBackupStore } from '../src/storage/configured-backup-store';
 import { closeStoreClients, createStoreClients, type StoreClients } from '../src/store-clients';
 import { createWorker } from '../src/worker';
 import { backupOrganization, platformPreflight, restoreOrganization } from '../src/workflows';
@@ -74,7 +74,7 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const model = await loadPlatformModel(config.platformModelFile);
   const clients = createStoreClients(config);
-  const store = createFilesystemBackupStore(config.backup);
+  const store = createBackupStore(config.backup);
   const nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
   const connection = await Connection.connect({ address: config.temporal.address });
   const client = new Client({ connection, namespace: config.temporal.namespace });

@@ -7,8 +7,10 @@
 #   scripts/stack.sh restart <service>  stop then start one service (tests use it to simulate an outage)
 #
 # Services: postgres redis nats clickhouse temporal, the default set of `up` (what the worker and the
-# demo use), and kube (the Kubernetes control plane, built on first use; only when named:
-# `scripts/stack.sh up kube`, as scripts/test.sh does).
+# demo use), kube (the Kubernetes control plane, built on first use; only when named:
+# `scripts/stack.sh up kube`, as scripts/test.sh does) and s3 (an S3-compatible server, gofakes3
+# built from the Go module proxy on first use, for BACKUP_STORE=s3; also only when named:
+# `scripts/stack.sh up s3`). Its address and bucket follow S3_ENDPOINT and S3_BUCKET.
 # Everything this script prints about its progress goes to stderr; stdout carries only what a caller
 # may capture (`status`). Ports follow the worker's own variables (TEMPORAL_ADDRESS, CLICKHOUSE_URL)
 # and TEMPORAL_UI_PORT, CLICKHOUSE_TCP_PORT, CLICKHOUSE_INTERSERVER_PORT, so a second stack (the
@@ -34,6 +36,9 @@ CLICKHOUSE_HTTP_PORT="${CLICKHOUSE_HTTP_PORT%%/*}"
 CLICKHOUSE_TCP_PORT="${CLICKHOUSE_TCP_PORT:-9000}"
 CLICKHOUSE_INTERSERVER_PORT="${CLICKHOUSE_INTERSERVER_PORT:-9009}"
 CLICKHOUSE_CONFIG_DIR="${CLICKHOUSE_CONFIG_DIR:-/etc/clickhouse-server}"  # the package's config, copied and moved
+S3_PORT="${S3_ENDPOINT:-http://127.0.0.1:9510}"; S3_PORT="${S3_PORT##*:}"; S3_PORT="${S3_PORT%%/*}"
+S3_BUCKET="${S3_BUCKET:-eloquent-backups}"
+GOFAKES3_VERSION="v1.2.0"  # must match tools/gofakes3/go.mod
 PG_PORT=5432
 REDIS_PORT=6379
 NATS_PORT=4222
@@ -222,6 +227,47 @@ down_temporal() {
   rm -f "$TEMPORAL_DIR/server.pid"
 }
 
+# ---------------------------------------------------------------- S3-compatible server (gofakes3)
+S3_DIR="$STATE/s3"
+# s3_bin prints the path of the gofakes3 server, building tools/gofakes3 first if needed; like
+# temporal_bin its stdout is captured, so it prints nothing else there.
+s3_bin() {
+  local dir="$TOOLS_CACHE/gofakes3-$GOFAKES3_VERSION"
+  if [ ! -x "$dir/gofakes3-server" ]; then
+    command -v go >/dev/null || fail "building the S3 test server needs Go; install Go 1.24 or later"
+    grep -q "github.com/johannesboyne/gofakes3 $GOFAKES3_VERSION" "$ROOT/tools/gofakes3/go.mod" \
+      || fail "tools/gofakes3/go.mod does not require gofakes3 $GOFAKES3_VERSION"
+    mkdir -p "$dir"
+    # Built beside the target and moved into place: an interrupted build leaves no binary to trust.
+    long_step "building gofakes3 $GOFAKES3_VERSION from the Go module proxy" "under a minute" \
+      "$TOOLS_CACHE/gofakes3-build.log" env CGO_ENABLED=0 bash -c 'cd "$1" && go build -trimpath -ldflags "-s -w" -o "$2"' _ \
+      "$ROOT/tools/gofakes3" "$dir/.gofakes3-server.build"
+    mv -f "$dir/.gofakes3-server.build" "$dir/gofakes3-server"
+  fi
+  echo "$dir/gofakes3-server"
+}
+# The server answers and holds the bucket (HEAD bucket is 200 only then).
+s3_answers() { curl -fs -o /dev/null -I "http://127.0.0.1:$S3_PORT/$S3_BUCKET"; }
+s3_version() { echo "gofakes3 $GOFAKES3_VERSION"; }
+up_s3() {
+  local bin; bin=$(s3_bin)
+  s3_answers && return 0
+  port_open "$S3_PORT" && fail "port $S3_PORT is taken by something that does not serve bucket $S3_BUCKET"
+  mkdir -p "$S3_DIR"
+  say "starting gofakes3 on 127.0.0.1:$S3_PORT (bucket $S3_BUCKET, objects in $S3_DIR/s3.bolt)"
+  nohup "$bin" -addr "127.0.0.1:$S3_PORT" -bucket "$S3_BUCKET" -db "$S3_DIR/s3.bolt" >"$S3_DIR/server.log" 2>&1 &
+  echo $! >"$S3_DIR/server.pid"
+  wait_for s3 "$S3_DIR/server.log" 30 s3_answers
+}
+down_s3() {
+  if [ -f "$S3_DIR/server.pid" ] && kill -0 "$(cat "$S3_DIR/server.pid")" 2>/dev/null; then
+    say "stopping gofakes3"
+    kill "$(cat "$S3_DIR/server.pid")"
+    while kill -0 "$(cat "$S3_DIR/server.pid")" 2>/dev/null; do sleep 0.2; done
+  fi
+  rm -f "$S3_DIR/server.pid"
+}
+
 # ---------------------------------------------------------------- Kubernetes (its own script)
 up_kube() { "$ROOT/scripts/kube-stack.sh" up; }
 down_kube() { "$ROOT/scripts/kube-stack.sh" down; }
@@ -251,7 +297,8 @@ status() {
       clickhouse) status_line clickhouse "127.0.0.1:$CLICKHOUSE_HTTP_PORT" ch_answers ch_version || ok=1 ;;
       temporal) status_line temporal "127.0.0.1:$TEMPORAL_PORT" temporal_answers temporal_version || ok=1 ;;
       kube) "$ROOT/scripts/kube-stack.sh" status-lines || ok=1 ;;
-      *) fail "unknown service $s (postgres redis nats clickhouse temporal kube)" ;;
+      s3) status_line s3 "127.0.0.1:$S3_PORT" s3_answers s3_version || ok=1 ;;
+      *) fail "unknown service $s (postgres redis nats clickhouse temporal kube s3)" ;;
     esac
   done
   [ "$ok" = 0 ] && [[ " ${wanted[*]} " == *" temporal "* ]] && echo "Temporal UI: http://127.0.0.1:$TEMPORAL_UI_PORT"
@@ -268,7 +315,7 @@ case "$command" in
     status "${services[@]}"
     ;;
   down)
-    [ ${#services[@]} -gt 0 ] || services=(temporal clickhouse $([ -x "$ROOT/scripts/kube-stack.sh" ] && echo kube))
+    [ ${#services[@]} -gt 0 ] || services=(temporal clickhouse $([ -x "$ROOT/scripts/kube-stack.sh" ] && echo kube) $([ -f "$S3_DIR/server.pid" ] && echo s3))
     for s in "${services[@]}"; do "down_$s"; done
     ;;
   restart)

@@ -9,6 +9,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 bash scripts/stack.sh up
 bash scripts/stack.sh up kube   # the Kubernetes tests need the control plane: built here on first use
+bash scripts/stack.sh up s3     # the S3-compatible backup store's tests: gofakes3, built here on first use
 npx tsc --noEmit -p tsconfig.json
 
 results=.data/test/results

@@ -31,10 +31,14 @@ export interface AppConfig {
   nats: { url: string };
   redis: { url: string };
   backup: {
-    /** Root directory of the filesystem backup store. */
+    /** Where backups live: a directory (`filesystem`) or an S3-compatible bucket (`s3`). @default 'filesystem' */
+    store: 'filesystem' | 's3';
+    /** Root directory of the filesystem backup store (and, for now, of the key files with either store). */
     directory: string;
     /** Base64 of a 32-byte master key; when set, artifacts are encrypted per organization. */
     masterKeyBase64: string | undefined;
+    /** The bucket of the `s3` store; read whichever store is chosen, so a bad value fails start-up. */
+    s3: S3StoreConfig;
   };
   kubernetes: {
     /** Path of a kubeconfig; ignored when running in a pod with a service account. */
@@ -55,6 +59,24 @@ export interface AppConfig {
   metricsHost: string;
   /** A pre-built workflow bundle; unset = bundle `src/workflows` at worker start. */
   workflowBundlePath: string | undefined;
+}
+
+/** An S3-compatible bucket holding the backups (`BACKUP_STORE=s3`). */
+export interface S3StoreConfig {
+  /** URL of an S3-compatible server; unset = AWS S3 in `region`. Local stack: `http://127.0.0.1:9510` (gofakes3). */
+  endpoint: string | undefined;
+  bucket: string;
+  /** Folder inside the bucket, `''` or ending with `/`. */
+  prefix: string;
+  region: string;
+  /** Path-style URLs (`<endpoint>/<bucket>/<key>`): on when an endpoint is set, as S3-compatible servers need. */
+  forcePathStyle: boolean;
+  /** Whether the server honours `If-None-Match: *` on PUT (see s3-blobs.ts for the race without it). */
+  conditionalPuts: boolean;
+  /** Size of one multipart part: one artifact upload holds up to three (two being sent, one filling). */
+  partBytes: number;
+  /** AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN) when both are set; unset = the SDK's own chain (profiles, IRSA, instance roles). */
+  credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined;
 }
 
 /** Thrown when the environment does not describe a usable configuration; lists every problem. */
@@ -124,6 +146,31 @@ function environmentSchema(cwd: string) {
     REDIS_URL: urlWithProtocols(['redis:', 'rediss:']).default('redis://127.0.0.1:6379/0'),
     BACKUP_DIR: z.string().min(1, { message: 'expected a directory path' }).default(path.join(cwd, '.data', 'backups')),
     BACKUP_MASTER_KEY: masterKey.optional(),
+    /** Which backup store the worker writes to and reads from. */
+    BACKUP_STORE: z.enum(['filesystem', 's3'], { message: 'expected filesystem or s3' }).default('filesystem'),
+    /** Unset with BACKUP_STORE=s3 means AWS S3 itself; the local stack's server is http://127.0.0.1:9510. */
+    S3_ENDPOINT: urlWithProtocols(['http:', 'https:']).optional(),
+    /** S3's bucket naming rules: 3-63 lower-case letters, digits, "." and "-". */
+    S3_BUCKET: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { message: 'expected an S3 bucket name: 3-63 lower-case letters, digits, "." or "-"' })
+      .default('eloquent-backups'),
+    /** Folder in the bucket; a trailing "/" is added when missing. */
+    S3_PREFIX: z
+      .string()
+      .regex(/^([A-Za-z0-9_][A-Za-z0-9._-]*\/?)*$/, { message: 'expected "/"-separated segments of letters, digits, ".", "_" or "-" (e.g. backups/prod/)' })
+      .transform((prefix) => (prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`))
+      .default(''),
+    S3_REGION: z.string().regex(/^[a-z0-9-]+$/, { message: 'expected a region name such as us-east-1' }).default('us-east-1'),
+    S3_FORCE_PATH_STYLE: z.enum(['true', 'false'], { message: 'expected true or false' }).optional(),
+    S3_CONDITIONAL_PUTS: z.enum(['true', 'false'], { message: 'expected true or false' }).default('true'),
+    /** At least S3's 5 MiB. */
+    S3_PART_BYTES: positiveInt('bytes')
+      .refine((n) => n >= 5 * 1024 * 1024, { message: 'expected at least 5242880 bytes (S3 refuses smaller parts)' })
+      .default(8 * 1024 * 1024),
+    AWS_ACCESS_KEY_ID: z.string().optional(),
+    AWS_SECRET_ACCESS_KEY: z.string().optional(),
+    AWS_SESSION_TOKEN: z.string().optional(),
     KUBECONFIG: z.string().min(1).optional(),
     KUBECONFIG_PATH: z.string().min(1).default(path.join(cwd, '.data', 'kube', 'kubeconfig')),
     K8S_NAMESPACE: identifier.default('eloquent'),
@@ -160,7 +207,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     throw new ConfigError(
       parsed.error.issues.map((issue) => {
         const name = String(issue.path[0]);
-        const shown = name.includes('PASSWORD') || name.includes('KEY') ? '<hidden>' : present[name];
+        const shown = /PASSWORD|KEY|TOKEN/.test(name) ? '<hidden>' : present[name];
         return `${name}=${JSON.stringify(shown)}: ${issue.message}`;
       }),
     );
@@ -173,7 +220,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     clickhouse: { url: e.CLICKHOUSE_URL, username: e.CLICKHOUSE_USER, password: e.CLICKHOUSE_PASSWORD, exportGzipLevel: e.CLICKHOUSE_EXPORT_GZIP_LEVEL },
     nats: { url: e.NATS_URL },
     redis: { url: e.REDIS_URL },
-    backup: { directory: path.resolve(cwd, e.BACKUP_DIR), masterKeyBase64: e.BACKUP_MASTER_KEY },
+    backup: {
+      store: e.BACKUP_STORE,
+      directory: path.resolve(cwd, e.BACKUP_DIR),
+      masterKeyBase64: e.BACKUP_MASTER_KEY,
+      s3: {
+        endpoint: e.S3_ENDPOINT,
+        bucket: e.S3_BUCKET,
+        prefix: e.S3_PREFIX,
+        region: e.S3_REGION,
+        forcePathStyle: e.S3_FORCE_PATH_STYLE === undefined ? e.S3_ENDPOINT !== undefined : e.S3_FORCE_PATH_STYLE === 'true',
+        conditionalPuts: e.S3_CONDITIONAL_PUTS === 'true',
+        partBytes: e.S3_PART_BYTES,
+        credentials:
+          e.AWS_ACCESS_KEY_ID !== undefined && e.AWS_SECRET_ACCESS_KEY !== undefined
+            ? { accessKeyId: e.AWS_ACCESS_KEY_ID, secretAccessKey: e.AWS_SECRET_ACCESS_KEY, ...(e.AWS_SESSION_TOKEN === undefined ? {} : { sessionToken: e.AWS_SESSION_TOKEN }) }
+            : undefined,
+      },
+    },
     kubernetes: {
       // The standard KUBECONFIG wins (its first file, as a list is kubectl's merge); KUBECONFIG_PATH is the older name.
       kubeconfigPath: path.resolve(cwd, e.KUBECONFIG?.split(':').find((file) => file !== '') ?? e.KUBECONFIG_PATH),

@@ -8,7 +8,7 @@ import { JsonLineLogger } from './logger';
 import { startMetrics, temporalTelemetryOptions, type MetricsEndpoint } from './metrics/start-metrics';
 import { loadPlatformModel, type PlatformModel } from './platform/data-map';
 import type { BackupStore } from './storage/backup-store';
-import { createFilesystemBackupStore } from './storage/filesystem-backup-store';
+import { createBackupStore } from './storage/configured-backup-store';
 import { FileKeyStore } from './storage/key-store';
 import { closeStoreClients, createStoreClients, type StoreClients } from './store-clients';
 
@@ -24,7 +24,7 @@ export interface WorkerOptions {
   model: PlatformModel;
   /** Client the activities use for visibility queries. */
   temporal: Client;
-  /** Where backups live; main() builds it once and shares it with the metrics endpoint. @default the filesystem store of `config.backup` */
+  /** Where backups live; main() builds it once and shares it with the metrics endpoint. @default the store `config.backup.store` names */
   store?: BackupStore;
   /** Counts and times every activity attempt for the metrics endpoint. */
   instrument?: MetricsEndpoint['instrument'];
@@ -32,7 +32,7 @@ export interface WorkerOptions {
 
 /**
  * What the activities are made from, each built once per worker: the backup store of
- * `config.backup` (unless given), the key store crypto-shredding destroys keys in, and the
+ * `config.backup` (unless given; filesystem or S3 by `BACKUP_STORE`), the key store crypto-shredding destroys keys in, and the
  * Kubernetes credentials, loaded on first use so a worker on a machine without a cluster still
  * starts and only the Kubernetes activities fail, naming the missing kubeconfig.
  */
@@ -45,7 +45,7 @@ export function createActivityDeps(options: Pick<WorkerOptions, 'config' | 'clie
     clients: options.clients,
     temporal: options.temporal,
     model: options.model,
-    store: options.store ?? createFilesystemBackupStore(config.backup),
+    store: options.store ?? createBackupStore(config.backup),
     // Destroying a data key needs no master key: shredding works even where none is configured.
     keyStore: new FileKeyStore({ directory: config.backup.directory, masterKey: undefined }),
     kubeConfig: () => (kubeConfig ??= loadKubeConfig({ kubeconfigPath: kube.kubeconfigPath, inCluster: kube.inCluster })),
@@ -75,7 +75,14 @@ async function main(): Promise<void> {
   Runtime.install({ logger, ...(telemetryOptions ? { telemetryOptions } : {}) });
   const model = await loadPlatformModel(config.platformModelFile);
   const clients = createStoreClients(config);
-  const store = createFilesystemBackupStore(config.backup);
+  const store = createBackupStore(config.backup);
+  if (config.backup.store === 's3' && config.backup.masterKeyBase64 !== undefined) {
+    // See configured-backup-store.ts: workers that do not share BACKUP_DIR would each make their own data keys.
+    logger.warn('backups go to S3 but the data keys stay in BACKUP_DIR: share that directory between workers and back it up, or encrypted artifacts become unreadable', {
+      bucket: config.backup.s3.bucket,
+      keysDirectory: config.backup.directory,
+    });
+  }
   const metrics = config.metricsPort > 0 ? await startMetrics({ config, clients, model, store }) : undefined;
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const clientConnection = await Connection.connect({ address: config.temporal.address });

@@ -41,7 +41,7 @@ describe('configuration', () => {
     );
     expect(config.temporal.namespace).toBe('prod');
     expect(config.clickhouse).toEqual({ url: 'https://ch:8443', username: 'backup', password: 's3cret', exportGzipLevel: 6 });
-    expect(config.backup).toEqual({ directory: '/srv/app/relative/backups', masterKeyBase64: key });
+    expect(config.backup).toMatchObject({ store: 'filesystem', directory: '/srv/app/relative/backups', masterKeyBase64: key });
     expect(config.preflightTimeoutMs).toBe(2500);
   });
 
@@ -76,5 +76,51 @@ describe('configuration', () => {
     // Secrets are named but never printed.
     expect(error.message).toContain('BACKUP_MASTER_KEY="<hidden>"');
     expect(error.message).not.toContain('too-short');
+  });
+
+  it('BACKUP_STORE=s3 reads the bucket, prefix, endpoint and the standard AWS credentials', () => {
+    const config = loadConfig(
+      {
+        BACKUP_STORE: 's3',
+        S3_ENDPOINT: 'http://127.0.0.1:9510',
+        S3_BUCKET: 'team-backups',
+        S3_PREFIX: 'eloquent/prod',
+        S3_REGION: 'eu-central-1',
+        AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+        AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI',
+      },
+      '/srv/app',
+    );
+    expect(config.backup.store).toBe('s3');
+    expect(config.backup.s3).toEqual({
+      endpoint: 'http://127.0.0.1:9510',
+      bucket: 'team-backups',
+      prefix: 'eloquent/prod/',
+      region: 'eu-central-1',
+      forcePathStyle: true,
+      conditionalPuts: true,
+      partBytes: 8 * 1024 * 1024,
+      credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI' },
+    });
+    // Without an endpoint it is AWS S3 itself: virtual-hosted URLs, and the SDK's own credential chain.
+    const aws = loadConfig({ BACKUP_STORE: 's3', S3_BUCKET: 'team-backups' }, '/srv/app').backup.s3;
+    expect(aws).toMatchObject({ endpoint: undefined, forcePathStyle: false, prefix: '', credentials: undefined });
+  });
+
+  it('a bad S3 setting fails start-up naming the variable, and never prints a secret', () => {
+    let thrown: unknown;
+    try {
+      loadConfig({ BACKUP_STORE: 'gcs', S3_BUCKET: 'Team_Backups', S3_PREFIX: '../up', S3_ENDPOINT: 's3.internal', S3_PART_BYTES: '1024', AWS_SECRET_ACCESS_KEY: 'x', AWS_SESSION_TOKEN: 'tok' });
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(ConfigError);
+    const error = thrown as ConfigError;
+    expect(error.problems).toHaveLength(5);
+    expect(error.message).toContain('BACKUP_STORE="gcs": expected filesystem or s3');
+    expect(error.message).toContain('S3_BUCKET="Team_Backups": expected an S3 bucket name');
+    expect(error.message).toContain('S3_PREFIX="../up"');
+    expect(error.message).toContain('S3_ENDPOINT="s3.internal": expected a URL starting with http:// or https://');
+    expect(error.message).toContain('S3_PART_BYTES="1024": expected at least 5242880 bytes');
   });
 });

@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { freePort } from './support/free-port';
 import { REPO_ROOT } from './support/paths';
 
 /*
@@ -26,18 +26,6 @@ interface FreshMachine {
   stubLog: string;
   env: NodeJS.ProcessEnv;
   ports: { temporal: number; temporalUi: number; clickhouseHttp: number; clickhouseTcp: number; clickhouseInterserver: number };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function writeExecutable(file: string, text: string): void {

@@ -7,7 +7,7 @@ import type { StoreBackupResult } from '../contracts/backup';
 import type { ArchiveChatResult } from '../contracts/chat-archive';
 import { DEFAULT_PLATFORM_MODEL, type PlatformModel } from '../platform/data-map';
 import type { BackupStore } from '../storage/backup-store';
-import { createFilesystemBackupStore } from '../storage/filesystem-backup-store';
+import { createBackupStore } from '../storage/configured-backup-store';
 import type { StoreClients } from '../store-clients';
 import { RecoveryMetrics } from './metrics-registry';
 
@@ -72,7 +72,7 @@ function isArchiveResult(value: unknown): value is ArchiveChatResult {
 export async function startMetrics(options: MetricsOptions): Promise<MetricsEndpoint> {
   const metrics = new RecoveryMetrics();
   const { config } = options;
-  const store = options.store ?? createFilesystemBackupStore(config.backup);
+  const store = options.store ?? createBackupStore(config.backup);
   const model = options.model ?? DEFAULT_PLATFORM_MODEL;
   let stalenessAt = 0;
 
