@@ -15,7 +15,10 @@ export default tseslint.config(
     extends: [js.configs.recommended, ...tseslint.configs.recommended, prettier],
     rules: {
       '@typescript-eslint/no-explicit-any': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
       'object-shorthand': ['error', 'always'],
     },
   },
@@ -25,11 +28,23 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         {
-          paths: nodeBuiltins.map((name) => ({ name, message: 'workflow code runs in a deterministic sandbox: no Node built-ins; do I/O in an activity' })),
-          patterns: [{ group: ['**/activities/**', '!**/activities', '!**/activities/index'], allowTypeImports: true, message: 'workflows import activity types only (proxyActivities)' }],
+          paths: nodeBuiltins.map((name) => ({
+            name,
+            message: 'workflow code runs in a deterministic sandbox: no Node built-ins; do I/O in an activity',
+          })),
+          patterns: [
+            {
+              group: ['**/activities/**', '!**/activities', '!**/activities/index'],
+              allowTypeImports: true,
+              message: 'workflows import activity types only (proxyActivities)',
+            },
+          ],
         },
       ],
-      'no-restricted-globals': ['error', { name: 'process', message: 'workflows read no process state: settings arrive in the input' }],
+      'no-restricted-globals': [
+        'error',
+        { name: 'process', message: 'workflows read no process state: settings arrive in the input' },
+      ],
     },
   },
 );

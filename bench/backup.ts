@@ -32,11 +32,21 @@ import { loadConfig, type AppConfig } from '../src/config';
 import { backupManifestSchema, type BackupManifest, type BackupSummary } from '../src/contracts/backup';
 import type { VerificationReport } from '../src/contracts/verification';
 import { JsonLineLogger } from '../src/logger';
-import { loadPlatformModel, organizationDataMap, type OrganizationDataMap, type PlatformModel } from '../src/platform/data-map';
+import {
+  loadPlatformModel,
+  organizationDataMap,
+  type OrganizationDataMap,
+  type PlatformModel,
+} from '../src/platform/data-map';
 import { listClickHouseObjects } from '../src/platform/clickhouse-catalog';
 import { clickHouseDatabaseExists, listOrgSchemas } from '../src/platform/discovery';
 import { quoteClickHouseQualified, quotePgIdent, quotePgLiteral } from '../src/platform/quoting';
-import { dropSeededOrganization, SCALE_SIZES, seedOrganization, type SeedScale } from '../src/platform/seed-organization';
+import {
+  dropSeededOrganization,
+  SCALE_SIZES,
+  seedOrganization,
+  type SeedScale,
+} from '../src/platform/seed-organization';
 import { MANIFEST_FILE } from '../src/storage/backup-store';
 import { closeStoreClients, createStoreClients, type StoreClients } from '../src/store-clients';
 import { createWorker } from '../src/worker';
@@ -61,12 +71,24 @@ interface Options {
 function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
-    options: { scale: { type: 'string', default: 'large' }, keep: { type: 'boolean', default: false }, encrypted: { type: 'boolean', default: false }, 'skip-verify': { type: 'boolean', default: false }, 'seed-only': { type: 'boolean', default: false } },
+    options: {
+      scale: { type: 'string', default: 'large' },
+      keep: { type: 'boolean', default: false },
+      encrypted: { type: 'boolean', default: false },
+      'skip-verify': { type: 'boolean', default: false },
+      'seed-only': { type: 'boolean', default: false },
+    },
     strict: true,
   });
   const scale = z.enum(['small', 'medium', 'large']).safeParse(values.scale);
   if (!scale.success) throw new Error(`--scale: expected small, medium or large; got ${JSON.stringify(values.scale)}`);
-  return { scale: scale.data, keep: values.keep === true, encrypted: values.encrypted === true, verify: values['skip-verify'] !== true, seedOnly: values['seed-only'] === true };
+  return {
+    scale: scale.data,
+    keep: values.keep === true,
+    encrypted: values.encrypted === true,
+    verify: values['skip-verify'] !== true,
+    seedOnly: values['seed-only'] === true,
+  };
 }
 
 /** One timed step: what ran, how long, how many bytes it wrote. */
@@ -102,13 +124,20 @@ async function isSeeded(clients: StoreClients, map: OrganizationDataMap, scale: 
   return Number(rows) === SCALE_SIZES[scale].analyticsEvents;
 }
 
-async function ensureSeeded(clients: StoreClients, map: OrganizationDataMap, scale: SeedScale, model: PlatformModel): Promise<Timing> {
+async function ensureSeeded(
+  clients: StoreClients,
+  map: OrganizationDataMap,
+  scale: SeedScale,
+  model: PlatformModel,
+): Promise<Timing> {
   if (await isSeeded(clients, map, scale)) return { label: `seed ${map.orgId} (reused)`, seconds: 0, bytes: 0 };
   process.stdout.write(`seeding ${map.orgId} at scale ${scale} (large takes about 2.5 min)…\n`);
   const started = performance.now();
   await seedOrganization(clients, map.orgId, { scale, seed: SEED, model });
   // Written last: an interrupted seeding leaves no marker and is redone next time.
-  await clients.postgres.query(`COMMENT ON SCHEMA ${quotePgIdent(map.postgres.mainSchema)} IS ${quotePgLiteral(markerOf(scale))}`);
+  await clients.postgres.query(
+    `COMMENT ON SCHEMA ${quotePgIdent(map.postgres.mainSchema)} IS ${quotePgLiteral(markerOf(scale))}`,
+  );
   return { label: `seed ${map.orgId}`, seconds: seconds(started), bytes: 0 };
 }
 
@@ -142,24 +171,51 @@ interface RawPlan {
 async function planRawBaseline(config: AppConfig, clients: StoreClients, map: OrganizationDataMap): Promise<RawPlan> {
   const schemas = await listOrgSchemas(clients.postgres, map);
   const pgDump = pgTool(config.postgres.binDir, 'pg_dump');
-  const tables = (await listClickHouseObjects(clients.clickhouse, map.clickhouse.database)).filter((t) => t.engineClass === 'data');
+  const tables = (await listClickHouseObjects(clients.clickhouse, map.clickhouse.database)).filter(
+    (t) => t.engineClass === 'data',
+  );
   // Credentials go through curl's config on stdin, never on the command line.
   const credentials = `user = "${`${config.clickhouse.username}:${config.clickhouse.password}`.replace(/["\\]/g, (c) => `\\${c}`)}"\n`;
   return {
     pgDump: {
       schemas,
       run: (file) =>
-        runTool(pgDump, ['-Fc', '--no-owner', '--no-privileges', `--dbname=${config.postgres.url}`, `--file=${file}`, ...schemas.map((s) => `--schema="${s}"`)]),
+        runTool(pgDump, [
+          '-Fc',
+          '--no-owner',
+          '--no-privileges',
+          `--dbname=${config.postgres.url}`,
+          `--file=${file}`,
+          ...schemas.map((s) => `--schema="${s}"`),
+        ]),
       // For reference only: the level the workflow dumps with, so a reader sees what the level buys.
       runFastest: (file) =>
-        runTool(pgDump, ['-Fc', '--compress=1', '--no-owner', '--no-privileges', `--dbname=${config.postgres.url}`, `--file=${file}`, ...schemas.map((s) => `--schema="${s}"`)]),
+        runTool(pgDump, [
+          '-Fc',
+          '--compress=1',
+          '--no-owner',
+          '--no-privileges',
+          `--dbname=${config.postgres.url}`,
+          `--file=${file}`,
+          ...schemas.map((s) => `--schema="${s}"`),
+        ]),
     },
     tables: tables.map((t) => ({
       name: t.name,
       run: (file) =>
         runTool(
           'curl',
-          ['-sS', '--fail', '-K', '-', '-o', file, '--data-binary', `SELECT * FROM ${quoteClickHouseQualified(map.clickhouse.database, t.name)} FORMAT Native`, config.clickhouse.url],
+          [
+            '-sS',
+            '--fail',
+            '-K',
+            '-',
+            '-o',
+            file,
+            '--data-binary',
+            `SELECT * FROM ${quoteClickHouseQualified(map.clickhouse.database, t.name)} FORMAT Native`,
+            config.clickhouse.url,
+          ],
           credentials,
         ),
     })),
@@ -177,22 +233,38 @@ async function timeStep(label: string, file: string, run: (file: string) => Prom
 
 async function rawClickHouse(plan: RawPlan, dir: string): Promise<Timing[]> {
   const timings: Timing[] = [];
-  for (const table of plan.tables) timings.push(await timeStep(`  curl Native ${table.name}`, path.join(dir, `${table.name}.native`), table.run));
+  for (const table of plan.tables)
+    timings.push(await timeStep(`  curl Native ${table.name}`, path.join(dir, `${table.name}.native`), table.run));
   return timings;
 }
 
 /** pg_dump, then every ClickHouse table; then the same with the two stores in parallel. */
-async function rawBaseline(plan: RawPlan, dir: string): Promise<{ sequential: Timing; parallel: Timing; parts: Timing[]; fastest: Timing }> {
+async function rawBaseline(
+  plan: RawPlan,
+  dir: string,
+): Promise<{ sequential: Timing; parallel: Timing; parts: Timing[]; fastest: Timing }> {
   const seqDir = path.join(dir, 'sequential');
   await mkdir(seqDir, { recursive: true });
   const seqStarted = performance.now();
-  const pg = await timeStep(`  pg_dump -Fc (${plan.pgDump.schemas.length} schemas)`, path.join(seqDir, 'schemas.dump'), plan.pgDump.run);
+  const pg = await timeStep(
+    `  pg_dump -Fc (${plan.pgDump.schemas.length} schemas)`,
+    path.join(seqDir, 'schemas.dump'),
+    plan.pgDump.run,
+  );
   const ch = await rawClickHouse(plan, seqDir);
   const sequentialSeconds = seconds(seqStarted);
   const parts = [pg, ...ch];
-  const sequential: Timing = { label: 'raw total, sequential (pg_dump + Native)', seconds: sequentialSeconds, bytes: sum(parts.map((p) => p.bytes)) };
+  const sequential: Timing = {
+    label: 'raw total, sequential (pg_dump + Native)',
+    seconds: sequentialSeconds,
+    bytes: sum(parts.map((p) => p.bytes)),
+  };
   await rm(seqDir, { recursive: true, force: true });
-  const fastest = await timeStep('  (reference) pg_dump -Fc --compress=1', path.join(dir, 'fastest.dump'), plan.pgDump.runFastest);
+  const fastest = await timeStep(
+    '  (reference) pg_dump -Fc --compress=1',
+    path.join(dir, 'fastest.dump'),
+    plan.pgDump.runFastest,
+  );
   fastest.note = 'the level backupPostgres uses; not part of the baseline';
   await rm(path.join(dir, 'fastest.dump'), { force: true });
 
@@ -214,7 +286,9 @@ async function rawBaseline(plan: RawPlan, dir: string): Promise<{ sequential: Ti
     note: `pg_dump ${pgPar.seconds.toFixed(1)} s ‖ ClickHouse ${chPar.seconds.toFixed(1)} s`,
   };
   await rm(parDir, { recursive: true, force: true });
-  process.stdout.write(`raw sequential ${sequential.seconds.toFixed(1)} s, raw parallel ${parallel.seconds.toFixed(1)} s (${parallel.note ?? ''})\n`);
+  process.stdout.write(
+    `raw sequential ${sequential.seconds.toFixed(1)} s, raw parallel ${parallel.seconds.toFixed(1)} s (${parallel.note ?? ''})\n`,
+  );
   return { sequential, parallel, parts, fastest };
 }
 
@@ -225,7 +299,9 @@ function sum(values: number[]): number {
 // ------------------------------------------------------------------ workflow runs
 
 /** Peak RSS of this process (worker and activities run here) while `work` runs, and its CPU time. */
-async function measured<T>(work: () => Promise<T>): Promise<{ value: T; seconds: number; peakRssBytes: number; cpuSeconds: number }> {
+async function measured<T>(
+  work: () => Promise<T>,
+): Promise<{ value: T; seconds: number; peakRssBytes: number; cpuSeconds: number }> {
   let peak = process.memoryUsage.rss();
   const timer = setInterval(() => {
     peak = Math.max(peak, process.memoryUsage.rss());
@@ -235,7 +311,12 @@ async function measured<T>(work: () => Promise<T>): Promise<{ value: T; seconds:
   try {
     const value = await work();
     const cpu = process.cpuUsage(cpuBefore);
-    return { value, seconds: seconds(started), peakRssBytes: Math.max(peak, process.memoryUsage.rss()), cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+    return {
+      value,
+      seconds: seconds(started),
+      peakRssBytes: Math.max(peak, process.memoryUsage.rss()),
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    };
   } finally {
     clearInterval(timer);
   }
@@ -270,7 +351,8 @@ function stepsOf(history: History): Array<{ name: string; offsetSeconds: number;
     const st = event.activityTaskStartedEventAttributes;
     if (st) started.set(eventIdOf(st.scheduledEventId), eventMs(event));
     const done = event.activityTaskCompletedEventAttributes ?? event.activityTaskFailedEventAttributes;
-    const childDone = event.childWorkflowExecutionCompletedEventAttributes ?? event.childWorkflowExecutionFailedEventAttributes;
+    const childDone =
+      event.childWorkflowExecutionCompletedEventAttributes ?? event.childWorkflowExecutionFailedEventAttributes;
     const key = done ? eventIdOf(done.scheduledEventId) : childDone ? eventIdOf(childDone.initiatedEventId) : undefined;
     const step = key === undefined ? undefined : scheduled.get(key);
     if (key !== undefined && step) {
@@ -282,8 +364,21 @@ function stepsOf(history: History): Array<{ name: string; offsetSeconds: number;
 }
 
 interface WorkerRun {
-  backup: { summary: BackupSummary; seconds: number; peakRssBytes: number; cpuSeconds: number; steps: ReturnType<typeof stepsOf>; manifest: BackupManifest };
-  verify?: { report: VerificationReport; seconds: number; peakRssBytes: number; cpuSeconds: number; steps: ReturnType<typeof stepsOf> };
+  backup: {
+    summary: BackupSummary;
+    seconds: number;
+    peakRssBytes: number;
+    cpuSeconds: number;
+    steps: ReturnType<typeof stepsOf>;
+    manifest: BackupManifest;
+  };
+  verify?: {
+    report: VerificationReport;
+    seconds: number;
+    peakRssBytes: number;
+    cpuSeconds: number;
+    steps: ReturnType<typeof stepsOf>;
+  };
 }
 
 /**
@@ -301,11 +396,27 @@ async function runOnWorker(args: {
   masterKeyBase64: string | undefined;
   verify: boolean;
 }): Promise<WorkerRun> {
-  const config: AppConfig = { ...args.config, backup: { ...args.config.backup, store: 'filesystem', directory: args.backupDirectory, masterKeyBase64: args.masterKeyBase64 } };
+  const config: AppConfig = {
+    ...args.config,
+    backup: {
+      ...args.config.backup,
+      store: 'filesystem',
+      directory: args.backupDirectory,
+      masterKeyBase64: args.masterKeyBase64,
+    },
+  };
   const taskQueue = `bench-${randomUUID().slice(0, 8)}`;
   const nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
   try {
-    const worker = await createWorker({ config, clients: args.clients, connection: nativeConnection, workflowBundlePath: args.bundlePath, taskQueue, model: args.model, temporal: args.client });
+    const worker = await createWorker({
+      config,
+      clients: args.clients,
+      connection: nativeConnection,
+      workflowBundlePath: args.bundlePath,
+      taskQueue,
+      model: args.model,
+      temporal: args.client,
+    });
     return await worker.runUntil(async (): Promise<WorkerRun> => {
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const backupId = `backup-${args.orgId}-bench-${stamp}`;
@@ -317,18 +428,37 @@ async function runOnWorker(args: {
         }),
       );
       const summary = backup.value;
-      process.stdout.write(`backupOrganization ${backup.seconds.toFixed(1)} s (${summary.backupId}, ${mb(summary.bytes).toFixed(0)} MB)\n`);
+      process.stdout.write(
+        `backupOrganization ${backup.seconds.toFixed(1)} s (${summary.backupId}, ${mb(summary.bytes).toFixed(0)} MB)\n`,
+      );
       const manifestFile = path.join(args.backupDirectory, summary.orgId, summary.backupId, MANIFEST_FILE);
       const manifest = backupManifestSchema.parse(JSON.parse(await readFile(manifestFile, 'utf8')));
       const result: WorkerRun = {
-        backup: { summary, seconds: backup.seconds, peakRssBytes: backup.peakRssBytes, cpuSeconds: backup.cpuSeconds, steps: stepsOf(await args.client.workflow.getHandle(backupId).fetchHistory()), manifest },
+        backup: {
+          summary,
+          seconds: backup.seconds,
+          peakRssBytes: backup.peakRssBytes,
+          cpuSeconds: backup.cpuSeconds,
+          steps: stepsOf(await args.client.workflow.getHandle(backupId).fetchHistory()),
+          manifest,
+        },
       };
       if (args.verify) {
         const verifyId = `verify-${args.orgId}-bench-${stamp}`;
         const verify = await measured(() =>
-          args.client.workflow.execute<typeof verifyBackup>('verifyBackup', { taskQueue, workflowId: verifyId, args: [{ orgId: summary.orgId, backupId: summary.backupId }] }),
+          args.client.workflow.execute<typeof verifyBackup>('verifyBackup', {
+            taskQueue,
+            workflowId: verifyId,
+            args: [{ orgId: summary.orgId, backupId: summary.backupId }],
+          }),
         );
-        result.verify = { report: verify.value, seconds: verify.seconds, peakRssBytes: verify.peakRssBytes, cpuSeconds: verify.cpuSeconds, steps: stepsOf(await args.client.workflow.getHandle(verifyId).fetchHistory()) };
+        result.verify = {
+          report: verify.value,
+          seconds: verify.seconds,
+          peakRssBytes: verify.peakRssBytes,
+          cpuSeconds: verify.cpuSeconds,
+          steps: stepsOf(await args.client.workflow.getHandle(verifyId).fetchHistory()),
+        };
       }
       return result;
     });
@@ -362,8 +492,15 @@ function printReport(args: {
   const byStore = (store: 'postgres' | 'clickhouse') => backup.manifest.artifacts.filter((a) => a.store === store);
   const lines: string[] = [];
   lines.push('');
-  lines.push(`backup benchmark: organization ${args.orgId}, scale ${args.options.scale}, seed ${SEED}; ${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  lines.push(`${'step'.padEnd(46)}${'seconds'.padStart(9)}${'MB'.padStart(11)}${'MB/s'.padStart(8)}${'ratio'.padStart(9)}  notes`);
+  lines.push(
+    `backup benchmark: organization ${args.orgId}, scale ${args.options.scale}, seed ${SEED}; ${os.cpus().length} CPUs, load ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
+  lines.push(
+    `${'step'.padEnd(46)}${'seconds'.padStart(9)}${'MB'.padStart(11)}${'MB/s'.padStart(8)}${'ratio'.padStart(9)}  notes`,
+  );
   lines.push('-'.repeat(110));
   lines.push(row(args.seed.label, args.seed.seconds || undefined, undefined, ''));
   for (const part of raw.parts) lines.push(row(part.label, part.seconds, part.bytes, ''));
@@ -374,25 +511,70 @@ function printReport(args: {
   lines.push(row('backupOrganization (verify: false)', backup.seconds, storedBytes, '', wfNote));
   lines.push(row('  vs raw sequential', undefined, undefined, ratio(backup.seconds, raw.sequential.seconds)));
   lines.push(row('  vs raw parallel', undefined, undefined, ratio(backup.seconds, raw.parallel.seconds)));
-  for (const step of backup.steps) lines.push(row(`  ${step.name} @${step.offsetSeconds.toFixed(1)}s`, step.seconds, undefined, ''));
-  lines.push(row('  postgres artifacts', undefined, sum(byStore('postgres').map((a) => a.bytes)), '', `streamed in ${mb(sum(byStore('postgres').map((a) => a.rawBytes))).toFixed(0)} MB`));
-  lines.push(row('  clickhouse artifacts', undefined, sum(byStore('clickhouse').map((a) => a.bytes)), '', `streamed in ${mb(sum(byStore('clickhouse').map((a) => a.rawBytes))).toFixed(0)} MB`));
+  for (const step of backup.steps)
+    lines.push(row(`  ${step.name} @${step.offsetSeconds.toFixed(1)}s`, step.seconds, undefined, ''));
+  lines.push(
+    row(
+      '  postgres artifacts',
+      undefined,
+      sum(byStore('postgres').map((a) => a.bytes)),
+      '',
+      `streamed in ${mb(sum(byStore('postgres').map((a) => a.rawBytes))).toFixed(0)} MB`,
+    ),
+  );
+  lines.push(
+    row(
+      '  clickhouse artifacts',
+      undefined,
+      sum(byStore('clickhouse').map((a) => a.bytes)),
+      '',
+      `streamed in ${mb(sum(byStore('clickhouse').map((a) => a.rawBytes))).toFixed(0)} MB`,
+    ),
+  );
   if (plain.verify) {
     const v = plain.verify;
-    lines.push(row(`verifyBackup (${v.report.result})`, v.seconds, undefined, ratio(v.seconds, backup.seconds), `ratio = verify / backup; peak RSS ${mb(v.peakRssBytes).toFixed(0)} MB; CPU ${v.cpuSeconds.toFixed(1)} s`));
-    for (const step of v.steps) lines.push(row(`  ${step.name} @${step.offsetSeconds.toFixed(1)}s`, step.seconds, undefined, ''));
+    lines.push(
+      row(
+        `verifyBackup (${v.report.result})`,
+        v.seconds,
+        undefined,
+        ratio(v.seconds, backup.seconds),
+        `ratio = verify / backup; peak RSS ${mb(v.peakRssBytes).toFixed(0)} MB; CPU ${v.cpuSeconds.toFixed(1)} s`,
+      ),
+    );
+    for (const step of v.steps)
+      lines.push(row(`  ${step.name} @${step.offsetSeconds.toFixed(1)}s`, step.seconds, undefined, ''));
   }
   if (args.encrypted) {
     const e = args.encrypted.backup;
     const encStored = sum(e.manifest.artifacts.map((a) => a.bytes));
-    lines.push(row('backupOrganization, encrypted', e.seconds, encStored, ratio(e.seconds, raw.parallel.seconds), `ratio vs raw parallel; ${ratio(e.seconds, backup.seconds)}× unencrypted; CPU ${e.cpuSeconds.toFixed(1)} s`));
-    for (const step of e.steps) lines.push(row(`  ${step.name} @${step.offsetSeconds.toFixed(1)}s`, step.seconds, undefined, ''));
+    lines.push(
+      row(
+        'backupOrganization, encrypted',
+        e.seconds,
+        encStored,
+        ratio(e.seconds, raw.parallel.seconds),
+        `ratio vs raw parallel; ${ratio(e.seconds, backup.seconds)}× unencrypted; CPU ${e.cpuSeconds.toFixed(1)} s`,
+      ),
+    );
+    for (const step of e.steps)
+      lines.push(row(`  ${step.name} @${step.offsetSeconds.toFixed(1)}s`, step.seconds, undefined, ''));
   }
   lines.push('-'.repeat(110));
   const best = backup.seconds / raw.parallel.seconds;
-  const verdict = best <= TARGET_RATIO ? 'meets the target' : best <= LIMIT_RATIO ? 'within the limit, above the target' : 'ABOVE THE LIMIT';
-  lines.push(`workflow / raw-parallel = ${ratio(backup.seconds, raw.parallel.seconds)} (target ≤ ${TARGET_RATIO.toFixed(2)}, limit ${LIMIT_RATIO.toFixed(2)}: ${verdict}); workflow / raw-sequential = ${ratio(backup.seconds, raw.sequential.seconds)}`);
-  if (plain.verify) lines.push(`verification ${plain.verify.seconds.toFixed(1)} s next to backup ${backup.seconds.toFixed(1)} s (${ratio(plain.verify.seconds, backup.seconds)}×)`);
+  const verdict =
+    best <= TARGET_RATIO
+      ? 'meets the target'
+      : best <= LIMIT_RATIO
+        ? 'within the limit, above the target'
+        : 'ABOVE THE LIMIT';
+  lines.push(
+    `workflow / raw-parallel = ${ratio(backup.seconds, raw.parallel.seconds)} (target ≤ ${TARGET_RATIO.toFixed(2)}, limit ${LIMIT_RATIO.toFixed(2)}: ${verdict}); workflow / raw-sequential = ${ratio(backup.seconds, raw.sequential.seconds)}`,
+  );
+  if (plain.verify)
+    lines.push(
+      `verification ${plain.verify.seconds.toFixed(1)} s next to backup ${backup.seconds.toFixed(1)} s (${ratio(plain.verify.seconds, backup.seconds)}×)`,
+    );
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
@@ -419,7 +601,14 @@ async function main(): Promise<void> {
     const bundlePath = path.join(workDir, 'workflow-bundle.js');
     const { code } = await bundleWorkflowCode({
       workflowsPath: path.join(__dirname, '..', 'src', 'workflows', 'index.ts'),
-      logger: { trace() {}, debug() {}, info() {}, warn() {}, error: (m: string) => process.stderr.write(`${m}\n`), log() {} },
+      logger: {
+        trace() {},
+        debug() {},
+        info() {},
+        warn() {},
+        error: (m: string) => process.stderr.write(`${m}\n`),
+        log() {},
+      },
     });
     await writeFile(bundlePath, code);
 
@@ -429,18 +618,30 @@ async function main(): Promise<void> {
 
     process.stdout.write('backupOrganization and verifyBackup…\n');
     const common = { config, clients, client, model, bundlePath, orgId };
-    const plain = await runOnWorker({ ...common, backupDirectory: path.join(workDir, 'backups'), masterKeyBase64: undefined, verify: options.verify });
+    const plain = await runOnWorker({
+      ...common,
+      backupDirectory: path.join(workDir, 'backups'),
+      masterKeyBase64: undefined,
+      verify: options.verify,
+    });
     let encrypted: WorkerRun | undefined;
     if (options.encrypted) {
       process.stdout.write('backupOrganization with encryption…\n');
-      encrypted = await runOnWorker({ ...common, backupDirectory: path.join(workDir, 'backups-encrypted'), masterKeyBase64: randomBytes(32).toString('base64'), verify: false });
+      encrypted = await runOnWorker({
+        ...common,
+        backupDirectory: path.join(workDir, 'backups-encrypted'),
+        masterKeyBase64: randomBytes(32).toString('base64'),
+        verify: false,
+      });
     }
     printReport({ options, orgId, seed, raw, plain, encrypted });
   } finally {
     await rm(workDir, { recursive: true, force: true });
     if (!options.keep && !options.seedOnly) {
       process.stdout.write(`dropping ${orgId} (pass --keep to reuse it next time)\n`);
-      await dropSeededOrganization(clients, orgId, model).catch((err: unknown) => process.stderr.write(`could not drop ${orgId}: ${String(err)}\n`));
+      await dropSeededOrganization(clients, orgId, model).catch((err: unknown) =>
+        process.stderr.write(`could not drop ${orgId}: ${String(err)}\n`),
+      );
     }
     await connection.close();
     await closeStoreClients(clients);

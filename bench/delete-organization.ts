@@ -34,7 +34,8 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { scale: { type: 'string', default: 'medium' } }, strict: true });
   const scale = values.scale as SeedScale;
-  if (!['small', 'medium', 'large'].includes(scale)) throw new Error(`--scale: expected small, medium or large, got ${JSON.stringify(values.scale)}`);
+  if (!['small', 'medium', 'large'].includes(scale))
+    throw new Error(`--scale: expected small, medium or large, got ${JSON.stringify(values.scale)}`);
   Runtime.install({ logger: new JsonLineLogger('WARN') });
   const backupDir = await mkdtemp(path.join(os.tmpdir(), 'eloquent-bench-delete-'));
   const config = loadConfig({ ...process.env, BACKUP_DIR: backupDir });
@@ -50,7 +51,10 @@ async function main(): Promise<void> {
   let shredWorkflowId: string | undefined;
   try {
     let started = performance.now();
-    await Promise.all([seedOrganization(clients, deleted, { scale, seed: 'bench' }), seedOrganization(clients, dropped, { scale, seed: 'bench' })]);
+    await Promise.all([
+      seedOrganization(clients, deleted, { scale, seed: 'bench' }),
+      seedOrganization(clients, dropped, { scale, seed: 'bench' }),
+    ]);
     console.log(`seeded two ${scale} organizations in ${seconds(performance.now() - started)}`);
 
     started = performance.now();
@@ -58,13 +62,27 @@ async function main(): Promise<void> {
     const rawMs = performance.now() - started;
     console.log(`raw drop (dropSeededOrganization):            ${seconds(rawMs)}`);
 
-    const worker = await createWorker({ config, clients, connection: nativeConnection, model, temporal: client, taskQueue });
+    const worker = await createWorker({
+      config,
+      clients,
+      connection: nativeConnection,
+      model,
+      temporal: client,
+      taskQueue,
+    });
     const running = worker.run();
     try {
       started = performance.now();
       const handle = await startOrganizationDeletion(
         client,
-        { orgId: deleted, confirmOrgId: deleted, requestedBy: 'bench', reason: 'benchmark', gracePeriod: '0s', backupRetention: '1h' },
+        {
+          orgId: deleted,
+          confirmOrgId: deleted,
+          requestedBy: 'bench',
+          reason: 'benchmark',
+          gracePeriod: '0s',
+          backupRetention: '1h',
+        },
         { taskQueue },
       );
       const result = await handle.result();
@@ -79,17 +97,28 @@ async function main(): Promise<void> {
       console.log(`deleteOrganization, grace 0 (wall):          ${seconds(wallMs)}`);
       console.log(`  validate + preflight + backup + verify:     ${seconds(before)}`);
       console.log(`  purge + residue check + certificate:        ${seconds(after)}`);
-      for (const s of c.steps) console.log(`    ${s.step.padEnd(22)} ${seconds(at(s.finishedAt) - at(s.startedAt)).padStart(8)}  ${JSON.stringify(s.removed)}`);
-      console.log(`ratio purge steps / raw drop:                 ${(purge / rawMs).toFixed(2)} (the raw drop runs the stores in parallel; the deletion runs them in the runbook's order)`);
+      for (const s of c.steps)
+        console.log(
+          `    ${s.step.padEnd(22)} ${seconds(at(s.finishedAt) - at(s.startedAt)).padStart(8)}  ${JSON.stringify(s.removed)}`,
+        );
+      console.log(
+        `ratio purge steps / raw drop:                 ${(purge / rawMs).toFixed(2)} (the raw drop runs the stores in parallel; the deletion runs them in the runbook's order)`,
+      );
     } finally {
       worker.shutdown();
       await running;
     }
   } finally {
-    if (shredWorkflowId) await client.workflow.getHandle(shredWorkflowId).terminate('benchmark done').catch(() => undefined);
+    if (shredWorkflowId)
+      await client.workflow
+        .getHandle(shredWorkflowId)
+        .terminate('benchmark done')
+        .catch(() => undefined);
     await dropSeededOrganization(clients, deleted).catch(() => undefined);
     await dropSeededOrganization(clients, dropped).catch(() => undefined);
-    await clients.postgres.query('DELETE FROM eloquent_ops.deletion_certificates WHERE org_id = $1', [deleted]).catch(() => undefined);
+    await clients.postgres
+      .query('DELETE FROM eloquent_ops.deletion_certificates WHERE org_id = $1', [deleted])
+      .catch(() => undefined);
     await rm(backupDir, { recursive: true, force: true });
     await connection.close();
     await nativeConnection.close();
@@ -98,6 +127,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.stack ?? err.message : String(err));
+  console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
   process.exit(1);
 });

@@ -40,12 +40,21 @@ function row(cells: Array<string | number>, widths: number[]): string {
 function printManifest(manifest: BackupManifest): void {
   const widths = [42, 10, 8, 18];
   console.log(row(['artifact', 'bytes', 'rows', 'sha256'], widths));
-  for (const a of manifest.artifacts) console.log(row([a.file, a.bytes, a.rows ?? '-', `${a.sha256.slice(0, 16)}…`], widths));
-  const left = [...manifest.ephemeral.queue.map((q) => `${q.messages} messages on ${q.subject}`), ...manifest.ephemeral.redis.map((r) => `${r.keys} keys ${r.pattern}`)];
+  for (const a of manifest.artifacts)
+    console.log(row([a.file, a.bytes, a.rows ?? '-', `${a.sha256.slice(0, 16)}…`], widths));
+  const left = [
+    ...manifest.ephemeral.queue.map((q) => `${q.messages} messages on ${q.subject}`),
+    ...manifest.ephemeral.redis.map((r) => `${r.keys} keys ${r.pattern}`),
+  ];
   console.log(`left out by design (ephemeral): ${left.join(', ')}`);
 }
 
-function printSideBySide(leftTitle: string, left: ObjectFingerprint[], rightTitle: string, right: ObjectFingerprint[]): boolean {
+function printSideBySide(
+  leftTitle: string,
+  left: ObjectFingerprint[],
+  rightTitle: string,
+  right: ObjectFingerprint[],
+): boolean {
   const comparisons = compareObjectFingerprints(left, right);
   const widths = [44, 26, 26, 5];
   console.log(row(['object', leftTitle, rightTitle, 'same'], widths));
@@ -64,7 +73,14 @@ async function durableFingerprint(clients: StoreClients, orgId: string): Promise
 async function waitForGracePeriod(client: Client, orgId: string): Promise<DeletionStatus> {
   for (;;) {
     const status = await deletionStatus(client, orgId).catch(() => undefined);
-    if (status && status.step !== 'validating' && status.step !== 'preflight' && status.step !== 'backing-up' && status.step !== 'marking-deleting') return status;
+    if (
+      status &&
+      status.step !== 'validating' &&
+      status.step !== 'preflight' &&
+      status.step !== 'backing-up' &&
+      status.step !== 'marking-deleting'
+    )
+      return status;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
@@ -94,11 +110,16 @@ async function main(): Promise<void> {
         typedSearchAttributes: [{ key: OperationAttribute, value: 'preflight' }],
       });
       console.log(row(['store', 'address', 'version', 'latency'], [12, 22, 12, 10]));
-      for (const p of report.stores) console.log(row([p.store, p.address, p.version, `${p.latencyMs.toFixed(1)} ms`], [12, 22, 12, 10]));
+      for (const p of report.stores)
+        console.log(row([p.store, p.address, p.version, `${p.latencyMs.toFixed(1)} ms`], [12, 22, 12, 10]));
 
       heading(`seeding ${acme} and ${globex} (small)`);
       for (const orgId of [acme, globex]) {
-        const seeded = await seedOrganization(clients, orgId, { scale: 'small', seed: orgId.endsWith('acme') ? 'acme' : 'globex', model });
+        const seeded = await seedOrganization(clients, orgId, {
+          scale: 'small',
+          seed: orgId.endsWith('acme') ? 'acme' : 'globex',
+          model,
+        });
         console.log(`${orgId}: ${JSON.stringify(seeded.durationsMs)} ms per store`);
       }
 
@@ -113,8 +134,12 @@ async function main(): Promise<void> {
           { key: OperationAttribute, value: 'backup' },
         ],
       });
-      const manifest = backupManifestSchema.parse(await store.readJson({ orgId: acme, backupId: backup.backupId }, 'manifest.json'));
-      console.log(`backup ${backup.backupId}: ${backup.artifacts} artifacts, ${backup.bytes} bytes, ${backup.rows} rows, ${backup.durationMs} ms; verified: ${backup.verification?.passed ?? false}`);
+      const manifest = backupManifestSchema.parse(
+        await store.readJson({ orgId: acme, backupId: backup.backupId }, 'manifest.json'),
+      );
+      console.log(
+        `backup ${backup.backupId}: ${backup.artifacts} artifacts, ${backup.bytes} bytes, ${backup.rows} rows, ${backup.durationMs} ms; verified: ${backup.verification?.passed ?? false}`,
+      );
       printManifest(manifest);
 
       heading(`restoreOrganization ${backup.backupId} as a clone: ${clone}`);
@@ -130,16 +155,37 @@ async function main(): Promise<void> {
       const before = await durableFingerprint(clients, acme);
       const deletion = await startOrganizationDeletion(
         client,
-        { orgId: acme, confirmOrgId: acme, requestedBy: 'demo', reason: 'demo of the deletion saga', gracePeriod: '3s' },
+        {
+          orgId: acme,
+          confirmOrgId: acme,
+          requestedBy: 'demo',
+          reason: 'demo of the deletion saga',
+          gracePeriod: '3s',
+        },
         { taskQueue },
       );
       const grace = await waitForGracePeriod(client, acme);
       const left = graceTimeLeftMs(grace);
-      console.log(left !== undefined ? `grace period until ${grace.gracePeriodEndsAt ?? '?'} (${left} ms left): a cancelDeletion signal now would undo the mark` : `grace period ended at ${grace.gracePeriodEndsAt ?? '?'}`);
+      console.log(
+        left !== undefined
+          ? `grace period until ${grace.gracePeriodEndsAt ?? '?'} (${left} ms left): a cancelDeletion signal now would undo the mark`
+          : `grace period ended at ${grace.gracePeriodEndsAt ?? '?'}`,
+      );
       const outcome = await deletion.result();
       if (outcome.outcome !== 'deleted') throw new Error(`deletion ended ${outcome.outcome}`);
       const certificate = outcome.certificate;
-      console.log(JSON.stringify({ ...certificate, steps: certificate.steps.map((s) => `${s.step}: ${s.finishedAt} (${s.rounds} round${s.rounds === 1 ? "" : "s"})`) }, null, 2));
+      console.log(
+        JSON.stringify(
+          {
+            ...certificate,
+            steps: certificate.steps.map(
+              (s) => `${s.step}: ${s.finishedAt} (${s.rounds} round${s.rounds === 1 ? '' : 's'})`,
+            ),
+          },
+          null,
+          2,
+        ),
+      );
 
       heading(`restoreOrganization ${acme} from its pre-deletion backup (override recorded)`);
       const backupId = certificate.backup.skipped ? backup.backupId : certificate.backup.backupId;
@@ -151,10 +197,13 @@ async function main(): Promise<void> {
       console.log(`restored in ${back.durationMs} ms; before deletion vs after restore:`);
       const same = printSideBySide('before deletion', before, 'after restore', await durableFingerprint(clients, acme));
       console.log(same ? '\nthe restored organization is identical to the original' : '\nDIFFERENCES FOUND');
-      console.log(`\nSee every run in the Temporal UI: http://127.0.0.1:${process.env.TEMPORAL_UI_PORT ?? 8233}/namespaces/${config.temporal.namespace}/workflows`);
+      console.log(
+        `\nSee every run in the Temporal UI: http://127.0.0.1:${process.env.TEMPORAL_UI_PORT ?? 8233}/namespaces/${config.temporal.namespace}/workflows`,
+      );
     });
   } finally {
-    for (const orgId of [acme, globex, clone]) await dropSeededOrganization(clients, orgId, model).catch(() => undefined);
+    for (const orgId of [acme, globex, clone])
+      await dropSeededOrganization(clients, orgId, model).catch(() => undefined);
     await connection.close();
     await nativeConnection.close();
     await closeStoreClients(clients);
@@ -163,7 +212,8 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   let message = err instanceof Error ? err.message : String(err);
-  for (let cause: unknown = err instanceof Error ? err.cause : undefined; cause instanceof Error; cause = cause.cause) message += `\n  caused by: ${cause.message}`;
+  for (let cause: unknown = err instanceof Error ? err.cause : undefined; cause instanceof Error; cause = cause.cause)
+    message += `\n  caused by: ${cause.message}`;
   console.error(message);
   process.exit(1);
 });

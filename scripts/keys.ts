@@ -15,7 +15,8 @@ import { messageOf } from '../src/errors';
 import { masterKeyId, parseMasterKey } from '../src/storage/encryption';
 import { FileKeyStore } from '../src/storage/key-store';
 
-const USAGE = 'usage: npm run keys -- rotate [--new-key-file FILE]   (or env NEW_BACKUP_MASTER_KEY)\n       npm run keys -- status';
+const USAGE =
+  'usage: npm run keys -- rotate [--new-key-file FILE]   (or env NEW_BACKUP_MASTER_KEY)\n       npm run keys -- status';
 
 async function main(argv: string[]): Promise<void> {
   const { positionals, values } = parseArgs({
@@ -29,13 +30,19 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const config = loadConfig();
-  const oldKey = config.backup.masterKeyBase64 === undefined ? undefined : parseMasterKey(config.backup.masterKeyBase64, 'BACKUP_MASTER_KEY');
+  const oldKey =
+    config.backup.masterKeyBase64 === undefined
+      ? undefined
+      : parseMasterKey(config.backup.masterKeyBase64, 'BACKUP_MASTER_KEY');
   const keyStore = new FileKeyStore({ directory: config.backup.directory, masterKey: oldKey });
 
   if (command === 'status') {
     const organizations = [];
-    for (const orgId of await keyStore.organizationsWithKeys()) organizations.push({ orgId, ...(await keyStore.describe(orgId)) });
-    process.stdout.write(`${JSON.stringify({ directory: config.backup.directory, configuredMasterKeyId: keyStore.masterKeyId ?? null, organizations }, null, 2)}\n`);
+    for (const orgId of await keyStore.organizationsWithKeys())
+      organizations.push({ orgId, ...(await keyStore.describe(orgId)) });
+    process.stdout.write(
+      `${JSON.stringify({ directory: config.backup.directory, configuredMasterKeyId: keyStore.masterKeyId ?? null, organizations }, null, 2)}\n`,
+    );
     return;
   }
 
@@ -43,12 +50,16 @@ async function main(argv: string[]): Promise<void> {
     if (!oldKey) throw new Error('BACKUP_MASTER_KEY (the current master key) must be set to rotate it');
     const file = values['new-key-file'];
     const newKeyText = file !== undefined ? await readFile(file, 'utf8') : process.env.NEW_BACKUP_MASTER_KEY;
-    if (newKeyText === undefined || newKeyText.trim() === '') throw new Error(`the new master key is missing: pass --new-key-file FILE or set NEW_BACKUP_MASTER_KEY\n${USAGE}`);
+    if (newKeyText === undefined || newKeyText.trim() === '')
+      throw new Error(`the new master key is missing: pass --new-key-file FILE or set NEW_BACKUP_MASTER_KEY\n${USAGE}`);
     const newKey = parseMasterKey(newKeyText, file !== undefined ? `--new-key-file ${file}` : 'NEW_BACKUP_MASTER_KEY');
-    if (masterKeyId(newKey) === masterKeyId(oldKey)) throw new Error('the new master key is the current one; nothing to rotate');
+    if (masterKeyId(newKey) === masterKeyId(oldKey))
+      throw new Error('the new master key is the current one; nothing to rotate');
     const report = await keyStore.rotateMasterKey(oldKey, newKey);
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-    process.stdout.write(`Every data key is now wrapped under ${report.toMasterKeyId}. Set BACKUP_MASTER_KEY to the new key and restart the workers.\n`);
+    process.stdout.write(
+      `Every data key is now wrapped under ${report.toMasterKeyId}. Set BACKUP_MASTER_KEY to the new key and restart the workers.\n`,
+    );
     return;
   }
 

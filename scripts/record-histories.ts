@@ -33,7 +33,6 @@ import { WORKFLOW_BUNDLE_PATH } from '../test/support/paths';
 import { removeDeletionArtifacts, terminateIfRunning, waitForDeletionStatus } from '../test/support/deletion';
 import { startTestWorker, uniqueOrgId, type TestWorker } from '../test/support/test-worker';
 
-
 interface Scenario {
   name: string;
   /** Runs the workflows on `env`; returns the ids of the root workflows to record. */
@@ -43,7 +42,15 @@ interface Scenario {
 }
 
 function deletionRequest(orgId: string, extra: Partial<DeleteOrganizationInput> = {}): DeleteOrganizationInput {
-  return { orgId, confirmOrgId: orgId, requestedBy: 'record-histories', reason: 'recorded for replay tests', gracePeriod: '1s', backupRetention: '1h', ...extra };
+  return {
+    orgId,
+    confirmOrgId: orgId,
+    requestedBy: 'record-histories',
+    reason: 'recorded for replay tests',
+    gracePeriod: '1s',
+    backupRetention: '1h',
+    ...extra,
+  };
 }
 
 async function seeded(admin: StoreClients, orgs: string[], prefix: string): Promise<string> {
@@ -54,14 +61,31 @@ async function seeded(admin: StoreClients, orgs: string[], prefix: string): Prom
 }
 
 /** A Redis user that may read cache keys but not delete them: the Redis purge fails every round. */
-async function readOnlyCacheUser(admin: StoreClients): Promise<{ env: NodeJS.ProcessEnv; user: string; cleanup: () => Promise<void> }> {
+async function readOnlyCacheUser(
+  admin: StoreClients,
+): Promise<{ env: NodeJS.ProcessEnv; user: string; cleanup: () => Promise<void> }> {
   const user = `eloquent_record_${randomBytes(4).toString('hex')}`;
   const password = randomBytes(12).toString('hex');
-  await admin.redis.call('ACL', 'SETUSER', user, 'on', `>${password}`, 'resetkeys', '~session*', '%R~cache:*', '&*', '+@all');
+  await admin.redis.call(
+    'ACL',
+    'SETUSER',
+    user,
+    'on',
+    `>${password}`,
+    'resetkeys',
+    '~session*',
+    '%R~cache:*',
+    '&*',
+    '+@all',
+  );
   const url = new URL(loadConfig().redis.url);
   url.username = user;
   url.password = password;
-  return { env: { REDIS_URL: url.toString() }, user, cleanup: async () => void (await admin.redis.call('ACL', 'DELUSER', user).catch(() => undefined)) };
+  return {
+    env: { REDIS_URL: url.toString() },
+    user,
+    cleanup: async () => void (await admin.redis.call('ACL', 'DELUSER', user).catch(() => undefined)),
+  };
 }
 
 let aclUser = '';
@@ -72,9 +96,17 @@ const SCENARIOS: Scenario[] = [
     async run(env, admin, orgs) {
       const orgId = await seeded(admin, orgs, 'rhbk');
       const workflowId = `backup-${orgId}-${Date.now()}`;
-      const summary = await env.client.workflow.execute(backupOrganization, { taskQueue: env.taskQueue, workflowId, args: [{ orgId, verify: true, reason: 'record' }] });
+      const summary = await env.client.workflow.execute(backupOrganization, {
+        taskQueue: env.taskQueue,
+        workflowId,
+        args: [{ orgId, verify: true, reason: 'record' }],
+      });
       const verifyId = `verify-${summary.backupId}-standalone`;
-      await env.client.workflow.execute(verifyBackup, { taskQueue: env.taskQueue, workflowId: verifyId, args: [{ orgId, backupId: summary.backupId }] });
+      await env.client.workflow.execute(verifyBackup, {
+        taskQueue: env.taskQueue,
+        workflowId: verifyId,
+        args: [{ orgId, backupId: summary.backupId }],
+      });
       return [workflowId, verifyId];
     },
   },
@@ -84,11 +116,23 @@ const SCENARIOS: Scenario[] = [
       const orgId = await seeded(admin, orgs, 'rhrs');
       const clone = uniqueOrgId('rhrc');
       orgs.push(clone);
-      const summary = await env.client.workflow.execute(backupOrganization, { taskQueue: env.taskQueue, workflowId: `backup-${orgId}-${Date.now()}`, args: [{ orgId, verify: false }] });
+      const summary = await env.client.workflow.execute(backupOrganization, {
+        taskQueue: env.taskQueue,
+        workflowId: `backup-${orgId}-${Date.now()}`,
+        args: [{ orgId, verify: false }],
+      });
       const intoEmpty = `restore-${clone}-${Date.now()}`;
-      await env.client.workflow.execute(restoreOrganization, { taskQueue: env.taskQueue, workflowId: intoEmpty, args: [{ backupId: summary.backupId, orgId, targetOrgId: clone }] });
+      await env.client.workflow.execute(restoreOrganization, {
+        taskQueue: env.taskQueue,
+        workflowId: intoEmpty,
+        args: [{ backupId: summary.backupId, orgId, targetOrgId: clone }],
+      });
       const replace = `restore-${orgId}-${Date.now()}`;
-      await env.client.workflow.execute(restoreOrganization, { taskQueue: env.taskQueue, workflowId: replace, args: [{ backupId: summary.backupId, orgId, mode: 'replace' }] });
+      await env.client.workflow.execute(restoreOrganization, {
+        taskQueue: env.taskQueue,
+        workflowId: replace,
+        args: [{ backupId: summary.backupId, orgId, mode: 'replace' }],
+      });
       return [intoEmpty, replace];
     },
   },
@@ -98,7 +142,8 @@ const SCENARIOS: Scenario[] = [
       const orgId = await seeded(admin, orgs, 'rhdl');
       const handle = await startOrganizationDeletion(env.client, deletionRequest(orgId), { taskQueue: env.taskQueue });
       const result = await handle.result();
-      if (result.outcome === 'deleted') await terminateIfRunning(env.client, result.certificate.retention.shredWorkflowId);
+      if (result.outcome === 'deleted')
+        await terminateIfRunning(env.client, result.certificate.retention.shredWorkflowId);
       return [handle.workflowId];
     },
   },
@@ -106,7 +151,9 @@ const SCENARIOS: Scenario[] = [
     name: 'delete-cancelled',
     async run(env, admin, orgs) {
       const orgId = await seeded(admin, orgs, 'rhdc');
-      const handle = await startOrganizationDeletion(env.client, deletionRequest(orgId, { gracePeriod: '10m' }), { taskQueue: env.taskQueue });
+      const handle = await startOrganizationDeletion(env.client, deletionRequest(orgId, { gracePeriod: '10m' }), {
+        taskQueue: env.taskQueue,
+      });
       await waitForDeletionStatus(env.client, handle.workflowId, (s) => s.step === 'grace-period', 180_000);
       await cancelOrganizationDeletion(env.client, orgId, { by: 'record-histories', reason: 'changed our mind' });
       await handle.result();
@@ -135,12 +182,18 @@ const SCENARIOS: Scenario[] = [
       const orgId = await seeded(admin, orgs, 'rhdp');
       const request = deletionRequest(orgId, { storeDownAfter: '2s', parkedRetryInterval: '4s' });
       const handle = await startOrganizationDeletion(env.client, request, { taskQueue: env.taskQueue });
-      await waitForDeletionStatus(env.client, handle.workflowId, (s) => s.parked !== undefined && s.notes.some((n) => n.startsWith('retried redis automatically')), 180_000);
+      await waitForDeletionStatus(
+        env.client,
+        handle.workflowId,
+        (s) => s.parked !== undefined && s.notes.some((n) => n.startsWith('retried redis automatically')),
+        180_000,
+      );
       // Parked again after the automatic retry: the operator fixes the permission and asks for a retry now.
       await admin.redis.call('ACL', 'SETUSER', aclUser, 'allkeys', 'allchannels', '+@all');
       await decideParkedDeletion(env.client, orgId, 'retryNow', { by: 'record-histories', reason: 'ACL fixed' });
       const result = await handle.result();
-      if (result.outcome === 'deleted') await terminateIfRunning(env.client, result.certificate.retention.shredWorkflowId);
+      if (result.outcome === 'deleted')
+        await terminateIfRunning(env.client, result.certificate.retention.shredWorkflowId);
       return [handle.workflowId];
     },
   },
@@ -149,7 +202,11 @@ const SCENARIOS: Scenario[] = [
     workerEnv: readOnlyCacheUser,
     async run(env, admin, orgs) {
       const orgId = await seeded(admin, orgs, 'rhda');
-      const handle = await startOrganizationDeletion(env.client, deletionRequest(orgId, { storeDownAfter: '2s', parkedRetryInterval: '1m' }), { taskQueue: env.taskQueue });
+      const handle = await startOrganizationDeletion(
+        env.client,
+        deletionRequest(orgId, { storeDownAfter: '2s', parkedRetryInterval: '1m' }),
+        { taskQueue: env.taskQueue },
+      );
       await waitForDeletionStatus(env.client, handle.workflowId, (s) => s.parked !== undefined, 180_000);
       await decideParkedDeletion(env.client, orgId, 'abandon', { by: 'record-histories', reason: 'fixing by hand' });
       await handle.result().catch(() => undefined);
@@ -162,19 +219,32 @@ const SCENARIOS: Scenario[] = [
       const orgId = await seeded(admin, orgs, 'rhac');
       const prefix = organizationDataMap(orgId).queue.streams.find((s) => s.stream === 'CHAT')?.subjectPrefix ?? '';
       const js = jetstream(await admin.nats.connection());
-      for (let i = 0; i < 3; i++) await js.publish(`${prefix}.room_x`, JSON.stringify({ from: 'user1', text: `message ${i}` }));
+      for (let i = 0; i < 3; i++)
+        await js.publish(`${prefix}.room_x`, JSON.stringify({ from: 'user1', text: `message ${i}` }));
       const workflowId = `archive-chat-${orgId}-${Date.now()}`;
-      await env.client.workflow.execute(archiveChat, { taskQueue: env.taskQueue, workflowId, args: [{ orgId, olderThanMs: 0 }] });
+      await env.client.workflow.execute(archiveChat, {
+        taskQueue: env.taskQueue,
+        workflowId,
+        args: [{ orgId, olderThanMs: 0 }],
+      });
       return [workflowId];
     },
   },
   {
     name: 'platform-backup',
     async run(env, admin, orgs) {
-      const ids = [await seeded(admin, orgs, 'rhpa'), await seeded(admin, orgs, 'rhpb'), await seeded(admin, orgs, 'rhpc')];
+      const ids = [
+        await seeded(admin, orgs, 'rhpa'),
+        await seeded(admin, orgs, 'rhpb'),
+        await seeded(admin, orgs, 'rhpc'),
+      ];
       const workflowId = `backup-platform-record-${Date.now()}`;
       // pageSize 2 forces a continue-as-new.
-      await env.client.workflow.execute(backupPlatform, { taskQueue: env.taskQueue, workflowId, args: [{ orgIds: ids, pageSize: 2, concurrency: 2, reason: 'record', stores: ['postgres'] }] });
+      await env.client.workflow.execute(backupPlatform, {
+        taskQueue: env.taskQueue,
+        workflowId,
+        args: [{ orgIds: ids, pageSize: 2, concurrency: 2, reason: 'record', stores: ['postgres'] }],
+      });
       return [workflowId];
     },
   },
@@ -189,7 +259,14 @@ async function main(): Promise<void> {
   await mkdir(HISTORIES_DIR, { recursive: true });
   if (workflowsPath) {
     // The test workers load WORKFLOW_BUNDLE_PATH; the next jest run bundles today's code there again.
-    const quiet = { trace() {}, debug() {}, info() {}, warn() {}, log() {}, error: (m: string) => process.stderr.write(`${m}\n`) };
+    const quiet = {
+      trace() {},
+      debug() {},
+      info() {},
+      warn() {},
+      log() {},
+      error: (m: string) => process.stderr.write(`${m}\n`),
+    };
     const { code } = await bundleWorkflowCode({ workflowsPath: path.resolve(workflowsPath), logger: quiet });
     await writeFile(WORKFLOW_BUNDLE_PATH, code);
   } else {
@@ -215,7 +292,9 @@ async function main(): Promise<void> {
         process.stdout.write(`${scenario.name}: ${files.join(', ')}\n`);
       } catch (err) {
         failed = true;
-        process.stderr.write(`${scenario.name} FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+        process.stderr.write(
+          `${scenario.name} FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+        );
       } finally {
         await env.shutdown();
         for (const orgId of orgs) {

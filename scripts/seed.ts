@@ -15,7 +15,8 @@ import { loadPlatformModel } from '../src/platform/data-map';
 import { dropSeededOrganization, seedOrganization, type SeedScale } from '../src/platform/seed-organization';
 import { closeStoreClients, createStoreClients } from '../src/store-clients';
 
-const USAGE = 'usage: npm run seed -- --orgs N --scale small|medium|large [--seed S] [--prefix P] [--org-ids a,b] [--drop]';
+const USAGE =
+  'usage: npm run seed -- --orgs N --scale small|medium|large [--seed S] [--prefix P] [--org-ids a,b] [--drop]';
 
 function isScale(value: string): value is SeedScale {
   return value === 'small' || value === 'medium' || value === 'large';
@@ -39,12 +40,16 @@ async function main(): Promise<void> {
     return;
   }
   const scale = values.scale;
-  if (!isScale(scale)) throw new Error(`--scale: expected small, medium or large, got ${JSON.stringify(scale)}\n${USAGE}`);
+  if (!isScale(scale))
+    throw new Error(`--scale: expected small, medium or large, got ${JSON.stringify(scale)}\n${USAGE}`);
   const count = Number(values.orgs);
-  if (!Number.isInteger(count) || count < 1) throw new Error(`--orgs: expected a positive whole number, got ${JSON.stringify(values.orgs)}\n${USAGE}`);
-  const orgIds = (values['org-ids'] !== undefined ? values['org-ids'].split(',').map((s) => s.trim()) : Array.from({ length: count }, (_, i) => `${values.prefix}${i + 1}`)).map(
-    (id) => parseOrgId(id, values['org-ids'] !== undefined ? '--org-ids' : '--prefix'),
-  );
+  if (!Number.isInteger(count) || count < 1)
+    throw new Error(`--orgs: expected a positive whole number, got ${JSON.stringify(values.orgs)}\n${USAGE}`);
+  const orgIds = (
+    values['org-ids'] !== undefined
+      ? values['org-ids'].split(',').map((s) => s.trim())
+      : Array.from({ length: count }, (_, i) => `${values.prefix}${i + 1}`)
+  ).map((id) => parseOrgId(id, values['org-ids'] !== undefined ? '--org-ids' : '--prefix'));
   const model = await loadPlatformModel(process.env.PLATFORM_MODEL_FILE);
   const clients = createStoreClients(loadConfig());
   const started = performance.now();
@@ -63,7 +68,9 @@ async function main(): Promise<void> {
         );
       }
     }
-    process.stdout.write(`${values.drop ? 'dropped' : 'seeded'} ${orgIds.length} organization${orgIds.length === 1 ? '' : 's'} in ${Math.round(performance.now() - started)} ms\n`);
+    process.stdout.write(
+      `${values.drop ? 'dropped' : 'seeded'} ${orgIds.length} organization${orgIds.length === 1 ? '' : 's'} in ${Math.round(performance.now() - started)} ms\n`,
+    );
   } finally {
     await closeStoreClients(clients);
   }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test command: installs dependencies, brings the local stack up, type-checks, then runs
+# The whole test command: installs dependencies, brings the local stack up, type-checks, lints
+# (ESLint, Prettier), then runs
 # jest twice — the suite in parallel, then the outage tests (test/outage/) one at a time, alone,
 # because they stop shared servers (ClickHouse) or kill workers. Ends with one summary line.
 set -euo pipefail
@@ -11,6 +12,8 @@ bash scripts/stack.sh up
 bash scripts/stack.sh up kube   # the Kubernetes tests need the control plane: built here on first use
 bash scripts/stack.sh up s3     # the S3-compatible backup store's tests: gofakes3, built here on first use
 npx tsc --noEmit -p tsconfig.json
+npx eslint .                  # typescript-eslint, and the workflow rule: no Node built-ins in workflow code
+npx prettier --check .        # one layout, 120 columns (`npm run format` fixes it)
 
 results=.data/test/results
 rm -rf "$results" && mkdir -p "$results"

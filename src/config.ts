@@ -83,7 +83,9 @@ export interface S3StoreConfig {
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   constructor(readonly problems: readonly string[]) {
-    super(`Invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    super(
+      `Invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    );
   }
 }
 
@@ -144,7 +146,10 @@ function environmentSchema(cwd: string) {
       .default(1),
     NATS_URL: urlWithProtocols(['nats:', 'tls:']).default('nats://127.0.0.1:4222'),
     REDIS_URL: urlWithProtocols(['redis:', 'rediss:']).default('redis://127.0.0.1:6379/0'),
-    BACKUP_DIR: z.string().min(1, { message: 'expected a directory path' }).default(path.join(cwd, '.data', 'backups')),
+    BACKUP_DIR: z
+      .string()
+      .min(1, { message: 'expected a directory path' })
+      .default(path.join(cwd, '.data', 'backups')),
     BACKUP_MASTER_KEY: masterKey.optional(),
     /** Which backup store the worker writes to and reads from. */
     BACKUP_STORE: z.enum(['filesystem', 's3'], { message: 'expected filesystem or s3' }).default('filesystem'),
@@ -153,15 +158,22 @@ function environmentSchema(cwd: string) {
     /** S3's bucket naming rules: 3-63 lower-case letters, digits, "." and "-". */
     S3_BUCKET: z
       .string()
-      .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { message: 'expected an S3 bucket name: 3-63 lower-case letters, digits, "." or "-"' })
+      .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, {
+        message: 'expected an S3 bucket name: 3-63 lower-case letters, digits, "." or "-"',
+      })
       .default('eloquent-backups'),
     /** Folder in the bucket; a trailing "/" is added when missing. */
     S3_PREFIX: z
       .string()
-      .regex(/^([A-Za-z0-9_][A-Za-z0-9._-]*\/?)*$/, { message: 'expected "/"-separated segments of letters, digits, ".", "_" or "-" (e.g. backups/prod/)' })
+      .regex(/^([A-Za-z0-9_][A-Za-z0-9._-]*\/?)*$/, {
+        message: 'expected "/"-separated segments of letters, digits, ".", "_" or "-" (e.g. backups/prod/)',
+      })
       .transform((prefix) => (prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`))
       .default(''),
-    S3_REGION: z.string().regex(/^[a-z0-9-]+$/, { message: 'expected a region name such as us-east-1' }).default('us-east-1'),
+    S3_REGION: z
+      .string()
+      .regex(/^[a-z0-9-]+$/, { message: 'expected a region name such as us-east-1' })
+      .default('us-east-1'),
     S3_FORCE_PATH_STYLE: z.enum(['true', 'false'], { message: 'expected true or false' }).optional(),
     S3_CONDITIONAL_PUTS: z.enum(['true', 'false'], { message: 'expected true or false' }).default('true'),
     /** At least S3's 5 MiB. */
@@ -172,21 +184,34 @@ function environmentSchema(cwd: string) {
     AWS_SECRET_ACCESS_KEY: z.string().optional(),
     AWS_SESSION_TOKEN: z.string().optional(),
     KUBECONFIG: z.string().min(1).optional(),
-    KUBECONFIG_PATH: z.string().min(1).default(path.join(cwd, '.data', 'kube', 'kubeconfig')),
+    KUBECONFIG_PATH: z
+      .string()
+      .min(1)
+      .default(path.join(cwd, '.data', 'kube', 'kubeconfig')),
     K8S_NAMESPACE: identifier.default('eloquent'),
     HELM_RELEASE: identifier.default('eloquent'),
-    HELM_BIN: z.string().min(1).default(path.join(cwd, '.tools', 'bin', 'helm')),
+    HELM_BIN: z
+      .string()
+      .min(1)
+      .default(path.join(cwd, '.tools', 'bin', 'helm')),
     K8S_IN_CLUSTER: z.enum(['true', 'false'], { message: 'expected true or false' }).optional(),
     KUBERNETES_SERVICE_HOST: z.string().optional(),
     PLATFORM_MODEL_FILE: z.string().min(1).optional(),
     PREFLIGHT_TIMEOUT_MS: positiveInt('milliseconds').default(5000),
     METRICS_PORT: port.default(9464),
-    METRICS_HOST: z.string().regex(/^[0-9A-Za-z.:-]+$/, { message: 'expected an address to bind, such as 127.0.0.1 or 0.0.0.0' }).default('127.0.0.1'),
+    METRICS_HOST: z
+      .string()
+      .regex(/^[0-9A-Za-z.:-]+$/, { message: 'expected an address to bind, such as 127.0.0.1 or 0.0.0.0' })
+      .default('127.0.0.1'),
     WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
     LOG_LEVEL: z
       .string()
       .transform((level) => level.toUpperCase())
-      .pipe(z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'], { message: 'expected one of trace, debug, info, warn, error' }))
+      .pipe(
+        z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'], {
+          message: 'expected one of trace, debug, info, warn, error',
+        }),
+      )
       .default('INFO'),
   });
 }
@@ -217,7 +242,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     logLevel: e.LOG_LEVEL,
     temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, taskQueue: e.TEMPORAL_TASK_QUEUE },
     postgres: { url: e.POSTGRES_URL, binDir: e.POSTGRES_BIN_DIR },
-    clickhouse: { url: e.CLICKHOUSE_URL, username: e.CLICKHOUSE_USER, password: e.CLICKHOUSE_PASSWORD, exportGzipLevel: e.CLICKHOUSE_EXPORT_GZIP_LEVEL },
+    clickhouse: {
+      url: e.CLICKHOUSE_URL,
+      username: e.CLICKHOUSE_USER,
+      password: e.CLICKHOUSE_PASSWORD,
+      exportGzipLevel: e.CLICKHOUSE_EXPORT_GZIP_LEVEL,
+    },
     nats: { url: e.NATS_URL },
     redis: { url: e.REDIS_URL },
     backup: {
@@ -229,12 +259,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
         bucket: e.S3_BUCKET,
         prefix: e.S3_PREFIX,
         region: e.S3_REGION,
-        forcePathStyle: e.S3_FORCE_PATH_STYLE === undefined ? e.S3_ENDPOINT !== undefined : e.S3_FORCE_PATH_STYLE === 'true',
+        forcePathStyle:
+          e.S3_FORCE_PATH_STYLE === undefined ? e.S3_ENDPOINT !== undefined : e.S3_FORCE_PATH_STYLE === 'true',
         conditionalPuts: e.S3_CONDITIONAL_PUTS === 'true',
         partBytes: e.S3_PART_BYTES,
         credentials:
           e.AWS_ACCESS_KEY_ID !== undefined && e.AWS_SECRET_ACCESS_KEY !== undefined
-            ? { accessKeyId: e.AWS_ACCESS_KEY_ID, secretAccessKey: e.AWS_SECRET_ACCESS_KEY, ...(e.AWS_SESSION_TOKEN === undefined ? {} : { sessionToken: e.AWS_SESSION_TOKEN }) }
+            ? {
+                accessKeyId: e.AWS_ACCESS_KEY_ID,
+                secretAccessKey: e.AWS_SECRET_ACCESS_KEY,
+                ...(e.AWS_SESSION_TOKEN === undefined ? {} : { sessionToken: e.AWS_SESSION_TOKEN }),
+              }
             : undefined,
       },
     },

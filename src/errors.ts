@@ -56,7 +56,12 @@ export function describeContext(context: FailureContext): string {
 }
 
 /** A failure that retrying cannot fix (bad input, unknown organization, checksum mismatch, full disk). */
-export function permanentFailure(type: FailureType, message: string, context?: FailureContext, cause?: unknown): ApplicationFailure {
+export function permanentFailure(
+  type: FailureType,
+  message: string,
+  context?: FailureContext,
+  cause?: unknown,
+): ApplicationFailure {
   const text = context ? `${describeContext(context)} ${message}` : message;
   return ApplicationFailure.create({
     type,
@@ -98,7 +103,9 @@ export function errorCodes(err: unknown): string[] {
 export function isTransientNetworkError(err: unknown): boolean {
   if (errorCodes(err).some((code) => TRANSIENT_NETWORK_CODES.has(code))) return true;
   const message = err instanceof Error ? err.message : String(err);
-  return /socket hang up|connection (terminated|closed|reset)|timed? ?out|ECONNREFUSED|other side closed/i.test(message);
+  return /socket hang up|connection (terminated|closed|reset)|timed? ?out|ECONNREFUSED|other side closed/i.test(
+    message,
+  );
 }
 
 /** The message of anything thrown. */
@@ -118,7 +125,7 @@ export function messageOf(err: unknown): string {
  */
 export function asError(err: unknown): Error {
   if (err instanceof Error) return err;
-  if (typeof err === 'object' && err !== null && 'message' in err && typeof err.message === 'string') return Object.assign(new Error(err.message), err);
+  if (typeof err === 'object' && err !== null && 'message' in err && typeof err.message === 'string')
+    return Object.assign(new Error(err.message), err);
   return new Error(String(err));
 }
-

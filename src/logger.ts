@@ -35,7 +35,8 @@ export function serializeError(value: unknown, depth = 0): unknown {
   if (value.cause !== undefined) {
     serialized.cause = depth + 1 >= MAX_CAUSE_DEPTH ? '[cause chain cut]' : serializeError(value.cause, depth + 1);
   }
-  if (value instanceof AggregateError) serialized.errors = value.errors.map((inner) => serializeError(inner, depth + 1));
+  if (value instanceof AggregateError)
+    serialized.errors = value.errors.map((inner) => serializeError(inner, depth + 1));
   return serialized;
 }
 
@@ -59,7 +60,9 @@ export class JsonLineLogger {
 
   log(level: LogLevel, message: string, meta?: LogMetadata): void {
     if (LEVEL_ORDER[level] < LEVEL_ORDER[this.minimum]) return;
-    this.write(`${JSON.stringify({ time: new Date().toISOString(), level, message, ...withErrorsSerialized(meta) })}\n`);
+    this.write(
+      `${JSON.stringify({ time: new Date().toISOString(), level, message, ...withErrorsSerialized(meta) })}\n`,
+    );
   }
   trace(message: string, meta?: LogMetadata): void {
     this.log('TRACE', message, meta);

@@ -4,4 +4,5 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 export const OrgIdAttribute = defineSearchAttributeKey('OrgId', SearchAttributeType.KEYWORD);
 export const OperationAttribute = defineSearchAttributeKey('Operation', SearchAttributeType.KEYWORD);
 
-export type OperationName = 'preflight' | 'backup' | 'verify' | 'restore' | 'delete' | 'archive-chat' | 'prune' | 'kubernetes';
+export type OperationName =
+  'preflight' | 'backup' | 'verify' | 'restore' | 'delete' | 'archive-chat' | 'prune' | 'kubernetes';

@@ -19,7 +19,12 @@ export class NatsConnector {
 
   connection(): Promise<NatsConnection> {
     if (!this.pending) {
-      const attempt = connect({ servers: this.url, timeout: this.timeoutMs, maxReconnectAttempts: -1, name: 'eloquent-recovery' });
+      const attempt = connect({
+        servers: this.url,
+        timeout: this.timeoutMs,
+        maxReconnectAttempts: -1,
+        name: 'eloquent-recovery',
+      });
       this.pending = attempt.then(
         (nc) => {
           void nc.closed().then(() => {
@@ -96,7 +101,8 @@ export function createStoreClients(config: AppConfig): StoreClients {
   redis.on('error', () => undefined);
   return {
     postgres,
-    openPostgresDatabase: (database, maxConnections) => openPostgres(databaseUrl(config.postgres.url, database), maxConnections),
+    openPostgresDatabase: (database, maxConnections) =>
+      openPostgres(databaseUrl(config.postgres.url, database), maxConnections),
     clickhouse,
     nats: new NatsConnector(config.nats.url, timeoutMs),
     redis,

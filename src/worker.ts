@@ -36,7 +36,9 @@ export interface WorkerOptions {
  * Kubernetes credentials, loaded on first use so a worker on a machine without a cluster still
  * starts and only the Kubernetes activities fail, naming the missing kubeconfig.
  */
-export function createActivityDeps(options: Pick<WorkerOptions, 'config' | 'clients' | 'model' | 'temporal' | 'store'>): ActivityDeps {
+export function createActivityDeps(
+  options: Pick<WorkerOptions, 'config' | 'clients' | 'model' | 'temporal' | 'store'>,
+): ActivityDeps {
   const { config } = options;
   const kube = config.kubernetes;
   let kubeConfig: KubeConfig | undefined;
@@ -48,7 +50,8 @@ export function createActivityDeps(options: Pick<WorkerOptions, 'config' | 'clie
     store: options.store ?? createBackupStore(config.backup),
     // Destroying a data key needs no master key: shredding works even where none is configured.
     keyStore: new FileKeyStore({ directory: config.backup.directory, masterKey: undefined }),
-    kubeConfig: () => (kubeConfig ??= loadKubeConfig({ kubeconfigPath: kube.kubeconfigPath, inCluster: kube.inCluster })),
+    kubeConfig: () =>
+      (kubeConfig ??= loadKubeConfig({ kubeconfigPath: kube.kubeconfigPath, inCluster: kube.inCluster })),
   };
 }
 
@@ -78,10 +81,13 @@ async function main(): Promise<void> {
   const store = createBackupStore(config.backup);
   if (config.backup.store === 's3' && config.backup.masterKeyBase64 !== undefined) {
     // See configured-backup-store.ts: workers that do not share BACKUP_DIR would each make their own data keys.
-    logger.warn('backups go to S3 but the data keys stay in BACKUP_DIR: share that directory between workers and back it up, or encrypted artifacts become unreadable', {
-      bucket: config.backup.s3.bucket,
-      keysDirectory: config.backup.directory,
-    });
+    logger.warn(
+      'backups go to S3 but the data keys stay in BACKUP_DIR: share that directory between workers and back it up, or encrypted artifacts become unreadable',
+      {
+        bucket: config.backup.s3.bucket,
+        keysDirectory: config.backup.directory,
+      },
+    );
   }
   const metrics = config.metricsPort > 0 ? await startMetrics({ config, clients, model, store }) : undefined;
   const connection = await NativeConnection.connect({ address: config.temporal.address });
@@ -98,7 +104,11 @@ async function main(): Promise<void> {
       ...(metrics ? { instrument: metrics.instrument } : {}),
       ...(config.workflowBundlePath ? { workflowBundlePath: config.workflowBundlePath } : {}),
     });
-    logger.info('worker started', { taskQueue: config.temporal.taskQueue, temporal: config.temporal.address, namespace: config.temporal.namespace });
+    logger.info('worker started', {
+      taskQueue: config.temporal.taskQueue,
+      temporal: config.temporal.address,
+      namespace: config.temporal.namespace,
+    });
     await worker.run();
     logger.info('worker stopped');
   } finally {

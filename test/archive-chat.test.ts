@@ -32,12 +32,17 @@ describe('archiveChat', () => {
     await seedOrganization(env.clients, orgId, { scale: 'small', seed: prefix });
     const map = organizationDataMap(orgId);
     for (const table of [map.clickhouse.chatArchiveTable, map.clickhouse.deadLetterTable]) {
-      await env.clients.clickhouse.command({ query: `TRUNCATE TABLE ${quoteClickHouseQualified(map.clickhouse.database, table)}` });
+      await env.clients.clickhouse.command({
+        query: `TRUNCATE TABLE ${quoteClickHouseQualified(map.clickhouse.database, table)}`,
+      });
     }
     return orgId;
   }
 
-  async function publish(orgId: string, messages: Array<{ room: string; payload: string | Uint8Array }>): Promise<void> {
+  async function publish(
+    orgId: string,
+    messages: Array<{ room: string; payload: string | Uint8Array }>,
+  ): Promise<void> {
     const js = jetstream(await env.clients.nats.connection());
     const prefix = organizationDataMap(orgId).queue.streams.find((s) => s.stream === 'CHAT')?.subjectPrefix ?? '';
     for (const m of messages) await js.publish(`${prefix}.${m.room}`, m.payload);
@@ -46,7 +51,9 @@ describe('archiveChat', () => {
   /** Every sequence of the organization's CHAT messages, read from the stream itself. */
   async function streamSequences(orgId: string): Promise<number[]> {
     const stream = organizationDataMap(orgId).queue.streams.find((s) => s.stream === 'CHAT');
-    const consumer = await jetstream(await env.clients.nats.connection()).consumers.get('CHAT', { filter_subjects: stream?.filterSubject ?? '' });
+    const consumer = await jetstream(await env.clients.nats.connection()).consumers.get('CHAT', {
+      filter_subjects: stream?.filterSubject ?? '',
+    });
     const seqs: number[] = [];
     try {
       for (;;) {
@@ -69,7 +76,11 @@ describe('archiveChat', () => {
     return seqs;
   }
 
-  async function rows(orgId: string, table: 'archive' | 'dead', final: boolean): Promise<Array<{ seq: number; subject: string }>> {
+  async function rows(
+    orgId: string,
+    table: 'archive' | 'dead',
+    final: boolean,
+  ): Promise<Array<{ seq: number; subject: string }>> {
     const map = organizationDataMap(orgId);
     const name = table === 'archive' ? map.clickhouse.chatArchiveTable : map.clickhouse.deadLetterTable;
     const result = await env.clients.clickhouse.query({

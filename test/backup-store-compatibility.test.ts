@@ -70,13 +70,24 @@ test('artifacts stored as they come are written byte for byte as before, with th
     const backup = { orgId: 'org_plain', backupId: 'b1' };
     const native = Buffer.from(Array.from({ length: 100 }, (_, i) => `native\t${i}\trow ${i * 31}\n`).join(''));
     const written = [
-      await writeArtifact(store, { ...backup, path: 'postgres/schemas.dump' }, Readable.from([Buffer.from('PGDMP-not-really\n'.repeat(20))]), { alreadyCompressed: true }),
-      await writeArtifact(store, { ...backup, path: 'clickhouse/kg_nodes.native' }, Readable.from([gzipSync(native)]), { alreadyCompressed: false, gzipped: true }),
+      await writeArtifact(
+        store,
+        { ...backup, path: 'postgres/schemas.dump' },
+        Readable.from([Buffer.from('PGDMP-not-really\n'.repeat(20))]),
+        { alreadyCompressed: true },
+      ),
+      await writeArtifact(store, { ...backup, path: 'clickhouse/kg_nodes.native' }, Readable.from([gzipSync(native)]), {
+        alreadyCompressed: false,
+        gzipped: true,
+      }),
     ];
     for (const record of written) {
       const file = (dir: string) => path.join(dir, 'org_plain', 'b1', ...record.path.split('/'));
       expect(await readFile(file(fresh))).toEqual(await readFile(file(path.join(FIXTURE, 'tree'))));
-      const before = JSON.parse(await readFile(`${file(path.join(FIXTURE, 'tree'))}.meta.json`, 'utf8')) as Record<string, unknown>;
+      const before = JSON.parse(await readFile(`${file(path.join(FIXTURE, 'tree'))}.meta.json`, 'utf8')) as Record<
+        string,
+        unknown
+      >;
       const after = JSON.parse(await readFile(`${file(fresh)}.meta.json`, 'utf8')) as Record<string, unknown>;
       expect(Object.keys(after)).toEqual(Object.keys(before));
       expect({ ...after, committedAt: undefined }).toEqual({ ...before, committedAt: undefined });

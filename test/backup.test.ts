@@ -23,7 +23,8 @@ async function sha256OfFile(file: string): Promise<string> {
 async function readArtifact(env: TestWorker, orgId: string, backupId: string, file: string): Promise<Buffer> {
   const store = createFilesystemBackupStore(env.config.backup);
   const chunks: Buffer[] = [];
-  for await (const chunk of await store.openArtifactReader({ orgId, backupId, path: file })) chunks.push(chunk as Buffer);
+  for await (const chunk of await store.openArtifactReader({ orgId, backupId, path: file }))
+    chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
 }
 
@@ -56,7 +57,9 @@ describe('backupOrganization', () => {
     expect(summary.orgId).toBe(orgA);
     const backupDir = path.join(env.config.backup.directory, orgA, summary.backupId);
     const manifest = backupManifestSchema.parse(
-      JSON.parse((await import('node:fs/promises').then((fs) => fs.readFile(path.join(backupDir, 'manifest.json')))).toString()),
+      JSON.parse(
+        (await import('node:fs/promises').then((fs) => fs.readFile(path.join(backupDir, 'manifest.json')))).toString(),
+      ),
     );
     expect(manifest.orgId).toBe(orgA);
     expect(manifest.serverVersions.postgres).toMatch(/^15\./);
@@ -79,7 +82,8 @@ describe('backupOrganization', () => {
       expect(fingerprint?.rows).toBe(artifact.rows);
       expect(lines.length).toBeGreaterThan(0);
       expect(text).not.toContain(orgB);
-      const keyIndex = artifact.columns?.indexOf(artifact.object === 'shared:public.organizations' ? 'id' : 'org_id') ?? -1;
+      const keyIndex =
+        artifact.columns?.indexOf(artifact.object === 'shared:public.organizations' ? 'id' : 'org_id') ?? -1;
       for (const line of lines) expect(line.split('\t')[keyIndex]).toBe(orgA);
     }
 
@@ -94,7 +98,9 @@ describe('backupOrganization', () => {
     const chData = manifest.artifacts.filter((a) => a.object.startsWith('clickhouse:'));
     expect(chData.length).toBeGreaterThanOrEqual(4);
     for (const artifact of chData) {
-      const ddl = (await readArtifact(env, orgA, summary.backupId, artifact.file.replace(/\.native$/, '.sql'))).toString();
+      const ddl = (
+        await readArtifact(env, orgA, summary.backupId, artifact.file.replace(/\.native$/, '.sql'))
+      ).toString();
       expect(ddl).toContain(`org_${orgA}`);
       expect(ddl).not.toContain(orgB);
       const fingerprint = manifest.fingerprint.objects.find((o) => o.object === artifact.object);
@@ -110,7 +116,11 @@ describe('backupOrganization', () => {
     const ghost = uniqueOrgId('ghost');
     const started = Date.now();
     const failure = await rejectionOf(
-      env.client.workflow.execute(backupOrganization, { taskQueue: env.taskQueue, workflowId: `backup-${ghost}-${Date.now()}`, args: [{ orgId: ghost, verify: false }] }),
+      env.client.workflow.execute(backupOrganization, {
+        taskQueue: env.taskQueue,
+        workflowId: `backup-${ghost}-${Date.now()}`,
+        args: [{ orgId: ghost, verify: false }],
+      }),
     );
     expect(failure).toBeInstanceOf(WorkflowFailedError);
     expect(failureText(failure)).toMatch(new RegExp(`organization "${ghost}" does not exist`));
@@ -120,7 +130,11 @@ describe('backupOrganization', () => {
 
   it('rejects an invalid organization id, quoting the rule', async () => {
     const failure = await rejectionOf(
-      env.client.workflow.execute(backupOrganization, { taskQueue: env.taskQueue, workflowId: `backup-invalid-${Date.now()}`, args: [{ orgId: 'Org-1' }] }),
+      env.client.workflow.execute(backupOrganization, {
+        taskQueue: env.taskQueue,
+        workflowId: `backup-invalid-${Date.now()}`,
+        args: [{ orgId: 'Org-1' }],
+      }),
     );
     expect(failureText(failure)).toMatch(/"Org-1".*lower-case letters/);
   });

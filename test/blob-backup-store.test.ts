@@ -32,7 +32,8 @@ class MapKeyStore implements KeyStore {
 
   async getDataKey(orgId: string, keyId: string): Promise<DataKey> {
     const key = this.keys.get(orgId);
-    if (key?.keyId !== keyId) throw ApplicationFailure.nonRetryable(`no data key ${keyId}`, FailureType.DecryptionFailed);
+    if (key?.keyId !== keyId)
+      throw ApplicationFailure.nonRetryable(`no data key ${keyId}`, FailureType.DecryptionFailed);
     return key;
   }
 
@@ -142,7 +143,14 @@ describe('artifact pipeline and commit protocol', () => {
     const original = text(2000);
     const record = await writeArtifact(store, ref, Readable.from([original]), { alreadyCompressed: false });
     const stored = (await readBlob(memory, artifactKey(ref))) ?? Buffer.alloc(0);
-    expect(record).toEqual({ path: ref.path, bytes: stored.length, rawBytes: original.length, sha256: createHash('sha256').update(stored).digest('hex'), compression: 'gzip', encrypted: false });
+    expect(record).toEqual({
+      path: ref.path,
+      bytes: stored.length,
+      rawBytes: original.length,
+      sha256: createHash('sha256').update(stored).digest('hex'),
+      compression: 'gzip',
+      encrypted: false,
+    });
     expect(gunzipSync(stored).equals(original)).toBe(true);
     expect((await readAll(await store.openArtifactReader(ref))).equals(original)).toBe(true);
   });
@@ -156,12 +164,19 @@ describe('artifact pipeline and commit protocol', () => {
   test('an encrypted artifact holds no plaintext and reads back under its key', async () => {
     const { store, memory } = storeOn(true);
     const original = text(500);
-    const record = await writeArtifact(store, { ...ref, path: 'clickhouse/kg_nodes.native' }, Readable.from([original]), { alreadyCompressed: true });
+    const record = await writeArtifact(
+      store,
+      { ...ref, path: 'clickhouse/kg_nodes.native' },
+      Readable.from([original]),
+      { alreadyCompressed: true },
+    );
     expect(record).toMatchObject({ compression: 'none', encrypted: true, keyId: expect.stringMatching(/^dk_/) });
     const stored = (await readBlob(memory, 'org_a/b1/clickhouse/kg_nodes.native')) ?? Buffer.alloc(0);
     expect(stored.subarray(0, 6).toString('ascii')).toBe('ELQENC');
     expect(stored.includes(Buffer.from('org_a\trow'))).toBe(false);
-    expect((await readAll(await store.openArtifactReader({ ...ref, path: 'clickhouse/kg_nodes.native' }))).equals(original)).toBe(true);
+    expect(
+      (await readAll(await store.openArtifactReader({ ...ref, path: 'clickhouse/kg_nodes.native' }))).equals(original),
+    ).toBe(true);
   });
 
   test('while an artifact is replaced the previous one stays whole; a sidecar without data, or data without sidecar, is no artifact', async () => {
@@ -190,16 +205,28 @@ describe('artifact pipeline and commit protocol', () => {
       content[10] = (content[10] ?? 0) ^ 0xff;
       return content;
     });
-    await expect(readAll(await store.openArtifactReader(dump))).rejects.toMatchObject({ type: FailureType.ChecksumMismatch, nonRetryable: true });
-    expect(await store.verifyArtifactChecksum(dump, record.sha256)).toMatchObject({ exists: true, matches: false, bytes: record.bytes });
+    await expect(readAll(await store.openArtifactReader(dump))).rejects.toMatchObject({
+      type: FailureType.ChecksumMismatch,
+      nonRetryable: true,
+    });
+    expect(await store.verifyArtifactChecksum(dump, record.sha256)).toMatchObject({
+      exists: true,
+      matches: false,
+      bytes: record.bytes,
+    });
     memory.tamper(artifactKey(dump), (content) => content.subarray(1));
-    await expect(store.openArtifactReader(dump)).rejects.toMatchObject({ type: FailureType.ChecksumMismatch, message: expect.stringContaining('truncated') });
+    await expect(store.openArtifactReader(dump)).rejects.toMatchObject({
+      type: FailureType.ChecksumMismatch,
+      message: expect.stringContaining('truncated'),
+    });
   });
 
   test('a source that fails midway leaves no artifact and no unfinished upload', async () => {
     const { store, blobs } = storeOn();
     const failing = failingSource('clickhouse closed the connection');
-    await expect(writeArtifact(store, ref, failing, { alreadyCompressed: false })).rejects.toThrow('clickhouse closed the connection');
+    await expect(writeArtifact(store, ref, failing, { alreadyCompressed: false })).rejects.toThrow(
+      'clickhouse closed the connection',
+    );
     expect(blobs.changes.at(-1)).toBe(`abort ${artifactKey(ref)}`);
     expect(await store.statArtifact(ref)).toEqual({ exists: false });
     expect(await store.removeTemporaryFiles(ref)).toEqual([]);
@@ -210,12 +237,19 @@ describe('backups', () => {
   test('a backup is complete once its manifest is written, listed newest first, and deleted manifest first', async () => {
     const { store, blobs } = storeOn();
     for (const backupId of ['b_old', 'b_new']) {
-      await writeArtifact(store, { orgId: 'org_a', backupId, path: 'postgres/schemas.dump' }, Readable.from([randomBytes(100)]), { alreadyCompressed: true });
+      await writeArtifact(
+        store,
+        { orgId: 'org_a', backupId, path: 'postgres/schemas.dump' },
+        Readable.from([randomBytes(100)]),
+        { alreadyCompressed: true },
+      );
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     await store.writeJson({ orgId: 'org_a', backupId: 'b_new' }, 'manifest.json', { backupId: 'b_new' });
     await store.writeJson({ orgId: 'org_b', backupId: 'b1' }, 'hold.json', {});
-    expect((await store.listBackups('org_a')).map((b) => [b.backupId, b.complete, b.artifactCount, b.storedBytes])).toEqual([
+    expect(
+      (await store.listBackups('org_a')).map((b) => [b.backupId, b.complete, b.artifactCount, b.storedBytes]),
+    ).toEqual([
       ['b_new', true, 1, 100],
       ['b_old', false, 1, 100],
     ]);
@@ -236,7 +270,9 @@ describe('backups', () => {
     expect(await store.readJson(backup, 'verification.json')).toEqual({ result: 'passed' });
     expect((await readBlob(memory, 'org_a/b1/verification.json'))?.toString()).toBe('{\n  "result": "passed"\n}\n');
     await memory.put('org_a/b1/verification.json', '{"result": ');
-    await expect(store.readJson(backup, 'verification.json')).rejects.toMatchObject({ type: FailureType.ChecksumMismatch });
+    await expect(store.readJson(backup, 'verification.json')).rejects.toMatchObject({
+      type: FailureType.ChecksumMismatch,
+    });
     await expect(store.deleteJson(backup, 'manifest.json')).rejects.toThrow(/only with its whole backup/);
     expect(await store.deleteJson(backup, 'verification.json')).toEqual({ deleted: true });
   });

@@ -109,17 +109,32 @@ describe.each(backends)('blobs %s', (_name, make) => {
 
   test('list is recursive and sorted, listPrefixes gives the next level only', async () => {
     const blobs = await make();
-    for (const key of ['org_b/b2/manifest.json', 'org_a/keys.json', 'org_a/b1/postgres/shared/public.users.copy', 'org_a/b1/.backup.json', 'org_a/b2/x/y.native']) {
+    for (const key of [
+      'org_b/b2/manifest.json',
+      'org_a/keys.json',
+      'org_a/b1/postgres/shared/public.users.copy',
+      'org_a/b1/.backup.json',
+      'org_a/b2/x/y.native',
+    ]) {
       await blobs.put(key, 'x', context);
     }
-    expect(await blobs.list('org_a/b1/')).toEqual(['org_a/b1/.backup.json', 'org_a/b1/postgres/shared/public.users.copy']);
+    expect(await blobs.list('org_a/b1/')).toEqual([
+      'org_a/b1/.backup.json',
+      'org_a/b1/postgres/shared/public.users.copy',
+    ]);
     expect(await blobs.listPrefixes('')).toEqual(['org_a', 'org_b']);
     expect(await blobs.listPrefixes('org_a/')).toEqual(['b1', 'b2']);
   });
 
   test('deletePrefix removes everything under the prefix and nothing beside it, and is idempotent', async () => {
     const blobs = await make();
-    for (const key of ['org_a/b1/manifest.json', 'org_a/b1/postgres/schemas.dump', 'org_a/b10/manifest.json', 'org_a/keys.json']) await blobs.put(key, 'x', context);
+    for (const key of [
+      'org_a/b1/manifest.json',
+      'org_a/b1/postgres/schemas.dump',
+      'org_a/b10/manifest.json',
+      'org_a/keys.json',
+    ])
+      await blobs.put(key, 'x', context);
     const unfinished = await blobs.create('org_a/b1/clickhouse/t.native', context);
     await new Promise<void>((resolve) => unfinished.stream.write(Buffer.from('partial'), () => resolve()));
     expect(await blobs.deletePrefix('org_a/b1/', context)).toBe(true);
@@ -135,7 +150,9 @@ describe.each(backends)('blobs %s', (_name, make) => {
     // 8 MiB parts on S3: three parts, the last one short; chunks that straddle part boundaries.
     const content = randomBytes(17 * 1024 * 1024 + 123);
     const writer = await blobs.create('org_a/b1/clickhouse/big.native', context);
-    const chunks = Array.from({ length: Math.ceil(content.length / 300_001) }, (_, i) => content.subarray(i * 300_001, (i + 1) * 300_001));
+    const chunks = Array.from({ length: Math.ceil(content.length / 300_001) }, (_, i) =>
+      content.subarray(i * 300_001, (i + 1) * 300_001),
+    );
     await pipeline(Readable.from(chunks), writer.stream);
     await writer.commit();
     expect(await blobs.stat('org_a/b1/clickhouse/big.native')).toMatchObject({ bytes: content.length });

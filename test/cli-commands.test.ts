@@ -50,7 +50,9 @@ describe('CLI commands, help and option parsing', () => {
       expect(await runCli([command.name, '--help'], io)).toBe(0);
       expect(io.out.startsWith(`Usage: eloquent-recovery ${command.name}`)).toBe(true);
       for (const option of command.options) {
-        expect(io.out).toMatch(new RegExp(`^  --${option.name}\\b.*${option.description.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
+        expect(io.out).toMatch(
+          new RegExp(`^  --${option.name}\\b.*${option.description.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'),
+        );
       }
       expect(io.out).toMatch(/^ {2}--task-queue <q> +the worker's task queue/m);
     }
@@ -96,7 +98,10 @@ describe('CLI commands, help and option parsing', () => {
   });
 
   it('the parser reads --name=value, keeps the last of a repeated option and takes what follows -- as positional', () => {
-    const line = parseCommandLine(['--json', 'delete', 'org_a', '--grace=3d', '--grace', '5d', '--by=', '--', '--not-an-option'], COMMANDS);
+    const line = parseCommandLine(
+      ['--json', 'delete', 'org_a', '--grace=3d', '--grace', '5d', '--by=', '--', '--not-an-option'],
+      COMMANDS,
+    );
     expect(line.command?.name).toBe('delete');
     expect(line.json).toBe(true);
     expect(line.options).toEqual({ grace: '5d', by: '' });

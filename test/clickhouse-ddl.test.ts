@@ -1,14 +1,23 @@
 import { classifyClickHouseEngine, dataObjectName, tieInnerTables } from '../src/platform/clickhouse-catalog';
 import { planClickHouseRestore } from '../src/platform/clickhouse-restore-plan';
-import { ClickHouseDdlRefused, describeClickHouseStatement, retargetCreateStatement } from '../src/platform/clickhouse-ddl';
+import {
+  ClickHouseDdlRefused,
+  describeClickHouseStatement,
+  retargetCreateStatement,
+} from '../src/platform/clickhouse-ddl';
 import { ClickHouseSqlSyntaxError, tokenizeClickHouse } from '../src/platform/clickhouse-tokens';
 import { decodeObjectFileName, encodeObjectFileName } from '../src/platform/object-file-name';
 import { quoteClickHouseIdent, quoteClickHouseString } from '../src/platform/quoting';
 
 describe('the ClickHouse lexer', () => {
   it('gives the statement back when its tokens are joined, whatever it holds', () => {
-    const sql = "CREATE TABLE `a``b`.\"c\\\"d\" (`the key` String DEFAULT 'it''s \\'x\\' -- no', n UInt8 /* a /* nested */ comment */) -- tail\nENGINE = Memory";
-    expect(tokenizeClickHouse(sql).map((t) => t.text).join('')).toBe(sql);
+    const sql =
+      "CREATE TABLE `a``b`.\"c\\\"d\" (`the key` String DEFAULT 'it''s \\'x\\' -- no', n UInt8 /* a /* nested */ comment */) -- tail\nENGINE = Memory";
+    expect(
+      tokenizeClickHouse(sql)
+        .map((t) => t.text)
+        .join(''),
+    ).toBe(sql);
   });
 
   it('unescapes identifiers and strings as ClickHouse reads them', () => {
@@ -37,7 +46,18 @@ describe('the ClickHouse lexer', () => {
   });
 
   it('quoting and lexing round-trip any name', () => {
-    for (const name of ['.inner.acc_mv', 'the key', 'odd/na.me ü', 'a`b', 'back\\slash', "quo'te", 'line\nbreak', 'tab\tx', 'nul\0x', '日本語']) {
+    for (const name of [
+      '.inner.acc_mv',
+      'the key',
+      'odd/na.me ü',
+      'a`b',
+      'back\\slash',
+      "quo'te",
+      'line\nbreak',
+      'tab\tx',
+      'nul\0x',
+      '日本語',
+    ]) {
       const [ident] = tokenizeClickHouse(quoteClickHouseIdent(name));
       expect(ident).toMatchObject({ kind: 'quoted', value: name });
       const [str] = tokenizeClickHouse(quoteClickHouseString(name));
@@ -51,21 +71,37 @@ describe('retargetCreateStatement', () => {
   const move = (sql: string) => retargetCreateStatement(sql, 'org_a', 'org_b');
 
   it('moves qualified names however they are quoted, and never a longer name that starts the same', () => {
-    expect(move('CREATE VIEW org_a.v (x UInt8) AS SELECT x FROM `org_a`.t JOIN "org_a".u USING x JOIN org_abc.w USING x JOIN my_org_a.z USING x')).toBe(
+    expect(
+      move(
+        'CREATE VIEW org_a.v (x UInt8) AS SELECT x FROM `org_a`.t JOIN "org_a".u USING x JOIN org_abc.w USING x JOIN my_org_a.z USING x',
+      ),
+    ).toBe(
       'CREATE VIEW `org_b`.v (x UInt8) AS SELECT x FROM `org_b`.t JOIN `org_b`.u USING x JOIN org_abc.w USING x JOIN my_org_a.z USING x',
     );
   });
 
   it('moves the database as an engine argument (Buffer, Merge, Distributed) and as a whole string', () => {
-    expect(move('CREATE TABLE org_a.buf (id UInt64) ENGINE = Buffer(org_a, hits, 16, 10, 100, 10000, 1000000, 10000000, 100000000)')).toBe(
+    expect(
+      move(
+        'CREATE TABLE org_a.buf (id UInt64) ENGINE = Buffer(org_a, hits, 16, 10, 100, 10000, 1000000, 10000000, 100000000)',
+      ),
+    ).toBe(
       'CREATE TABLE `org_b`.buf (id UInt64) ENGINE = Buffer(`org_b`, hits, 16, 10, 100, 10000, 1000000, 10000000, 100000000)',
     );
-    expect(move("CREATE TABLE org_a.m (id UInt64) ENGINE = Merge(org_a, '^hits')")).toBe("CREATE TABLE `org_b`.m (id UInt64) ENGINE = Merge(`org_b`, '^hits')");
-    expect(move("CREATE TABLE org_a.d (id UInt64) ENGINE = Distributed(c, 'org_a', hits, rand())")).toBe("CREATE TABLE `org_b`.d (id UInt64) ENGINE = Distributed(c, 'org_b', hits, rand())");
+    expect(move("CREATE TABLE org_a.m (id UInt64) ENGINE = Merge(org_a, '^hits')")).toBe(
+      "CREATE TABLE `org_b`.m (id UInt64) ENGINE = Merge(`org_b`, '^hits')",
+    );
+    expect(move("CREATE TABLE org_a.d (id UInt64) ENGINE = Distributed(c, 'org_a', hits, rand())")).toBe(
+      "CREATE TABLE `org_b`.d (id UInt64) ENGINE = Distributed(c, 'org_b', hits, rand())",
+    );
   });
 
   it("moves a dictionary's source database and dictGet's qualified names", () => {
-    expect(move("CREATE DICTIONARY org_a.d (k UInt64, v String) PRIMARY KEY k SOURCE(CLICKHOUSE(DB 'org_a' TABLE 'src')) LIFETIME(0) LAYOUT(FLAT())")).toBe(
+    expect(
+      move(
+        "CREATE DICTIONARY org_a.d (k UInt64, v String) PRIMARY KEY k SOURCE(CLICKHOUSE(DB 'org_a' TABLE 'src')) LIFETIME(0) LAYOUT(FLAT())",
+      ),
+    ).toBe(
       "CREATE DICTIONARY `org_b`.d (k UInt64, v String) PRIMARY KEY k SOURCE(CLICKHOUSE(DB 'org_b' TABLE 'src')) LIFETIME(0) LAYOUT(FLAT())",
     );
     expect(move("CREATE TABLE org_a.t (k UInt64, v String DEFAULT dictGet('org_a.d', 'v', k)) ENGINE = Memory")).toBe(
@@ -81,13 +117,18 @@ describe('retargetCreateStatement', () => {
 
   it("drops the source's table and inner-table UUIDs, so an Atomic copy never reuses them", () => {
     expect(
-      move("CREATE MATERIALIZED VIEW org_a.mv UUID '11111111-1111-1111-1111-111111111111' TO INNER UUID '22222222-2222-2222-2222-222222222222' (k String) ENGINE = MergeTree ORDER BY k AS SELECT k FROM org_a.t"),
+      move(
+        "CREATE MATERIALIZED VIEW org_a.mv UUID '11111111-1111-1111-1111-111111111111' TO INNER UUID '22222222-2222-2222-2222-222222222222' (k String) ENGINE = MergeTree ORDER BY k AS SELECT k FROM org_a.t",
+      ),
     ).toBe('CREATE MATERIALIZED VIEW `org_b`.mv (k String) ENGINE = MergeTree ORDER BY k AS SELECT k FROM `org_b`.t');
   });
 
   it('refuses, naming the reason, what it cannot move safely', () => {
     const refusals: Array<[string, RegExp]> = [
-      ["CREATE TABLE org_a.r (id UInt64) ENGINE = ReplicatedMergeTree('/clickhouse/tables/org_a/r', '{replica}') ORDER BY id", /inside the string/],
+      [
+        "CREATE TABLE org_a.r (id UInt64) ENGINE = ReplicatedMergeTree('/clickhouse/tables/org_a/r', '{replica}') ORDER BY id",
+        /inside the string/,
+      ],
       ['CREATE VIEW org_a.v AS SELECT 1 AS org_a', /neither a qualified name nor an engine argument/],
       ['CREATE TABLE org_c.t (id UInt64) ENGINE = Memory', /does not create an object of database org_a/],
       ['CREATE TABLE t (id UInt64) ENGINE = Memory', /database\.name/],
@@ -102,28 +143,67 @@ describe('retargetCreateStatement', () => {
 
 describe('describeClickHouseStatement', () => {
   it('reads the kind, name, engine, TO table and references of SHOW CREATE output of ClickHouse 18', () => {
-    expect(describeClickHouseStatement('CREATE TABLE zz.`.inner.acc_mv` ( k String,  n UInt64) ENGINE = SummingMergeTree ORDER BY k SETTINGS index_granularity = 8192')).toMatchObject({
+    expect(
+      describeClickHouseStatement(
+        'CREATE TABLE zz.`.inner.acc_mv` ( k String,  n UInt64) ENGINE = SummingMergeTree ORDER BY k SETTINGS index_granularity = 8192',
+      ),
+    ).toMatchObject({
       kind: 'table',
       database: 'zz',
       name: '.inner.acc_mv',
       engine: 'SummingMergeTree',
     });
-    const mv = describeClickHouseStatement('CREATE MATERIALIZED VIEW zz.to_mv TO zz.target ( k String,  n UInt64) AS SELECT `the key` AS k, count() AS n FROM zz.src  GROUP BY k');
-    expect(mv).toMatchObject({ kind: 'materialized-view', name: 'to_mv', to: { database: 'zz', name: 'target' }, engine: undefined });
+    const mv = describeClickHouseStatement(
+      'CREATE MATERIALIZED VIEW zz.to_mv TO zz.target ( k String,  n UInt64) AS SELECT `the key` AS k, count() AS n FROM zz.src  GROUP BY k',
+    );
+    expect(mv).toMatchObject({
+      kind: 'materialized-view',
+      name: 'to_mv',
+      to: { database: 'zz', name: 'target' },
+      engine: undefined,
+    });
     expect(mv.references).toEqual([
       { database: 'zz', name: 'target' },
       { database: 'zz', name: 'src' },
     ]);
-    const buffer = describeClickHouseStatement('CREATE TABLE zz.buf ( id UInt64) ENGINE = Buffer(zz, src, 16, 10, 100, 10000, 1000000, 10000000, 100000000)');
+    const buffer = describeClickHouseStatement(
+      'CREATE TABLE zz.buf ( id UInt64) ENGINE = Buffer(zz, src, 16, 10, 100, 10000, 1000000, 10000000, 100000000)',
+    );
     expect(buffer.engine).toBe('Buffer');
-    expect(buffer.engineArguments.map((a) => a.map((t) => t.text).join(''))).toEqual(['zz', 'src', '16', '10', '100', '10000', '1000000', '10000000', '100000000']);
-    expect(describeClickHouseStatement('CREATE VIEW zz.v ( id UInt64) AS SELECT * FROM zz.src')).toMatchObject({ kind: 'view', engine: undefined });
+    expect(buffer.engineArguments.map((a) => a.map((t) => t.text).join(''))).toEqual([
+      'zz',
+      'src',
+      '16',
+      '10',
+      '100',
+      '10000',
+      '1000000',
+      '10000000',
+      '100000000',
+    ]);
+    expect(describeClickHouseStatement('CREATE VIEW zz.v ( id UInt64) AS SELECT * FROM zz.src')).toMatchObject({
+      kind: 'view',
+      engine: undefined,
+    });
   });
 });
 
 describe('object file names', () => {
   it('are one path segment the store accepts, reversible, and distinct where names differ only in case', () => {
-    const names = ['kg_nodes', '.inner.acc_mv', '..', 'odd/na.me ü', 'the key', 'Events', 'events', '_x', '-2E', '_-2E', '日本語', 'a\\b'];
+    const names = [
+      'kg_nodes',
+      '.inner.acc_mv',
+      '..',
+      'odd/na.me ü',
+      'the key',
+      'Events',
+      'events',
+      '_x',
+      '-2E',
+      '_-2E',
+      '日本語',
+      'a\\b',
+    ];
     const encoded = names.map(encodeObjectFileName);
     expect(encoded.slice(0, 2)).toEqual(['kg_nodes', '_-2Einner-2Eacc_mv']);
     for (const [i, e] of encoded.entries()) {
@@ -137,10 +217,36 @@ describe('object file names', () => {
 
 describe('ClickHouse engine classes', () => {
   it('back up rows only of engines that own them, keep forwarding engines as DDL, and refuse unknown ones', () => {
-    for (const e of ['MergeTree', 'ReplacingMergeTree', 'SummingMergeTree', 'AggregatingMergeTree', 'CollapsingMergeTree', 'VersionedCollapsingMergeTree', 'ReplicatedMergeTree', 'TinyLog', 'StripeLog', 'Log', 'Memory', 'Set', 'Join']) {
+    for (const e of [
+      'MergeTree',
+      'ReplacingMergeTree',
+      'SummingMergeTree',
+      'AggregatingMergeTree',
+      'CollapsingMergeTree',
+      'VersionedCollapsingMergeTree',
+      'ReplicatedMergeTree',
+      'TinyLog',
+      'StripeLog',
+      'Log',
+      'Memory',
+      'Set',
+      'Join',
+    ]) {
       expect([e, classifyClickHouseEngine(e)]).toEqual([e, 'data']);
     }
-    for (const e of ['Buffer', 'Distributed', 'Merge', 'URL', 'MySQL', 'PostgreSQL', 'S3', 'Kafka', 'Null', 'Dictionary']) expect([e, classifyClickHouseEngine(e)]).toEqual([e, 'ddl-only']);
+    for (const e of [
+      'Buffer',
+      'Distributed',
+      'Merge',
+      'URL',
+      'MySQL',
+      'PostgreSQL',
+      'S3',
+      'Kafka',
+      'Null',
+      'Dictionary',
+    ])
+      expect([e, classifyClickHouseEngine(e)]).toEqual([e, 'ddl-only']);
     for (const e of ['View', 'MaterializedView']) expect(classifyClickHouseEngine(e)).toBe('view');
     for (const e of ['File', 'KeeperMap', 'SomethingNew']) expect(classifyClickHouseEngine(e)).toBe('unknown');
   });
@@ -148,15 +254,33 @@ describe('ClickHouse engine classes', () => {
 
 describe('planClickHouseRestore', () => {
   const ddl = [
-    { object: 'a_small_even', statement: 'CREATE VIEW zz.a_small_even (id UInt64) AS SELECT id FROM zz.aa_even WHERE id < 10' },
-    { object: 'aa_even', statement: 'CREATE VIEW zz.aa_even (id UInt64) AS SELECT id FROM zz.zz_source WHERE id % 2 = 0' },
-    { object: 'acc_mv', statement: 'CREATE MATERIALIZED VIEW zz.acc_mv (k String, n UInt64) ENGINE = SummingMergeTree ORDER BY k AS SELECT k, count() AS n FROM zz.zz_source GROUP BY k' },
-    { object: 'buf', statement: 'CREATE TABLE zz.buf (id UInt64) ENGINE = Buffer(zz, zz_source, 16, 10, 100, 10000, 1000000, 10000000, 100000000)' },
-    { object: 'b_to_mv', statement: 'CREATE MATERIALIZED VIEW zz.b_to_mv TO zz.copy (id UInt64) AS SELECT id FROM zz.zz_source' },
+    {
+      object: 'a_small_even',
+      statement: 'CREATE VIEW zz.a_small_even (id UInt64) AS SELECT id FROM zz.aa_even WHERE id < 10',
+    },
+    {
+      object: 'aa_even',
+      statement: 'CREATE VIEW zz.aa_even (id UInt64) AS SELECT id FROM zz.zz_source WHERE id % 2 = 0',
+    },
+    {
+      object: 'acc_mv',
+      statement:
+        'CREATE MATERIALIZED VIEW zz.acc_mv (k String, n UInt64) ENGINE = SummingMergeTree ORDER BY k AS SELECT k, count() AS n FROM zz.zz_source GROUP BY k',
+    },
+    {
+      object: 'buf',
+      statement:
+        'CREATE TABLE zz.buf (id UInt64) ENGINE = Buffer(zz, zz_source, 16, 10, 100, 10000, 1000000, 10000000, 100000000)',
+    },
+    {
+      object: 'b_to_mv',
+      statement: 'CREATE MATERIALIZED VIEW zz.b_to_mv TO zz.copy (id UInt64) AS SELECT id FROM zz.zz_source',
+    },
     { object: 'copy', statement: 'CREATE TABLE zz.copy (id UInt64) ENGINE = MergeTree ORDER BY id' },
     { object: 'zz_source', statement: 'CREATE TABLE zz.zz_source (id UInt64) ENGINE = MergeTree ORDER BY id' },
   ];
-  const describeStep = (s: ReturnType<typeof planClickHouseRestore>[number]) => `${s.kind} ${s.object}${s.kind === 'load' ? ` ${s.into}` : ''}`;
+  const describeStep = (s: ReturnType<typeof planClickHouseRestore>[number]) =>
+    `${s.kind} ${s.object}${s.kind === 'load' ? ` ${s.into}` : ''}`;
 
   it('creates tables that own rows, loads them, then DDL-only tables, then views in dependency order with MV rows right after their view', () => {
     expect(planClickHouseRestore(ddl, ['zz_source', 'copy', 'acc_mv', 'buf'], 'zz').map(describeStep)).toEqual([
@@ -176,7 +300,9 @@ describe('planClickHouseRestore', () => {
 
   it('refuses rows without a table and a statement filed under another name', () => {
     expect(() => planClickHouseRestore(ddl, ['ghost'], 'zz')).toThrow(/holds rows of ghost/);
-    expect(() => planClickHouseRestore([{ object: 'x', statement: 'CREATE TABLE zz.y (id UInt8) ENGINE = Memory' }], [], 'zz')).toThrow(/filed under x creates y/);
+    expect(() =>
+      planClickHouseRestore([{ object: 'x', statement: 'CREATE TABLE zz.y (id UInt8) ENGINE = Memory' }], [], 'zz'),
+    ).toThrow(/filed under x creates y/);
   });
 });
 

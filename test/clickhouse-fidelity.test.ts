@@ -30,8 +30,10 @@ describe('ClickHouse fidelity', () => {
 
   const dbOf = (orgId: string) => organizationDataMap(orgId).clickhouse.database;
   const ch = (query: string) => env.clients.clickhouse.command({ query });
-  const rowsOf = async (query: string): Promise<unknown[]> => (await env.clients.clickhouse.query({ query, format: 'JSONEachRow' })).json<unknown>();
-  const countOf = async (query: string): Promise<number> => Number(z.array(z.object({ n: z.union([z.string(), z.number()]) })).parse(await rowsOf(query))[0]?.n);
+  const rowsOf = async (query: string): Promise<unknown[]> =>
+    (await env.clients.clickhouse.query({ query, format: 'JSONEachRow' })).json<unknown>();
+  const countOf = async (query: string): Promise<number> =>
+    Number(z.array(z.object({ n: z.union([z.string(), z.number()]) })).parse(await rowsOf(query))[0]?.n);
   const newOrganization = async (prefix: string): Promise<string> => {
     const orgId = uniqueOrgId(prefix);
     created.push(orgId);
@@ -44,19 +46,37 @@ describe('ClickHouse fidelity', () => {
     return orgId;
   };
   const backUp = (orgId: string) =>
-    env.client.workflow.execute(backupOrganization, { taskQueue: env.taskQueue, workflowId: `backup-${orgId}-${Date.now()}`, args: [{ orgId, reason: 'clickhouse fidelity test', verify: false }] });
-  const verify = (backupId: string) => env.client.workflow.execute(verifyBackup, { taskQueue: env.taskQueue, workflowId: `verify-${backupId}`, args: [{ backupId }] });
+    env.client.workflow.execute(backupOrganization, {
+      taskQueue: env.taskQueue,
+      workflowId: `backup-${orgId}-${Date.now()}`,
+      args: [{ orgId, reason: 'clickhouse fidelity test', verify: false }],
+    });
+  const verify = (backupId: string) =>
+    env.client.workflow.execute(verifyBackup, {
+      taskQueue: env.taskQueue,
+      workflowId: `verify-${backupId}`,
+      args: [{ backupId }],
+    });
   const clone = (orgId: string, backupId: string, targetOrgId: string) =>
-    env.client.workflow.execute(restoreOrganization, { taskQueue: env.taskQueue, workflowId: `restore-${targetOrgId}-${Date.now()}`, args: [{ backupId, orgId, targetOrgId }] });
+    env.client.workflow.execute(restoreOrganization, {
+      taskQueue: env.taskQueue,
+      workflowId: `restore-${targetOrgId}-${Date.now()}`,
+      args: [{ backupId, orgId, targetOrgId }],
+    });
   const manifestOf = async (orgId: string, backupId: string): Promise<BackupManifest> =>
-    backupManifestSchema.parse(JSON.parse(await readFile(path.join(env.config.backup.directory, orgId, backupId, 'manifest.json'), 'utf8')));
-  const sumsOf = (db: string) => rowsOf(`SELECT k, toString(sum(total)) AS total FROM ${db}.acc_mv GROUP BY k ORDER BY k`);
+    backupManifestSchema.parse(
+      JSON.parse(await readFile(path.join(env.config.backup.directory, orgId, backupId, 'manifest.json'), 'utf8')),
+    );
+  const sumsOf = (db: string) =>
+    rowsOf(`SELECT k, toString(sum(total)) AS total FROM ${db}.acc_mv GROUP BY k ORDER BY k`);
 
   it('a materialized view with an implicit inner table, a column named "the key" and a table named "odd/na.me ü" back up, verify and clone with the view\'s rows', async () => {
     const orgId = await newOrganization('chmv');
     const db = dbOf(orgId);
     await ch(`CREATE TABLE ${db}.scores (\`the key\` String, n UInt64) ENGINE = MergeTree ORDER BY \`the key\``);
-    await ch(`CREATE MATERIALIZED VIEW ${db}.acc_mv ENGINE = SummingMergeTree ORDER BY k AS SELECT \`the key\` AS k, sum(n) AS total FROM ${db}.scores GROUP BY k`);
+    await ch(
+      `CREATE MATERIALIZED VIEW ${db}.acc_mv ENGINE = SummingMergeTree ORDER BY k AS SELECT \`the key\` AS k, sum(n) AS total FROM ${db}.scores GROUP BY k`,
+    );
     await ch(`CREATE TABLE ${db}.\`odd/na.me ü\` (id UInt8, \`what's this\` String) ENGINE = Memory`);
     await ch(`INSERT INTO ${db}.scores VALUES ('a', 1), ('b', 2), ('a', 3)`);
     await ch(`INSERT INTO ${db}.scores VALUES ('a', 10), ('c', 4)`);
@@ -76,7 +96,8 @@ describe('ClickHouse fidelity', () => {
     expect(artifact('clickhouse:scores')?.rows).toBe(5);
     expect(artifact('clickhouse:odd/na.me ü')?.rows).toBe(2);
     // Each artifact is one file right under clickhouse/, named without spaces, dots or slashes of its own.
-    for (const a of manifest.artifacts.filter((x) => x.store === 'clickhouse')) expect(a.file).toMatch(/^clickhouse\/[a-z0-9_A-F-]+\.(sql|native)$/);
+    for (const a of manifest.artifacts.filter((x) => x.store === 'clickhouse'))
+      expect(a.file).toMatch(/^clickhouse\/[a-z0-9_A-F-]+\.(sql|native)$/);
     // The fingerprint reads a SummingMergeTree FINAL: one row per key.
     expect(manifest.fingerprint.objects.find((o) => o.object === 'clickhouse:acc_mv')?.rows).toBe(3);
 
@@ -104,7 +125,9 @@ describe('ClickHouse fidelity', () => {
     await ch(`CREATE TABLE ${db}.hits (id UInt64) ENGINE = MergeTree ORDER BY id`);
     await ch(`INSERT INTO ${db}.hits SELECT number FROM system.numbers LIMIT 100`);
     // Thresholds far away: the buffer flushes only when dropped.
-    await ch(`CREATE TABLE ${db}.hits_buffer AS ${db}.hits ENGINE = Buffer(${db}, hits, 1, 3600, 3600, 1000000, 1000000, 1000000000, 1000000000)`);
+    await ch(
+      `CREATE TABLE ${db}.hits_buffer AS ${db}.hits ENGINE = Buffer(${db}, hits, 1, 3600, 3600, 1000000, 1000000, 1000000000, 1000000000)`,
+    );
     const hits = `SELECT count() AS n FROM ${db}.hits`;
 
     const backup = await backUp(orgId);
@@ -122,7 +145,11 @@ describe('ClickHouse fidelity', () => {
     const cloneDb = dbOf(cloneId);
     expect(await countOf(hits)).toBe(100);
     expect(await countOf(`SELECT count() AS n FROM ${cloneDb}.hits`)).toBe(100);
-    const engine = z.array(z.object({ engine_full: z.string() })).parse(await rowsOf(`SELECT engine_full FROM system.tables WHERE database = '${cloneDb}' AND name = 'hits_buffer'`));
+    const engine = z
+      .array(z.object({ engine_full: z.string() }))
+      .parse(
+        await rowsOf(`SELECT engine_full FROM system.tables WHERE database = '${cloneDb}' AND name = 'hits_buffer'`),
+      );
     expect(engine[0]?.engine_full).toMatch(new RegExp(`^Buffer\\(${cloneDb}, hits,`));
   });
 
@@ -177,10 +204,14 @@ describe('ClickHouse fidelity', () => {
     expect(failureText(unknown)).toMatch(/cannot back up table file table: engine File is not known/);
     await ch(`DROP TABLE ${db}.\`file table\``);
     await ch(`CREATE TABLE ${db}.allowed (id UInt64) ENGINE = Set`);
-    expect(failureText(await rejectionOf(backUp(orgId)))).toMatch(/cannot back up table allowed: a Set table owns rows that no query can read back/);
+    expect(failureText(await rejectionOf(backUp(orgId)))).toMatch(
+      /cannot back up table allowed: a Set table owns rows that no query can read back/,
+    );
     await ch(`DROP TABLE ${db}.allowed`);
     await ch(`CREATE VIEW ${db}.notes AS SELECT 'copied from ${db} yesterday' AS note`);
     const unmovable = await rejectionOf(backUp(orgId));
-    expect(failureText(unmovable)).toMatch(new RegExp(`cannot back up notes: the statement names database ${db} inside the string`));
+    expect(failureText(unmovable)).toMatch(
+      new RegExp(`cannot back up notes: the statement names database ${db} inside the string`),
+    );
   });
 });

@@ -15,7 +15,6 @@ import { WORKFLOW_BUNDLE_PATH } from './support/paths';
 import { startTestWorker, uniqueOrgId, type TestWorker } from './support/test-worker';
 import { createActivityDeps } from '../src/worker';
 
-
 describe('client SDK, CLI and metrics', () => {
   let env: TestWorker;
   let sdk: RecoveryClient;
@@ -38,7 +37,16 @@ describe('client SDK, CLI and metrics', () => {
       namespace: env.config.temporal.namespace,
       taskQueue: metricsQueue,
       workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH },
-      activities: metrics.instrument(createActivities(createActivityDeps({ config: env.config, clients: env.clients, model: DEFAULT_PLATFORM_MODEL, temporal: env.client }))),
+      activities: metrics.instrument(
+        createActivities(
+          createActivityDeps({
+            config: env.config,
+            clients: env.clients,
+            model: DEFAULT_PLATFORM_MODEL,
+            temporal: env.client,
+          }),
+        ),
+      ),
     });
     metricsRun = metricsWorker.run();
   });
@@ -74,14 +82,35 @@ describe('client SDK, CLI and metrics', () => {
   it('rejects bad input before sending anything, naming the field and the rule', async () => {
     const bad = await rejectionOf(sdk.startBackup({ orgId: 'Not-An-Org' }));
     expect(bad).toBeInstanceOf(InvalidRequestError);
-    expect(bad).toMatchObject({ field: 'orgId', message: expect.stringMatching(/^orgId: invalid organization id "Not-An-Org": an organization id is/) });
+    expect(bad).toMatchObject({
+      field: 'orgId',
+      message: expect.stringMatching(/^orgId: invalid organization id "Not-An-Org": an organization id is/),
+    });
     const mismatch = await rejectionOf(
-      sdk.startDeletion({ orgId, confirmOrgId: `${orgId}x`, requestedBy: 'test', reason: 'test', gracePeriod: '7d', skipBackup: false }),
+      sdk.startDeletion({
+        orgId,
+        confirmOrgId: `${orgId}x`,
+        requestedBy: 'test',
+        reason: 'test',
+        gracePeriod: '7d',
+        skipBackup: false,
+      }),
     );
     expect(mismatch).toMatchObject({ field: 'confirmOrgId' });
-    const grace = await rejectionOf(sdk.startDeletion({ orgId, confirmOrgId: orgId, requestedBy: 'test', reason: 'test', gracePeriod: 'soon', skipBackup: false }));
+    const grace = await rejectionOf(
+      sdk.startDeletion({
+        orgId,
+        confirmOrgId: orgId,
+        requestedBy: 'test',
+        reason: 'test',
+        gracePeriod: 'soon',
+        skipBackup: false,
+      }),
+    );
     expect(grace).toMatchObject({ field: 'gracePeriod' });
-    await expect(sdk.temporal.workflow.getHandle(`delete-org-${orgId}`).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    await expect(sdk.temporal.workflow.getHandle(`delete-org-${orgId}`).describe()).rejects.toBeInstanceOf(
+      WorkflowNotFoundError,
+    );
   });
 
   it('CLI backup prints per-artifact progress and exits 0', async () => {
@@ -99,7 +128,9 @@ describe('client SDK, CLI and metrics', () => {
     // The operator's machine has a BACKUP_DIR of its own, empty: the listing must still come from the worker.
     const elsewhere = await mkdtemp(path.join(tmpdir(), 'operator-laptop-'));
     const io = captureIo({ ...process.env, BACKUP_DIR: elsewhere });
-    const code = await runCli(['backups', orgId, '--json', '--task-queue', env.taskQueue], io).finally(() => rm(elsewhere, { recursive: true, force: true }));
+    const code = await runCli(['backups', orgId, '--json', '--task-queue', env.taskQueue], io).finally(() =>
+      rm(elsewhere, { recursive: true, force: true }),
+    );
     expect(code).toBe(0);
     const parsed = JSON.parse(io.out) as { ok: boolean; backups: Array<{ orgId: string; status: string }> };
     expect(parsed.ok).toBe(true);
@@ -112,13 +143,17 @@ describe('client SDK, CLI and metrics', () => {
     const code = await runCli(['delete', orgId, '--task-queue', env.taskQueue, '--json'], io);
     expect(code).toBe(2);
     expect(JSON.parse(io.out)).toMatchObject({ ok: false, exitCode: 2, error: expect.stringMatching(/--confirm/) });
-    await expect(sdk.temporal.workflow.getHandle(`delete-org-${orgId}`).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    await expect(sdk.temporal.workflow.getHandle(`delete-org-${orgId}`).describe()).rejects.toBeInstanceOf(
+      WorkflowNotFoundError,
+    );
     const row = await env.clients.postgres.query('SELECT id FROM public.organizations WHERE id = $1', [orgId]);
     expect(row.rowCount).toBe(1);
     // On a terminal, a wrong answer to the question refuses (exit 4), again with nothing started.
     const tty = { ...captureIo(process.env, true), ask: async () => 'no' };
     expect(await runCli(['delete', orgId, '--task-queue', env.taskQueue], tty)).toBe(4);
-    await expect(sdk.temporal.workflow.getHandle(`delete-org-${orgId}`).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    await expect(sdk.temporal.workflow.getHandle(`delete-org-${orgId}`).describe()).rejects.toBeInstanceOf(
+      WorkflowNotFoundError,
+    );
   });
 
   it('CLI exits 2 on an unknown command and prints help for each command', async () => {
@@ -134,7 +169,8 @@ describe('client SDK, CLI and metrics', () => {
 
   it('metrics counters of activities and backed-up bytes move after a backup', async () => {
     const scrape = async () => (await fetch(`http://127.0.0.1:${metrics.port}/metrics`)).text();
-    const value = (text: string, series: string) => Number(new RegExp(`^${series.replace(/[{}"\\]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+    const value = (text: string, series: string) =>
+      Number(new RegExp(`^${series.replace(/[{}"\\]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
     const before = await scrape();
     const metricsSdk = await connectRecoveryClient({ config: env.config, taskQueue: metricsQueue });
     try {
@@ -144,8 +180,12 @@ describe('client SDK, CLI and metrics', () => {
       await metricsSdk.close();
     }
     const after = await scrape();
-    expect(value(after, 'eloquent_activity_runs_total{activity="backupPostgres",outcome="ok"}')).toBe(value(before, 'eloquent_activity_runs_total{activity="backupPostgres",outcome="ok"}') + 1);
-    expect(value(after, 'eloquent_backup_bytes_total{store="postgres"}')).toBeGreaterThan(value(before, 'eloquent_backup_bytes_total{store="postgres"}'));
+    expect(value(after, 'eloquent_activity_runs_total{activity="backupPostgres",outcome="ok"}')).toBe(
+      value(before, 'eloquent_activity_runs_total{activity="backupPostgres",outcome="ok"}') + 1,
+    );
+    expect(value(after, 'eloquent_backup_bytes_total{store="postgres"}')).toBeGreaterThan(
+      value(before, 'eloquent_backup_bytes_total{store="postgres"}'),
+    );
     expect(value(after, 'eloquent_backup_bytes_total{store="clickhouse"}')).toBeGreaterThan(0);
     expect(after).toMatch(/^eloquent_activity_duration_seconds_count\{activity="backupClickHouse"\} \d+$/m);
     // The test organization has no verified backup, so it is among the stale ones.

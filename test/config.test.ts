@@ -4,12 +4,19 @@ describe('configuration', () => {
   it('takes the kubeconfig from the standard KUBECONFIG (its first file), then KUBECONFIG_PATH, then the local stack', () => {
     expect(loadConfig({}, '/srv/app').kubernetes.kubeconfigPath).toBe('/srv/app/.data/kube/kubeconfig');
     expect(loadConfig({ KUBECONFIG_PATH: 'k/old' }, '/srv/app').kubernetes.kubeconfigPath).toBe('/srv/app/k/old');
-    expect(loadConfig({ KUBECONFIG: '/etc/kube/a:/etc/kube/b', KUBECONFIG_PATH: 'k/old' }, '/srv/app').kubernetes.kubeconfigPath).toBe('/etc/kube/a');
+    expect(
+      loadConfig({ KUBECONFIG: '/etc/kube/a:/etc/kube/b', KUBECONFIG_PATH: 'k/old' }, '/srv/app').kubernetes
+        .kubeconfigPath,
+    ).toBe('/etc/kube/a');
   });
 
   it('defaults fit the local stack', () => {
     const config = loadConfig({}, '/srv/app');
-    expect(config.temporal).toEqual({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'eloquent-recovery' });
+    expect(config.temporal).toEqual({
+      address: '127.0.0.1:7233',
+      namespace: 'default',
+      taskQueue: 'eloquent-recovery',
+    });
     expect(config.postgres.url).toBe('postgres://postgres@127.0.0.1:5432/eloquent');
     expect(config.clickhouse.url).toBe('http://127.0.0.1:8123');
     expect(config.clickhouse.exportGzipLevel).toBe(1);
@@ -40,8 +47,17 @@ describe('configuration', () => {
       '/srv/app',
     );
     expect(config.temporal.namespace).toBe('prod');
-    expect(config.clickhouse).toEqual({ url: 'https://ch:8443', username: 'backup', password: 's3cret', exportGzipLevel: 6 });
-    expect(config.backup).toMatchObject({ store: 'filesystem', directory: '/srv/app/relative/backups', masterKeyBase64: key });
+    expect(config.clickhouse).toEqual({
+      url: 'https://ch:8443',
+      username: 'backup',
+      password: 's3cret',
+      exportGzipLevel: 6,
+    });
+    expect(config.backup).toMatchObject({
+      store: 'filesystem',
+      directory: '/srv/app/relative/backups',
+      masterKeyBase64: key,
+    });
     expect(config.preflightTimeoutMs).toBe(2500);
   });
 
@@ -110,7 +126,15 @@ describe('configuration', () => {
   it('a bad S3 setting fails start-up naming the variable, and never prints a secret', () => {
     let thrown: unknown;
     try {
-      loadConfig({ BACKUP_STORE: 'gcs', S3_BUCKET: 'Team_Backups', S3_PREFIX: '../up', S3_ENDPOINT: 's3.internal', S3_PART_BYTES: '1024', AWS_SECRET_ACCESS_KEY: 'x', AWS_SESSION_TOKEN: 'tok' });
+      loadConfig({
+        BACKUP_STORE: 'gcs',
+        S3_BUCKET: 'Team_Backups',
+        S3_PREFIX: '../up',
+        S3_ENDPOINT: 's3.internal',
+        S3_PART_BYTES: '1024',
+        AWS_SECRET_ACCESS_KEY: 'x',
+        AWS_SESSION_TOKEN: 'tok',
+      });
     } catch (err) {
       thrown = err;
     }

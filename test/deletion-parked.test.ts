@@ -27,7 +27,18 @@ describe('deleteOrganization parked at a failing step', () => {
   beforeAll(async () => {
     admin = createStoreClients(loadConfig());
     // Sessions stay writable (revoking them comes before the point of no return); cache keys are read-only.
-    await admin.redis.call('ACL', 'SETUSER', aclUser, 'on', `>${aclPassword}`, 'resetkeys', '~session*', '%R~cache:*', '&*', '+@all');
+    await admin.redis.call(
+      'ACL',
+      'SETUSER',
+      aclUser,
+      'on',
+      `>${aclPassword}`,
+      'resetkeys',
+      '~session*',
+      '%R~cache:*',
+      '&*',
+      '+@all',
+    );
     const url = new URL(loadConfig().redis.url);
     url.username = aclUser;
     url.password = aclPassword;
@@ -50,7 +61,16 @@ describe('deleteOrganization parked at a failing step', () => {
   it('retries on its own every parkedRetryInterval, and abandon ends the run with an abandoned certificate naming what was not purged', async () => {
     const handle = await startOrganizationDeletion(
       env.client,
-      { orgId, confirmOrgId: orgId, requestedBy: 'jest', reason: 'parked test', gracePeriod: '1s', backupRetention: '1h', storeDownAfter: '2s', parkedRetryInterval: '2s' },
+      {
+        orgId,
+        confirmOrgId: orgId,
+        requestedBy: 'jest',
+        reason: 'parked test',
+        gracePeriod: '1s',
+        backupRetention: '1h',
+        storeDownAfter: '2s',
+        parkedRetryInterval: '2s',
+      },
       { taskQueue: env.taskQueue },
     );
     workflows.push(handle.workflowId);
@@ -70,15 +90,26 @@ describe('deleteOrganization parked at a failing step', () => {
     );
     expect(retried.purge.redis.rounds).toBeGreaterThanOrEqual(2);
 
-    await decideParkedDeletion(env.client, orgId, 'abandon', { by: 'jest', reason: 'Redis ACL is wrong; fixing by hand' });
+    await decideParkedDeletion(env.client, orgId, 'abandon', {
+      by: 'jest',
+      reason: 'Redis ACL is wrong; fixing by hand',
+    });
     const failure = await rejectionOf(handle.result());
-    expect(failureText(failure)).toMatch(/abandoned at redis by jest: Redis ACL is wrong; fixing by hand; after the point of no return; not purged: redis, clickhouse, postgres-schemas, postgres-shared-rows/);
+    expect(failureText(failure)).toMatch(
+      /abandoned at redis by jest: Redis ACL is wrong; fixing by hand; after the point of no return; not purged: redis, clickhouse, postgres-schemas, postgres-shared-rows/,
+    );
 
     const status = await handle.query<DeletionStatus>('deletionStatus');
     expect(status.step).toBe('abandoned');
-    expect(status.certificate).toMatchObject({ status: 'abandoned', abandoned: { by: 'jest', step: 'redis', reason: 'Redis ACL is wrong; fixing by hand' } });
+    expect(status.certificate).toMatchObject({
+      status: 'abandoned',
+      abandoned: { by: 'jest', step: 'redis', reason: 'Redis ACL is wrong; fixing by hand' },
+    });
     // The abandoned certificate reached the deletion log.
-    const logged = await admin.postgres.query<{ status: string }>("SELECT status FROM eloquent_ops.deletion_certificates WHERE org_id = $1", [orgId]);
+    const logged = await admin.postgres.query<{ status: string }>(
+      'SELECT status FROM eloquent_ops.deletion_certificates WHERE org_id = $1',
+      [orgId],
+    );
     expect(logged.rows.map((r) => r.status)).toEqual(['abandoned']);
     // Nothing after the abandoned step ran: PostgreSQL and ClickHouse still hold the organization.
     expect(await listOrgSchemas(admin.postgres, organizationDataMap(orgId))).toHaveLength(2);

@@ -27,7 +27,10 @@ describe('deleteOrganization: retention of the pre-deletion backup', () => {
   beforeAll(async () => {
     backupDir = await mkdtemp(path.join(tmpdir(), 'eloquent-shred-'));
     asideDir = await mkdtemp(path.join(tmpdir(), 'eloquent-shred-copy-'));
-    env = await startTestWorker('deletion-retention', { BACKUP_MASTER_KEY: randomBytes(32).toString('base64'), BACKUP_DIR: backupDir });
+    env = await startTestWorker('deletion-retention', {
+      BACKUP_MASTER_KEY: randomBytes(32).toString('base64'),
+      BACKUP_DIR: backupDir,
+    });
     await seedOrganization(env.clients, orgId, { scale: 'small', seed: 'shred' });
   });
   afterAll(async () => {
@@ -43,12 +46,20 @@ describe('deleteOrganization: retention of the pre-deletion backup', () => {
   it('after the retention ends the backups are gone and even a copy of them can no longer be decrypted', async () => {
     const handle = await startOrganizationDeletion(
       env.client,
-      { orgId, confirmOrgId: orgId, requestedBy: 'jest', reason: 'retention test', gracePeriod: '0s', backupRetention: '4s' },
+      {
+        orgId,
+        confirmOrgId: orgId,
+        requestedBy: 'jest',
+        reason: 'retention test',
+        gracePeriod: '0s',
+        backupRetention: '4s',
+      },
       { taskQueue: env.taskQueue },
     );
     workflows.push(handle.workflowId);
     const result = await handle.result();
-    if (result.outcome !== 'deleted' || result.certificate.backup.skipped) throw new Error(`expected a deletion with a backup, got ${JSON.stringify(result)}`);
+    if (result.outcome !== 'deleted' || result.certificate.backup.skipped)
+      throw new Error(`expected a deletion with a backup, got ${JSON.stringify(result)}`);
     const { backupId, keyId, artifacts } = result.certificate.backup;
     workflows.push(result.certificate.retention.shredWorkflowId);
     expect(keyId).toMatch(/^dk_/);
@@ -60,7 +71,8 @@ describe('deleteOrganization: retention of the pre-deletion backup', () => {
     expect(await readAll(await store.openArtifactReader({ orgId, backupId, path: encrypted.file }))).toBeGreaterThan(0);
     await cp(path.join(backupDir, orgId, backupId), path.join(asideDir, backupId), { recursive: true });
     const keysBefore = await readFile(path.join(backupDir, orgId, 'keys.json'), 'utf8');
-    const wrapped = (JSON.parse(keysBefore) as { dataKey: { wrapped: { ciphertext: string } } }).dataKey.wrapped.ciphertext;
+    const wrapped = (JSON.parse(keysBefore) as { dataKey: { wrapped: { ciphertext: string } } }).dataKey.wrapped
+      .ciphertext;
 
     const shred = await env.client.workflow.getHandle(result.certificate.retention.shredWorkflowId).result();
     expect(shred).toMatchObject({ orgId, removedBackups: [backupId], destroyedKeyIds: [keyId] });
@@ -69,7 +81,9 @@ describe('deleteOrganization: retention of the pre-deletion backup', () => {
     expect(await store.listBackups(orgId)).toEqual([]);
     // The copy, put back where the project looks for backups, cannot be read: its key is destroyed.
     await cp(path.join(asideDir, backupId), path.join(backupDir, orgId, backupId), { recursive: true });
-    const refusal = await rejectionOf(store.openArtifactReader({ orgId, backupId, path: encrypted.file }).then(readAll));
+    const refusal = await rejectionOf(
+      store.openArtifactReader({ orgId, backupId, path: encrypted.file }).then(readAll),
+    );
     expect(failureText(refusal)).toMatch(/destroyed/);
     // Not even the master key helps: the wrapped data key is no longer stored anywhere.
     const keysAfter = await readFile(path.join(backupDir, orgId, 'keys.json'), 'utf8');

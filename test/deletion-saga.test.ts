@@ -3,7 +3,12 @@ import { ApplicationFailure } from '@temporalio/common';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { Activities } from '../src/activities';
-import { cancelOrganizationDeletion, decideParkedDeletion, graceTimeLeftMs, startOrganizationDeletion } from '../src/client/deletion';
+import {
+  cancelOrganizationDeletion,
+  decideParkedDeletion,
+  graceTimeLeftMs,
+  startOrganizationDeletion,
+} from '../src/client/deletion';
 import { loadConfig } from '../src/config';
 import type { BackupManifest } from '../src/contracts/backup';
 import type { DeleteOrganizationInput, DeletionStatus, PurgeStep, RemovedCounts } from '../src/contracts/deletion';
@@ -51,7 +56,8 @@ describe('deleteOrganization and restoreOrganization with mocked activities', ()
   function delegate(name: keyof Activities) {
     return async (...args: unknown[]): Promise<unknown> => {
       const mock = mocks[name] as ((...a: unknown[]) => Promise<unknown>) | undefined;
-      if (!mock) throw ApplicationFailure.nonRetryable(`activity ${name} is not mocked in this test`, FailureType.InvalidInput);
+      if (!mock)
+        throw ApplicationFailure.nonRetryable(`activity ${name} is not mocked in this test`, FailureType.InvalidInput);
       return mock(...args);
     };
   }
@@ -67,12 +73,34 @@ describe('deleteOrganization and restoreOrganization with mocked activities', ()
     clientConnection = await Connection.connect({ address: config.temporal.address });
     client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
     const names: Array<keyof Activities> = [
-      'probePostgres', 'probeClickHouse', 'probeQueue', 'probeRedis',
-      'assertOrganizationExists', 'assertNoConflictingOperation', 'readOrganizationStatus', 'markOrganizationDeleting',
-      'restoreOrganizationStatus', 'revokeOrganizationSessions', 'describeForDeletion', 'holdBackup', 'recordDeletionCertificate',
-      'purgeOrganizationQueue', 'purgeOrganizationRedis', 'purgeOrganizationClickHouse', 'purgeOrganizationSchemas', 'purgeOrganizationSharedRows',
-      'locateBackup', 'findDeletionRecord', 'checkBackupArtifacts', 'readBackupManifest', 'summarizeOrganization',
-      'restorePostgres', 'restoreClickHouse', 'clearOrganizationPostgres', 'clearOrganizationClickHouse', 'fingerprintOrganization',
+      'probePostgres',
+      'probeClickHouse',
+      'probeQueue',
+      'probeRedis',
+      'assertOrganizationExists',
+      'assertNoConflictingOperation',
+      'readOrganizationStatus',
+      'markOrganizationDeleting',
+      'restoreOrganizationStatus',
+      'revokeOrganizationSessions',
+      'describeForDeletion',
+      'holdBackup',
+      'recordDeletionCertificate',
+      'purgeOrganizationQueue',
+      'purgeOrganizationRedis',
+      'purgeOrganizationClickHouse',
+      'purgeOrganizationSchemas',
+      'purgeOrganizationSharedRows',
+      'locateBackup',
+      'findDeletionRecord',
+      'checkBackupArtifacts',
+      'readBackupManifest',
+      'summarizeOrganization',
+      'restorePostgres',
+      'restoreClickHouse',
+      'clearOrganizationPostgres',
+      'clearOrganizationClickHouse',
+      'fingerprintOrganization',
     ];
     worker = await Worker.create({
       connection,
@@ -98,7 +126,13 @@ describe('deleteOrganization and restoreOrganization with mocked activities', ()
     await connection?.close();
   });
 
-  const probe = (store: StoreProbe['store']) => async (): Promise<StoreProbe> => ({ store, address: 'mock', version: 'mock', latencyMs: 0, details: {} });
+  const probe = (store: StoreProbe['store']) => async (): Promise<StoreProbe> => ({
+    store,
+    address: 'mock',
+    version: 'mock',
+    latencyMs: 0,
+    details: {},
+  });
 
   /** Mocks of a deletion that goes well; `purged` counts the purge calls per step. */
   function healthyDeletion(purged: Record<PurgeStep, number>): Partial<Activities> {
@@ -127,12 +161,29 @@ describe('deleteOrganization and restoreOrganization with mocked activities', ()
     };
   }
 
-  const noPurges = (): Record<PurgeStep, number> => ({ queue: 0, redis: 0, clickhouse: 0, 'postgres-schemas': 0, 'postgres-shared-rows': 0 });
+  const noPurges = (): Record<PurgeStep, number> => ({
+    queue: 0,
+    redis: 0,
+    clickhouse: 0,
+    'postgres-schemas': 0,
+    'postgres-shared-rows': 0,
+  });
 
   async function startDeletion(orgId: string, extra: Partial<DeleteOrganizationInput> = {}) {
     const handle = await startOrganizationDeletion(
       client,
-      { orgId, confirmOrgId: orgId, requestedBy: 'jest', reason: 'mocked saga', skipBackup: true, gracePeriod: '0s', backupRetention: '1h', storeDownAfter: '1s', parkedRetryInterval: '10m', ...extra },
+      {
+        orgId,
+        confirmOrgId: orgId,
+        requestedBy: 'jest',
+        reason: 'mocked saga',
+        skipBackup: true,
+        gracePeriod: '0s',
+        backupRetention: '1h',
+        storeDownAfter: '1s',
+        parkedRetryInterval: '10m',
+        ...extra,
+      },
       { taskQueue },
     );
     workflows.push(handle.workflowId);
@@ -150,16 +201,25 @@ describe('deleteOrganization and restoreOrganization with mocked activities', ()
       describeForDeletion: async () => {
         if (purged.queue === 0) return { exists: true, lines: ['redis: 3 keys'], steps: ['redis'] };
         residueChecks++;
-        return residueChecks <= 2 ? { exists: true, lines: [`redis: ${residueChecks} late keys`], steps: ['redis'] } : { exists: false, lines: [], steps: [] };
+        return residueChecks <= 2
+          ? { exists: true, lines: [`redis: ${residueChecks} late keys`], steps: ['redis'] }
+          : { exists: false, lines: [], steps: [] };
       },
     };
     const handle = await startDeletion(orgId);
     const result = await handle.result();
     if (result.outcome !== 'deleted') throw new Error(`expected a deletion, got ${result.outcome}`);
     expect(purged).toEqual({ queue: 1, redis: 3, clickhouse: 1, 'postgres-schemas': 1, 'postgres-shared-rows': 1 });
-    expect(result.certificate.residueCheck).toMatchObject({ clean: true, found: ['redis: 1 late keys'], purgedAgain: ['redis'] });
+    expect(result.certificate.residueCheck).toMatchObject({
+      clean: true,
+      found: ['redis: 1 late keys'],
+      purgedAgain: ['redis'],
+    });
     expect(result.certificate.foundAtPointOfNoReturn).toEqual(['redis: 3 keys']);
-    expect(result.certificate.steps.find((s) => s.step === 'redis')).toMatchObject({ rounds: 3, removed: { 'redis-objects': 3 } });
+    expect(result.certificate.steps.find((s) => s.step === 'redis')).toMatchObject({
+      rounds: 3,
+      removed: { 'redis-objects': 3 },
+    });
     expect(result.certificate.removed.redis).toEqual({ 'redis-objects': 3 });
     const status = await handle.query<DeletionStatus>('deletionStatus');
     expect(status.notes).toContain('residue found and purged again: redis: 1 late keys');
@@ -173,12 +233,19 @@ describe('deleteOrganization and restoreOrganization with mocked activities', ()
     mocks = {
       ...healthyDeletion(purged),
       // Something keeps writing to the queue until the operator stops it.
-      describeForDeletion: async () => (writerStopped ? { exists: false, lines: [], steps: [] } : { exists: true, lines: ['queue: 1 message'], steps: ['queue'] }),
+      describeForDeletion: async () =>
+        writerStopped
+          ? { exists: false, lines: [], steps: [] }
+          : { exists: true, lines: ['queue: 1 message'], steps: ['queue'] },
     };
     const handle = await startDeletion(orgId);
     const parked = await waitForDeletionStatus(client, handle.workflowId, (s) => s.parked !== undefined, 60_000);
     expect(parked.step).toBe('residue-check');
-    expect(parked.parked).toMatchObject({ step: 'residue-check', reason: 'residue remains after 3 re-purges: queue: 1 message', signals: ['retryNow', 'abandon'] });
+    expect(parked.parked).toMatchObject({
+      step: 'residue-check',
+      reason: 'residue remains after 3 re-purges: queue: 1 message',
+      signals: ['retryNow', 'abandon'],
+    });
     // The first purge and three re-purges, then no more until an operator decides.
     expect(parked.purge.queue.rounds).toBe(4);
     expect(purged.queue).toBe(4);
@@ -202,7 +269,10 @@ describe('deleteOrganization and restoreOrganization with mocked activities', ()
     mocks = {
       ...healthyDeletion(purged),
       revokeOrganizationSessions: async () => {
-        throw ApplicationFailure.nonRetryable(`redis refused to revoke the sessions of ${orgId}`, FailureType.StoreRejected);
+        throw ApplicationFailure.nonRetryable(
+          `redis refused to revoke the sessions of ${orgId}`,
+          FailureType.StoreRejected,
+        );
       },
       restoreOrganizationStatus: async () => {
         throw ApplicationFailure.nonRetryable('the organizations table is read-only', FailureType.StoreRejected);
@@ -246,7 +316,12 @@ describe('deleteOrganization and restoreOrganization with mocked activities', ()
     expect(graceTimeLeftMs(grace, endsAt - 5_000)).toBe(5_000);
     await cancelOrganizationDeletion(client, orgId, { by: 'jest', reason: 'wrong organization' });
     const result = await handle.result();
-    expect(result).toMatchObject({ outcome: 'cancelled', restoredStatus: 'active', sessionsRevoked: 2, cancelled: { by: 'jest', reason: 'wrong organization' } });
+    expect(result).toMatchObject({
+      outcome: 'cancelled',
+      restoredStatus: 'active',
+      sessionsRevoked: 2,
+      cancelled: { by: 'jest', reason: 'wrong organization' },
+    });
     expect(restored).toEqual(['active']);
     expect(purged).toEqual(noPurges());
   });
@@ -278,9 +353,13 @@ describe('deleteOrganization and restoreOrganization with mocked activities', ()
     };
     const workflowId = `restore-${orgId}-${Date.now()}`;
     workflows.push(workflowId);
-    const failure = await rejectionOf(client.workflow.execute(restoreOrganization, { taskQueue, workflowId, args: [{ backupId, orgId }] }));
+    const failure = await rejectionOf(
+      client.workflow.execute(restoreOrganization, { taskQueue, workflowId, args: [{ backupId, orgId }] }),
+    );
     const text = failureText(failure);
-    expect(text).toContain(`restore of ${orgId}/${backupId} into ${orgId} failed at step "postgres": schema org_x.widgets: permission denied`);
+    expect(text).toContain(
+      `restore of ${orgId}/${backupId} into ${orgId} failed at step "postgres": schema org_x.widgets: permission denied`,
+    );
     expect(text).toContain(
       `FAILED: what this restore wrote into PostgreSQL of ${orgId} was removed: postgres: connection refused; ` +
         `what this restore wrote into ClickHouse of ${orgId} was removed; target ${orgId} may NOT be as it was before`,

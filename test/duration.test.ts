@@ -36,7 +36,9 @@ describe('one duration format for the UI, the SDK, the CLI and the schedule file
   });
 
   test('the refusal names the field and the form; zero is a duration but not a schedule interval', () => {
-    expect(() => parseDuration('1 week', '--grace')).toThrow('--grace: expected a duration such as "7d", "12h", "10s", "1h30m", "1w" or "0s"; got "1 week"');
+    expect(() => parseDuration('1 week', '--grace')).toThrow(
+      '--grace: expected a duration such as "7d", "12h", "10s", "1h30m", "1w" or "0s"; got "1 week"',
+    );
     expect(everywhere('0s')).toEqual({ workflow: 0, client: 0, schedule: false });
   });
 });

@@ -50,7 +50,9 @@ describe('encrypted backups (per-organization data keys under a master key)', ()
       workflowId: `backup-${orgId}-${Date.now()}`,
       args: [{ orgId, reason: 'encryption test', verify: false }],
     });
-    const manifest = backupManifestSchema.parse(JSON.parse(await readFile(path.join(directory, orgId, summary.backupId, 'manifest.json'), 'utf8')));
+    const manifest = backupManifestSchema.parse(
+      JSON.parse(await readFile(path.join(directory, orgId, summary.backupId, 'manifest.json'), 'utf8')),
+    );
     expect(manifest.keyId).toMatch(/^dk_/);
     expect(manifest.artifacts.every((a) => a.encrypted && a.keyId === manifest.keyId)).toBe(true);
 
@@ -62,19 +64,27 @@ describe('encrypted backups (per-organization data keys under a master key)', ()
 
     // With the key: exactly the rows the manifest counted, all of this organization.
     const withKey = createFilesystemBackupStore({ directory, masterKeyBase64: oldKey });
-    const text = (await readAll(await withKey.openArtifactReader({ orgId, backupId: summary.backupId, path: users?.file ?? '' }))).toString('utf8');
+    const text = (
+      await readAll(await withKey.openArtifactReader({ orgId, backupId: summary.backupId, path: users?.file ?? '' }))
+    ).toString('utf8');
     const lines = text.split('\n').filter((l) => l !== '');
     expect(lines).toHaveLength(users?.rows ?? -1);
     expect(lines.every((l) => l.startsWith(`${orgId}\t`))).toBe(true);
 
     // Without a key, or with another master key: a clear error, never bytes.
     const noKey = createFilesystemBackupStore({ directory, masterKeyBase64: undefined });
-    await expect(noKey.openArtifactReader({ orgId, backupId: summary.backupId, path: users?.file ?? '' })).rejects.toThrow(/master key|BACKUP_MASTER_KEY/i);
+    await expect(
+      noKey.openArtifactReader({ orgId, backupId: summary.backupId, path: users?.file ?? '' }),
+    ).rejects.toThrow(/master key|BACKUP_MASTER_KEY/i);
     const wrongKey = createFilesystemBackupStore({ directory, masterKeyBase64: newKey });
-    await expect(wrongKey.openArtifactReader({ orgId, backupId: summary.backupId, path: users?.file ?? '' })).rejects.toThrow(/master key/i);
+    await expect(
+      wrongKey.openArtifactReader({ orgId, backupId: summary.backupId, path: users?.file ?? '' }),
+    ).rejects.toThrow(/master key/i);
     // pg_restore cannot read the encrypted dump either.
     const dump = manifest.artifacts.find((a) => a.object === 'schemas');
-    await expect(run('pg_restore', ['--list', path.join(directory, orgId, summary.backupId, dump?.file ?? '')])).rejects.toThrow();
+    await expect(
+      run('pg_restore', ['--list', path.join(directory, orgId, summary.backupId, dump?.file ?? '')]),
+    ).rejects.toThrow();
 
     // Rotate the master key with the operator command: re-wraps data keys, touches no artifact.
     const before = await readFile(path.join(directory, orgId, summary.backupId, users?.file ?? ''));
@@ -83,7 +93,9 @@ describe('encrypted backups (per-organization data keys under a master key)', ()
       env: { ...process.env, BACKUP_DIR: directory, BACKUP_MASTER_KEY: oldKey, NEW_BACKUP_MASTER_KEY: newKey },
     });
     expect(await readFile(path.join(directory, orgId, summary.backupId, users?.file ?? ''))).toEqual(before);
-    await expect(withKey.openArtifactReader({ orgId, backupId: summary.backupId, path: users?.file ?? '' })).rejects.toThrow(/master key/i);
+    await expect(
+      withKey.openArtifactReader({ orgId, backupId: summary.backupId, path: users?.file ?? '' }),
+    ).rejects.toThrow(/master key/i);
 
     // A worker with the new key restores the old backup (as a clone) to the original content.
     const rotated = await startTestWorker('encrypted-rotated', { BACKUP_MASTER_KEY: newKey, BACKUP_DIR: directory });

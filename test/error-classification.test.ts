@@ -16,10 +16,26 @@ describe('which errors are retried', () => {
   afterAll(() => closeStoreClients(clients));
 
   it('a refused or reset connection is retried, whatever the store', () => {
-    expect(isTransientNetworkError(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8123'), { code: 'ECONNREFUSED' }))).toBe(true);
+    expect(
+      isTransientNetworkError(
+        Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8123'), { code: 'ECONNREFUSED' }),
+      ),
+    ).toBe(true);
     expect(isTransientNetworkError(new Error('socket hang up'))).toBe(true);
-    expect(verdict(classifyClickHouseError(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), 'acme', 'kg_nodes'))).toBe('retried');
-    expect(verdict(classifyPostgresError(Object.assign(new Error('Connection terminated unexpectedly')), 'acme', 'the backup'))).toBe('retried');
+    expect(
+      verdict(
+        classifyClickHouseError(
+          Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }),
+          'acme',
+          'kg_nodes',
+        ),
+      ),
+    ).toBe('retried');
+    expect(
+      verdict(
+        classifyPostgresError(Object.assign(new Error('Connection terminated unexpectedly')), 'acme', 'the backup'),
+      ),
+    ).toBe('retried');
   });
 
   it('PostgreSQL: a server shutting down is retried, an SQL error is permanent and names the organization', async () => {
@@ -27,12 +43,33 @@ describe('which errors are retried', () => {
     const classified = classifyPostgresError(syntax, 'acme', 'the backup');
     expect(verdict(classified)).toBe('permanent');
     expect((classified as Error).message).toMatch(/\[postgres org=acme\].*42601/);
-    expect(verdict(classifyPostgresError(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01', severity: 'FATAL' }), 'acme', 'the backup'))).toBe('retried');
-    expect(verdict(classifyPostgresError(Object.assign(new Error('could not serialize access'), { code: '40001', severity: 'ERROR' }), 'acme', 'the backup'))).toBe('retried');
+    expect(
+      verdict(
+        classifyPostgresError(
+          Object.assign(new Error('terminating connection due to administrator command'), {
+            code: '57P01',
+            severity: 'FATAL',
+          }),
+          'acme',
+          'the backup',
+        ),
+      ),
+    ).toBe('retried');
+    expect(
+      verdict(
+        classifyPostgresError(
+          Object.assign(new Error('could not serialize access'), { code: '40001', severity: 'ERROR' }),
+          'acme',
+          'the backup',
+        ),
+      ),
+    ).toBe('retried');
   });
 
   it('ClickHouse: a query the server rejects is permanent and names the object', async () => {
-    const unknownTable = await clients.clickhouse.query({ query: 'SELECT * FROM system.no_such_table' }).catch((err: unknown) => err);
+    const unknownTable = await clients.clickhouse
+      .query({ query: 'SELECT * FROM system.no_such_table' })
+      .catch((err: unknown) => err);
     const classified = classifyClickHouseError(unknownTable, 'acme', 'kg_nodes');
     expect(verdict(classified)).toBe('permanent');
     expect((classified as Error).message).toMatch(/\[clickhouse org=acme object=kg_nodes\]/);

@@ -1,5 +1,17 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -18,14 +30,32 @@ import { REPO_ROOT } from './support/paths';
 const run = promisify(execFile);
 
 /** Commands a machine that has nothing lacks: hidden from PATH, so only the stubs answer. */
-const ABSENT = new Set(['go', 'gofmt', 'temporal', 'apt-get', 'clickhouse-server', 'clickhouse-client', 'clickhouse', 'helm', 'etcd', 'kube-apiserver', 'kube-controller-manager']);
+const ABSENT = new Set([
+  'go',
+  'gofmt',
+  'temporal',
+  'apt-get',
+  'clickhouse-server',
+  'clickhouse-client',
+  'clickhouse',
+  'helm',
+  'etcd',
+  'kube-apiserver',
+  'kube-controller-manager',
+]);
 
 interface FreshMachine {
   root: string;
   clone: string;
   stubLog: string;
   env: NodeJS.ProcessEnv;
-  ports: { temporal: number; temporalUi: number; clickhouseHttp: number; clickhouseTcp: number; clickhouseInterserver: number };
+  ports: {
+    temporal: number;
+    temporalUi: number;
+    clickhouseHttp: number;
+    clickhouseTcp: number;
+    clickhouseInterserver: number;
+  };
 }
 
 function writeExecutable(file: string, text: string): void {
@@ -66,7 +96,9 @@ esac
 `;
   writeFileSync(path.join(fakeState, 'temporal'), fakeTemporal);
   // go: prints noise on stdout and stderr like a real build would, then writes fake binaries.
-  writeExecutable(path.join(stubs, 'go'), `#!/usr/bin/env bash
+  writeExecutable(
+    path.join(stubs, 'go'),
+    `#!/usr/bin/env bash
 ${record}
 echo "go: downloading github.com/temporalio/cli v1.5.1"; echo "go: downloading more" >&2
 if [ "$1" = install ]; then
@@ -80,7 +112,8 @@ elif [ "$1" = build ]; then
     printf '#!/bin/sh\\necho fake %s\\n' "$p" >"$f"; chmod +x "$f"
   done
 fi
-`);
+`,
+  );
   // The fake ClickHouse that the stub apt-get "installs": answers /ping on the configured HTTP port.
   const fakeClickhouseServer = `#!/usr/bin/env bash
 ${record}
@@ -91,7 +124,9 @@ nohup node -e 'require("http").createServer((q, r) => r.end(q.url.startsWith("/p
 echo $! >"$pidfile"
 `;
   writeFileSync(path.join(fakeState, 'clickhouse-server'), fakeClickhouseServer);
-  writeExecutable(path.join(stubs, 'apt-get'), `#!/usr/bin/env bash
+  writeExecutable(
+    path.join(stubs, 'apt-get'),
+    `#!/usr/bin/env bash
 ${record}
 if [ "$1" = install ]; then
   for p in "$@"; do
@@ -104,7 +139,8 @@ if [ "$1" = install ]; then
     esac
   done
 fi
-`);
+`,
+  );
 }
 
 /** A copy of the clone's install scripts on a machine without any of the tools they build. */
@@ -145,13 +181,25 @@ async function freshMachine(): Promise<FreshMachine> {
   return { root, clone, stubLog, env, ports };
 }
 
-async function script(machine: FreshMachine, name: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function script(
+  machine: FreshMachine,
+  name: string,
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run('bash', [path.join(machine.clone, 'scripts', name), ...args], { env: machine.env, cwd: machine.clone, timeout: 90_000 });
+    const { stdout, stderr } = await run('bash', [path.join(machine.clone, 'scripts', name), ...args], {
+      env: machine.env,
+      cwd: machine.clone,
+      timeout: 90_000,
+    });
     return { code: 0, stdout, stderr };
   } catch (err: unknown) {
     const failed = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof failed.code === 'number' ? failed.code : 1, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '' };
+    return {
+      code: typeof failed.code === 'number' ? failed.code : 1,
+      stdout: failed.stdout ?? '',
+      stderr: failed.stderr ?? '',
+    };
   }
 }
 
@@ -182,9 +230,13 @@ describe('the first run on a machine without tools', () => {
           `--db-filename ${machine.env.ELOQUENT_STATE_DIR}/temporal/temporal.db --log-level warn ` +
           '--search-attribute OrgId=Keyword --search-attribute Operation=Keyword',
       );
-      expect(readFileSync(path.join(machine.root, 'fake', 'temporal-started-as'), 'utf8').trim()).toBe(path.join(machine.clone, '.tools', 'bin', 'temporal'));
+      expect(readFileSync(path.join(machine.root, 'fake', 'temporal-started-as'), 'utf8').trim()).toBe(
+        path.join(machine.clone, '.tools', 'bin', 'temporal'),
+      );
       // The one search attribute the fake server lacks is registered.
-      expect(calls).toContain(`temporal operator search-attribute create --address 127.0.0.1:${machine.ports.temporal} --name Operation --type Keyword`);
+      expect(calls).toContain(
+        `temporal operator search-attribute create --address 127.0.0.1:${machine.ports.temporal} --name Operation --type Keyword`,
+      );
       // Progress is on stderr, with what, how long it usually takes and how long so far; stdout is the status table.
       expect(result.stderr).toMatch(/building the Temporal CLI v1\.5\.1 .*\(usually 2-8 minutes/);
       expect(result.stderr).toMatch(/done building the Temporal CLI v1\.5\.1 .* in \d+s/);
@@ -213,15 +265,21 @@ describe('the first run on a machine without tools', () => {
       expect(calls).toContain('apt-get update');
       expect(calls).toContain('apt-get install -y -q clickhouse-server clickhouse-client');
       const chDir = path.join(machine.env.ELOQUENT_STATE_DIR ?? '', 'clickhouse');
-      expect(calls).toContain(`clickhouse-server --config-file=${chDir}/config.xml --pid-file=${chDir}/clickhouse.pid --daemon`);
+      expect(calls).toContain(
+        `clickhouse-server --config-file=${chDir}/config.xml --pid-file=${chDir}/clickhouse.pid --daemon`,
+      );
       const config = readFileSync(path.join(chDir, 'config.xml'), 'utf8');
       expect(config).toContain(`<http_port>${machine.ports.clickhouseHttp}</http_port>`);
       expect(config).toContain(`<tcp_port>${machine.ports.clickhouseTcp}</tcp_port>`);
       expect(config).toContain(`<interserver_http_port>${machine.ports.clickhouseInterserver}</interserver_http_port>`);
       expect(config).toContain(`<path>${chDir}/data/</path>`);
       expect(config).not.toContain('/var/lib/clickhouse');
-      expect(result.stderr).toMatch(/installing clickhouse-server clickhouse-client with apt-get \(usually 1-3 minutes/);
-      expect(result.stdout).toMatch(new RegExp(`^clickhouse +127\\.0\\.0\\.1:${machine.ports.clickhouseHttp} +18\\.16\\.1 +up$`, 'm'));
+      expect(result.stderr).toMatch(
+        /installing clickhouse-server clickhouse-client with apt-get \(usually 1-3 minutes/,
+      );
+      expect(result.stdout).toMatch(
+        new RegExp(`^clickhouse +127\\.0\\.0\\.1:${machine.ports.clickhouseHttp} +18\\.16\\.1 +up$`, 'm'),
+      );
       // apt's lists are fresh now: a second install would not update them again.
       expect(existsSync(path.join(machine.clone, '.data', '.apt-updated'))).toBe(true);
     } finally {
@@ -238,8 +296,12 @@ describe('the first run on a machine without tools', () => {
       expect(result.stderr).not.toContain('ERROR');
       expect(result.code).toBe(0);
       const calls = stubCalls(machine);
-      expect(calls.filter((line) => line.startsWith('go '))).toEqual(['go install github.com/temporalio/cli/cmd/temporal@v1.5.1']);
-      expect(readdirSync(machine.env.ELOQUENT_TOOLS_CACHE ?? '').filter((name) => /^(kube|etcd|helm)-/.test(name))).toEqual([]);
+      expect(calls.filter((line) => line.startsWith('go '))).toEqual([
+        'go install github.com/temporalio/cli/cmd/temporal@v1.5.1',
+      ]);
+      expect(
+        readdirSync(machine.env.ELOQUENT_TOOLS_CACHE ?? '').filter((name) => /^(kube|etcd|helm)-/.test(name)),
+      ).toEqual([]);
       expect(existsSync(path.join(machine.env.ELOQUENT_STATE_DIR ?? '', 'kube'))).toBe(false);
       expect(result.stdout).not.toMatch(/^(etcd|kube-api|kube-cm) /m);
     } finally {
@@ -253,16 +315,21 @@ describe('the first run on a machine without tools', () => {
       const first = await script(machine, 'kube-build.sh', []);
       expect(first.code).toBe(0);
       const cache = machine.env.ELOQUENT_TOOLS_CACHE ?? '';
-      const kubeVersion = /KUBE_VERSION=(v[0-9.]+)/.exec(readFileSync(path.join(machine.clone, 'scripts', 'kube-build.sh'), 'utf8'))?.[1];
+      const kubeVersion = /KUBE_VERSION=(v[0-9.]+)/.exec(
+        readFileSync(path.join(machine.clone, 'scripts', 'kube-build.sh'), 'utf8'),
+      )?.[1];
       expect(first.stdout.trim().split('\n')).toEqual([
         `KUBE_BIN_DIR=${cache}/kube-${kubeVersion}`,
         expect.stringMatching(new RegExp(`^ETCD_BIN_DIR=${cache}/etcd-v[0-9.]+$`)),
         expect.stringMatching(new RegExp(`^HELM_BIN_DIR=${cache}/helm-v[0-9.]+$`)),
       ]);
-      for (const binary of ['kube-apiserver', 'kube-controller-manager']) expect(existsSync(path.join(cache, `kube-${kubeVersion}`, binary))).toBe(true);
+      for (const binary of ['kube-apiserver', 'kube-controller-manager'])
+        expect(existsSync(path.join(cache, `kube-${kubeVersion}`, binary))).toBe(true);
       const builds = stubCalls(machine).filter((line) => line.startsWith('go '));
       expect(builds).toEqual([
-        expect.stringMatching(/^go build -trimpath -ldflags .* k8s\.io\/kubernetes\/cmd\/kube-apiserver k8s\.io\/kubernetes\/cmd\/kube-controller-manager$/),
+        expect.stringMatching(
+          /^go build -trimpath -ldflags .* k8s\.io\/kubernetes\/cmd\/kube-apiserver k8s\.io\/kubernetes\/cmd\/kube-controller-manager$/,
+        ),
         expect.stringMatching(/^go build -trimpath -ldflags -s -w -o .*\/etcd go\.etcd\.io\/etcd\/server\/v3$/),
         expect.stringMatching(/^go install -trimpath .* helm\.sh\/helm\/v3\/cmd\/helm@v[0-9.]+$/),
       ]);
@@ -273,7 +340,9 @@ describe('the first run on a machine without tools', () => {
       expect(stubCalls(machine).filter((line) => line.startsWith('go '))).toHaveLength(3);
       expect((await script(machine, 'kube-build.sh', ['--paths'])).code).toBe(0);
       const env = await script(machine, 'kube-stack.sh', ['env']);
-      expect(env.stdout).toBe(`KUBECONFIG=${machine.env.ELOQUENT_STATE_DIR}/kube/kubeconfig\nHELM_BIN=${cache}/helm-${/HELM_VERSION=(v[0-9.]+)/.exec(readFileSync(path.join(machine.clone, 'scripts', 'kube-build.sh'), 'utf8'))?.[1]}/helm\n`);
+      expect(env.stdout).toBe(
+        `KUBECONFIG=${machine.env.ELOQUENT_STATE_DIR}/kube/kubeconfig\nHELM_BIN=${cache}/helm-${/HELM_VERSION=(v[0-9.]+)/.exec(readFileSync(path.join(machine.clone, 'scripts', 'kube-build.sh'), 'utf8'))?.[1]}/helm\n`,
+      );
     } finally {
       await tearDown(machine);
     }

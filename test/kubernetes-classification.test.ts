@@ -1,9 +1,14 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { ApplicationFailure } from '@temporalio/common';
 import { createKubernetesActivities, isRetryableKubernetesError } from '../src/activities/kubernetes';
-import { backupNameFor, validateBackupKubernetesInput, validateRollbackDeploymentInput } from '../src/contracts/kubernetes';
+import {
+  backupNameFor,
+  validateBackupKubernetesInput,
+  validateRollbackDeploymentInput,
+} from '../src/contracts/kubernetes';
 
-const apiError = (code: number) => Object.assign(new Error(`HTTP-Code: ${code}`), { code, body: '{"kind":"Status"}', headers: {} });
+const apiError = (code: number) =>
+  Object.assign(new Error(`HTTP-Code: ${code}`), { code, body: '{"kind":"Status"}', headers: {} });
 
 describe('which Kubernetes errors are retried', () => {
   it.each([
@@ -13,7 +18,11 @@ describe('which Kubernetes errors are retried', () => {
     ['a missing object (404)', false, apiError(404)],
     ['a forbidden request (403)', false, apiError(403)],
     ['an invalid patch (422)', false, apiError(422)],
-    ['a refused connection', true, Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6443'), { code: 'ECONNREFUSED' })],
+    [
+      'a refused connection',
+      true,
+      Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6443'), { code: 'ECONNREFUSED' }),
+    ],
     ['a reset connection', true, Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })],
   ])('%s → retryable: %s', (_what, retryable, err) => {
     expect(isRetryableKubernetesError(err)).toBe(retryable);
@@ -35,13 +44,22 @@ describe('which Kubernetes errors are retried', () => {
     expect(failure).toBeInstanceOf(ApplicationFailure);
     expect((failure as ApplicationFailure).nonRetryable).toBe(false);
     expect((failure as ApplicationFailure).type).toBe('StoreUnavailable');
-    expect((failure as ApplicationFailure).message).toMatch(/^\[kubernetes object=deployment eloquent\/api\] the Kubernetes API server did not answer: .*ECONNREFUSED/);
+    expect((failure as ApplicationFailure).message).toMatch(
+      /^\[kubernetes object=deployment eloquent\/api\] the Kubernetes API server did not answer: .*ECONNREFUSED/,
+    );
   });
 });
 
 describe('Kubernetes inputs', () => {
   it('names every bad field of a rollbackDeployment input, including unknown ones', () => {
-    expect(validateRollbackDeploymentInput({ service: 'api', namespace: 'Eloquent', revision: 3, rollForwardOnFailure: 'yes' })).toEqual([
+    expect(
+      validateRollbackDeploymentInput({
+        service: 'api',
+        namespace: 'Eloquent',
+        revision: 3,
+        rollForwardOnFailure: 'yes',
+      }),
+    ).toEqual([
       'revision is not a field of this input; expected some of service, namespace, toRevision, rollForwardOnFailure',
       'namespace must be a Kubernetes name (lowercase letters, digits and "-", at most 63 characters), got "Eloquent"',
       'rollForwardOnFailure must be true or false, got "yes"',

@@ -5,7 +5,6 @@ import { backupNameFor } from '../src/contracts/kubernetes';
 import { localKube } from './helpers/local-kube';
 import { startTestWorker, type TestWorker } from './support/test-worker';
 
-
 /** The Kubernetes workflows through the operator CLI, on the project's own worker and the real API server. */
 describe('CLI Kubernetes commands', () => {
   const kube = localKube();
@@ -17,13 +16,29 @@ describe('CLI Kubernetes commands', () => {
     env = await startTestWorker('kubernetes-cli');
   });
   afterAll(async () => {
-    for (const name of created) await kube.custom.deleteNamespacedCustomObject({ ...backups, name }).catch(() => undefined);
+    for (const name of created)
+      await kube.custom.deleteNamespacedCustomObject({ ...backups, name }).catch(() => undefined);
     await env?.shutdown();
   });
 
   it('k8s-backup starts backupKubernetes, which creates the Velero Backup and reports its final phase', async () => {
     const io = captureIo();
-    expect(await runCli(['k8s-backup', '--namespaces', 'eloquent', '--ttl', '48h', '--no-wait', '--json', '--task-queue', env.taskQueue], io)).toBe(0);
+    expect(
+      await runCli(
+        [
+          'k8s-backup',
+          '--namespaces',
+          'eloquent',
+          '--ttl',
+          '48h',
+          '--no-wait',
+          '--json',
+          '--task-queue',
+          env.taskQueue,
+        ],
+        io,
+      ),
+    ).toBe(0);
     const { workflowId } = JSON.parse(io.out) as { workflowId: string };
     expect(workflowId).toMatch(/^backup-kubernetes-/);
     const name = backupNameFor(workflowId);
@@ -46,12 +61,20 @@ describe('CLI Kubernetes commands', () => {
   });
 
   it('rollback refuses without --confirm off a terminal (usage error, nothing started), and so does a bad revision', async () => {
-    expect(await runCli(['rollback', 'api', '--to-revision', 'two', '--confirm', 'api', '--task-queue', env.taskQueue], captureIo())).toBe(2);
+    expect(
+      await runCli(
+        ['rollback', 'api', '--to-revision', 'two', '--confirm', 'api', '--task-queue', env.taskQueue],
+        captureIo(),
+      ),
+    ).toBe(2);
     const io = captureIo();
     expect(await runCli(['rollback', 'api', '--task-queue', env.taskQueue], io)).toBe(2);
     expect(io.err).toMatch(/--confirm/);
     const started: string[] = [];
-    for await (const run of env.client.workflow.list({ query: `TaskQueue = '${env.taskQueue}' AND WorkflowType = 'rollbackDeployment'` })) started.push(run.workflowId);
+    for await (const run of env.client.workflow.list({
+      query: `TaskQueue = '${env.taskQueue}' AND WorkflowType = 'rollbackDeployment'`,
+    }))
+      started.push(run.workflowId);
     expect(started).toEqual([]);
   });
 });

@@ -113,7 +113,12 @@ describe('rollbackDeployment', () => {
       workflowId: workflowId('rollback-deployment'),
       args: [{ service: 'api', namespace, toRevision: 1 }],
     });
-    expect(toFirst).toMatchObject({ fromRevision: 4, toRevision: 1, toImages: [`api=${image('api', 'v1')}`], revisionAfter: 5 });
+    expect(toFirst).toMatchObject({
+      fromRevision: 4,
+      toRevision: 1,
+      toImages: [`api=${image('api', 'v1')}`],
+      revisionAfter: 5,
+    });
     expect(await imagesOf(kube, namespace, 'api')).toEqual([image('api', 'v1')]);
   });
 
@@ -129,7 +134,14 @@ describe('rollbackDeployment', () => {
       }))
       .sort((a, b) => a.revision - b.revision);
     expect(history.currentRevision).toBe(5);
-    expect(history.revisions.map(({ revision, replicaSet, images, changeCause }) => ({ revision, replicaSet, images, changeCause }))).toEqual(recorded);
+    expect(
+      history.revisions.map(({ revision, replicaSet, images, changeCause }) => ({
+        revision,
+        replicaSet,
+        images,
+        changeCause,
+      })),
+    ).toEqual(recorded);
     // Rolling back renumbers the restored template: v1 is now 5, v3 stays 3, v2 became 4.
     expect(history.revisions.map((r) => [r.revision, r.images[0]])).toEqual([
       [3, `api=${image('api', 'v3')}`],
@@ -187,7 +199,9 @@ describe('rollbackDeployment', () => {
         args: [{ service: 'worker', namespace }],
       }),
     );
-    expect(message).toContain(`deployment ${namespace}/worker] rollback to revision 1 (worker=${image('worker', 'broken')}) failed`);
+    expect(message).toContain(
+      `deployment ${namespace}/worker] rollback to revision 1 (worker=${image('worker', 'broken')}) failed`,
+    );
     expect(message).toMatch(/timed out progressing/);
     expect(message).toContain(`rolled forward again to the template of revision 2 (worker=${image('worker', 'v2')})`);
     expect(await imagesOf(kube, namespace, 'worker')).toEqual([image('worker', 'v2')]);
@@ -204,7 +218,9 @@ describe('rollbackDeployment', () => {
         args: [{ service: 'worker', namespace, rollForwardOnFailure: false }],
       }),
     );
-    expect(message).toMatch(/rollback to revision 3 \(worker=\S+:broken\) failed: .*timed out progressing.*rollForwardOnFailure is off/);
+    expect(message).toMatch(
+      /rollback to revision 3 \(worker=\S+:broken\) failed: .*timed out progressing.*rollForwardOnFailure is off/,
+    );
     expect(await imagesOf(kube, namespace, 'worker')).toEqual([image('worker', 'broken')]);
   });
 });
@@ -212,7 +228,10 @@ describe('rollbackDeployment', () => {
 describe('rollbackPlatform', () => {
   const release = 'platform';
   const helmHistory = async () =>
-    JSON.parse(await helm(kube, ['history', release, '--namespace', namespace, '--output', 'json'])) as Array<{ revision: number; description: string }>;
+    JSON.parse(await helm(kube, ['history', release, '--namespace', namespace, '--output', 'json'])) as Array<{
+      revision: number;
+      description: string;
+    }>;
 
   beforeAll(async () => {
     await helm(kube, ['install', release, CHART, '--namespace', namespace, '--set', `image=${image('web', 'v1')}`]);
@@ -231,7 +250,12 @@ describe('rollbackPlatform', () => {
     expect(report.historyBefore.map((r) => r.revision)).toEqual([1, 2]);
     expect(report.historyAfter.at(-1)).toMatchObject({ revision: 3, status: 'deployed', description: 'Rollback to 1' });
     expect(report.deployments).toEqual([
-      expect.objectContaining({ service: `${release}-web`, outcome: 'complete', images: [`web=${image('web', 'v1')}`], availableReplicas: 1 }),
+      expect.objectContaining({
+        service: `${release}-web`,
+        outcome: 'complete',
+        images: [`web=${image('web', 'v1')}`],
+        availableReplicas: 1,
+      }),
     ]);
     expect(await imagesOf(kube, namespace, `${release}-web`)).toEqual([image('web', 'v1')]);
     expect((await helmHistory()).at(-1)).toMatchObject({ revision: 3, description: 'Rollback to 1' });
@@ -264,13 +288,16 @@ describe('backupKubernetes', () => {
   const created: string[] = [];
 
   afterAll(async () => {
-    for (const name of created) await kube.custom.deleteNamespacedCustomObject({ ...backups, name }).catch(() => undefined);
+    for (const name of created)
+      await kube.custom.deleteNamespacedCustomObject({ ...backups, name }).catch(() => undefined);
   });
 
   async function waitForBackupObject(name: string): Promise<{ spec: { includedNamespaces: string[]; ttl: string } }> {
     for (let i = 0; i < 100; i++) {
       try {
-        return (await kube.custom.getNamespacedCustomObject({ ...backups, name })) as { spec: { includedNamespaces: string[]; ttl: string } };
+        return (await kube.custom.getNamespacedCustomObject({ ...backups, name })) as {
+          spec: { includedNamespaces: string[]; ttl: string };
+        };
       } catch {
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
@@ -281,13 +308,19 @@ describe('backupKubernetes', () => {
   /** Plays the Velero server: moves the Backup through InProgress to its final status. */
   async function finishBackup(name: string, status: Record<string, unknown>): Promise<void> {
     const patch = (body: object) =>
-      kube.custom.patchNamespacedCustomObject({ ...backups, name, body }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+      kube.custom.patchNamespacedCustomObject(
+        { ...backups, name, body },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
     await patch({ status: { phase: 'InProgress', progress: { itemsBackedUp: 3, totalItems: 10 } } });
     await new Promise((resolve) => setTimeout(resolve, 500));
     await patch({ status });
   }
 
-  async function startBackup(input: Parameters<typeof backupKubernetes>[0], id = workflowId('backup-kubernetes')): Promise<WorkflowHandle<typeof backupKubernetes>> {
+  async function startBackup(
+    input: Parameters<typeof backupKubernetes>[0],
+    id = workflowId('backup-kubernetes'),
+  ): Promise<WorkflowHandle<typeof backupKubernetes>> {
     return env.client.workflow.start(backupKubernetes, { taskQueue: env.taskQueue, workflowId: id, args: [input] });
   }
 
@@ -319,17 +352,30 @@ describe('backupKubernetes', () => {
     const handle = await startBackup({ includedNamespaces: [namespace, 'eloquent'], ttl: '720h', name });
     await waitForBackupObject(name);
     await finishBackup(name, { phase: 'PartiallyFailed', errors: 1, warnings: 3 });
-    expect(await handle.result()).toMatchObject({ name, phase: 'PartiallyFailed', errors: 1, warnings: 3, includedNamespaces: [namespace, 'eloquent'] });
+    expect(await handle.result()).toMatchObject({
+      name,
+      phase: 'PartiallyFailed',
+      errors: 1,
+      warnings: 3,
+      includedNamespaces: [namespace, 'eloquent'],
+    });
   });
 
-  it('fails with Velero\'s reason when the backup ends Failed', async () => {
+  it("fails with Velero's reason when the backup ends Failed", async () => {
     const name = `t-failed-${randomUUID().slice(0, 8)}`;
     created.push(name);
     const handle = await startBackup({ includedNamespaces: [namespace], name });
     await waitForBackupObject(name);
-    await finishBackup(name, { phase: 'Failed', errors: 2, warnings: 0, failureReason: 'backup storage location default is unavailable' });
+    await finishBackup(name, {
+      phase: 'Failed',
+      errors: 2,
+      warnings: 0,
+      failureReason: 'backup storage location default is unavailable',
+    });
     const message = await failureOf(handle.result());
-    expect(message).toContain(`backup velero/${name}] Velero backup ended Failed: backup storage location default is unavailable (errors: 2, warnings: 0)`);
+    expect(message).toContain(
+      `backup velero/${name}] Velero backup ended Failed: backup storage location default is unavailable (errors: 2, warnings: 0)`,
+    );
   });
 
   it('refuses a malformed ttl and namespace list, naming the fields', async () => {

@@ -2,8 +2,16 @@ import { jetstream } from '@nats-io/jetstream';
 import { loadConfig } from '../src/config';
 import { DEFAULT_PLATFORM_MODEL, organizationDataMap } from '../src/platform/data-map';
 import { describeOrganization, summarizeDescription } from '../src/platform/describe';
-import { compareFingerprints, fingerprintOrganization, type OrganizationFingerprint } from '../src/platform/fingerprint';
-import { ensurePlatformSchema, sharedTableDependencies, sharedTablesInForeignKeyOrder } from '../src/platform/platform-schema';
+import {
+  compareFingerprints,
+  fingerprintOrganization,
+  type OrganizationFingerprint,
+} from '../src/platform/fingerprint';
+import {
+  ensurePlatformSchema,
+  sharedTableDependencies,
+  sharedTablesInForeignKeyOrder,
+} from '../src/platform/platform-schema';
 import { quoteClickHouseQualified, quotePgQualified } from '../src/platform/quoting';
 import { dropSeededOrganization, SCALE_SIZES, seedOrganization } from '../src/platform/seed-organization';
 import { closeStoreClients, createStoreClients, type StoreClients } from '../src/store-clients';
@@ -20,7 +28,9 @@ async function seed(orgId: string, seedText: string, insertionOrder: 'forward' |
 
 /** Names of the objects that differ between two fingerprints. */
 function changed(a: OrganizationFingerprint, b: OrganizationFingerprint): string[] {
-  return compareFingerprints(a, b).differences.map((d) => d.object).sort();
+  return compareFingerprints(a, b)
+    .differences.map((d) => d.object)
+    .sort();
 }
 
 beforeAll(async () => {
@@ -53,14 +63,24 @@ describe('seeding', () => {
       expect(d.postgres.sharedRows.find((s) => s.table === 'public.organizations')?.rows).toBe(1);
       expect(d.postgres.sharedRows.find((s) => s.table === 'public.users')?.rows).toBe(small.users);
       expect(d.clickhouse.exists).toBe(true);
-      expect(d.clickhouse.tables.map((t) => t.table)).toEqual(['analytics_events', 'chat_archive', 'chat_dead_letter', 'kg_edges', 'kg_nodes']);
+      expect(d.clickhouse.tables.map((t) => t.table)).toEqual([
+        'analytics_events',
+        'chat_archive',
+        'chat_dead_letter',
+        'kg_edges',
+        'kg_nodes',
+      ]);
       expect(d.clickhouse.tables.find((t) => t.table === 'kg_nodes')?.rows).toBe(small.kgNodes);
       expect(d.queue.streams.map((s) => [s.stream, s.messages])).toEqual([
         ['CHAT', small.chatMessages],
         ['AGENT_CONTEXT', small.contextMessages],
         ['STATS', small.statsMessages],
       ]);
-      expect(d.queue.streams.flatMap((s) => s.subjects.map((x) => x.subject)).every((subject) => subject.split('.')[1] === id)).toBe(true);
+      expect(
+        d.queue.streams
+          .flatMap((s) => s.subjects.map((x) => x.subject))
+          .every((subject) => subject.split('.')[1] === id),
+      ).toBe(true);
       expect(d.redis.patterns).toEqual([
         { pattern: `cache:${id}:*`, keys: small.cacheEntries },
         { pattern: `session:${id}:*`, keys: small.sessions },
@@ -107,10 +127,16 @@ describe('fingerprints', () => {
     expect(compareFingerprints(first, second)).toEqual({ equal: true, differences: [] });
 
     await seed(a, 'same-seed', 'shuffled');
-    expect(compareFingerprints(first, await fingerprintOrganization(clients, a))).toEqual({ equal: true, differences: [] });
+    expect(compareFingerprints(first, await fingerprintOrganization(clients, a))).toEqual({
+      equal: true,
+      differences: [],
+    });
 
     await seed(b, 'same-seed', 'reverse');
-    expect(compareFingerprints(first, await fingerprintOrganization(clients, b))).toEqual({ equal: true, differences: [] });
+    expect(compareFingerprints(first, await fingerprintOrganization(clients, b))).toEqual({
+      equal: true,
+      differences: [],
+    });
 
     // Another seed is other content in every object that holds data.
     await seed(b, 'other-seed');
@@ -130,12 +156,27 @@ describe('fingerprints', () => {
       before = after;
     };
     const entities = quotePgQualified(map.postgres.mainSchema, 'entity_definitions');
-    await step(() => clients.postgres.query(`UPDATE ${entities} SET name = name || '!' WHERE id = (SELECT id FROM ${entities} ORDER BY id LIMIT 1)`), [`schema:org_{org}.entity_definitions`]);
-    await step(() => clients.postgres.query(`DELETE FROM public.user_roles WHERE org_id = $1 AND role = 'admin'`, [id]), ['shared:public.user_roles']);
+    await step(
+      () =>
+        clients.postgres.query(
+          `UPDATE ${entities} SET name = name || '!' WHERE id = (SELECT id FROM ${entities} ORDER BY id LIMIT 1)`,
+        ),
+      [`schema:org_{org}.entity_definitions`],
+    );
+    await step(
+      () => clients.postgres.query(`DELETE FROM public.user_roles WHERE org_id = $1 AND role = 'admin'`, [id]),
+      ['shared:public.user_roles'],
+    );
     // A duplicate of an existing row must add, not cancel out (as an XOR would).
     const nodes = quoteClickHouseQualified(map.clickhouse.database, 'kg_nodes');
-    await step(() => clients.clickhouse.command({ query: `INSERT INTO ${nodes} SELECT * FROM ${nodes} WHERE id = 1` }), ['clickhouse:kg_nodes']);
-    await step(async () => jetstream(await clients.nats.connection()).publish(`chat.${id}.room_1`, '{"text":"one more"}'), ['queue:CHAT']);
+    await step(
+      () => clients.clickhouse.command({ query: `INSERT INTO ${nodes} SELECT * FROM ${nodes} WHERE id = 1` }),
+      ['clickhouse:kg_nodes'],
+    );
+    await step(
+      async () => jetstream(await clients.nats.connection()).publish(`chat.${id}.room_1`, '{"text":"one more"}'),
+      ['queue:CHAT'],
+    );
     await step(() => clients.redis.set(`cache:${id}:entity:0`, '{"changed":true}', 'KEEPTTL'), ['redis:cache:{org}:*']);
     await step(() => clients.redis.persist(`cache:${id}:entity:1`), ['redis:cache:{org}:*']);
     await step(() => clients.redis.sadd(`sessions:${id}`, 'revoked-later'), ['redis:sessions:{org}']);
@@ -166,17 +207,24 @@ describe('fingerprints', () => {
     await clients.postgres.query(`CREATE TABLE ${odd} (doc json, at point, n int)`);
     await clients.postgres.query(`INSERT INTO ${odd} VALUES ('{"b":1, "a":2}', '(1,2)', 1), (NULL, '(3,4)', 2)`);
     const byRecord = await fingerprintOrganization(clients, id, ['postgres']);
-    const byText = await fingerprintOrganization(clients, id, ['postgres'], DEFAULT_PLATFORM_MODEL, { postgresRowHash: 'md5-text' });
+    const byText = await fingerprintOrganization(clients, id, ['postgres'], DEFAULT_PLATFORM_MODEL, {
+      postgresRowHash: 'md5-text',
+    });
     const oddObject = 'schema:org_{org}.odd_types';
     // The fallback table hashes like md5-text; every other table with rows hashes differently.
-    expect(byRecord.objects.find((o) => o.object === oddObject)).toEqual(byText.objects.find((o) => o.object === oddObject));
+    expect(byRecord.objects.find((o) => o.object === oddObject)).toEqual(
+      byText.objects.find((o) => o.object === oddObject),
+    );
     expect(byRecord.objects.find((o) => o.object === oddObject)?.rows).toBe(2);
     const differ = changed(byRecord, byText);
     expect(differ).toContain('schema:org_{org}.entity_definitions');
     expect(differ).not.toContain(oddObject);
     expect(differ.every((o) => o.startsWith('schema:'))).toBe(true);
     // The fallback leaves the snapshot usable: a second run agrees, and changes still show.
-    expect(compareFingerprints(byRecord, await fingerprintOrganization(clients, id, ['postgres']))).toEqual({ equal: true, differences: [] });
+    expect(compareFingerprints(byRecord, await fingerprintOrganization(clients, id, ['postgres']))).toEqual({
+      equal: true,
+      differences: [],
+    });
     await clients.postgres.query(`UPDATE ${odd} SET at = '(5,6)' WHERE n = 2`);
     expect(changed(byRecord, await fingerprintOrganization(clients, id, ['postgres']))).toEqual([oddObject]);
   });
@@ -187,18 +235,33 @@ describe('fingerprints', () => {
     const map = organizationDataMap(id);
     // Decimal and UUID are types ClickHouse 18's cityHash64 refuses.
     const ledger = quoteClickHouseQualified(map.clickhouse.database, 'ledger');
-    await clients.clickhouse.command({ query: `CREATE TABLE ${ledger} (id UInt64, amount Decimal(18, 2), ref UUID) ENGINE = MergeTree ORDER BY id` });
-    await clients.clickhouse.command({ query: `INSERT INTO ${ledger} VALUES (1, 12.50, '00000000-0000-0000-0000-000000000001'), (2, 3.10, '00000000-0000-0000-0000-000000000002')` });
+    await clients.clickhouse.command({
+      query: `CREATE TABLE ${ledger} (id UInt64, amount Decimal(18, 2), ref UUID) ENGINE = MergeTree ORDER BY id`,
+    });
+    await clients.clickhouse.command({
+      query: `INSERT INTO ${ledger} VALUES (1, 12.50, '00000000-0000-0000-0000-000000000001'), (2, 3.10, '00000000-0000-0000-0000-000000000002')`,
+    });
     const byColumn = await fingerprintOrganization(clients, id, ['clickhouse']);
-    const byText = await fingerprintOrganization(clients, id, ['clickhouse'], DEFAULT_PLATFORM_MODEL, { clickhouseRowHash: 'text-tuple' });
-    const clickhouse18 = (await clients.clickhouse.query({ query: 'SELECT version() AS v', format: 'JSONEachRow' }).then((r) => r.json<{ v: string }>()))[0]?.v.startsWith('18.');
+    const byText = await fingerprintOrganization(clients, id, ['clickhouse'], DEFAULT_PLATFORM_MODEL, {
+      clickhouseRowHash: 'text-tuple',
+    });
+    const clickhouse18 = (
+      await clients.clickhouse
+        .query({ query: 'SELECT version() AS v', format: 'JSONEachRow' })
+        .then((r) => r.json<{ v: string }>())
+    )[0]?.v.startsWith('18.');
     // On ClickHouse 18 the ledger falls back to the row text; newer servers hash Decimal and UUID directly.
-    if (clickhouse18) expect(byColumn.objects.find((o) => o.object === 'clickhouse:ledger')).toEqual(byText.objects.find((o) => o.object === 'clickhouse:ledger'));
+    if (clickhouse18)
+      expect(byColumn.objects.find((o) => o.object === 'clickhouse:ledger')).toEqual(
+        byText.objects.find((o) => o.object === 'clickhouse:ledger'),
+      );
     expect(byColumn.objects.find((o) => o.object === 'clickhouse:ledger')?.rows).toBe(2);
     expect(changed(byColumn, byText)).toContain('clickhouse:kg_nodes');
     // A row whose Nullable columns are NULL counts in the hash, not only in the row count.
     const events = quoteClickHouseQualified(map.clickhouse.database, 'analytics_events');
-    await clients.clickhouse.command({ query: `INSERT INTO ${events} VALUES (999999999, toDateTime(1704067200), NULL, 'null-user', [], NULL)` });
+    await clients.clickhouse.command({
+      query: `INSERT INTO ${events} VALUES (999999999, toDateTime(1704067200), NULL, 'null-user', [], NULL)`,
+    });
     const after = await fingerprintOrganization(clients, id, ['clickhouse']);
     const before = byColumn.objects.find((o) => o.object === 'clickhouse:analytics_events');
     const now = after.objects.find((o) => o.object === 'clickhouse:analytics_events');
@@ -220,12 +283,17 @@ describe('neighbouring ids', () => {
     await seed(abc, 'abc');
     await seed(abx, 'abx');
     // Another id's extra objects would show up as added or changed objects of ab.
-    expect(compareFingerprints(alone, await fingerprintOrganization(clients, ab))).toEqual({ equal: true, differences: [] });
+    expect(compareFingerprints(alone, await fingerprintOrganization(clients, ab))).toEqual({
+      equal: true,
+      differences: [],
+    });
     const d = await describeOrganization(clients, ab);
     expect(d.postgres.schemas.map((s) => s.schema)).toEqual([`org_${ab}`, `org_${ab}__agents`]);
     expect(d.postgres.sharedRows).toEqual(aloneDescription.postgres.sharedRows);
     expect(d.queue.streams.map((s) => s.messages)).toEqual(aloneDescription.queue.streams.map((s) => s.messages));
-    expect(d.queue.streams.flatMap((s) => s.subjects.map((x) => x.subject)).every((subject) => subject.split('.')[1] === ab)).toBe(true);
+    expect(
+      d.queue.streams.flatMap((s) => s.subjects.map((x) => x.subject)).every((subject) => subject.split('.')[1] === ab),
+    ).toBe(true);
     expect(d.redis.patterns).toEqual(aloneDescription.redis.patterns);
 
     // Dropping ab leaves its neighbours untouched, and they never had ab's objects.
@@ -235,7 +303,10 @@ describe('neighbouring ids', () => {
     expect((await describeOrganization(clients, ab)).exists).toBe(false);
     expect(compareFingerprints(abcBefore, await fingerprintOrganization(clients, abc)).equal).toBe(true);
     expect(compareFingerprints(abxBefore, await fingerprintOrganization(clients, abx)).equal).toBe(true);
-    expect((await describeOrganization(clients, abx)).postgres.schemas.map((s) => s.schema)).toEqual([`org_${abx}`, `org_${abx}__agents`]);
+    expect((await describeOrganization(clients, abx)).postgres.schemas.map((s) => s.schema)).toEqual([
+      `org_${abx}`,
+      `org_${abx}__agents`,
+    ]);
   });
 });
 
@@ -256,7 +327,9 @@ describe('shared tables', () => {
     // A wrong declared order is put right from the catalog.
     const repaired = await sharedTablesInForeignKeyOrder(clients.postgres, [...declared].reverse());
     expect(repaired[0]?.table).toBe('organizations');
-    expect([...repaired].sort((x, y) => x.table.localeCompare(y.table))).toEqual([...declared].sort((x, y) => x.table.localeCompare(y.table)));
+    expect([...repaired].sort((x, y) => x.table.localeCompare(y.table))).toEqual(
+      [...declared].sort((x, y) => x.table.localeCompare(y.table)),
+    );
     const repairedPosition = (name: string) => repaired.findIndex((t) => `${t.schema}.${t.table}` === name);
     for (const d of dependencies) expect(repairedPosition(d.parent)).toBeLessThan(repairedPosition(d.child));
     expect(await sharedTablesInForeignKeyOrder(clients.postgres, declared)).toEqual(declared);

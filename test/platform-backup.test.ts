@@ -37,11 +37,18 @@ describe('backupPlatform and pruneBackups', () => {
       const backups = await readdir(path.join(env.config.backup.directory, orgId));
       expect(backups.filter((b) => !b.startsWith('.') && b !== 'keys.json')).toHaveLength(1);
     }
-    const globals = path.join(env.config.backup.directory, '_platform', result.platformBackupId, 'postgres', 'globals.sql');
+    const globals = path.join(
+      env.config.backup.directory,
+      '_platform',
+      result.platformBackupId,
+      'postgres',
+      'globals.sql',
+    );
     await expect(readdir(path.dirname(globals))).resolves.toContain('globals.sql');
     // Four organizations at two a page: two full pages continue as new, the third (empty) page ends.
     const statuses: string[] = [];
-    for await (const run of env.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) statuses.push(run.status.name);
+    for await (const run of env.client.workflow.list({ query: `WorkflowId = '${workflowId}'` }))
+      statuses.push(run.status.name);
     expect(statuses.sort()).toEqual(['COMPLETED', 'CONTINUED_AS_NEW', 'CONTINUED_AS_NEW']);
   });
 
@@ -55,7 +62,9 @@ describe('backupPlatform and pruneBackups', () => {
         args: [{ orgIds: [orgId], stores: ['postgres'] }],
       });
     }
-    const before = (await readdir(path.join(env.config.backup.directory, orgId))).filter((b) => /^\d{8}T/.test(b)).sort();
+    const before = (await readdir(path.join(env.config.backup.directory, orgId)))
+      .filter((b) => /^\d{8}T/.test(b))
+      .sort();
     expect(before).toHaveLength(3);
     const dry = await env.client.workflow.execute(pruneBackups, {
       taskQueue: env.taskQueue,
@@ -63,7 +72,9 @@ describe('backupPlatform and pruneBackups', () => {
       args: [{ orgId, keepLast: 1, keepDaily: 0, keepWeekly: 0, dryRun: true }],
     });
     expect(dry.organizations[0]?.removed).toHaveLength(2);
-    expect((await readdir(path.join(env.config.backup.directory, orgId))).filter((b) => /^\d{8}T/.test(b))).toHaveLength(3);
+    expect(
+      (await readdir(path.join(env.config.backup.directory, orgId))).filter((b) => /^\d{8}T/.test(b)),
+    ).toHaveLength(3);
     const result = await env.client.workflow.execute(pruneBackups, {
       taskQueue: env.taskQueue,
       workflowId: `prune-${Date.now()}`,

@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../src/errors';
-import { DEFAULT_PLATFORM_MODEL, loadPlatformModel, organizationDataMap, parsePlatformModel } from '../src/platform/data-map';
+import {
+  DEFAULT_PLATFORM_MODEL,
+  loadPlatformModel,
+  organizationDataMap,
+  parsePlatformModel,
+} from '../src/platform/data-map';
 import { ORG_ID_RULE, parseOrgId } from '../src/platform/org-id';
 import { quoteClickHouseIdent, quoteClickHouseString, quotePgIdent, quotePgLiteral } from '../src/platform/quoting';
 
@@ -85,10 +90,19 @@ describe('the organization data map', () => {
       'public.user_roles(org_id)',
       'public.api_keys(org_id)',
     ]);
-    expect(map.clickhouse).toEqual({ database: 'org_acme', chatArchiveTable: 'chat_archive', deadLetterTable: 'chat_dead_letter' });
+    expect(map.clickhouse).toEqual({
+      database: 'org_acme',
+      chatArchiveTable: 'chat_archive',
+      deadLetterTable: 'chat_dead_letter',
+    });
     expect(map.queue.streams).toEqual([
       { stream: 'CHAT', subjectPrefix: 'chat.acme', filterSubject: 'chat.acme.>', maxAgeMs: 10 * 86_400_000 },
-      { stream: 'AGENT_CONTEXT', subjectPrefix: 'agent_context.acme', filterSubject: 'agent_context.acme.>', maxAgeMs: 30 * 86_400_000 },
+      {
+        stream: 'AGENT_CONTEXT',
+        subjectPrefix: 'agent_context.acme',
+        filterSubject: 'agent_context.acme.>',
+        maxAgeMs: 30 * 86_400_000,
+      },
       { stream: 'STATS', subjectPrefix: 'stats.acme', filterSubject: 'stats.acme.>', maxAgeMs: 10 * 86_400_000 },
     ]);
     expect(map.redis.keyPatterns).toEqual(['cache:acme:*', 'session:acme:*', 'sessions:acme']);
@@ -101,7 +115,17 @@ describe('the organization data map', () => {
     expect(ab.postgres.isOrgSchema('org_ab')).toBe(true);
     expect(ab.postgres.isOrgSchema('org_ab__agents')).toBe(true);
     expect(ab.postgres.isOrgSchema('org_ab__kg_staging')).toBe(true);
-    for (const other of ['org_abc', 'org_abc__agents', 'org_ab_x', 'org_ab_x__agents', 'org_a', 'org_ab_', 'org_ab__', 'org_ab__Agents', 'xorg_ab']) {
+    for (const other of [
+      'org_abc',
+      'org_abc__agents',
+      'org_ab_x',
+      'org_ab_x__agents',
+      'org_a',
+      'org_ab_',
+      'org_ab__',
+      'org_ab__Agents',
+      'xorg_ab',
+    ]) {
       expect([other, ab.postgres.isOrgSchema(other)]).toEqual([other, false]);
     }
     // And the other way round: the longer ids do not claim org_ab's schemas.
@@ -126,12 +150,22 @@ describe('the organization data map', () => {
   it('loads overrides from a JSON file, keeping defaults for what it leaves out', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'model-'));
     const file = path.join(dir, 'model.json');
-    await writeFile(file, JSON.stringify({ postgres: { schemaPrefix: 'tenant_', suffixSchemas: ['kg_staging', 'agents'] }, redis: { keyPatterns: ['c:{org}:*'] } }));
+    await writeFile(
+      file,
+      JSON.stringify({
+        postgres: { schemaPrefix: 'tenant_', suffixSchemas: ['kg_staging', 'agents'] },
+        redis: { keyPatterns: ['c:{org}:*'] },
+      }),
+    );
     const model = await loadPlatformModel(file);
     expect(model.postgres.schemaPrefix).toBe('tenant_');
     expect(model.postgres.sharedTables).toEqual(DEFAULT_PLATFORM_MODEL.postgres.sharedTables);
     expect(model.clickhouse).toEqual(DEFAULT_PLATFORM_MODEL.clickhouse);
-    expect(organizationDataMap('acme', model).postgres.schemas).toEqual(['tenant_acme', 'tenant_acme__kg_staging', 'tenant_acme__agents']);
+    expect(organizationDataMap('acme', model).postgres.schemas).toEqual([
+      'tenant_acme',
+      'tenant_acme__kg_staging',
+      'tenant_acme__agents',
+    ]);
     expect(organizationDataMap('acme', model).redis.keyPatterns).toEqual(['c:acme:*']);
     expect(await loadPlatformModel(undefined)).toBe(DEFAULT_PLATFORM_MODEL);
     expect(await loadPlatformModel('')).toBe(DEFAULT_PLATFORM_MODEL);
@@ -139,11 +173,17 @@ describe('the organization data map', () => {
 
   it('rejects an invalid model, listing every problem with its path', () => {
     const failure = failureOf(() =>
-      parsePlatformModel({ postgres: { schemaPrefix: 'Bad-Prefix' }, redis: { keyPatterns: ['cache:{org}*'] }, extra: 1 }),
+      parsePlatformModel({
+        postgres: { schemaPrefix: 'Bad-Prefix' },
+        redis: { keyPatterns: ['cache:{org}*'] },
+        extra: 1,
+      }),
     );
     expect(failure.type).toBe(FailureType.InvalidInput);
     expect(failure.message).toMatch(/extra|Unrecognized/);
-    const second = failureOf(() => parsePlatformModel({ postgres: { schemaPrefix: 'Bad-Prefix' }, redis: { keyPatterns: ['cache:{org}*'] } }));
+    const second = failureOf(() =>
+      parsePlatformModel({ postgres: { schemaPrefix: 'Bad-Prefix' }, redis: { keyPatterns: ['cache:{org}*'] } }),
+    );
     expect(second.message).toContain('postgres.schemaPrefix');
     expect(second.message).toContain('redis.keyPatterns.0');
   });

@@ -5,7 +5,8 @@ import { loadConfig } from '../src/config';
 import { closeStoreClients, createStoreClients } from '../src/store-clients';
 
 /** An error as node-postgres builds it from the server's ErrorResponse: `code` is the SQLSTATE, `severity` always set. */
-const serverError = (code: string, message = `server error ${code}`) => Object.assign(new Error(message), { code, severity: 'ERROR' });
+const serverError = (code: string, message = `server error ${code}`) =>
+  Object.assign(new Error(message), { code, severity: 'ERROR' });
 
 /** What an error becomes in a PostgreSQL activity: rethrown for the retry policy, or a non-retryable failure. */
 function verdict(classified: unknown): 'retried' | 'permanent' {
@@ -58,7 +59,9 @@ describe('one PostgreSQL error classification, by SQLSTATE', () => {
     expect(verdict(classified)).toBe(retryable ? 'retried' : 'permanent');
     if (!retryable) {
       expect(classified).toMatchObject({ type: FailureType.StoreRejected });
-      expect((classified as Error).message).toContain(`[postgres org=acme object=public.users] PostgreSQL rejected the backup (SQLSTATE ${sqlstate})`);
+      expect((classified as Error).message).toContain(
+        `[postgres org=acme object=public.users] PostgreSQL rejected the backup (SQLSTATE ${sqlstate})`,
+      );
     }
   });
 
@@ -78,7 +81,9 @@ describe('one PostgreSQL error classification, by SQLSTATE', () => {
   });
 
   it("finds the SQLSTATE on the cause when a step wrapped the driver's error with its context", () => {
-    const wrapped = new Error('loading shared rows of acme/b1 as acme failed: permission denied for table users', { cause: serverError('42501') });
+    const wrapped = new Error('loading shared rows of acme/b1 as acme failed: permission denied for table users', {
+      cause: serverError('42501'),
+    });
     expect(sqlStateOf(wrapped)).toBe('42501');
     expect(verdict(classifyPostgresError(wrapped, 'acme', 'the restore'))).toBe('permanent');
     const transient = new Error('loading shared rows failed', { cause: serverError('40001') });
@@ -86,7 +91,11 @@ describe('one PostgreSQL error classification, by SQLSTATE', () => {
   });
 
   it('a failure that is already classified passes unchanged', () => {
-    const failure = ApplicationFailure.create({ type: FailureType.UnknownOrganization, message: 'no such organization', nonRetryable: true });
+    const failure = ApplicationFailure.create({
+      type: FailureType.UnknownOrganization,
+      message: 'no such organization',
+      nonRetryable: true,
+    });
     expect(classifyPostgresError(failure, 'acme', 'the backup')).toBe(failure);
   });
 
@@ -103,7 +112,9 @@ describe('one PostgreSQL error classification, by SQLSTATE', () => {
         expect(sqlStateOf(err)).toBe(sqlstate);
         const classified = classifyPostgresError(err, 'acme', 'the deletion step');
         expect(verdict(classified)).toBe('permanent');
-        expect((classified as Error).message).toMatch(new RegExp(`^\\[postgres org=acme\\] PostgreSQL rejected the deletion step \\(SQLSTATE ${sqlstate}\\)`));
+        expect((classified as Error).message).toMatch(
+          new RegExp(`^\\[postgres org=acme\\] PostgreSQL rejected the deletion step \\(SQLSTATE ${sqlstate}\\)`),
+        );
       }
     });
 

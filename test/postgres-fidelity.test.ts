@@ -24,7 +24,11 @@ describe('PostgreSQL fidelity of a backup', () => {
   });
 
   /** Runs `work` on a fresh organization and removes it, its backups included, whatever happens. */
-  async function withOrganization(prefix: string, work: (orgId: string, schema: string) => Promise<void>, worker: TestWorker = env): Promise<void> {
+  async function withOrganization(
+    prefix: string,
+    work: (orgId: string, schema: string) => Promise<void>,
+    worker: TestWorker = env,
+  ): Promise<void> {
     const orgId = uniqueOrgId(prefix);
     try {
       await work(orgId, await createBareOrganization(worker.clients, orgId));
@@ -47,10 +51,16 @@ describe('PostgreSQL fidelity of a backup', () => {
     }
   }
 
-  const manifestFile = (orgId: string, backupId: string) => path.join(env.config.backup.directory, orgId, backupId, 'manifest.json');
-  const readManifest = async (orgId: string, backupId: string) => backupManifestSchema.parse(JSON.parse(await readFile(manifestFile(orgId, backupId), 'utf8')));
+  const manifestFile = (orgId: string, backupId: string) =>
+    path.join(env.config.backup.directory, orgId, backupId, 'manifest.json');
+  const readManifest = async (orgId: string, backupId: string) =>
+    backupManifestSchema.parse(JSON.parse(await readFile(manifestFile(orgId, backupId), 'utf8')));
   const verify = (orgId: string, backupId: string, name: string) =>
-    env.client.workflow.execute(verifyBackup, { taskQueue: env.taskQueue, workflowId: `verify-${name}-${backupId}-${Date.now()}`, args: [{ orgId, backupId }] });
+    env.client.workflow.execute(verifyBackup, {
+      taskQueue: env.taskQueue,
+      workflowId: `verify-${name}-${backupId}-${Date.now()}`,
+      args: [{ orgId, backupId }],
+    });
 
   it('an organization with enums, arrays, domains, composites and ranges over enums, and catalog-id columns verifies', async () => {
     await withOrganization('pgenum', async (orgId, schema) => {
@@ -91,15 +101,26 @@ describe('PostgreSQL fidelity of a backup', () => {
         INSERT INTO ${s}.watched SELECT g, 'pg_catalog.pg_class' FROM generate_series(1, 20) g;`);
       const summary = await backUpVerified(orgId);
       const manifest = await readManifest(orgId, summary.backupId);
-      const older = await fingerprintOrganization(env.clients, orgId, ['postgres'], DEFAULT_PLATFORM_MODEL, { postgresRowHash: 'record-hash' });
-      const watched = (objects: BackupManifest['fingerprint']['objects']) => objects.find((o) => o.object === 'schema:org_{org}.watched')?.hash;
+      const older = await fingerprintOrganization(env.clients, orgId, ['postgres'], DEFAULT_PLATFORM_MODEL, {
+        postgresRowHash: 'record-hash',
+      });
+      const watched = (objects: BackupManifest['fingerprint']['objects']) =>
+        objects.find((o) => o.object === 'schema:org_{org}.watched')?.hash;
       expect(watched(older.objects)).not.toBe(watched(manifest.fingerprint.objects));
       const relabel = (postgresRowHash: 'record-hash' | 'portable-record-hash') =>
-        writeFile(manifestFile(orgId, summary.backupId), JSON.stringify({ ...manifest, fingerprint: { ...manifest.fingerprint, postgresRowHash, objects: older.objects } }));
+        writeFile(
+          manifestFile(orgId, summary.backupId),
+          JSON.stringify({
+            ...manifest,
+            fingerprint: { ...manifest.fingerprint, postgresRowHash, objects: older.objects },
+          }),
+        );
       await relabel('record-hash');
       expect((await verify(orgId, summary.backupId, 'record-hash')).result).toBe('passed');
       await relabel('portable-record-hash');
-      expect(failureText(await rejectionOf(verify(orgId, summary.backupId, 'mislabelled')))).toMatch(/schema:org_\{org\}\.watched/);
+      expect(failureText(await rejectionOf(verify(orgId, summary.backupId, 'mislabelled')))).toMatch(
+        /schema:org_\{org\}\.watched/,
+      );
     });
   });
 
@@ -122,14 +143,23 @@ describe('PostgreSQL fidelity of a backup', () => {
         let calls = 0;
         const writes = (async () => {
           while (writing) {
-            await writer.query(`SELECT nextval('${schema}.ticket_numbers'), nextval(pg_get_serial_sequence('${schema}.tickets', 'id'))`);
+            await writer.query(
+              `SELECT nextval('${schema}.ticket_numbers'), nextval(pg_get_serial_sequence('${schema}.tickets', 'id'))`,
+            );
             calls++;
           }
         })();
         try {
           const summary = await backUpVerified(orgId, worker);
           expect(summary.verification?.passed).toBe(true);
-          const manifest = backupManifestSchema.parse(JSON.parse(await readFile(path.join(worker.config.backup.directory, orgId, summary.backupId, 'manifest.json'), 'utf8')));
+          const manifest = backupManifestSchema.parse(
+            JSON.parse(
+              await readFile(
+                path.join(worker.config.backup.directory, orgId, summary.backupId, 'manifest.json'),
+                'utf8',
+              ),
+            ),
+          );
           encrypted = manifest.artifacts.find((a) => a.object === 'schemas')?.encrypted;
         } finally {
           writing = false;
@@ -150,7 +180,10 @@ describe('PostgreSQL fidelity of a backup', () => {
 
   it('an encrypted backup’s sequence states are read back through the decrypting reader', async () => {
     const directory = await mkdtemp(path.join(tmpdir(), 'eloquent-pgfidelity-'));
-    const encrypted = await startTestWorker('pgfidelity-encrypted', { BACKUP_MASTER_KEY: randomBytes(32).toString('base64'), BACKUP_DIR: directory });
+    const encrypted = await startTestWorker('pgfidelity-encrypted', {
+      BACKUP_MASTER_KEY: randomBytes(32).toString('base64'),
+      BACKUP_DIR: directory,
+    });
     try {
       expect(await backUpWhileSequencesMove(encrypted)).toBe(true);
     } finally {

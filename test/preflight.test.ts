@@ -13,7 +13,11 @@ describe('platformPreflight on the real stack', () => {
 
   it('reports version and latency of all four stores, and the run is visible on the server', async () => {
     const workflowId = `preflight-test-${Date.now()}`;
-    const handle = await env.client.workflow.start(platformPreflight, { taskQueue: env.taskQueue, workflowId, args: [{}] });
+    const handle = await env.client.workflow.start(platformPreflight, {
+      taskQueue: env.taskQueue,
+      workflowId,
+      args: [{}],
+    });
     const report = await handle.result();
     expect(report.stores.map((s) => s.store).sort()).toEqual(['clickhouse', 'postgres', 'queue', 'redis']);
     for (const probe of report.stores) {
@@ -33,7 +37,9 @@ describe('platformPreflight on the real stack', () => {
       args: [{ stores: ['postgres', 'mongodb' as 'postgres'] }],
     });
     await expect(run).rejects.toThrow(WorkflowFailedError);
-    await run.catch((err: WorkflowFailedError) => expect(err.cause?.message).toMatch(/stores: unknown store "mongodb"/));
+    await run.catch((err: WorkflowFailedError) =>
+      expect(err.cause?.message).toMatch(/stores: unknown store "mongodb"/),
+    );
   });
 });
 

@@ -15,7 +15,8 @@ import { failureText, rejectionOf } from './support/failures';
 import { startTestWorker, uniqueOrgId, type TestWorker } from './support/test-worker';
 
 /** Only the durable stores: restore brings back PostgreSQL and ClickHouse, never the queue or Redis. */
-const durable = (f: OrganizationFingerprint) => f.objects.filter((o) => o.store === 'postgres' || o.store === 'clickhouse');
+const durable = (f: OrganizationFingerprint) =>
+  f.objects.filter((o) => o.store === 'postgres' || o.store === 'clickhouse');
 
 describe('restoreOrganization', () => {
   let env: TestWorker;
@@ -39,20 +40,38 @@ describe('restoreOrganization', () => {
   });
 
   const backUp = async (orgId: string) =>
-    env.client.workflow.execute(backupOrganization, { taskQueue: env.taskQueue, workflowId: `backup-${orgId}-${Date.now()}`, args: [{ orgId, reason: 'restore test', verify: false }] });
+    env.client.workflow.execute(backupOrganization, {
+      taskQueue: env.taskQueue,
+      workflowId: `backup-${orgId}-${Date.now()}`,
+      args: [{ orgId, reason: 'restore test', verify: false }],
+    });
   const restore = (args: Parameters<typeof restoreOrganization>[0]) =>
-    env.client.workflow.execute(restoreOrganization, { taskQueue: env.taskQueue, workflowId: `restore-${args.targetOrgId ?? args.orgId ?? 'x'}-${Date.now()}`, args: [args] });
+    env.client.workflow.execute(restoreOrganization, {
+      taskQueue: env.taskQueue,
+      workflowId: `restore-${args.targetOrgId ?? args.orgId ?? 'x'}-${Date.now()}`,
+      args: [args],
+    });
 
   it('backup, drop the organization by hand in every store, restore: the fingerprint equals the manifest', async () => {
     const backup = await backUp(source);
     await dropSeededOrganization(env.clients, source);
     // Gone: shared tables still answer, with no rows of the organization.
-    expect((await fingerprintOrganization(env.clients, source, ['postgres', 'clickhouse'])).objects.filter((o) => o.rows > 0)).toEqual([]);
+    expect(
+      (await fingerprintOrganization(env.clients, source, ['postgres', 'clickhouse'])).objects.filter(
+        (o) => o.rows > 0,
+      ),
+    ).toEqual([]);
     const result = await restore({ backupId: backup.backupId, orgId: source });
     expect(result.comparisons.length).toBeGreaterThan(8);
     expect(result.comparisons.every((c) => c.equal)).toBe(true);
     const manifest = backupManifestSchema.parse(
-      JSON.parse((await import('node:fs/promises').then((fs) => fs.readFile(path.join(env.config.backup.directory, source, backup.backupId, 'manifest.json')))).toString()),
+      JSON.parse(
+        (
+          await import('node:fs/promises').then((fs) =>
+            fs.readFile(path.join(env.config.backup.directory, source, backup.backupId, 'manifest.json')),
+          )
+        ).toString(),
+      ),
     );
     const now = await fingerprintOrganization(env.clients, source, ['postgres', 'clickhouse']);
     expect(compareObjectFingerprints(manifest.fingerprint.objects, durable(now)).every((c) => c.equal)).toBe(true);
@@ -74,9 +93,14 @@ describe('restoreOrganization', () => {
     const result = await restore({ backupId: backup.backupId, orgId: source, targetOrgId: clone });
     expect(result.targetOrgId).toBe(clone);
     const cloneMap = organizationDataMap(clone);
-    const schemas = await env.clients.postgres.query<{ nspname: string }>('SELECT nspname FROM pg_namespace WHERE nspname = ANY($1)', [cloneMap.postgres.schemas]);
+    const schemas = await env.clients.postgres.query<{ nspname: string }>(
+      'SELECT nspname FROM pg_namespace WHERE nspname = ANY($1)',
+      [cloneMap.postgres.schemas],
+    );
     expect(schemas.rows.map((r) => r.nspname).sort()).toEqual([...cloneMap.postgres.schemas].sort());
-    const users = await env.clients.postgres.query('SELECT count(*)::int AS n FROM public.users WHERE org_id = $1', [clone]);
+    const users = await env.clients.postgres.query('SELECT count(*)::int AS n FROM public.users WHERE org_id = $1', [
+      clone,
+    ]);
     expect(users.rows[0].n).toBeGreaterThan(0);
     const cloneFingerprint = await fingerprintOrganization(env.clients, clone, ['postgres', 'clickhouse']);
     expect(compareObjectFingerprints(durable(sourceBefore), cloneFingerprint.objects).every((c) => c.equal)).toBe(true);
@@ -96,17 +120,31 @@ describe('restoreOrganization', () => {
     const record = await writeArtifact(
       store,
       { orgId: broken, backupId: backup.backupId, path: ddlFile },
-      Readable.from([Buffer.from(`CREATE TABLE org_${broken}.zz_modern (id UInt64, attributes Map(String, String)) ENGINE = MergeTree ORDER BY id\n`)]),
+      Readable.from([
+        Buffer.from(
+          `CREATE TABLE org_${broken}.zz_modern (id UInt64, attributes Map(String, String)) ENGINE = MergeTree ORDER BY id\n`,
+        ),
+      ]),
       { alreadyCompressed: false },
     );
-    manifest.artifacts.push({ store: 'clickhouse', object: 'clickhouse-ddl:zz_modern', file: ddlFile, ...record, rows: null });
+    manifest.artifacts.push({
+      store: 'clickhouse',
+      object: 'clickhouse-ddl:zz_modern',
+      file: ddlFile,
+      ...record,
+      rows: null,
+    });
     await fs.writeFile(manifestPath, JSON.stringify(manifest));
 
     // Replace mode over the live organization, after changing it so a silent no-op would show.
-    await env.clients.postgres.query(`UPDATE org_${broken}.entity_definitions SET name = name || ' (edited)' WHERE ctid IN (SELECT ctid FROM org_${broken}.entity_definitions LIMIT 1)`);
+    await env.clients.postgres.query(
+      `UPDATE org_${broken}.entity_definitions SET name = name || ' (edited)' WHERE ctid IN (SELECT ctid FROM org_${broken}.entity_definitions LIMIT 1)`,
+    );
     const before = await fingerprintOrganization(env.clients, broken, ['postgres', 'clickhouse']);
     const failure = await rejectionOf(restore({ backupId: backup.backupId, orgId: broken, mode: 'replace' }));
-    expect(failureText(failure)).toMatch(/failed at step "clickhouse".*cannot create table zz_modern[\s\S]*put back from safety backup/);
+    expect(failureText(failure)).toMatch(
+      /failed at step "clickhouse".*cannot create table zz_modern[\s\S]*put back from safety backup/,
+    );
     const after = await fingerprintOrganization(env.clients, broken, ['postgres', 'clickhouse']);
     expect(compareObjectFingerprints(before.objects, after.objects).filter((c) => !c.equal)).toEqual([]);
 
@@ -114,6 +152,10 @@ describe('restoreOrganization', () => {
     await clearOrganizationPostgres(env.clients.postgres, organizationDataMap(broken));
     await dropSeededOrganization(env.clients, broken);
     await rejectionOf(restore({ backupId: backup.backupId, orgId: broken }));
-    expect((await fingerprintOrganization(env.clients, broken, ['postgres', 'clickhouse'])).objects.filter((o) => o.rows > 0)).toEqual([]);
+    expect(
+      (await fingerprintOrganization(env.clients, broken, ['postgres', 'clickhouse'])).objects.filter(
+        (o) => o.rows > 0,
+      ),
+    ).toEqual([]);
   });
 });

@@ -42,7 +42,11 @@ describe('retention policy', () => {
   it('keeps a young incomplete backup (it may be running) and removes an old one', () => {
     const young = backup('young', new Date(now.getTime() - 3_600_000).toISOString(), { complete: false });
     const old = backup('old', new Date(now.getTime() - 48 * 3_600_000).toISOString(), { complete: false });
-    const decision = decideRetention([young, old, ...history.slice(0, 2)], { keepLast: 5, keepDaily: 0, keepWeekly: 0 }, now);
+    const decision = decideRetention(
+      [young, old, ...history.slice(0, 2)],
+      { keepLast: 5, keepDaily: 0, keepWeekly: 0 },
+      now,
+    );
     expect(decision.remove).toEqual(['old']);
   });
 });

@@ -63,19 +63,30 @@ describe('the backup store on S3', () => {
     for (const artifact of manifest.artifacts) {
       expect(keys).toContain(`${prefix}${artifact.file}`);
       const stored = await readBlob(blobs, `${prefix}${artifact.file}`);
-      expect({ file: artifact.file, sha256: createHash('sha256').update(stored ?? Buffer.alloc(0)).digest('hex') }).toEqual({ file: artifact.file, sha256: artifact.sha256 });
+      expect({
+        file: artifact.file,
+        sha256: createHash('sha256')
+          .update(stored ?? Buffer.alloc(0))
+          .digest('hex'),
+      }).toEqual({ file: artifact.file, sha256: artifact.sha256 });
     }
     expect(await blobs.listUnfinished(`${orgId}/`)).toEqual([]);
     expect(await readdir(backupDir)).toEqual([]);
 
-    const report = await env.client.workflow.execute(verifyBackup, { taskQueue: env.taskQueue, workflowId: `verify-${backup.backupId}`, args: [{ backupId: backup.backupId, orgId }] });
+    const report = await env.client.workflow.execute(verifyBackup, {
+      taskQueue: env.taskQueue,
+      workflowId: `verify-${backup.backupId}`,
+      args: [{ backupId: backup.backupId, orgId }],
+    });
     expect(report.result).toBe('passed');
     expect(report.comparisons.length).toBeGreaterThan(8);
     expect(await blobs.stat(`${prefix}verification.json`)).toBeDefined();
 
     const before = await fingerprintOrganization(env.clients, orgId, ['postgres', 'clickhouse']);
     await dropSeededOrganization(env.clients, orgId);
-    expect((await fingerprintOrganization(env.clients, orgId, ['postgres', 'clickhouse'])).objects.filter((o) => o.rows > 0)).toEqual([]);
+    expect(
+      (await fingerprintOrganization(env.clients, orgId, ['postgres', 'clickhouse'])).objects.filter((o) => o.rows > 0),
+    ).toEqual([]);
     const restored = await env.client.workflow.execute(restoreOrganization, {
       taskQueue: env.taskQueue,
       workflowId: `restore-${orgId}-${Date.now()}`,
@@ -92,7 +103,15 @@ describe('the backup store on S3', () => {
     await seedOrganization(env.clients, deleted, { scale: 'small', seed: 's3-deletion' });
     const handle = await startOrganizationDeletion(
       env.client,
-      { orgId: deleted, confirmOrgId: deleted, requestedBy: 'jest', reason: 's3 deletion test', gracePeriod: '0s', backupRetention: '1h', storeDownAfter: '30s' },
+      {
+        orgId: deleted,
+        confirmOrgId: deleted,
+        requestedBy: 'jest',
+        reason: 's3 deletion test',
+        gracePeriod: '0s',
+        backupRetention: '1h',
+        storeDownAfter: '30s',
+      },
       { taskQueue: env.taskQueue },
     );
     workflows.push(handle.workflowId);
@@ -106,7 +125,13 @@ describe('the backup store on S3', () => {
     // The pre-deletion backup, its hold and the deletion log are objects of the bucket, read back through the S3 store.
     const { backupId } = result.certificate.backup;
     const store = createBackupStore(env.config.backup);
-    expect((await store.listBackups(deleted)).map((b) => ({ backupId: b.backupId, complete: b.complete, verified: b.verified }))).toEqual([{ backupId, complete: true, verified: true }]);
+    expect(
+      (await store.listBackups(deleted)).map((b) => ({
+        backupId: b.backupId,
+        complete: b.complete,
+        verified: b.verified,
+      })),
+    ).toEqual([{ backupId, complete: true, verified: true }]);
     expect(await blobs.stat(`${deleted}/${backupId}/hold.json`)).toBeDefined();
     expect(deletionInEffect(await readDeletionLog(store, deleted))?.runId).toBe(result.certificate.runId);
     expect(await readdir(backupDir)).toEqual([]);

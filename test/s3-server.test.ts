@@ -27,15 +27,25 @@ describe('the S3-compatible test server', () => {
       S3_ENDPOINT: `http://127.0.0.1:${port}`,
       S3_BUCKET: 'fresh-bucket',
     };
-    const stack = (...args: string[]) => run('bash', [path.join(REPO_ROOT, 'scripts', 'stack.sh'), ...args], { env, timeout: 300_000 });
+    const stack = (...args: string[]) =>
+      run('bash', [path.join(REPO_ROOT, 'scripts', 'stack.sh'), ...args], { env, timeout: 300_000 });
     try {
       const first = await stack('up', 's3');
       expect(first.stderr).toContain('building gofakes3 v1.2.0 from the Go module proxy');
       // stdout is the status table only: progress never reaches what a caller captures.
-      expect(first.stdout.trim().split('\n')).toEqual([expect.stringMatching(/^SERVICE/), expect.stringMatching(new RegExp(`^s3 +127\\.0\\.0\\.1:${port} +gofakes3 v1\\.2\\.0 +up$`))]);
+      expect(first.stdout.trim().split('\n')).toEqual([
+        expect.stringMatching(/^SERVICE/),
+        expect.stringMatching(new RegExp(`^s3 +127\\.0\\.0\\.1:${port} +gofakes3 v1\\.2\\.0 +up$`)),
+      ]);
       expect(existsSync(path.join(root, 'tools-cache', 'gofakes3-v1.2.0', 'gofakes3-server'))).toBe(true);
 
-      const blobs = localS3Blobs({ S3_ENDPOINT: env.S3_ENDPOINT, S3_BUCKET: 'fresh-bucket', S3_PREFIX: 'probe/', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x' });
+      const blobs = localS3Blobs({
+        S3_ENDPOINT: env.S3_ENDPOINT,
+        S3_BUCKET: 'fresh-bucket',
+        S3_PREFIX: 'probe/',
+        AWS_ACCESS_KEY_ID: 'x',
+        AWS_SECRET_ACCESS_KEY: 'x',
+      });
       await blobs.put('org_a/b1/manifest.json', '{}', { store: 'storage' });
       expect((await readBlob(blobs, 'org_a/b1/manifest.json'))?.toString()).toBe('{}');
 

@@ -7,7 +7,6 @@ import { applySchedules, listManagedSchedules } from '../src/schedules/apply-sch
 import { loadScheduleFile, scheduleFileSchema } from '../src/schedules/schedule-file';
 import { startTestWorker, type TestWorker } from './support/test-worker';
 
-
 describe('schedules as code', () => {
   let env: TestWorker;
   let dir: string;
@@ -19,8 +18,16 @@ describe('schedules as code', () => {
   });
   afterAll(async () => {
     if (env) {
-      for (const id of await listManagedSchedules(env.client, prefix)) await env.client.schedule.getHandle(id).delete().catch(() => undefined);
-      for (const id of ['staleness', 'prune', 'drill']) await env.client.schedule.getHandle(`${prefix}${id}`).delete().catch(() => undefined);
+      for (const id of await listManagedSchedules(env.client, prefix))
+        await env.client.schedule
+          .getHandle(id)
+          .delete()
+          .catch(() => undefined);
+      for (const id of ['staleness', 'prune', 'drill'])
+        await env.client.schedule
+          .getHandle(`${prefix}${id}`)
+          .delete()
+          .catch(() => undefined);
       await env.shutdown();
     }
     await rm(dir, { recursive: true, force: true });
@@ -44,16 +51,29 @@ describe('schedules as code', () => {
   it('apply twice gives the same set and the second reports no change; a removed entry is deleted', async () => {
     const file = path.join(dir, 'schedules.json');
     const entries = [
-      { id: 'staleness', description: 'test staleness', workflowType: 'backupStaleness', args: [{}], cron: '0 0 1 1 *' },
+      {
+        id: 'staleness',
+        description: 'test staleness',
+        workflowType: 'backupStaleness',
+        args: [{}],
+        cron: '0 0 1 1 *',
+      },
       { id: 'prune', description: 'test prune', workflowType: 'pruneBackups', args: [{ dryRun: true }], every: '30d' },
     ];
     await writeFile(file, JSON.stringify({ schedules: entries }));
     const first = captureIo();
-    expect(await runCli(['schedules', 'apply', '--file', file, '--prefix', prefix, '--task-queue', env.taskQueue, '--json'], first)).toBe(0);
+    expect(
+      await runCli(
+        ['schedules', 'apply', '--file', file, '--prefix', prefix, '--task-queue', env.taskQueue, '--json'],
+        first,
+      ),
+    ).toBe(0);
     expect(JSON.parse(first.out)).toMatchObject({ created: [`${prefix}staleness`, `${prefix}prune`], noChange: false });
 
     const second = captureIo();
-    expect(await runCli(['schedules', 'apply', '--file', file, '--prefix', prefix, '--task-queue', env.taskQueue], second)).toBe(0);
+    expect(
+      await runCli(['schedules', 'apply', '--file', file, '--prefix', prefix, '--task-queue', env.taskQueue], second),
+    ).toBe(0);
     expect(second.out).toMatch(/no change/);
     expect(second.out).toMatch(new RegExp(`unchanged ${prefix}staleness`));
 
@@ -72,10 +92,22 @@ describe('schedules as code', () => {
   });
 
   it('a triggered schedule runs its workflow to completion', async () => {
-    const file = scheduleFileSchema.parse({ schedules: [{ id: 'drill', description: 'test trigger', workflowType: 'backupStaleness', args: [{ staleAfterMs: 3600000 }], cron: '0 0 1 1 *' }] });
+    const file = scheduleFileSchema.parse({
+      schedules: [
+        {
+          id: 'drill',
+          description: 'test trigger',
+          workflowType: 'backupStaleness',
+          args: [{ staleAfterMs: 3600000 }],
+          cron: '0 0 1 1 *',
+        },
+      ],
+    });
     await applySchedules(file, { client: env.client, taskQueue: env.taskQueue, prefix: `${prefix}x-` });
     const io = captureIo();
-    expect(await runCli(['schedules', 'trigger', 'drill', '--prefix', `${prefix}x-`, '--task-queue', env.taskQueue], io)).toBe(0);
+    expect(
+      await runCli(['schedules', 'trigger', 'drill', '--prefix', `${prefix}x-`, '--task-queue', env.taskQueue], io),
+    ).toBe(0);
     const handle = env.client.schedule.getHandle(`${prefix}x-drill`);
     let workflowId: string | undefined;
     for (let i = 0; i < 60 && !workflowId; i++) {

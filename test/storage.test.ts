@@ -45,7 +45,8 @@ function sampleData(mebibytes: number): Buffer {
   let size = 0;
   let line = 0;
   while (size < mebibytes * 1024 * 1024) {
-    const part = line % 200 === 0 ? randomBytes(512) : Buffer.from(`${line}\torg_row\t${line * 7919}\tsome text that repeats\n`);
+    const part =
+      line % 200 === 0 ? randomBytes(512) : Buffer.from(`${line}\torg_row\t${line * 7919}\tsome text that repeats\n`);
     parts.push(part);
     size += part.length;
     line++;
@@ -72,7 +73,11 @@ async function readAll(stream: Readable): Promise<Buffer> {
 }
 
 /** Asserts `action` fails with a non-retryable ApplicationFailure of `type` whose message contains every `parts`. */
-async function expectFailure(action: Promise<unknown>, type: FailureType, ...parts: string[]): Promise<ApplicationFailure> {
+async function expectFailure(
+  action: Promise<unknown>,
+  type: FailureType,
+  ...parts: string[]
+): Promise<ApplicationFailure> {
   let caught: unknown;
   try {
     await action;
@@ -93,7 +98,9 @@ function fileOf(ref: ArtifactRef): string {
 
 async function filesUnder(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
-  return entries.filter((entry) => entry.isFile()).map((entry) => path.relative(dir, path.join(entry.parentPath, entry.name)));
+  return entries
+    .filter((entry) => entry.isFile())
+    .map((entry) => path.relative(dir, path.join(entry.parentPath, entry.name)));
 }
 
 describe('round trips', () => {
@@ -102,7 +109,14 @@ describe('round trips', () => {
     const ref: ArtifactRef = { ...freshBackup(), path: 'postgres/schemas.dump' };
     const data = sampleData(3);
     const record = await writeArtifact(store, ref, streamOf(data), { alreadyCompressed: true });
-    expect(record).toEqual({ path: ref.path, bytes: data.length, rawBytes: data.length, sha256: record.sha256, compression: 'none', encrypted: false });
+    expect(record).toEqual({
+      path: ref.path,
+      bytes: data.length,
+      rawBytes: data.length,
+      sha256: record.sha256,
+      compression: 'none',
+      encrypted: false,
+    });
     expect((await readFile(fileOf(ref))).equals(data)).toBe(true);
     expect((await readAll(await store.openArtifactReader(ref))).equals(data)).toBe(true);
   });
@@ -127,13 +141,22 @@ describe('round trips', () => {
     const plain = storeWith(undefined);
     const ref: ArtifactRef = { ...freshBackup(), path: 'clickhouse/kg_edges.native' };
     const record = await writeArtifact(plain, ref, streamOf(gzipped), { alreadyCompressed: false, gzipped: true });
-    expect(record).toEqual({ path: ref.path, bytes: gzipped.length, rawBytes: gzipped.length, sha256: record.sha256, compression: 'gzip', encrypted: false });
+    expect(record).toEqual({
+      path: ref.path,
+      bytes: gzipped.length,
+      rawBytes: gzipped.length,
+      sha256: record.sha256,
+      compression: 'gzip',
+      encrypted: false,
+    });
     expect((await readFile(fileOf(ref))).equals(gzipped)).toBe(true);
     expect((await readAll(await plain.openArtifactReader(ref))).equals(data)).toBe(true);
     // Encrypted: the gzip stream is encrypted as it is, and still reads back as the original.
     const encrypted = storeWith(masterA);
     const encRef: ArtifactRef = { ...freshBackup(), path: 'clickhouse/kg_edges.native' };
-    expect(await writeArtifact(encrypted, encRef, streamOf(gzipped), { alreadyCompressed: false, gzipped: true })).toMatchObject({ compression: 'gzip', encrypted: true, rawBytes: gzipped.length });
+    expect(
+      await writeArtifact(encrypted, encRef, streamOf(gzipped), { alreadyCompressed: false, gzipped: true }),
+    ).toMatchObject({ compression: 'gzip', encrypted: true, rawBytes: gzipped.length });
     expect((await readAll(await encrypted.openArtifactReader(encRef))).equals(data)).toBe(true);
     // A stream that only claimed to be gzip is caught on read, naming the artifact.
     const liar: ArtifactRef = { ...freshBackup(), path: 'clickhouse/liar.native' };
@@ -198,7 +221,11 @@ describe('atomic commit', () => {
     const writer = await store.openArtifactWriter(ref, { alreadyCompressed: false });
     await new Promise<void>((resolve) => writer.stream.write(sampleData(1), () => resolve()));
     expect(await store.statArtifact(ref)).toEqual({ exists: false });
-    await expectFailure(store.openArtifactReader(ref), FailureType.UnknownBackup, `${ref.orgId}/${ref.backupId}/clickhouse/kg_nodes.native`);
+    await expectFailure(
+      store.openArtifactReader(ref),
+      FailureType.UnknownBackup,
+      `${ref.orgId}/${ref.backupId}/clickhouse/kg_nodes.native`,
+    );
     const [listing] = await store.listBackups(backup.orgId);
     expect(listing).toMatchObject({ backupId: backup.backupId, complete: false, artifactCount: 0, temporaryFiles: 1 });
     const removed = await store.removeTemporaryFiles(backup);
@@ -234,8 +261,13 @@ void (async () => {
 `,
     );
     // node itself (not the tsx wrapper, which forks) so that SIGKILL hits the process that writes.
-    const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: repo, stdio: ['ignore', 'pipe', 'inherit'] });
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    const child = spawn(process.execPath, ['--import', 'tsx', script], {
+      cwd: repo,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.on('exit', (_code, signal) => resolve(signal)),
+    );
     try {
       await new Promise<void>((resolve, reject) => {
         child.stdout.on('data', (text: Buffer) => {
@@ -252,7 +284,10 @@ void (async () => {
     expect((await readAll(await store.openArtifactReader(ref))).equals(previous)).toBe(true);
     const removed = await store.removeTemporaryFiles(backup);
     expect(removed).toEqual([expect.stringMatching(/^postgres\/\.schemas\.dump\.tmp-[0-9a-f]{12}$/)]);
-    expect((await filesUnder(path.join(root, backup.orgId, backup.backupId, 'postgres'))).sort()).toEqual(['schemas.dump', 'schemas.dump.meta.json']);
+    expect((await filesUnder(path.join(root, backup.orgId, backup.backupId, 'postgres'))).sort()).toEqual([
+      'schemas.dump',
+      'schemas.dump.meta.json',
+    ]);
   });
 
   test('committing again replaces the artifact, and a retry can skip an artifact whose checksum still matches', async () => {
@@ -263,13 +298,22 @@ void (async () => {
     expect(await findFinishedArtifact(store, ref, 'f'.repeat(64))).toBeUndefined();
     const second = await writeArtifact(store, ref, streamOf(randomBytes(50_000)), { alreadyCompressed: true });
     expect(second.sha256).not.toBe(first.sha256);
-    expect((await store.statArtifact(ref)).exists && (await store.verifyArtifactChecksum(ref, second.sha256)).matches).toBe(true);
+    expect(
+      (await store.statArtifact(ref)).exists && (await store.verifyArtifactChecksum(ref, second.sha256)).matches,
+    ).toBe(true);
     const stored = await readFile(fileOf(ref));
     stored[100] = (stored[100] ?? 0) ^ 0xff;
     await writeFile(fileOf(ref), stored);
-    expect(await store.verifyArtifactChecksum(ref, second.sha256)).toMatchObject({ exists: true, matches: false, bytes: second.bytes });
+    expect(await store.verifyArtifactChecksum(ref, second.sha256)).toMatchObject({
+      exists: true,
+      matches: false,
+      bytes: second.bytes,
+    });
     expect(await findFinishedArtifact(store, ref)).toBeUndefined();
-    expect(await store.verifyArtifactChecksum({ ...ref, path: 'postgres/missing.dump' }, second.sha256)).toMatchObject({ exists: false, matches: false });
+    expect(await store.verifyArtifactChecksum({ ...ref, path: 'postgres/missing.dump' }, second.sha256)).toMatchObject({
+      exists: false,
+      matches: false,
+    });
   });
 
   test('the manifest is written atomically, read back, and its name is checked', async () => {
@@ -279,8 +323,15 @@ void (async () => {
     await store.writeJson(backup, 'manifest.json', { formatVersion: 1, artifacts: [] });
     await store.writeJson(backup, 'manifest.json', { formatVersion: 1, artifacts: ['x'] });
     expect(await store.readJson(backup, 'manifest.json')).toEqual({ formatVersion: 1, artifacts: ['x'] });
-    expect((await filesUnder(path.join(root, backup.orgId, backup.backupId))).sort()).toEqual(['.backup.json', 'manifest.json']);
-    await expectFailure(store.writeJson(backup, '../manifest.json', {}), FailureType.InvalidInput, '"../manifest.json"');
+    expect((await filesUnder(path.join(root, backup.orgId, backup.backupId))).sort()).toEqual([
+      '.backup.json',
+      'manifest.json',
+    ]);
+    await expectFailure(
+      store.writeJson(backup, '../manifest.json', {}),
+      FailureType.InvalidInput,
+      '"../manifest.json"',
+    );
   });
 });
 
@@ -293,7 +344,12 @@ describe('corruption is detected, never returned', () => {
     const middle = Math.floor(stored.length / 2);
     stored[middle] = (stored[middle] ?? 0) ^ 0x01;
     await writeFile(fileOf(ref), stored);
-    await expectFailure(readAll(await store.openArtifactReader(ref)), FailureType.DecryptionFailed, `${ref.orgId}/${ref.backupId}/clickhouse/kg_nodes.native`, 'failed authentication at chunk');
+    await expectFailure(
+      readAll(await store.openArtifactReader(ref)),
+      FailureType.DecryptionFailed,
+      `${ref.orgId}/${ref.backupId}/clickhouse/kg_nodes.native`,
+      'failed authentication at chunk',
+    );
   });
 
   test('a truncated artifact is refused before any byte is read', async () => {
@@ -301,7 +357,12 @@ describe('corruption is detected, never returned', () => {
     const ref: ArtifactRef = { ...freshBackup(), path: 'postgres/schemas.dump' };
     const record = await writeArtifact(store, ref, streamOf(randomBytes(300_000)), { alreadyCompressed: true });
     await truncate(fileOf(ref), record.bytes - 100);
-    await expectFailure(store.openArtifactReader(ref), FailureType.ChecksumMismatch, 'postgres/schemas.dump', 'truncated');
+    await expectFailure(
+      store.openArtifactReader(ref),
+      FailureType.ChecksumMismatch,
+      'postgres/schemas.dump',
+      'truncated',
+    );
   });
 
   test('a truncated gzip artifact whose metadata was rewritten to match still fails with ChecksumMismatch', async () => {
@@ -313,8 +374,16 @@ describe('corruption is detected, never returned', () => {
     await writeFile(fileOf(ref), cut);
     const sidecarPath = `${fileOf(ref)}.meta.json`;
     const sidecar = JSON.parse(await readFile(sidecarPath, 'utf8')) as Record<string, unknown>;
-    await writeFile(sidecarPath, JSON.stringify({ ...sidecar, bytes: cut.length, sha256: createHash('sha256').update(cut).digest('hex') }));
-    await expectFailure(readAll(await store.openArtifactReader(ref)), FailureType.ChecksumMismatch, 'public.users.copy', 'gzip');
+    await writeFile(
+      sidecarPath,
+      JSON.stringify({ ...sidecar, bytes: cut.length, sha256: createHash('sha256').update(cut).digest('hex') }),
+    );
+    await expectFailure(
+      readAll(await store.openArtifactReader(ref)),
+      FailureType.ChecksumMismatch,
+      'public.users.copy',
+      'gzip',
+    );
   });
 
   test('a plain artifact altered in place fails its stored checksum at the end of the stream', async () => {
@@ -324,7 +393,12 @@ describe('corruption is detected, never returned', () => {
     const stored = await readFile(fileOf(ref));
     stored[5] = (stored[5] ?? 0) ^ 0xff;
     await writeFile(fileOf(ref), stored);
-    await expectFailure(readAll(await store.openArtifactReader(ref)), FailureType.ChecksumMismatch, 'postgres/schemas.dump', 'hashes to');
+    await expectFailure(
+      readAll(await store.openArtifactReader(ref)),
+      FailureType.ChecksumMismatch,
+      'postgres/schemas.dump',
+      'hashes to',
+    );
   });
 
   test('an encrypted stream cut at a chunk boundary fails as truncated instead of ending early', async () => {
@@ -333,10 +407,21 @@ describe('corruption is detected, never returned', () => {
     const sealed = await readAll(Readable.from([plaintext]).pipe(createEncryptStream(dataKey)));
     const headerBytes = 6 + 1 + 1 + 4 + 8 + 1 + dataKey.keyId.length;
     const twoChunks = sealed.subarray(0, headerBytes + 2 * (64 * 1024 + 16));
-    await expectFailure(readAll(Readable.from([twoChunks]).pipe(createDecryptStream(dataKey, 'org_x/b/t.native'))), FailureType.DecryptionFailed, 'org_x/b/t.native', 'the last one');
+    await expectFailure(
+      readAll(Readable.from([twoChunks]).pipe(createDecryptStream(dataKey, 'org_x/b/t.native'))),
+      FailureType.DecryptionFailed,
+      'org_x/b/t.native',
+      'the last one',
+    );
     const extended = Buffer.concat([sealed, randomBytes(16)]);
-    await expectFailure(readAll(Readable.from([extended]).pipe(createDecryptStream(dataKey, 'org_x/b/t.native'))), FailureType.DecryptionFailed, 'failed authentication');
-    expect((await readAll(Readable.from([sealed]).pipe(createDecryptStream(dataKey, 'org_x/b/t.native')))).equals(plaintext)).toBe(true);
+    await expectFailure(
+      readAll(Readable.from([extended]).pipe(createDecryptStream(dataKey, 'org_x/b/t.native'))),
+      FailureType.DecryptionFailed,
+      'failed authentication',
+    );
+    expect(
+      (await readAll(Readable.from([sealed]).pipe(createDecryptStream(dataKey, 'org_x/b/t.native')))).equals(plaintext),
+    ).toBe(true);
   });
 });
 
@@ -344,20 +429,42 @@ describe('keys', () => {
   test('reading without a master key or with a wrong one fails clearly', async () => {
     const ref: ArtifactRef = { ...freshBackup(), path: 'clickhouse/kg_nodes.native' };
     await writeArtifact(storeWith(masterA), ref, streamOf(sampleData(1)), { alreadyCompressed: false });
-    await expectFailure(storeWith(undefined).openArtifactReader(ref), FailureType.DecryptionFailed, 'no master key is configured', ref.orgId);
-    await expectFailure(storeWith(masterB).openArtifactReader(ref), FailureType.DecryptionFailed, `wrapped under master key ${masterKeyId(masterA)}`, masterKeyId(masterB));
+    await expectFailure(
+      storeWith(undefined).openArtifactReader(ref),
+      FailureType.DecryptionFailed,
+      'no master key is configured',
+      ref.orgId,
+    );
+    await expectFailure(
+      storeWith(masterB).openArtifactReader(ref),
+      FailureType.DecryptionFailed,
+      `wrapped under master key ${masterKeyId(masterA)}`,
+      masterKeyId(masterB),
+    );
   });
 
   test('a wrong data key fails every chunk instead of producing output', async () => {
     const keyId = 'dk_00000000000000aa';
-    const sealed = await readAll(Readable.from([randomBytes(1000)]).pipe(createEncryptStream({ orgId: 'o', keyId, key: randomBytes(32) })));
-    await expectFailure(readAll(Readable.from([sealed]).pipe(createDecryptStream({ orgId: 'o', keyId, key: randomBytes(32) }, 'o/b/x.native'))), FailureType.DecryptionFailed, 'o/b/x.native');
+    const sealed = await readAll(
+      Readable.from([randomBytes(1000)]).pipe(createEncryptStream({ orgId: 'o', keyId, key: randomBytes(32) })),
+    );
+    await expectFailure(
+      readAll(
+        Readable.from([sealed]).pipe(createDecryptStream({ orgId: 'o', keyId, key: randomBytes(32) }, 'o/b/x.native')),
+      ),
+      FailureType.DecryptionFailed,
+      'o/b/x.native',
+    );
   });
 
   test('parallel writers of one organization share one data key', async () => {
     const keyStore = new FileKeyStore({ directory: root, masterKey: masterA });
     const { orgId } = freshBackup();
-    const keys = await Promise.all(Array.from({ length: 12 }, () => new FileKeyStore({ directory: root, masterKey: masterA }).getOrCreateDataKey(orgId)));
+    const keys = await Promise.all(
+      Array.from({ length: 12 }, () =>
+        new FileKeyStore({ directory: root, masterKey: masterA }).getOrCreateDataKey(orgId),
+      ),
+    );
     expect(new Set(keys.map((key) => key.keyId)).size).toBe(1);
     expect((await keyStore.getOrCreateDataKey(orgId)).key.equals(keys[0]?.key ?? Buffer.alloc(0))).toBe(true);
   });
@@ -365,19 +472,31 @@ describe('keys', () => {
   test('rotating the master key re-wraps data keys only: old artifacts read with the new key and not with the old', async () => {
     const rotationRoot = await mkdtemp(path.join(root, 'rotation-'));
     const store = (master: Buffer | undefined) =>
-      new FilesystemBackupStore({ directory: rotationRoot, keyStore: new FileKeyStore({ directory: rotationRoot, masterKey: master }) });
+      new FilesystemBackupStore({
+        directory: rotationRoot,
+        keyStore: new FileKeyStore({ directory: rotationRoot, masterKey: master }),
+      });
     const data = sampleData(1);
     const refs: ArtifactRef[] = [
       { orgId: 'org_a', backupId: 'b1', path: 'clickhouse/t.native' },
       { orgId: 'org_b', backupId: 'b1', path: 'postgres/schemas.dump' },
     ];
     const records = [];
-    for (const ref of refs) records.push(await writeArtifact(store(masterA), ref, streamOf(data), { alreadyCompressed: false }));
+    for (const ref of refs)
+      records.push(await writeArtifact(store(masterA), ref, streamOf(data), { alreadyCompressed: false }));
     const artifactBefore = await stat(path.join(rotationRoot, 'org_a', 'b1', 'clickhouse', 't.native'));
     const keysBefore = await readFile(path.join(rotationRoot, 'org_a', KEYS_FILE), 'utf8');
 
-    const report = await new FileKeyStore({ directory: rotationRoot, masterKey: masterA }).rotateMasterKey(masterA, masterB);
-    expect(report).toEqual({ fromMasterKeyId: masterKeyId(masterA), toMasterKeyId: masterKeyId(masterB), rewrapped: ['org_a', 'org_b'], alreadyRotated: [] });
+    const report = await new FileKeyStore({ directory: rotationRoot, masterKey: masterA }).rotateMasterKey(
+      masterA,
+      masterB,
+    );
+    expect(report).toEqual({
+      fromMasterKeyId: masterKeyId(masterA),
+      toMasterKeyId: masterKeyId(masterB),
+      rewrapped: ['org_a', 'org_b'],
+      alreadyRotated: [],
+    });
 
     const artifactAfter = await stat(path.join(rotationRoot, 'org_a', 'b1', 'clickhouse', 't.native'));
     expect(artifactAfter.mtimeMs).toBe(artifactBefore.mtimeMs);
@@ -388,7 +507,10 @@ describe('keys', () => {
       await expectFailure(store(masterA).openArtifactReader(ref), FailureType.DecryptionFailed, masterKeyId(masterB));
     }
     // An interrupted rotation is finished by running it again.
-    const again = await new FileKeyStore({ directory: rotationRoot, masterKey: masterB }).rotateMasterKey(masterA, masterB);
+    const again = await new FileKeyStore({ directory: rotationRoot, masterKey: masterB }).rotateMasterKey(
+      masterA,
+      masterB,
+    );
     expect(again).toMatchObject({ rewrapped: [], alreadyRotated: ['org_a', 'org_b'] });
   });
 
@@ -399,7 +521,9 @@ describe('keys', () => {
     const data = sampleData(1);
     const record = await writeArtifact(store, victim, streamOf(data), { alreadyCompressed: false });
     await writeArtifact(store, bystander, streamOf(data), { alreadyCompressed: false });
-    const wrappedBefore = JSON.parse(await readFile(path.join(root, victim.orgId, KEYS_FILE), 'utf8')) as { dataKey: { wrapped: { ciphertext: string } } };
+    const wrappedBefore = JSON.parse(await readFile(path.join(root, victim.orgId, KEYS_FILE), 'utf8')) as {
+      dataKey: { wrapped: { ciphertext: string } };
+    };
 
     const keyStore = new FileKeyStore({ directory: root, masterKey: masterA });
     expect(await keyStore.destroyDataKey(victim.orgId)).toEqual({ destroyedKeyIds: [record.keyId] });
@@ -408,7 +532,12 @@ describe('keys', () => {
     const keysText = await readFile(path.join(root, victim.orgId, KEYS_FILE), 'utf8');
     expect(keysText).not.toContain(wrappedBefore.dataKey.wrapped.ciphertext);
     expect(JSON.parse(keysText)).toMatchObject({ dataKey: null, destroyed: [{ keyId: record.keyId }] });
-    await expectFailure(store.openArtifactReader(victim), FailureType.DecryptionFailed, 'destroyed (crypto-shredded)', record.keyId ?? 'no key id');
+    await expectFailure(
+      store.openArtifactReader(victim),
+      FailureType.DecryptionFailed,
+      'destroyed (crypto-shredded)',
+      record.keyId ?? 'no key id',
+    );
     // Checksums still verify without keys: verification of what remains does not need them.
     expect((await store.verifyArtifactChecksum(victim, record.sha256)).matches).toBe(true);
     expect((await readAll(await store.openArtifactReader(bystander))).equals(data)).toBe(true);
@@ -433,28 +562,45 @@ describe('paths and listing', () => {
   ])('the artifact path %j is refused (%s) and nothing is created', async (badPath, why) => {
     const store = storeWith(undefined);
     const backup = freshBackup();
-    await expectFailure(store.openArtifactWriter({ ...backup, path: badPath }, { alreadyCompressed: true }), FailureType.InvalidInput, JSON.stringify(badPath), why);
+    await expectFailure(
+      store.openArtifactWriter({ ...backup, path: badPath }, { alreadyCompressed: true }),
+      FailureType.InvalidInput,
+      JSON.stringify(badPath),
+      why,
+    );
     expect(await filesUnder(path.join(root, backup.orgId))).toEqual([]);
   });
 
   test('unsafe organization and backup ids are refused', async () => {
     const store = storeWith(undefined);
     await expectFailure(store.listBackups('..'), FailureType.InvalidInput, 'organization id ".."');
-    await expectFailure(store.deleteBackup({ orgId: 'org_ok', backupId: 'a/b' }), FailureType.InvalidInput, 'backup id "a/b"');
-    await expectFailure(store.openArtifactReader({ orgId: 'org/..', backupId: 'b', path: 'postgres/x' }), FailureType.InvalidInput, '"org/.."');
+    await expectFailure(
+      store.deleteBackup({ orgId: 'org_ok', backupId: 'a/b' }),
+      FailureType.InvalidInput,
+      'backup id "a/b"',
+    );
+    await expectFailure(
+      store.openArtifactReader({ orgId: 'org/..', backupId: 'b', path: 'postgres/x' }),
+      FailureType.InvalidInput,
+      '"org/.."',
+    );
   });
 
   test('listBackups lists newest first with completeness, and listOrganizations finds the organization', async () => {
     const store = storeWith(masterA);
     const { orgId } = freshBackup();
     for (const backupId of ['b_old', 'b_mid', 'b_new']) {
-      await writeArtifact(store, { orgId, backupId, path: 'postgres/schemas.dump' }, streamOf(randomBytes(1000)), { alreadyCompressed: true });
+      await writeArtifact(store, { orgId, backupId, path: 'postgres/schemas.dump' }, streamOf(randomBytes(1000)), {
+        alreadyCompressed: true,
+      });
       if (backupId !== 'b_mid') await store.writeJson({ orgId, backupId }, 'manifest.json', { backupId });
       await new Promise((resolve) => setTimeout(resolve, 15));
     }
     await store.writeJson({ orgId, backupId: 'b_new' }, 'verification.json', { ok: true });
     const listings = await store.listBackups(orgId);
-    expect(listings.map((listing) => [listing.backupId, listing.complete, listing.verified, listing.artifactCount])).toEqual([
+    expect(
+      listings.map((listing) => [listing.backupId, listing.complete, listing.verified, listing.artifactCount]),
+    ).toEqual([
       ['b_new', true, true, 1],
       ['b_mid', false, false, 1],
       ['b_old', true, false, 1],
@@ -480,7 +626,11 @@ describe('paths and listing', () => {
 describe('errors', () => {
   test('a full disk is a non-retryable DiskFull naming the artifact; an I/O hiccup stays retryable', () => {
     const enospc = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
-    const failure = classifyFilesystemError(enospc, { store: 'storage', orgId: 'org_a', object: 'org_a/b1/postgres/schemas.dump' });
+    const failure = classifyFilesystemError(enospc, {
+      store: 'storage',
+      orgId: 'org_a',
+      object: 'org_a/b1/postgres/schemas.dump',
+    });
     expect(failure).toBeInstanceOf(ApplicationFailure);
     expect(failure).toMatchObject({ type: FailureType.DiskFull, nonRetryable: true });
     expect(failure.message).toContain('[storage org=org_a object=org_a/b1/postgres/schemas.dump]');

@@ -17,12 +17,17 @@ async function postgresDatabaseExists(env: TestWorker, name: string): Promise<bo
 }
 
 async function clickHouseDatabaseExists(env: TestWorker, name: string): Promise<boolean> {
-  const result = await env.clients.clickhouse.query({ query: `SELECT name FROM system.databases WHERE name = '${name}'`, format: 'JSONEachRow' });
+  const result = await env.clients.clickhouse.query({
+    query: `SELECT name FROM system.databases WHERE name = '${name}'`,
+    format: 'JSONEachRow',
+  });
   return (await result.json<unknown>()).length > 0;
 }
 
 async function readManifestOfBackup(env: TestWorker, orgId: string, backupId: string): Promise<BackupManifest> {
-  return backupManifestSchema.parse(JSON.parse(await readFile(path.join(env.config.backup.directory, orgId, backupId, 'manifest.json'), 'utf8')));
+  return backupManifestSchema.parse(
+    JSON.parse(await readFile(path.join(env.config.backup.directory, orgId, backupId, 'manifest.json'), 'utf8')),
+  );
 }
 
 describe('verifyBackup', () => {
@@ -51,7 +56,11 @@ describe('verifyBackup', () => {
 
   it('a backup verifies object by object through scratch databases, which are dropped afterwards', async () => {
     const backup = await backUp();
-    const handle = await env.client.workflow.start(verifyBackup, { taskQueue: env.taskQueue, workflowId: `verify-${backup.backupId}`, args: [{ backupId: backup.backupId }] });
+    const handle = await env.client.workflow.start(verifyBackup, {
+      taskQueue: env.taskQueue,
+      workflowId: `verify-${backup.backupId}`,
+      args: [{ backupId: backup.backupId }],
+    });
     const report = await handle.result();
     expect(report.result).toBe('passed');
     expect(report.problems).toEqual([]);
@@ -66,7 +75,11 @@ describe('verifyBackup', () => {
     // Recorded beside the manifest.
     const recorded = z
       .object({ result: z.string(), comparisons: z.array(z.unknown()) })
-      .parse(JSON.parse(await readFile(path.join(env.config.backup.directory, orgId, backup.backupId, 'verification.json'), 'utf8')));
+      .parse(
+        JSON.parse(
+          await readFile(path.join(env.config.backup.directory, orgId, backup.backupId, 'verification.json'), 'utf8'),
+        ),
+      );
     expect(recorded.result).toBe('passed');
   });
 
@@ -77,13 +90,19 @@ describe('verifyBackup', () => {
       args: [{ orgId, reason: 'verify option' }],
     });
     expect(summary.verification?.passed).toBe(true);
-    const latest = await env.client.workflow.execute(verifyBackup, { taskQueue: env.taskQueue, workflowId: `verify-latest-${Date.now()}`, args: [{ orgId, latest: true }] });
+    const latest = await env.client.workflow.execute(verifyBackup, {
+      taskQueue: env.taskQueue,
+      workflowId: `verify-latest-${Date.now()}`,
+      args: [{ orgId, latest: true }],
+    });
     expect(latest.backupId).toBe(summary.backupId);
   });
 
   it('ClickHouse data arrives gzipped by the server and is stored as it came; an empty table (no gzip from ClickHouse 18) round-trips too', async () => {
     const empty = quoteClickHouseQualified(organizationDataMap(orgId).clickhouse.database, 'empty_notes');
-    await env.clients.clickhouse.command({ query: `CREATE TABLE ${empty} (id UInt64, body String) ENGINE = MergeTree ORDER BY id` });
+    await env.clients.clickhouse.command({
+      query: `CREATE TABLE ${empty} (id UInt64, body String) ENGINE = MergeTree ORDER BY id`,
+    });
     try {
       const backup = await backUp();
       const manifest = await readManifestOf(backup.backupId);
@@ -95,8 +114,15 @@ describe('verifyBackup', () => {
       const file = await open(path.join(env.config.backup.directory, orgId, backup.backupId, nodes?.file ?? ''), 'r');
       await file.read(head, 0, 2, 0).finally(() => file.close());
       expect(head).toEqual(Buffer.from([0x1f, 0x8b]));
-      expect(manifest.artifacts.find((a) => a.object === 'clickhouse:empty_notes')).toMatchObject({ rows: 0, compression: 'gzip' });
-      const report = await env.client.workflow.execute(verifyBackup, { taskQueue: env.taskQueue, workflowId: `verify-gzip-${Date.now()}`, args: [{ backupId: backup.backupId, orgId }] });
+      expect(manifest.artifacts.find((a) => a.object === 'clickhouse:empty_notes')).toMatchObject({
+        rows: 0,
+        compression: 'gzip',
+      });
+      const report = await env.client.workflow.execute(verifyBackup, {
+        taskQueue: env.taskQueue,
+        workflowId: `verify-gzip-${Date.now()}`,
+        args: [{ backupId: backup.backupId, orgId }],
+      });
       expect(report.result).toBe('passed');
       expect(report.comparisons.find((c) => c.object === 'clickhouse:empty_notes')).toMatchObject({ equal: true });
     } finally {
@@ -117,7 +143,11 @@ describe('verifyBackup', () => {
       // Compressed by the worker: rawBytes counts the Native bytes, several times the stored gzip.
       expect(nodes?.compression).toBe('gzip');
       expect(nodes?.rawBytes).toBeGreaterThan(2 * (nodes?.bytes ?? 0));
-      const report = await env.client.workflow.execute(verifyBackup, { taskQueue: env.taskQueue, workflowId: `verify-readonly-${Date.now()}`, args: [{ backupId: backup.backupId, orgId }] });
+      const report = await env.client.workflow.execute(verifyBackup, {
+        taskQueue: env.taskQueue,
+        workflowId: `verify-readonly-${Date.now()}`,
+        args: [{ backupId: backup.backupId, orgId }],
+      });
       expect(report.result).toBe('passed');
     } finally {
       await readonlyWorker.shutdown();
@@ -128,21 +158,52 @@ describe('verifyBackup', () => {
     const backup = await backUp();
     const manifestFile = path.join(env.config.backup.directory, orgId, backup.backupId, 'manifest.json');
     const manifest = await readManifestOf(backup.backupId);
-    expect(manifest.fingerprint).toMatchObject({ postgresRowHash: 'portable-record-hash', clickhouseRowHash: 'column-hash' });
+    expect(manifest.fingerprint).toMatchObject({
+      postgresRowHash: 'portable-record-hash',
+      clickhouseRowHash: 'column-hash',
+    });
     // Nothing writes to the organization meanwhile: its legacy fingerprint is what an older release recorded.
-    const legacy = await fingerprintOrganization(env.clients, orgId, ['postgres', 'clickhouse'], DEFAULT_PLATFORM_MODEL, { postgresRowHash: 'md5-text', clickhouseRowHash: 'text-tuple' });
+    const legacy = await fingerprintOrganization(
+      env.clients,
+      orgId,
+      ['postgres', 'clickhouse'],
+      DEFAULT_PLATFORM_MODEL,
+      { postgresRowHash: 'md5-text', clickhouseRowHash: 'text-tuple' },
+    );
     const { postgresRowHash: _pg, clickhouseRowHash: _ch, ...fingerprintWithoutRowHashes } = manifest.fingerprint;
     const rewritten = { ...manifest, fingerprint: { ...fingerprintWithoutRowHashes, objects: legacy.objects } };
     await writeFile(manifestFile, JSON.stringify(rewritten, null, 2));
-    const report = await env.client.workflow.execute(verifyBackup, { taskQueue: env.taskQueue, workflowId: `verify-legacy-${Date.now()}`, args: [{ backupId: backup.backupId, orgId }] });
+    const report = await env.client.workflow.execute(verifyBackup, {
+      taskQueue: env.taskQueue,
+      workflowId: `verify-legacy-${Date.now()}`,
+      args: [{ backupId: backup.backupId, orgId }],
+    });
     expect(report.result).toBe('passed');
     expect(report.comparisons.filter((c) => c.store === 'postgres').length).toBeGreaterThan(5);
     expect(report.comparisons.filter((c) => c.store === 'clickhouse').length).toBeGreaterThan(3);
 
     // The same legacy hashes labelled with today's row hashes no longer match: the fields decide.
-    await writeFile(manifestFile, JSON.stringify({ ...rewritten, fingerprint: { ...rewritten.fingerprint, postgresRowHash: 'portable-record-hash', clickhouseRowHash: 'column-hash' } }, null, 2));
+    await writeFile(
+      manifestFile,
+      JSON.stringify(
+        {
+          ...rewritten,
+          fingerprint: {
+            ...rewritten.fingerprint,
+            postgresRowHash: 'portable-record-hash',
+            clickhouseRowHash: 'column-hash',
+          },
+        },
+        null,
+        2,
+      ),
+    );
     const failure = await rejectionOf(
-      env.client.workflow.execute(verifyBackup, { taskQueue: env.taskQueue, workflowId: `verify-mislabelled-${Date.now()}`, args: [{ backupId: backup.backupId, orgId }] }),
+      env.client.workflow.execute(verifyBackup, {
+        taskQueue: env.taskQueue,
+        workflowId: `verify-mislabelled-${Date.now()}`,
+        args: [{ backupId: backup.backupId, orgId }],
+      }),
     );
     expect(failureText(failure)).toMatch(/schema:org_\{org\}\.entity_definitions/);
     expect(failureText(failure)).toMatch(/clickhouse:kg_nodes/);
@@ -160,10 +221,16 @@ describe('verifyBackup', () => {
     } finally {
       await file.close();
     }
-    const handle = await env.client.workflow.start(verifyBackup, { taskQueue: env.taskQueue, workflowId: `verify-flipped-${Date.now()}`, args: [{ backupId: backup.backupId, orgId }] });
+    const handle = await env.client.workflow.start(verifyBackup, {
+      taskQueue: env.taskQueue,
+      workflowId: `verify-flipped-${Date.now()}`,
+      args: [{ backupId: backup.backupId, orgId }],
+    });
     const failure = await rejectionOf(handle.result());
     expect(failure).toBeInstanceOf(WorkflowFailedError);
-    expect(failureText(failure)).toMatch(/clickhouse\/kg_nodes\.native: SHA-256 [0-9a-f]{64}, manifest says [0-9a-f]{64}/);
+    expect(failureText(failure)).toMatch(
+      /clickhouse\/kg_nodes\.native: SHA-256 [0-9a-f]{64}, manifest says [0-9a-f]{64}/,
+    );
     const { runId } = await handle.describe();
     expect(await postgresDatabaseExists(env, scratchNames(runId).postgres)).toBe(false);
     expect(await clickHouseDatabaseExists(env, scratchNames(runId).clickhouse)).toBe(false);
@@ -171,12 +238,17 @@ describe('verifyBackup', () => {
 
   it('a verification cancelled midway leaves no scratch database behind', async () => {
     const backup = await backUp();
-    const handle = await env.client.workflow.start(verifyBackup, { taskQueue: env.taskQueue, workflowId: `verify-cancel-${Date.now()}`, args: [{ backupId: backup.backupId, orgId }] });
+    const handle = await env.client.workflow.start(verifyBackup, {
+      taskQueue: env.taskQueue,
+      workflowId: `verify-cancel-${Date.now()}`,
+      args: [{ backupId: backup.backupId, orgId }],
+    });
     const { runId } = await handle.describe();
     const scratch = scratchNames(runId);
     // Wait until the restore into scratch has begun, then cancel.
     const deadline = Date.now() + 30_000;
-    while (!(await postgresDatabaseExists(env, scratch.postgres)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    while (!(await postgresDatabaseExists(env, scratch.postgres)) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 25));
     expect(await postgresDatabaseExists(env, scratch.postgres)).toBe(true);
     await handle.cancel();
     await rejectionOf(handle.result());

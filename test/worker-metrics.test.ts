@@ -49,7 +49,11 @@ describe('the worker process /metrics endpoint', () => {
     const port = await freePortPair();
     worker = await startWorkerProcess(taskQueue, { METRICS_PORT: String(port) });
     const client = new Client({ connection, namespace: config.temporal.namespace });
-    await client.workflow.execute(platformPreflight, { taskQueue, workflowId: `preflight-metrics-${Date.now()}`, args: [] });
+    await client.workflow.execute(platformPreflight, {
+      taskQueue,
+      workflowId: `preflight-metrics-${Date.now()}`,
+      args: [],
+    });
 
     const text = await scrape(port);
     // Ours: each preflight probe ran once and succeeded.

@@ -17,7 +17,8 @@ export function noArguments(args: string[]): void {
 /** `--to-revision 3` as a revision number; undefined when the option is absent. */
 export function revisionNumber(value: string | undefined, option: string): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^[1-9]\d*$/.test(value)) throw new UsageError(`${option} expects a revision number, got ${JSON.stringify(value)}`);
+  if (!/^[1-9]\d*$/.test(value))
+    throw new UsageError(`${option} expects a revision number, got ${JSON.stringify(value)}`);
   return Number(value);
 }
 

@@ -3,7 +3,12 @@ import type { Command, CommandOption } from './command';
 /** Options every command accepts, before or after the command's name. */
 export const GLOBAL_OPTIONS = [
   { name: 'json', kind: 'flag', description: 'machine-readable output on stdout (progress goes to stderr)' },
-  { name: 'task-queue', kind: 'value', placeholder: '<q>', description: "the worker's task queue (default: TEMPORAL_TASK_QUEUE)" },
+  {
+    name: 'task-queue',
+    kind: 'value',
+    placeholder: '<q>',
+    description: "the worker's task queue (default: TEMPORAL_TASK_QUEUE)",
+  },
   { name: 'help', kind: 'flag', short: 'h', description: 'help for a command' },
 ] as const satisfies readonly CommandOption[];
 
@@ -87,7 +92,11 @@ export function parseCommandLine(argv: readonly string[], commands: readonly Com
     }
     const values = globalOption ? globals : options;
     if (option.kind === 'flag') {
-      if (inline !== undefined) throw new CommandLineError(`option --${option.name}${where} is a flag and takes no value; got ${JSON.stringify(token)}`, command);
+      if (inline !== undefined)
+        throw new CommandLineError(
+          `option --${option.name}${where} is a flag and takes no value; got ${JSON.stringify(token)}`,
+          command,
+        );
       values[option.name] = true;
       continue;
     }
@@ -96,7 +105,10 @@ export function parseCommandLine(argv: readonly string[], commands: readonly Com
       const next = argv[i + 1];
       // Like node's parseArgs: a value that starts with a dash is taken only as `--name=-value`.
       if (next === undefined || (next.length > 1 && next.startsWith('-'))) {
-        throw new CommandLineError(`option --${option.name}${where} needs a value: --${option.name} ${option.placeholder}`, command);
+        throw new CommandLineError(
+          `option --${option.name}${where} needs a value: --${option.name} ${option.placeholder}`,
+          command,
+        );
       }
       value = next;
       i++;
@@ -104,7 +116,15 @@ export function parseCommandLine(argv: readonly string[], commands: readonly Com
     values[option.name] = value;
   }
   const taskQueue = globals['task-queue'];
-  return { command, helpCommand, json: globals.json === true, help: globals.help === true, taskQueue: typeof taskQueue === 'string' ? taskQueue : undefined, options, positionals };
+  return {
+    command,
+    helpCommand,
+    json: globals.json === true,
+    help: globals.help === true,
+    taskQueue: typeof taskQueue === 'string' ? taskQueue : undefined,
+    options,
+    positionals,
+  };
 }
 
 /** The required options of `command` that `options` lacks (or has empty), as `--name`. */

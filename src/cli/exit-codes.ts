@@ -40,8 +40,19 @@ function failureTypes(err: unknown): string[] {
 
 /** The exit code for an error the CLI caught. */
 export function exitCodeOf(err: unknown): ExitCode {
-  if (err instanceof UsageError || err instanceof InvalidRequestError || err instanceof ConfigError || err instanceof ScheduleFileError) return ExitCode.Usage;
-  if (err instanceof RefusedError || err instanceof WorkflowNotFoundError || err instanceof ScheduleNotFoundError || err instanceof WorkflowExecutionAlreadyStartedError) {
+  if (
+    err instanceof UsageError ||
+    err instanceof InvalidRequestError ||
+    err instanceof ConfigError ||
+    err instanceof ScheduleFileError
+  )
+    return ExitCode.Usage;
+  if (
+    err instanceof RefusedError ||
+    err instanceof WorkflowNotFoundError ||
+    err instanceof ScheduleNotFoundError ||
+    err instanceof WorkflowExecutionAlreadyStartedError
+  ) {
     return ExitCode.Refused;
   }
   const types = failureTypes(err);

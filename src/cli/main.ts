@@ -35,7 +35,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<ExitCode> {
     print: (human, data) => io.stdout(json ? `${JSON.stringify(data, null, 2)}\n` : `${human}\n`),
     progress: (text) => (json ? io.stderr(`${text}\n`) : io.stdout(`${text}\n`)),
     connect: async () => {
-      client ??= await connectRecoveryClient({ config: loadConfig(io.env), ...(line.taskQueue ? { taskQueue: line.taskQueue } : {}) });
+      client ??= await connectRecoveryClient({
+        config: loadConfig(io.env),
+        ...(line.taskQueue ? { taskQueue: line.taskQueue } : {}),
+      });
       return client;
     },
   };
@@ -84,7 +87,7 @@ if (require.main === module) {
   runCli(process.argv.slice(2), io).then(
     (code) => process.exit(code),
     (err: unknown) => {
-      process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+      process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
       process.exit(ExitCode.OperationFailed);
     },
   );

@@ -15,7 +15,12 @@ export const REQUEST_ID_OPTION = {
 export const STARTED_RUN_OPTIONS = [
   REQUEST_ID_OPTION,
   { name: 'no-wait', kind: 'flag', description: 'start and print the workflow id, do not wait for the result' },
-  { name: 'poll-ms', kind: 'value', placeholder: '<ms>', description: 'how often to ask the run for its progress, in milliseconds (default 1000)' },
+  {
+    name: 'poll-ms',
+    kind: 'value',
+    placeholder: '<ms>',
+    description: 'how often to ask the run for its progress, in milliseconds (default 1000)',
+  },
 ] as const;
 
 /** How to start and follow a run, from `STARTED_RUN_OPTIONS`. */
@@ -56,7 +61,12 @@ export async function finishStarted(
 }
 
 /** Polls the run's progress query and prints what changed until the run ends; returns its result. */
-export async function follow(ctx: CommandContext, client: RecoveryClient, workflowId: string, pollMs: number): Promise<unknown> {
+export async function follow(
+  ctx: CommandContext,
+  client: RecoveryClient,
+  workflowId: string,
+  pollMs: number,
+): Promise<unknown> {
   const result = client.waitForResult(workflowId);
   let finished = false;
   void result.then(
@@ -74,7 +84,13 @@ export async function follow(ctx: CommandContext, client: RecoveryClient, workfl
       lastStep = step;
     }
     if (Array.isArray(p.artifacts)) {
-      for (const a of p.artifacts as Array<{ store?: unknown; object?: unknown; bytes?: unknown; rows?: unknown; done?: unknown }>) {
+      for (const a of p.artifacts as Array<{
+        store?: unknown;
+        object?: unknown;
+        bytes?: unknown;
+        rows?: unknown;
+        done?: unknown;
+      }>) {
         const key = `${String(a.store)}:${String(a.object)}`;
         if (a.done === true && !shown.has(key)) {
           shown.add(key);

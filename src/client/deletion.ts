@@ -32,19 +32,22 @@ export async function startOrganizationDeletion(
 ): Promise<WorkflowHandle<(input: DeleteOrganizationInput) => Promise<DeleteOrganizationResult>>> {
   const workflowId = deletionWorkflowId(input.orgId);
   try {
-    return await client.workflow.start<(input: DeleteOrganizationInput) => Promise<DeleteOrganizationResult>>('deleteOrganization', {
-      taskQueue: options.taskQueue,
-      workflowId,
-      args: [input],
-      workflowIdConflictPolicy: 'FAIL',
-      // A finished deletion does not block the next one (after a deliberate restore, or to re-apply it).
-      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-      // Set at start, not only by the workflow's upsert: a conflict check right after sees them.
-      typedSearchAttributes: [
-        { key: OrgIdAttribute, value: input.orgId },
-        { key: OperationAttribute, value: 'delete' },
-      ],
-    });
+    return await client.workflow.start<(input: DeleteOrganizationInput) => Promise<DeleteOrganizationResult>>(
+      'deleteOrganization',
+      {
+        taskQueue: options.taskQueue,
+        workflowId,
+        args: [input],
+        workflowIdConflictPolicy: 'FAIL',
+        // A finished deletion does not block the next one (after a deliberate restore, or to re-apply it).
+        workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+        // Set at start, not only by the workflow's upsert: a conflict check right after sees them.
+        typedSearchAttributes: [
+          { key: OrgIdAttribute, value: input.orgId },
+          { key: OperationAttribute, value: 'delete' },
+        ],
+      },
+    );
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) throw new DeletionAlreadyRunningError(workflowId);
     throw err;
@@ -66,12 +69,21 @@ export function graceTimeLeftMs(status: DeletionStatus, nowMs: number = Date.now
 }
 
 /** Sends `cancelDeletion`: effective during the grace period, noted and ignored after it. */
-export async function cancelOrganizationDeletion(client: Client, orgId: string, signal: CancelDeletionSignal): Promise<void> {
+export async function cancelOrganizationDeletion(
+  client: Client,
+  orgId: string,
+  signal: CancelDeletionSignal,
+): Promise<void> {
   await client.workflow.getHandle(deletionWorkflowId(orgId)).signal('cancelDeletion', signal);
 }
 
 /** Sends `retryNow` or `abandon` to a parked deletion. */
-export async function decideParkedDeletion(client: Client, orgId: string, decision: 'retryNow' | 'abandon', signal: OperatorDecisionSignal): Promise<void> {
+export async function decideParkedDeletion(
+  client: Client,
+  orgId: string,
+  decision: 'retryNow' | 'abandon',
+  signal: OperatorDecisionSignal,
+): Promise<void> {
   await client.workflow.getHandle(deletionWorkflowId(orgId)).signal(decision, signal);
 }
 
@@ -80,11 +92,18 @@ export async function decideParkedDeletion(client: Client, orgId: string, decisi
  * whole-platform dump by hand (`psql < full_backup.sql`).
  * @returns which organizations were deleted again; rejects naming those that could not be.
  */
-export async function reapplyDeletions(client: Client, input: ReapplyDeletionsInput, options: { taskQueue: string }): Promise<ReapplyDeletionsResult> {
-  return client.workflow.execute<(input: ReapplyDeletionsInput) => Promise<ReapplyDeletionsResult>>('reapplyDeletions', {
-    taskQueue: options.taskQueue,
-    workflowId: `reapply-deletions-${new Date().toISOString().replace(/[-:.]/g, '')}-${randomUUID().slice(0, 8)}`,
-    args: [input],
-    typedSearchAttributes: [{ key: OperationAttribute, value: 'delete' }],
-  });
+export async function reapplyDeletions(
+  client: Client,
+  input: ReapplyDeletionsInput,
+  options: { taskQueue: string },
+): Promise<ReapplyDeletionsResult> {
+  return client.workflow.execute<(input: ReapplyDeletionsInput) => Promise<ReapplyDeletionsResult>>(
+    'reapplyDeletions',
+    {
+      taskQueue: options.taskQueue,
+      workflowId: `reapply-deletions-${new Date().toISOString().replace(/[-:.]/g, '')}-${randomUUID().slice(0, 8)}`,
+      args: [input],
+      typedSearchAttributes: [{ key: OperationAttribute, value: 'delete' }],
+    },
+  );
 }

@@ -115,7 +115,16 @@ export class RecoveryClient {
   async startBackup(input: BackupOrganizationInput, options: StartOptions = {}): Promise<StartedOperation> {
     const valid = validateBackupInput(input);
     const requestId = requireRequestId(options.requestId ?? randomUUID());
-    return this.start(WorkflowType.backup, `backup-${valid.orgId}-${requestId}`, valid, 'backup', valid.orgId, requestId, options, `backup of ${valid.orgId}`);
+    return this.start(
+      WorkflowType.backup,
+      `backup-${valid.orgId}-${requestId}`,
+      valid,
+      'backup',
+      valid.orgId,
+      requestId,
+      options,
+      `backup of ${valid.orgId}`,
+    );
   }
 
   /** Verifies one backup, or the newest of an organization. Workflow id `verify-<backupId|orgId>-<requestId>`. */
@@ -124,7 +133,16 @@ export class RecoveryClient {
     const requestId = requireRequestId(options.requestId ?? randomUUID());
     const subject = 'backupId' in valid ? valid.backupId : `${valid.orgId}-latest`;
     const orgId = valid.orgId;
-    return this.start(WorkflowType.verify, `verify-${subject}-${requestId}`, valid, 'verify', orgId, requestId, options, `verification of ${subject}`);
+    return this.start(
+      WorkflowType.verify,
+      `verify-${subject}-${requestId}`,
+      valid,
+      'verify',
+      orgId,
+      requestId,
+      options,
+      `verification of ${subject}`,
+    );
   }
 
   /** Restores a backup, into its organization or (`targetOrgId`) a clone. Workflow id `restore-<target>-<requestId>`. */
@@ -154,7 +172,17 @@ export class RecoveryClient {
     const requestId = requireRequestId(options.requestId ?? randomUUID());
     const workflowId = deletionWorkflowId(valid.orgId);
     // A finished deletion never blocks the next one (after a restore with override): ALLOW_DUPLICATE.
-    const started = await this.start(WorkflowType.delete, workflowId, valid, 'delete', valid.orgId, requestId, { requestedBy: valid.requestedBy, ...options }, `deletion of ${valid.orgId}: ${valid.reason}`, 'ALLOW_DUPLICATE');
+    const started = await this.start(
+      WorkflowType.delete,
+      workflowId,
+      valid,
+      'delete',
+      valid.orgId,
+      requestId,
+      { requestedBy: valid.requestedBy, ...options },
+      `deletion of ${valid.orgId}: ${valid.reason}`,
+      'ALLOW_DUPLICATE',
+    );
     const description = await started.handle.describe();
     if (description.memo?.requestId !== requestId) throw new DeletionAlreadyRunningError(workflowId);
     return started;
@@ -164,21 +192,51 @@ export class RecoveryClient {
   async startDeploymentRollback(input: RollbackDeploymentInput, options: StartOptions = {}): Promise<StartedOperation> {
     rejectProblems(validateRollbackDeploymentInput(input));
     const requestId = requireRequestId(options.requestId ?? randomUUID());
-    return this.start('rollbackDeployment', `rollback-deployment-${input.service}-${requestId}`, input, 'kubernetes', undefined, requestId, options, `rollback of deployment ${input.service}`);
+    return this.start(
+      'rollbackDeployment',
+      `rollback-deployment-${input.service}-${requestId}`,
+      input,
+      'kubernetes',
+      undefined,
+      requestId,
+      options,
+      `rollback of deployment ${input.service}`,
+    );
   }
 
   /** `helm rollback` as a workflow. Workflow id `rollback-platform-<requestId>`. */
   async startPlatformRollback(input: RollbackPlatformInput, options: StartOptions = {}): Promise<StartedOperation> {
     rejectProblems(validateRollbackPlatformInput(input));
     const requestId = requireRequestId(options.requestId ?? randomUUID());
-    return this.start('rollbackPlatform', `rollback-platform-${requestId}`, input, 'kubernetes', undefined, requestId, options, `helm rollback to revision ${input.revision ?? 'previous'}`);
+    return this.start(
+      'rollbackPlatform',
+      `rollback-platform-${requestId}`,
+      input,
+      'kubernetes',
+      undefined,
+      requestId,
+      options,
+      `helm rollback to revision ${input.revision ?? 'previous'}`,
+    );
   }
 
   /** A Velero backup of the cluster state. Workflow id `backup-kubernetes-<requestId>`. */
-  async startKubernetesBackup(input: BackupKubernetesInput = {}, options: StartOptions = {}): Promise<StartedOperation> {
+  async startKubernetesBackup(
+    input: BackupKubernetesInput = {},
+    options: StartOptions = {},
+  ): Promise<StartedOperation> {
     rejectProblems(validateBackupKubernetesInput(input));
     const requestId = requireRequestId(options.requestId ?? randomUUID());
-    return this.start('backupKubernetes', `backup-kubernetes-${requestId}`, input, 'kubernetes', undefined, requestId, options, 'Velero backup of the cluster state');
+    return this.start(
+      'backupKubernetes',
+      `backup-kubernetes-${requestId}`,
+      input,
+      'kubernetes',
+      undefined,
+      requestId,
+      options,
+      'Velero backup of the cluster state',
+    );
   }
 
   /** Sends `cancelDeletion` to the organization's running deletion (`delete-org-<orgId>`). */
@@ -192,7 +250,16 @@ export class RecoveryClient {
   async startChatArchive(input: ArchiveChatInput = {}, options: StartOptions = {}): Promise<StartedOperation> {
     const orgId = input.orgId === undefined ? undefined : requireOrgId(input.orgId, 'orgId');
     const requestId = requireRequestId(options.requestId ?? randomUUID());
-    return this.start(WorkflowType.archiveChat, `archive-chat-${orgId ?? 'all'}-${requestId}`, { ...input, ...(orgId ? { orgId } : {}) }, 'archive-chat', orgId, requestId, options, `chat archival of ${orgId ?? 'every organization'}`);
+    return this.start(
+      WorkflowType.archiveChat,
+      `archive-chat-${orgId ?? 'all'}-${requestId}`,
+      { ...input, ...(orgId ? { orgId } : {}) },
+      'archive-chat',
+      orgId,
+      requestId,
+      options,
+      `chat archival of ${orgId ?? 'every organization'}`,
+    );
   }
 
   /** Probes every store through the worker; resolves with versions and latencies, rejects naming the store that did not answer. */
@@ -207,12 +274,15 @@ export class RecoveryClient {
 
   /** Every organization whose newest verified backup is older than `staleAfterMs` (default 36 h), checked by the worker. */
   async checkStaleness(staleAfterMs?: number): Promise<StalenessReport> {
-    return this.temporal.workflow.execute<(input: { staleAfterMs?: number }) => Promise<StalenessReport>>(WorkflowType.staleness, {
-      taskQueue: this.taskQueue,
-      workflowId: `staleness-${new Date().toISOString()}`,
-      args: [staleAfterMs === undefined ? {} : { staleAfterMs }],
-      typedSearchAttributes: [{ key: OperationAttribute, value: 'preflight' }],
-    });
+    return this.temporal.workflow.execute<(input: { staleAfterMs?: number }) => Promise<StalenessReport>>(
+      WorkflowType.staleness,
+      {
+        taskQueue: this.taskQueue,
+        workflowId: `staleness-${new Date().toISOString()}`,
+        args: [staleAfterMs === undefined ? {} : { staleAfterMs }],
+        typedSearchAttributes: [{ key: OperationAttribute, value: 'preflight' }],
+      },
+    );
   }
 
   /** Status of one run (the latest run of the workflow id), with its progress while it runs. */
@@ -225,7 +295,8 @@ export class RecoveryClient {
       if (query !== undefined) {
         try {
           status.progress = await handle.query(query);
-          const left = status.type === WorkflowType.delete ? graceTimeLeftMs(status.progress as DeletionStatus) : undefined;
+          const left =
+            status.type === WorkflowType.delete ? graceTimeLeftMs(status.progress as DeletionStatus) : undefined;
           if (left !== undefined) status.gracePeriodLeftMs = left;
         } catch {
           // A run that has not yet registered its query handler answers nothing yet; that is no error.
@@ -240,7 +311,10 @@ export class RecoveryClient {
     const orgId = requireOrgId(orgIdInput, 'orgId');
     const result: OperationStatus[] = [];
     // The id passed the organization id rule: no quote can be inside it.
-    for await (const run of this.temporal.workflow.list({ query: `OrgId = '${orgId}' ORDER BY StartTime DESC`, pageSize: limit })) {
+    for await (const run of this.temporal.workflow.list({
+      query: `OrgId = '${orgId}' ORDER BY StartTime DESC`,
+      pageSize: limit,
+    })) {
       result.push({
         workflowId: run.workflowId,
         runId: run.runId,
@@ -249,7 +323,9 @@ export class RecoveryClient {
         startTime: run.startTime.toISOString(),
         ...(run.closeTime ? { closeTime: run.closeTime.toISOString() } : {}),
         orgId,
-        ...(firstString(run.searchAttributes?.Operation) ? { operation: firstString(run.searchAttributes?.Operation) } : {}),
+        ...(firstString(run.searchAttributes?.Operation)
+          ? { operation: firstString(run.searchAttributes?.Operation) }
+          : {}),
       });
       if (result.length >= limit) break;
     }
@@ -262,12 +338,15 @@ export class RecoveryClient {
    */
   async listBackups(orgIdInput: string): Promise<BackupListEntry[]> {
     const orgId = requireOrgId(orgIdInput, 'orgId');
-    return this.temporal.workflow.execute<(input: { orgId: string }) => Promise<BackupListEntry[]>>(WorkflowType.listBackups, {
-      taskQueue: this.taskQueue,
-      workflowId: `list-backups-${orgId}-${randomUUID()}`,
-      args: [{ orgId }],
-      typedSearchAttributes: [{ key: OrgIdAttribute, value: orgId }],
-    });
+    return this.temporal.workflow.execute<(input: { orgId: string }) => Promise<BackupListEntry[]>>(
+      WorkflowType.listBackups,
+      {
+        taskQueue: this.taskQueue,
+        workflowId: `list-backups-${orgId}-${randomUUID()}`,
+        args: [{ orgId }],
+        typedSearchAttributes: [{ key: OrgIdAttribute, value: orgId }],
+      },
+    );
   }
 
   /** Waits for the run of `workflowId` to finish; resolves with its result, rejects with its failure. */
@@ -315,7 +394,12 @@ export class RecoveryClient {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       const handle = this.temporal.workflow.getHandle(workflowId);
       const description = await handle.describe();
-      return { workflowId, runId: description.runId, operation, handle: this.temporal.workflow.getHandle(workflowId, description.runId) };
+      return {
+        workflowId,
+        runId: description.runId,
+        operation,
+        handle: this.temporal.workflow.getHandle(workflowId, description.runId),
+      };
     }
   }
 }
@@ -329,7 +413,9 @@ function statusOf(d: WorkflowExecutionDescription): OperationStatus {
     startTime: d.startTime.toISOString(),
     ...(d.closeTime ? { closeTime: d.closeTime.toISOString() } : {}),
     ...(d.typedSearchAttributes.get(OrgIdAttribute) ? { orgId: d.typedSearchAttributes.get(OrgIdAttribute) } : {}),
-    ...(d.typedSearchAttributes.get(OperationAttribute) ? { operation: d.typedSearchAttributes.get(OperationAttribute) } : {}),
+    ...(d.typedSearchAttributes.get(OperationAttribute)
+      ? { operation: d.typedSearchAttributes.get(OperationAttribute) }
+      : {}),
     ...(d.memo ? { memo: d.memo } : {}),
   };
 }

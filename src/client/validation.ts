@@ -1,6 +1,11 @@
 import { BACKUP_STORES, type BackupOrganizationInput, type BackupStoreName } from '../contracts/backup';
 import { durationMsOrProblem } from '../contracts/duration';
-import { RESTORE_MODES, type DeleteOrganizationInput, type RestoreOrganizationInput, type VerifyBackupInput } from '../contracts/operation-inputs';
+import {
+  RESTORE_MODES,
+  type DeleteOrganizationInput,
+  type RestoreOrganizationInput,
+  type VerifyBackupInput,
+} from '../contracts/operation-inputs';
 import { isOrgId, ORG_ID_RULE } from '../platform/org-id';
 import { InvalidRequestError } from './request-error';
 
@@ -21,17 +26,26 @@ export function requireOrgId(value: unknown, field: string): string {
 
 export function requireRequestId(value: unknown, field = 'requestId'): string {
   if (typeof value === 'string' && REQUEST_ID.test(value)) return value;
-  throw new InvalidRequestError(field, `expected 1-100 letters, digits, ".", "_" or "-" starting with a letter or digit; got ${JSON.stringify(value)}`);
+  throw new InvalidRequestError(
+    field,
+    `expected 1-100 letters, digits, ".", "_" or "-" starting with a letter or digit; got ${JSON.stringify(value)}`,
+  );
 }
 
 export function requireBackupId(value: unknown, field = 'backupId'): string {
   if (typeof value === 'string' && BACKUP_ID.test(value)) return value;
-  throw new InvalidRequestError(field, `expected a backup id such as "20261130T020304Z-1a2b3c4d"; got ${JSON.stringify(value)}`);
+  throw new InvalidRequestError(
+    field,
+    `expected a backup id such as "20261130T020304Z-1a2b3c4d"; got ${JSON.stringify(value)}`,
+  );
 }
 
 function requireText(value: unknown, field: string): string {
   if (typeof value === 'string' && value.trim().length > 0 && value.length <= 1000) return value;
-  throw new InvalidRequestError(field, `expected a non-empty text of at most 1000 characters; got ${JSON.stringify(value)}`);
+  throw new InvalidRequestError(
+    field,
+    `expected a non-empty text of at most 1000 characters; got ${JSON.stringify(value)}`,
+  );
 }
 
 /** Milliseconds of a duration in the one format the workflows accept too (`7d`, `1h30m`, `1w`, `500ms`). */
@@ -48,8 +62,15 @@ export function validateBackupInput(input: unknown): BackupOrganizationInput {
   if (input.reason !== undefined) out.reason = requireText(input.reason, 'reason');
   if (input.stores !== undefined) {
     const stores = input.stores;
-    if (!Array.isArray(stores) || stores.length === 0 || !stores.every((s): s is BackupStoreName => BACKUP_STORES.some((b) => b === s))) {
-      throw new InvalidRequestError('stores', `expected a non-empty list of ${BACKUP_STORES.map((s) => `"${s}"`).join(', ')}; got ${JSON.stringify(stores)}`);
+    if (
+      !Array.isArray(stores) ||
+      stores.length === 0 ||
+      !stores.every((s): s is BackupStoreName => BACKUP_STORES.some((b) => b === s))
+    ) {
+      throw new InvalidRequestError(
+        'stores',
+        `expected a non-empty list of ${BACKUP_STORES.map((s) => `"${s}"`).join(', ')}; got ${JSON.stringify(stores)}`,
+      );
     }
     out.stores = stores;
   }
@@ -61,36 +82,51 @@ export function validateBackupInput(input: unknown): BackupOrganizationInput {
 }
 
 export function validateVerifyInput(input: unknown): VerifyBackupInput {
-  if (!isObject(input)) throw new InvalidRequestError('input', 'expected {"backupId": "..."} or {"orgId": "acme", "latest": true}');
+  if (!isObject(input))
+    throw new InvalidRequestError('input', 'expected {"backupId": "..."} or {"orgId": "acme", "latest": true}');
   if (input.backupId !== undefined) {
     const backupId = requireBackupId(input.backupId);
     return input.orgId === undefined ? { backupId } : { backupId, orgId: requireOrgId(input.orgId, 'orgId') };
   }
-  if (input.latest !== true) throw new InvalidRequestError('backupId', 'expected a backup id, or "orgId" with "latest": true');
+  if (input.latest !== true)
+    throw new InvalidRequestError('backupId', 'expected a backup id, or "orgId" with "latest": true');
   return { orgId: requireOrgId(input.orgId, 'orgId'), latest: true };
 }
 
 export function validateRestoreInput(input: unknown): RestoreOrganizationInput {
-  if (!isObject(input)) throw new InvalidRequestError('input', 'expected {"backupId": "...", "mode": "new" | "replace"}');
+  if (!isObject(input))
+    throw new InvalidRequestError('input', 'expected {"backupId": "...", "mode": "new" | "replace"}');
   const backupId = requireBackupId(input.backupId);
   const mode = input.mode;
-  if (!RESTORE_MODES.some((m) => m === mode)) throw new InvalidRequestError('mode', `expected one of ${RESTORE_MODES.map((m) => `"${m}"`).join(', ')}; got ${JSON.stringify(mode)}`);
+  if (!RESTORE_MODES.some((m) => m === mode))
+    throw new InvalidRequestError(
+      'mode',
+      `expected one of ${RESTORE_MODES.map((m) => `"${m}"`).join(', ')}; got ${JSON.stringify(mode)}`,
+    );
   const out: RestoreOrganizationInput = { backupId, mode: mode === 'replace' ? 'replace' : 'into-empty' };
   if (input.orgId !== undefined) out.orgId = requireOrgId(input.orgId, 'orgId');
   if (input.targetOrgId !== undefined) out.targetOrgId = requireOrgId(input.targetOrgId, 'targetOrgId');
   // Restoring a deleted organization is refused by the workflow unless the caller says why; the reason is recorded.
   if (input.override !== undefined) {
-    if (!isObject(input.override)) throw new InvalidRequestError('override', 'expected {"reason": "..."} to restore a deleted organization');
+    if (!isObject(input.override))
+      throw new InvalidRequestError('override', 'expected {"reason": "..."} to restore a deleted organization');
     out.override = { reason: requireText(input.override.reason, 'override.reason') };
   }
   return out;
 }
 
 export function validateDeleteInput(input: unknown): DeleteOrganizationInput {
-  if (!isObject(input)) throw new InvalidRequestError('input', 'expected {"orgId", "confirmOrgId", "requestedBy", "reason", "gracePeriod", "skipBackup"}');
+  if (!isObject(input))
+    throw new InvalidRequestError(
+      'input',
+      'expected {"orgId", "confirmOrgId", "requestedBy", "reason", "gracePeriod", "skipBackup"}',
+    );
   const orgId = requireOrgId(input.orgId, 'orgId');
   if (input.confirmOrgId !== orgId) {
-    throw new InvalidRequestError('confirmOrgId', `must repeat the organization id ${JSON.stringify(orgId)} exactly; got ${JSON.stringify(input.confirmOrgId)}`);
+    throw new InvalidRequestError(
+      'confirmOrgId',
+      `must repeat the organization id ${JSON.stringify(orgId)} exactly; got ${JSON.stringify(input.confirmOrgId)}`,
+    );
   }
   const gracePeriod = input.gracePeriod ?? '7d';
   parseDuration(gracePeriod, 'gracePeriod');

@@ -69,7 +69,13 @@ export type DeletionStep =
 
 /** Purge steps after the point of no return, in the order they run. */
 export type PurgeStep = 'queue' | 'redis' | 'clickhouse' | 'postgres-schemas' | 'postgres-shared-rows';
-export const PURGE_STEPS: readonly PurgeStep[] = ['queue', 'redis', 'clickhouse', 'postgres-schemas', 'postgres-shared-rows'];
+export const PURGE_STEPS: readonly PurgeStep[] = [
+  'queue',
+  'redis',
+  'clickhouse',
+  'postgres-schemas',
+  'postgres-shared-rows',
+];
 
 /** What one purge step removed: named counts (`messages`, `keys`, `tables`, `rows`, `schemas`, `public.users`, …). */
 export type RemovedCounts = Record<string, number>;
@@ -158,7 +164,9 @@ export const deletionCertificateSchema = z.object({
       backupId: z.string(),
       verified: z.boolean(),
       keyId: z.string().optional(),
-      artifacts: z.array(z.object({ file: z.string(), bytes: z.number(), sha256: z.string(), rows: z.number().nullable() })),
+      artifacts: z.array(
+        z.object({ file: z.string(), bytes: z.number(), sha256: z.string(), rows: z.number().nullable() }),
+      ),
       fingerprintObjects: z.number().int().nonnegative(),
     }),
     z.object({ skipped: z.literal(true), reason: z.string() }),
@@ -167,7 +175,12 @@ export const deletionCertificateSchema = z.object({
   foundAtPointOfNoReturn: z.array(z.string()),
   steps: z.array(certificateStepSchema),
   /** Totals removed per store. */
-  removed: z.object({ queue: removedCountsSchema, redis: removedCountsSchema, clickhouse: removedCountsSchema, postgres: removedCountsSchema }),
+  removed: z.object({
+    queue: removedCountsSchema,
+    redis: removedCountsSchema,
+    clickhouse: removedCountsSchema,
+    postgres: removedCountsSchema,
+  }),
   residueCheck: z
     .object({
       clean: z.boolean(),
@@ -260,7 +273,13 @@ export interface ReapplyDeletionsResult {
   /** Certificates written back to `eloquent_ops.deletion_certificates` (a platform restore had removed them). */
   certificatesResynced: number;
   /** Found again in some store and deleted again (or, in a dry run, that would be). */
-  reapplied: Array<{ orgId: string; found: string[]; workflowId: string; result?: 'deleted' | 'failed'; error?: string }>;
+  reapplied: Array<{
+    orgId: string;
+    found: string[];
+    workflowId: string;
+    result?: 'deleted' | 'failed';
+    error?: string;
+  }>;
   dryRun: boolean;
 }
 

@@ -176,10 +176,19 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function checkName(problems: InputProblems, field: string, value: unknown, pattern: RegExp, max: number, required: boolean): void {
+function checkName(
+  problems: InputProblems,
+  field: string,
+  value: unknown,
+  pattern: RegExp,
+  max: number,
+  required: boolean,
+): void {
   if (value === undefined && !required) return;
   if (typeof value !== 'string' || value.length === 0 || value.length > max || !pattern.test(value)) {
-    problems.push(`${field} must be a Kubernetes name (lowercase letters, digits and "-", at most ${max} characters), got ${JSON.stringify(value)}`);
+    problems.push(
+      `${field} must be a Kubernetes name (lowercase letters, digits and "-", at most ${max} characters), got ${JSON.stringify(value)}`,
+    );
   }
 }
 
@@ -191,12 +200,14 @@ function checkRevision(problems: InputProblems, field: string, value: unknown): 
 
 function checkKnownFields(problems: InputProblems, input: Record<string, unknown>, known: readonly string[]): void {
   for (const key of Object.keys(input)) {
-    if (!known.includes(key)) problems.push(`${key} is not a field of this input; expected some of ${known.join(', ')}`);
+    if (!known.includes(key))
+      problems.push(`${key} is not a field of this input; expected some of ${known.join(', ')}`);
   }
 }
 
 export function validateRollbackDeploymentInput(input: unknown): InputProblems {
-  if (!isObject(input)) return ['input must be an object like {"service": "api", "namespace": "eloquent", "toRevision": 3}'];
+  if (!isObject(input))
+    return ['input must be an object like {"service": "api", "namespace": "eloquent", "toRevision": 3}'];
   const problems: InputProblems = [];
   checkKnownFields(problems, input, ['service', 'namespace', 'toRevision', 'rollForwardOnFailure']);
   checkName(problems, 'service', input.service, DNS_SUBDOMAIN, 253, true);
@@ -209,7 +220,8 @@ export function validateRollbackDeploymentInput(input: unknown): InputProblems {
 }
 
 export function validateRollbackPlatformInput(input: unknown): InputProblems {
-  if (!isObject(input)) return ['input must be an object like {"release": "eloquent", "namespace": "eloquent", "revision": 3}'];
+  if (!isObject(input))
+    return ['input must be an object like {"release": "eloquent", "namespace": "eloquent", "revision": 3}'];
   const problems: InputProblems = [];
   checkKnownFields(problems, input, ['release', 'namespace', 'revision']);
   // Helm limits release names to 53 characters so that generated names stay within 63.
@@ -226,7 +238,9 @@ export function validateBackupKubernetesInput(input: unknown): InputProblems {
   const namespaces = input.includedNamespaces;
   if (namespaces !== undefined) {
     if (!Array.isArray(namespaces) || namespaces.length === 0) {
-      problems.push(`includedNamespaces must be a non-empty list of namespace names, got ${JSON.stringify(namespaces)}`);
+      problems.push(
+        `includedNamespaces must be a non-empty list of namespace names, got ${JSON.stringify(namespaces)}`,
+      );
     } else {
       namespaces.forEach((ns: unknown, i) => {
         if (ns !== '*') checkName(problems, `includedNamespaces[${i}]`, ns, DNS_LABEL, 63, true);
@@ -247,7 +261,11 @@ export function validateBackupKubernetesInput(input: unknown): InputProblems {
  * and, when too long, shortened with a hash of the whole id so distinct ids stay distinct.
  */
 export function backupNameFor(workflowId: string): string {
-  const cleaned = workflowId.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '') || 'backup';
+  const cleaned =
+    workflowId
+      .toLowerCase()
+      .replace(/[^a-z0-9-]+/g, '-')
+      .replace(/^-+|-+$/g, '') || 'backup';
   if (cleaned.length <= 63) return cleaned;
   let hash = 0x811c9dc5; // FNV-1a, 32 bits: deterministic and dependency-free for workflow code
   for (let i = 0; i < workflowId.length; i++) {

@@ -80,7 +80,9 @@ export class Histogram {
   expose(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
     for (const s of this.series.values()) {
-      this.buckets.forEach((b, i) => lines.push(`${this.name}_bucket${labelText(s.labels, { le: String(b) })} ${s.counts[i] ?? 0}`));
+      this.buckets.forEach((b, i) =>
+        lines.push(`${this.name}_bucket${labelText(s.labels, { le: String(b) })} ${s.counts[i] ?? 0}`),
+      );
       lines.push(`${this.name}_bucket${labelText(s.labels, { le: '+Inf' })} ${s.count}`);
       lines.push(`${this.name}_sum${labelText(s.labels)} ${s.sum}`);
       lines.push(`${this.name}_count${labelText(s.labels)} ${s.count}`);
@@ -91,16 +93,42 @@ export class Histogram {
 
 /** The worker's own metrics, exposed beside Temporal's runtime metrics. */
 export class RecoveryMetrics {
-  readonly activityRuns = new Counter('eloquent_activity_runs_total', 'Activity attempts by activity and outcome (ok, failed).');
-  readonly activityDuration = new Histogram('eloquent_activity_duration_seconds', 'Duration of activity attempts, in seconds.');
-  readonly backupBytes = new Counter('eloquent_backup_bytes_total', 'Bytes written to the backup store by backups, by store (after compression/encryption).');
+  readonly activityRuns = new Counter(
+    'eloquent_activity_runs_total',
+    'Activity attempts by activity and outcome (ok, failed).',
+  );
+  readonly activityDuration = new Histogram(
+    'eloquent_activity_duration_seconds',
+    'Duration of activity attempts, in seconds.',
+  );
+  readonly backupBytes = new Counter(
+    'eloquent_backup_bytes_total',
+    'Bytes written to the backup store by backups, by store (after compression/encryption).',
+  );
   readonly backupArtifacts = new Counter('eloquent_backup_artifacts_total', 'Artifacts written by backups, by store.');
-  readonly chatArchived = new Counter('eloquent_chat_archived_messages_total', 'Chat messages archived to ClickHouse, by outcome (archived, dead_letter).');
-  readonly staleOrganizations = new Gauge('eloquent_stale_organizations', 'Organizations whose newest verified backup is older than the staleness age (one series in total).');
-  readonly newestVerifiedBackupAge = new Gauge('eloquent_newest_verified_backup_age_seconds', 'Age of the newest verified backup of each stale organization; -1 when it has none.');
+  readonly chatArchived = new Counter(
+    'eloquent_chat_archived_messages_total',
+    'Chat messages archived to ClickHouse, by outcome (archived, dead_letter).',
+  );
+  readonly staleOrganizations = new Gauge(
+    'eloquent_stale_organizations',
+    'Organizations whose newest verified backup is older than the staleness age (one series in total).',
+  );
+  readonly newestVerifiedBackupAge = new Gauge(
+    'eloquent_newest_verified_backup_age_seconds',
+    'Age of the newest verified backup of each stale organization; -1 when it has none.',
+  );
 
   expose(): string {
-    return [this.activityRuns, this.activityDuration, this.backupBytes, this.backupArtifacts, this.chatArchived, this.staleOrganizations, this.newestVerifiedBackupAge]
+    return [
+      this.activityRuns,
+      this.activityDuration,
+      this.backupBytes,
+      this.backupArtifacts,
+      this.chatArchived,
+      this.staleOrganizations,
+      this.newestVerifiedBackupAge,
+    ]
       .map((m) => m.expose())
       .join('\n');
   }

@@ -56,11 +56,23 @@ export interface MetricsEndpoint {
 }
 
 function isBackupResult(value: unknown): value is StoreBackupResult {
-  return value !== null && typeof value === 'object' && 'artifacts' in value && Array.isArray(value.artifacts) && 'store' in value;
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    'artifacts' in value &&
+    Array.isArray(value.artifacts) &&
+    'store' in value
+  );
 }
 
 function isArchiveResult(value: unknown): value is ArchiveChatResult {
-  return value !== null && typeof value === 'object' && 'archived' in value && 'deadLettered' in value && 'highestSequenceBySubject' in value;
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    'archived' in value &&
+    'deadLettered' in value &&
+    'highestSequenceBySubject' in value
+  );
 }
 
 /**
@@ -79,17 +91,23 @@ export async function startMetrics(options: MetricsOptions): Promise<MetricsEndp
   const refreshStaleness = async (): Promise<void> => {
     if (!options.clients || Date.now() - stalenessAt < STALENESS_CACHE_MS) return;
     stalenessAt = Date.now();
-    const report = await findStaleOrganizations({ postgres: options.clients.postgres, store, model }, options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS);
+    const report = await findStaleOrganizations(
+      { postgres: options.clients.postgres, store, model },
+      options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS,
+    );
     metrics.staleOrganizations.reset();
     metrics.staleOrganizations.set({}, report.stale.length);
     metrics.newestVerifiedBackupAge.reset();
-    for (const s of report.stale) metrics.newestVerifiedBackupAge.set({ org_id: s.orgId }, s.ageMs === undefined ? -1 : Math.round(s.ageMs / 1000));
+    for (const s of report.stale)
+      metrics.newestVerifiedBackupAge.set({ org_id: s.orgId }, s.ageMs === undefined ? -1 : Math.round(s.ageMs / 1000));
   };
 
   const temporalText = async (): Promise<string> => {
     if (config.metricsPort === 0 && options.port === undefined) return '';
     try {
-      const response = await fetch(`http://127.0.0.1:${temporalMetricsPort(config)}/metrics`, { signal: AbortSignal.timeout(2_000) });
+      const response = await fetch(`http://127.0.0.1:${temporalMetricsPort(config)}/metrics`, {
+        signal: AbortSignal.timeout(2_000),
+      });
       return response.ok ? await response.text() : '';
     } catch {
       // Temporal's exporter is not installed (tests, or Runtime.install without telemetry): ours alone.
@@ -132,7 +150,10 @@ export async function startMetrics(options: MetricsOptions): Promise<MetricsEndp
             const result = await fn(...args);
             metrics.activityRuns.inc({ activity: name, outcome: 'ok' });
             if (isBackupResult(result)) {
-              metrics.backupBytes.inc({ store: result.store }, result.artifacts.reduce((sum, a) => sum + a.bytes, 0));
+              metrics.backupBytes.inc(
+                { store: result.store },
+                result.artifacts.reduce((sum, a) => sum + a.bytes, 0),
+              );
               metrics.backupArtifacts.inc({ store: result.store }, result.artifacts.length);
             }
             if (isArchiveResult(result)) {

@@ -42,7 +42,8 @@ export function parseQualifiedName(text: string): { schema: string; name: string
     else if (rest.length > 0) throw new Error(`not a qualified name: ${JSON.stringify(text)}`);
   }
   const [schema, name] = parts;
-  if (parts.length !== 2 || schema === undefined || name === undefined) throw new Error(`not a schema-qualified name: ${JSON.stringify(text)}`);
+  if (parts.length !== 2 || schema === undefined || name === undefined)
+    throw new Error(`not a schema-qualified name: ${JSON.stringify(text)}`);
   return { schema, name };
 }
 
@@ -63,8 +64,14 @@ export function parseSetvalStatements(script: string): DumpedSequence[] {
  * @throws when pg_restore fails; a non-retryable `ToolVersionMismatch` when it prints statements this
  *   parser does not read (every entry must parse).
  */
-export async function readDumpedSequences(pgRestore: string, openArchive: () => Promise<Readable>, signal: AbortSignal): Promise<DumpedSequence[]> {
-  const entries = (await pgRestoreOutput(pgRestore, ['--list'], await openArchive(), signal)).split('\n').filter((line) => SEQUENCE_SET_ENTRY.test(line));
+export async function readDumpedSequences(
+  pgRestore: string,
+  openArchive: () => Promise<Readable>,
+  signal: AbortSignal,
+): Promise<DumpedSequence[]> {
+  const entries = (await pgRestoreOutput(pgRestore, ['--list'], await openArchive(), signal))
+    .split('\n')
+    .filter((line) => SEQUENCE_SET_ENTRY.test(line));
   if (entries.length === 0) return [];
   const dir = await mkdtemp(path.join(tmpdir(), 'sequence-sets-'));
   try {
@@ -86,7 +93,12 @@ export async function readDumpedSequences(pgRestore: string, openArchive: () => 
 }
 
 /** Runs pg_restore on `archive` and returns what it printed; the rest of the archive is left unread. */
-async function pgRestoreOutput(command: string, args: string[], archive: Readable, signal: AbortSignal): Promise<string> {
+async function pgRestoreOutput(
+  command: string,
+  args: string[],
+  archive: Readable,
+  signal: AbortSignal,
+): Promise<string> {
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], signal });
   let stdout = '';
   let stderr = '';
@@ -108,7 +120,10 @@ async function pgRestoreOutput(command: string, args: string[], archive: Readabl
   const feedError = await feeding;
   if (code !== 0) {
     const reading = feedError === undefined ? '' : ` (reading the archive: ${messageOf(feedError)})`;
-    throw new Error(`${path.basename(command)} ${args[0] ?? ''} failed: ${stderr.trim() || `exit code ${code}`}${reading}`, { cause: feedError });
+    throw new Error(
+      `${path.basename(command)} ${args[0] ?? ''} failed: ${stderr.trim() || `exit code ${code}`}${reading}`,
+      { cause: feedError },
+    );
   }
   return stdout;
 }

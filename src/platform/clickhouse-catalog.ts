@@ -15,13 +15,44 @@ import { quoteClickHouseQualified, quoteClickHouseString } from './quoting';
 export type ClickHouseEngineClass = 'data' | 'view' | 'ddl-only' | 'unknown';
 
 /** The engines that own their rows: the MergeTree family (replicated too), the Log family, Memory, Set, Join. */
-const DATA_ENGINES = /^(?:(?:Replicated)?(?:Replacing|Summing|Aggregating|Collapsing|VersionedCollapsing|Graphite)?MergeTree|TinyLog|StripeLog|Log|Memory|Set|Join|EmbeddedRocksDB)$/;
+const DATA_ENGINES =
+  /^(?:(?:Replicated)?(?:Replacing|Summing|Aggregating|Collapsing|VersionedCollapsing|Graphite)?MergeTree|TinyLog|StripeLog|Log|Memory|Set|Join|EmbeddedRocksDB)$/;
 const VIEW_ENGINES = new Set(['View', 'MaterializedView', 'LiveView']);
 /** Engines that forward to, read from or stream from elsewhere; reading them could touch the source or an outside system. */
 const DDL_ONLY_ENGINES = new Set([
-  'Buffer', 'Distributed', 'Merge', 'Null', 'Dictionary', 'URL', 'MySQL', 'PostgreSQL', 'MongoDB', 'SQLite', 'Redis', 'JDBC', 'ODBC',
-  'S3', 'S3Queue', 'AzureBlobStorage', 'AzureQueue', 'HDFS', 'Hive', 'Kafka', 'RabbitMQ', 'NATS', 'FileLog', 'GenerateRandom',
-  'ExternalDistributed', 'MaterializedPostgreSQL', 'Iceberg', 'IcebergS3', 'DeltaLake', 'Hudi', 'Executable', 'ExecutablePool', 'Loop',
+  'Buffer',
+  'Distributed',
+  'Merge',
+  'Null',
+  'Dictionary',
+  'URL',
+  'MySQL',
+  'PostgreSQL',
+  'MongoDB',
+  'SQLite',
+  'Redis',
+  'JDBC',
+  'ODBC',
+  'S3',
+  'S3Queue',
+  'AzureBlobStorage',
+  'AzureQueue',
+  'HDFS',
+  'Hive',
+  'Kafka',
+  'RabbitMQ',
+  'NATS',
+  'FileLog',
+  'GenerateRandom',
+  'ExternalDistributed',
+  'MaterializedPostgreSQL',
+  'Iceberg',
+  'IcebergS3',
+  'DeltaLake',
+  'Hudi',
+  'Executable',
+  'ExecutablePool',
+  'Loop',
 ]);
 
 /** The class of a ClickHouse table engine; see {@link ClickHouseEngineClass}. */
@@ -75,7 +106,10 @@ const NIL_UUID = '00000000-0000-0000-0000-000000000000';
  * An inner table whose view is missing is listed as a table of its own. Empty when the database is missing.
  */
 export async function listClickHouseObjects(client: ClickHouseClient, database: string): Promise<ClickHouseObject[]> {
-  const hasUuid = await client.query({ query: "SELECT name FROM system.columns WHERE database = 'system' AND table = 'tables' AND name = 'uuid'", format: 'JSONEachRow' });
+  const hasUuid = await client.query({
+    query: "SELECT name FROM system.columns WHERE database = 'system' AND table = 'tables' AND name = 'uuid'",
+    format: 'JSONEachRow',
+  });
   const uuid = (await hasUuid.json<unknown>()).length > 0 ? 'toString(uuid)' : `'${NIL_UUID}'`;
   const result = await client.query({
     query: `SELECT name, engine, ${uuid} AS uuid FROM system.tables WHERE database = ${quoteClickHouseString(database)} ORDER BY name`,
@@ -88,12 +122,18 @@ export async function listClickHouseObjects(client: ClickHouseClient, database: 
  * Classifies `system.tables` rows and ties each implicit inner table to its materialized view:
  * `.inner.<view>` by name, `.inner_id.<uuid>` by the view's UUID (nil on ClickHouse 18, which has no `uuid`).
  */
-export function tieInnerTables(rows: ReadonlyArray<{ name: string; engine: string; uuid: string }>): ClickHouseObject[] {
+export function tieInnerTables(
+  rows: ReadonlyArray<{ name: string; engine: string; uuid: string }>,
+): ClickHouseObject[] {
   const views = rows.filter((r) => r.engine === 'MaterializedView');
   const viewByUuid = new Map(views.filter((v) => v.uuid !== NIL_UUID).map((v) => [v.uuid, v.name]));
   const viewNames = new Set(views.map((v) => v.name));
   return rows.map((row) => {
-    const object: ClickHouseObject = { name: row.name, engine: row.engine, engineClass: classifyClickHouseEngine(row.engine) };
+    const object: ClickHouseObject = {
+      name: row.name,
+      engine: row.engine,
+      engineClass: classifyClickHouseEngine(row.engine),
+    };
     const byName = row.name.startsWith('.inner.') ? row.name.slice('.inner.'.length) : undefined;
     const byUuid = row.name.startsWith('.inner_id.') ? viewByUuid.get(row.name.slice('.inner_id.'.length)) : undefined;
     const view = byUuid ?? (byName !== undefined && viewNames.has(byName) ? byName : undefined);
@@ -108,7 +148,11 @@ const statementRow = z.object({ statement: z.string() });
  * `create_table_query` (modern servers answer `SHOW CREATE TABLE` of a dictionary with an error).
  * @throws Error when the server returns no statement.
  */
-export async function readCreateStatement(client: ClickHouseClient, database: string, object: ClickHouseObject): Promise<string> {
+export async function readCreateStatement(
+  client: ClickHouseClient,
+  database: string,
+  object: ClickHouseObject,
+): Promise<string> {
   const query =
     object.engine === 'Dictionary'
       ? `SELECT create_table_query AS statement FROM system.tables WHERE database = ${quoteClickHouseString(database)} AND name = ${quoteClickHouseString(object.name)}`

@@ -1,5 +1,13 @@
 import { FailureType, permanentFailure } from '../errors';
-import { ClickHouseSqlSyntaxError, isIdentifierToken, isKeyword, isSymbol, significantTokens, tokenizeClickHouse, type ClickHouseToken } from './clickhouse-tokens';
+import {
+  ClickHouseSqlSyntaxError,
+  isIdentifierToken,
+  isKeyword,
+  isSymbol,
+  significantTokens,
+  tokenizeClickHouse,
+  type ClickHouseToken,
+} from './clickhouse-tokens';
 import { quoteClickHouseIdent, quoteClickHouseString } from './quoting';
 
 /** A CREATE statement this project will not move to another database; the message says why. */
@@ -37,7 +45,8 @@ const OBJECT_KEYWORDS: Array<[string[], ClickHouseStatementKind]> = [
 /** Index in `sig` just after `CREATE [OR REPLACE] [TEMPORARY] <kind> [IF NOT EXISTS]`, and the kind. */
 function readHeader(sig: Significant): { at: number; kind: ClickHouseStatementKind } {
   let at = 0;
-  if (!isKeyword(sig[at], 'CREATE') && !isKeyword(sig[at], 'ATTACH')) throw new ClickHouseDdlRefused('not a CREATE statement');
+  if (!isKeyword(sig[at], 'CREATE') && !isKeyword(sig[at], 'ATTACH'))
+    throw new ClickHouseDdlRefused('not a CREATE statement');
   at++;
   if (isKeyword(sig[at], 'OR') && isKeyword(sig[at + 1], 'REPLACE')) at += 2;
   if (isKeyword(sig[at], 'TEMPORARY')) at++;
@@ -51,7 +60,8 @@ function readHeader(sig: Significant): { at: number; kind: ClickHouseStatementKi
 /** Reads `database.name` at `at`. */
 function readQualified(sig: Significant, at: number): { database: string; name: string } | undefined {
   const [db, dot, name] = [sig[at], sig[at + 1], sig[at + 2]];
-  if (isIdentifierToken(db) && isSymbol(dot, '.') && isIdentifierToken(name)) return { database: db.value, name: name.value };
+  if (isIdentifierToken(db) && isSymbol(dot, '.') && isIdentifierToken(name))
+    return { database: db.value, name: name.value };
   return undefined;
 }
 
@@ -145,7 +155,8 @@ export function retargetCreateStatement(statement: string, from: string, to: str
   const { at } = readHeader(sig);
   const own = readQualified(sig, at);
   if (!own) throw new ClickHouseDdlRefused('the CREATE statement does not name its object as database.name');
-  if (own.database !== from) throw new ClickHouseDdlRefused(`the CREATE statement does not create an object of database ${from}`);
+  if (own.database !== from)
+    throw new ClickHouseDdlRefused(`the CREATE statement does not create an object of database ${from}`);
   const replaced = new Map<number, string>();
   // The header runs to the column list, the engine or the query; UUIDs live there.
   const headerEnd = findTopLevel(sig, at + 3, (t) => isSymbol(t, '(') || isKeyword(t, 'AS') || isKeyword(t, 'ENGINE'));
@@ -165,17 +176,26 @@ export function retargetCreateStatement(statement: string, from: string, to: str
     const next = sig[i + 1];
     if (isIdentifierToken(t) && t.value === from) {
       if (isSymbol(prev, '.')) continue;
-      const wholeArgument = (isSymbol(prev, '(') || isSymbol(prev, ',')) && (isSymbol(next, ',') || isSymbol(next, ')'));
+      const wholeArgument =
+        (isSymbol(prev, '(') || isSymbol(prev, ',')) && (isSymbol(next, ',') || isSymbol(next, ')'));
       if (isSymbol(next, '.') || wholeArgument) replaced.set(t.index, quoteClickHouseIdent(to));
-      else throw new ClickHouseDdlRefused(`the statement names database ${from} as ${JSON.stringify(context(sig, i))}, which is neither a qualified name nor an engine argument`);
+      else
+        throw new ClickHouseDdlRefused(
+          `the statement names database ${from} as ${JSON.stringify(context(sig, i))}, which is neither a qualified name nor an engine argument`,
+        );
     } else if (t.kind === 'string' && t.value.includes(from) && !isKeyword(prev, 'COMMENT')) {
       if (t.value === from) replaced.set(t.index, quoteClickHouseString(to));
-      else if (t.value.startsWith(`${from}.`)) replaced.set(t.index, quoteClickHouseString(`${to}${t.value.slice(from.length)}`));
-      else throw new ClickHouseDdlRefused(`the statement names database ${from} inside the string ${t.text.slice(0, 120)}, which cannot be retargeted safely`);
+      else if (t.value.startsWith(`${from}.`))
+        replaced.set(t.index, quoteClickHouseString(`${to}${t.value.slice(from.length)}`));
+      else
+        throw new ClickHouseDdlRefused(
+          `the statement names database ${from} inside the string ${t.text.slice(0, 120)}, which cannot be retargeted safely`,
+        );
     }
   }
   // A dropped token takes the space before it along.
-  for (const [index, replacement] of [...replaced]) if (replacement === '' && tokens[index - 1]?.kind === 'space') replaced.set(index - 1, '');
+  for (const [index, replacement] of [...replaced])
+    if (replacement === '' && tokens[index - 1]?.kind === 'space') replaced.set(index - 1, '');
   return tokens.map((t, index) => replaced.get(index) ?? t.text).join('');
 }
 
@@ -203,7 +223,9 @@ export function checkClickHouseStatementMovable(statement: string, database: str
   if (engine?.startsWith('Replicated')) {
     const path = engineArguments[0]?.[0];
     if (path?.kind !== 'string' || !/\{(database|uuid)\}/.test(path.value)) {
-      throw new ClickHouseDdlRefused(`its ZooKeeper path ${path?.text ?? '(none)'} does not contain {database} or {uuid}, so a copy would replicate with the source`);
+      throw new ClickHouseDdlRefused(
+        `its ZooKeeper path ${path?.text ?? '(none)'} does not contain {database} or {uuid}, so a copy would replicate with the source`,
+      );
     }
   }
 }
@@ -214,5 +236,9 @@ export function checkClickHouseStatementMovable(statement: string, database: str
  */
 export function ddlFailure(err: unknown, orgId: string, object: string, action: 'back up' | 'restore'): unknown {
   if (!(err instanceof ClickHouseDdlRefused) && !(err instanceof ClickHouseSqlSyntaxError)) return err;
-  return permanentFailure(FailureType.StoreRejected, `cannot ${action} ${object}: ${err.message}`, { store: 'clickhouse', orgId, object });
+  return permanentFailure(FailureType.StoreRejected, `cannot ${action} ${object}: ${err.message}`, {
+    store: 'clickhouse',
+    orgId,
+    object,
+  });
 }

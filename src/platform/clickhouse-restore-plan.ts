@@ -22,38 +22,69 @@ export type ClickHouseRestoreStep =
  * @throws ClickHouseDdlRefused for a statement that does not create the object it is filed under,
  *   or rows that no restored object can hold.
  */
-export function planClickHouseRestore(ddl: ReadonlyArray<{ object: string; statement: string }>, data: readonly string[], sourceDatabase: string): ClickHouseRestoreStep[] {
-  const byName = (a: { object: string }, b: { object: string }) => (a.object < b.object ? -1 : a.object > b.object ? 1 : 0);
+export function planClickHouseRestore(
+  ddl: ReadonlyArray<{ object: string; statement: string }>,
+  data: readonly string[],
+  sourceDatabase: string,
+): ClickHouseRestoreStep[] {
+  const byName = (a: { object: string }, b: { object: string }) =>
+    a.object < b.object ? -1 : a.object > b.object ? 1 : 0;
   const creates = ddl
     .map(({ object, statement }) => {
       const described = describeClickHouseStatement(statement);
-      if (described.name !== object) throw new ClickHouseDdlRefused(`the CREATE statement filed under ${object} creates ${described.name}`);
+      if (described.name !== object)
+        throw new ClickHouseDdlRefused(`the CREATE statement filed under ${object} creates ${described.name}`);
       return { kind: 'create' as const, object, statement, described };
     })
     .sort(byName);
-  const isView = (s: (typeof creates)[number]) => s.described.kind === 'view' || s.described.kind === 'materialized-view';
-  const ownsData = (s: (typeof creates)[number]) => s.described.kind === 'table' && classifyClickHouseEngine(s.described.engine ?? '') === 'data';
+  const isView = (s: (typeof creates)[number]) =>
+    s.described.kind === 'view' || s.described.kind === 'materialized-view';
+  const ownsData = (s: (typeof creates)[number]) =>
+    s.described.kind === 'table' && classifyClickHouseEngine(s.described.engine ?? '') === 'data';
   const dataTables = creates.filter(ownsData);
   const others = creates.filter((s) => !ownsData(s) && !isView(s));
   const views = orderViews(creates.filter(isView), sourceDatabase);
   const rows = new Set(data);
   const steps: ClickHouseRestoreStep[] = [...dataTables];
-  for (const table of dataTables) if (rows.delete(table.object)) steps.push({ kind: 'load', object: table.object, into: 'table' });
+  for (const table of dataTables)
+    if (rows.delete(table.object)) steps.push({ kind: 'load', object: table.object, into: 'table' });
   steps.push(...others);
-  for (const other of others) if (rows.delete(other.object)) steps.push({ kind: 'skip', object: other.object, reason: `a ${other.described.engine ?? other.described.kind} owns no rows` });
+  for (const other of others)
+    if (rows.delete(other.object))
+      steps.push({
+        kind: 'skip',
+        object: other.object,
+        reason: `a ${other.described.engine ?? other.described.kind} owns no rows`,
+      });
   for (const view of views) {
     steps.push(view);
     const inner = view.described.kind === 'materialized-view' && view.described.to === undefined;
-    if (inner && rows.delete(view.object)) steps.push({ kind: 'load', object: view.object, into: 'inner-table-of-view' });
+    if (inner && rows.delete(view.object))
+      steps.push({ kind: 'load', object: view.object, into: 'inner-table-of-view' });
   }
-  if (rows.size > 0) throw new ClickHouseDdlRefused(`the backup holds rows of ${[...rows].sort().join(', ')} but no statement that creates a table for them`);
+  if (rows.size > 0)
+    throw new ClickHouseDdlRefused(
+      `the backup holds rows of ${[...rows].sort().join(', ')} but no statement that creates a table for them`,
+    );
   return steps;
 }
 
 /** Views in an order where each comes after the views of the same database it reads; a cycle (impossible on a server) falls back to name order. */
-function orderViews<T extends { object: string; described: ClickHouseStatement }>(views: readonly T[], database: string): T[] {
+function orderViews<T extends { object: string; described: ClickHouseStatement }>(
+  views: readonly T[],
+  database: string,
+): T[] {
   const names = new Set(views.map((v) => v.object));
-  const pending = new Map(views.map((v) => [v.object, new Set(v.described.references.filter((r) => r.database === database && names.has(r.name) && r.name !== v.object).map((r) => r.name))]));
+  const pending = new Map(
+    views.map((v) => [
+      v.object,
+      new Set(
+        v.described.references
+          .filter((r) => r.database === database && names.has(r.name) && r.name !== v.object)
+          .map((r) => r.name),
+      ),
+    ]),
+  );
   const ordered: T[] = [];
   while (ordered.length < views.length) {
     const ready = views.find((v) => pending.get(v.object)?.size === 0) ?? views.find((v) => pending.has(v.object));

@@ -19,7 +19,17 @@ export class ClickHouseSqlSyntaxError extends Error {
   override readonly name = 'ClickHouseSqlSyntaxError';
 }
 
-const SIMPLE_ESCAPES: Record<string, number> = { b: 0x08, f: 0x0c, n: 0x0a, r: 0x0d, t: 0x09, '0': 0x00, a: 0x07, v: 0x0b, e: 0x1b };
+const SIMPLE_ESCAPES: Record<string, number> = {
+  b: 0x08,
+  f: 0x0c,
+  n: 0x0a,
+  r: 0x0d,
+  t: 0x09,
+  '0': 0x00,
+  a: 0x07,
+  v: 0x0b,
+  e: 0x1b,
+};
 
 /** Reads a quoted token starting at `start`; returns its end (exclusive) and its unescaped value. */
 function readQuoted(sql: string, start: number): { end: number; value: string } {

@@ -9,10 +9,18 @@ import { parseOrgId } from './org-id';
  */
 export const ORG_PLACEHOLDER = '{org}';
 
-const pgName = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { message: 'expected a lower-case PostgreSQL name (a-z, 0-9, _; at most 63 bytes)' });
-const chName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'expected a ClickHouse name matching ^[A-Za-z_][A-Za-z0-9_]*$' });
-const streamName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, { message: 'expected a JetStream stream name (letters, digits, _ and -)' });
-const subjectToken = z.string().regex(/^[A-Za-z0-9_-]+$/, { message: 'expected one subject token (letters, digits, _ and -)' });
+const pgName = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, {
+  message: 'expected a lower-case PostgreSQL name (a-z, 0-9, _; at most 63 bytes)',
+});
+const chName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'expected a ClickHouse name matching ^[A-Za-z_][A-Za-z0-9_]*$' });
+const streamName = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, { message: 'expected a JetStream stream name (letters, digits, _ and -)' });
+const subjectToken = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]+$/, { message: 'expected one subject token (letters, digits, _ and -)' });
 
 /**
  * A Redis key template: contains `{org}` exactly once, followed by the end or by a character no id
@@ -29,7 +37,10 @@ const redisTemplate = z.string().refine(
     const body = t.endsWith('*') ? t.slice(0, -1) : t;
     return !/[*?[\]\\]/.test(body.replace(ORG_PLACEHOLDER, ''));
   },
-  { message: 'expected a key template with "{org}" once, followed by a delimiter such as ":" or the end, and no glob characters but a trailing "*"' },
+  {
+    message:
+      'expected a key template with "{org}" once, followed by a delimiter such as ":" or the end, and no glob characters but a trailing "*"',
+  },
 );
 
 const sharedTableSchema = z.object({
@@ -135,8 +146,10 @@ const platformModelFileSchema = z
  */
 export function parsePlatformModel(value: unknown, source = 'platform model'): PlatformModel {
   const file = platformModelFileSchema.safeParse(value);
-  const problems = (issues: readonly z.core.$ZodIssue[]) => issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-  if (!file.success) throw permanentFailure(FailureType.InvalidInput, `${source} is invalid: ${problems(file.error.issues)}`);
+  const problems = (issues: readonly z.core.$ZodIssue[]) =>
+    issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+  if (!file.success)
+    throw permanentFailure(FailureType.InvalidInput, `${source} is invalid: ${problems(file.error.issues)}`);
   const d = DEFAULT_PLATFORM_MODEL;
   const merged = {
     postgres: { ...d.postgres, ...file.data.postgres },
@@ -145,7 +158,8 @@ export function parsePlatformModel(value: unknown, source = 'platform model'): P
     redis: { ...d.redis, ...file.data.redis },
   };
   const full = platformModelSchema.safeParse(merged);
-  if (!full.success) throw permanentFailure(FailureType.InvalidInput, `${source} is invalid: ${problems(full.error.issues)}`);
+  if (!full.success)
+    throw permanentFailure(FailureType.InvalidInput, `${source} is invalid: ${problems(full.error.issues)}`);
   return full.data;
 }
 
@@ -161,13 +175,19 @@ export async function loadPlatformModel(path?: string): Promise<PlatformModel> {
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw permanentFailure(FailureType.InvalidInput, `cannot read platform model file ${path}: ${err instanceof Error ? err.message : String(err)}`);
+    throw permanentFailure(
+      FailureType.InvalidInput,
+      `cannot read platform model file ${path}: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw permanentFailure(FailureType.InvalidInput, `platform model file ${path} is not JSON: ${err instanceof Error ? err.message : String(err)}`);
+    throw permanentFailure(
+      FailureType.InvalidInput,
+      `platform model file ${path} is not JSON: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
   return parsePlatformModel(json, `platform model file ${path}`);
 }
@@ -245,7 +265,10 @@ export function organizationDataMap(orgId: string, model: PlatformModel = DEFAUL
   const schemas = [mainSchema, ...pg.suffixSchemas.map((s) => `${suffixStart}${s}`)];
   const tooLong = schemas.find((s) => Buffer.byteLength(s) > 63);
   if (tooLong !== undefined) {
-    throw permanentFailure(FailureType.InvalidOrganizationId, `orgId: schema name ${tooLong} of organization ${JSON.stringify(id)} exceeds PostgreSQL's 63 bytes; use a shorter id`);
+    throw permanentFailure(
+      FailureType.InvalidOrganizationId,
+      `orgId: schema name ${tooLong} of organization ${JSON.stringify(id)} exceeds PostgreSQL's 63 bytes; use a shorter id`,
+    );
   }
   const fill = (template: string) => template.replace(ORG_PLACEHOLDER, id);
   const patterns = model.redis.keyPatterns.map((template) => ({ template, pattern: fill(template) }));
@@ -261,7 +284,10 @@ export function organizationDataMap(orgId: string, model: PlatformModel = DEFAUL
   const replacements: Array<[string, string]> = [
     ...schemas.map((s): [string, string] => [s, s.replace(mainSchema, `${pg.schemaPrefix}${ORG_PLACEHOLDER}`)]),
     [database, `${model.clickhouse.databasePrefix}${ORG_PLACEHOLDER}`],
-    ...streams.map((s): [string, string] => [`${s.subjectPrefix}.`, `${s.subjectPrefix.slice(0, -id.length)}${ORG_PLACEHOLDER}.`]),
+    ...streams.map((s): [string, string] => [
+      `${s.subjectPrefix}.`,
+      `${s.subjectPrefix.slice(0, -id.length)}${ORG_PLACEHOLDER}.`,
+    ]),
     ...patterns.map((p): [string, string] => {
       const literal = p.pattern.endsWith('*') ? p.pattern.slice(0, -1) : p.pattern;
       const template = p.template.endsWith('*') ? p.template.slice(0, -1) : p.template;
@@ -276,10 +302,15 @@ export function organizationDataMap(orgId: string, model: PlatformModel = DEFAUL
       mainSchema,
       suffixSchemaPrefix: suffixStart,
       schemas,
-      isOrgSchema: (name) => name === mainSchema || (name.startsWith(suffixStart) && SUFFIX_PATTERN.test(name.slice(suffixStart.length))),
+      isOrgSchema: (name) =>
+        name === mainSchema || (name.startsWith(suffixStart) && SUFFIX_PATTERN.test(name.slice(suffixStart.length))),
       sharedTables: pg.sharedTables.map((t) => ({ ...t })),
     },
-    clickhouse: { database, chatArchiveTable: model.clickhouse.chatArchiveTable, deadLetterTable: model.clickhouse.deadLetterTable },
+    clickhouse: {
+      database,
+      chatArchiveTable: model.clickhouse.chatArchiveTable,
+      deadLetterTable: model.clickhouse.deadLetterTable,
+    },
     queue: { streams },
     redis: {
       keyPatterns: patterns.map((p) => p.pattern),
@@ -292,7 +323,8 @@ export function organizationDataMap(orgId: string, model: PlatformModel = DEFAUL
         // Exact names (schemas, databases, the session index) map only when equal; prefixes of
         // subjects and keys map at the start. Neither can catch another org: ids are delimited.
         if (name === literal) return template;
-        if ((literal.endsWith('.') || literal.endsWith(':')) && name.startsWith(literal)) return template + name.slice(literal.length);
+        if ((literal.endsWith('.') || literal.endsWith(':')) && name.startsWith(literal))
+          return template + name.slice(literal.length);
         if (name.startsWith(`${literal}.`)) return template + name.slice(literal.length);
       }
       return name;

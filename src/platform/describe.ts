@@ -35,19 +35,34 @@ export interface OrganizationDescription {
     tables: Array<{ table: string; engine: string; rows: number; bytes: number }>;
   };
   queue: {
-    streams: Array<{ stream: string; filterSubject: string; exists: boolean; messages: number; subjects: Array<{ subject: string; messages: number }> }>;
+    streams: Array<{
+      stream: string;
+      filterSubject: string;
+      exists: boolean;
+      messages: number;
+      subjects: Array<{ subject: string; messages: number }>;
+    }>;
   };
   redis: { patterns: Array<{ pattern: string; keys: number }> };
 }
 
-const partsRow = z.object({ table: z.string(), engine: z.string(), rows: z.union([z.string(), z.number()]), bytes: z.union([z.string(), z.number()]) });
+const partsRow = z.object({
+  table: z.string(),
+  engine: z.string(),
+  rows: z.union([z.string(), z.number()]),
+  bytes: z.union([z.string(), z.number()]),
+});
 
 /**
  * Lists what actually exists of an organization in every store. Read-only; never fails because
  * something is missing (that is the answer), only when a store cannot be asked.
  * @throws a non-retryable `InvalidOrganizationId` failure for an invalid id.
  */
-export async function describeOrganization(clients: StoreClients, orgId: string, model: PlatformModel = DEFAULT_PLATFORM_MODEL): Promise<OrganizationDescription> {
+export async function describeOrganization(
+  clients: StoreClients,
+  orgId: string,
+  model: PlatformModel = DEFAULT_PLATFORM_MODEL,
+): Promise<OrganizationDescription> {
   const map = organizationDataMap(orgId, model);
   const describedAt = new Date().toISOString();
 
@@ -74,9 +89,15 @@ export async function describeOrganization(clients: StoreClients, orgId: string,
     const sharedRows: Array<{ table: string; rows: number }> = [];
     for (const table of map.postgres.sharedTables) {
       const name = `${table.schema}.${table.table}`;
-      const present = await clients.postgres.query<{ present: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS present`, [quotePgQualified(table.schema, table.table)]);
+      const present = await clients.postgres.query<{ present: boolean }>(
+        `SELECT to_regclass($1) IS NOT NULL AS present`,
+        [quotePgQualified(table.schema, table.table)],
+      );
       if (present.rows[0]?.present !== true) continue;
-      const res = await clients.postgres.query<{ rows: string }>(`SELECT count(*)::text AS rows FROM ${sharedTableSql(table)} WHERE ${quotePgIdent(table.keyColumn)} = $1`, [map.orgId]);
+      const res = await clients.postgres.query<{ rows: string }>(
+        `SELECT count(*)::text AS rows FROM ${sharedTableSql(table)} WHERE ${quotePgIdent(table.keyColumn)} = $1`,
+        [map.orgId],
+      );
       sharedRows.push({ table: name, rows: Number(res.rows[0]?.rows ?? 0) });
     }
     return { schemas: described, sharedRows };
@@ -94,7 +115,11 @@ export async function describeOrganization(clients: StoreClients, orgId: string,
       format: 'JSONEachRow',
     });
     const rows = z.array(partsRow).parse(await result.json<unknown>());
-    return { database, exists: true, tables: rows.map((r) => ({ table: r.table, engine: r.engine, rows: Number(r.rows), bytes: Number(r.bytes) })) };
+    return {
+      database,
+      exists: true,
+      tables: rows.map((r) => ({ table: r.table, engine: r.engine, rows: Number(r.rows), bytes: Number(r.bytes) })),
+    };
   };
 
   const queue = async (): Promise<OrganizationDescription['queue']> => {
@@ -102,20 +127,37 @@ export async function describeOrganization(clients: StoreClients, orgId: string,
     const streams = await Promise.all(
       map.queue.streams.map(async (s) => {
         const counts = await organizationSubjectCounts(jsm, s);
-        const subjects = [...(counts ?? new Map<string, number>()).entries()].map(([subject, messages]) => ({ subject, messages })).sort((a, b) => (a.subject < b.subject ? -1 : 1));
-        return { stream: s.stream, filterSubject: s.filterSubject, exists: counts !== undefined, messages: subjects.reduce((n, x) => n + x.messages, 0), subjects };
+        const subjects = [...(counts ?? new Map<string, number>()).entries()]
+          .map(([subject, messages]) => ({ subject, messages }))
+          .sort((a, b) => (a.subject < b.subject ? -1 : 1));
+        return {
+          stream: s.stream,
+          filterSubject: s.filterSubject,
+          exists: counts !== undefined,
+          messages: subjects.reduce((n, x) => n + x.messages, 0),
+          subjects,
+        };
       }),
     );
     return { streams };
   };
 
   const redis = async (): Promise<OrganizationDescription['redis']> => ({
-    patterns: await Promise.all(map.redis.keyPatterns.map(async (pattern) => ({ pattern, keys: (await scanRedisKeys(clients.redis, pattern)).length }))),
+    patterns: await Promise.all(
+      map.redis.keyPatterns.map(async (pattern) => ({
+        pattern,
+        keys: (await scanRedisKeys(clients.redis, pattern)).length,
+      })),
+    ),
   });
 
   const [pg, ch, q, r] = await Promise.all([postgres(), clickhouse(), queue(), redis()]);
   const exists =
-    pg.schemas.length > 0 || pg.sharedRows.some((s) => s.rows > 0) || ch.exists || q.streams.some((s) => s.messages > 0) || r.patterns.some((p) => p.keys > 0);
+    pg.schemas.length > 0 ||
+    pg.sharedRows.some((s) => s.rows > 0) ||
+    ch.exists ||
+    q.streams.some((s) => s.messages > 0) ||
+    r.patterns.some((p) => p.keys > 0);
   return { orgId: map.orgId, exists, describedAt, postgres: pg, clickhouse: ch, queue: q, redis: r };
 }
 
@@ -141,17 +183,26 @@ export function summarizeDescription(d: OrganizationDescription): string[] {
   for (const s of d.postgres.schemas) {
     const rows = s.tables.reduce((n, t) => n + t.rows, 0);
     const bytes = s.tables.reduce((n, t) => n + t.bytes, 0);
-    lines.push(`postgres schema ${s.schema}: ${s.tables.length} table${s.tables.length === 1 ? '' : 's'}, ${rows} rows, ${formatBytes(bytes)}`);
+    lines.push(
+      `postgres schema ${s.schema}: ${s.tables.length} table${s.tables.length === 1 ? '' : 's'}, ${rows} rows, ${formatBytes(bytes)}`,
+    );
   }
-  for (const s of d.postgres.sharedRows) if (s.rows > 0) lines.push(`postgres ${s.table}: ${s.rows} row${s.rows === 1 ? '' : 's'} of ${d.orgId}`);
+  for (const s of d.postgres.sharedRows)
+    if (s.rows > 0) lines.push(`postgres ${s.table}: ${s.rows} row${s.rows === 1 ? '' : 's'} of ${d.orgId}`);
   if (d.clickhouse.exists) {
     const rows = d.clickhouse.tables.reduce((n, t) => n + t.rows, 0);
     const bytes = d.clickhouse.tables.reduce((n, t) => n + t.bytes, 0);
-    lines.push(`clickhouse database ${d.clickhouse.database}: ${d.clickhouse.tables.length} table${d.clickhouse.tables.length === 1 ? '' : 's'}, ${rows} rows, ${formatBytes(bytes)}`);
+    lines.push(
+      `clickhouse database ${d.clickhouse.database}: ${d.clickhouse.tables.length} table${d.clickhouse.tables.length === 1 ? '' : 's'}, ${rows} rows, ${formatBytes(bytes)}`,
+    );
   }
   for (const s of d.queue.streams) {
-    if (s.messages > 0) lines.push(`queue ${s.stream} ${s.filterSubject}: ${s.messages} message${s.messages === 1 ? '' : 's'} in ${s.subjects.length} subject${s.subjects.length === 1 ? '' : 's'}`);
+    if (s.messages > 0)
+      lines.push(
+        `queue ${s.stream} ${s.filterSubject}: ${s.messages} message${s.messages === 1 ? '' : 's'} in ${s.subjects.length} subject${s.subjects.length === 1 ? '' : 's'}`,
+      );
   }
-  for (const p of d.redis.patterns) if (p.keys > 0) lines.push(`redis ${p.pattern}: ${p.keys} key${p.keys === 1 ? '' : 's'}`);
+  for (const p of d.redis.patterns)
+    if (p.keys > 0) lines.push(`redis ${p.pattern}: ${p.keys} key${p.keys === 1 ? '' : 's'}`);
   return lines;
 }

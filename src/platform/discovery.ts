@@ -39,7 +39,10 @@ export async function listRelations(db: Pool | PoolClient, schemas: readonly str
 
 /** True when the ClickHouse database exists (ClickHouse 18 has no `EXISTS DATABASE`). */
 export async function clickHouseDatabaseExists(client: ClickHouseClient, database: string): Promise<boolean> {
-  const result = await client.query({ query: `SELECT name FROM system.databases WHERE name = ${quoteClickHouseString(database)}`, format: 'JSONEachRow' });
+  const result = await client.query({
+    query: `SELECT name FROM system.databases WHERE name = ${quoteClickHouseString(database)}`,
+    format: 'JSONEachRow',
+  });
   return (await result.json<unknown>()).length > 0;
 }
 

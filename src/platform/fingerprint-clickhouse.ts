@@ -46,7 +46,9 @@ function rowHashSql(rowHash: ClickHouseRowHash, columns: Array<{ name: string; t
   const parts = columns.map((c) => {
     const column = quoteClickHouseIdent(c.name);
     // assumeNotNull alone may return any stored bytes under a NULL: replace NULL with the type's default.
-    return c.type.startsWith('Nullable(') ? `isNull(${column}), ifNull(${column}, defaultValueOfArgumentType(assumeNotNull(${column})))` : readAsValue(c);
+    return c.type.startsWith('Nullable(')
+      ? `isNull(${column}), ifNull(${column}, defaultValueOfArgumentType(assumeNotNull(${column})))`
+      : readAsValue(c);
   });
   return `cityHash64(${parts.join(', ')})`;
 }
@@ -70,7 +72,10 @@ export async function fingerprintClickHouse(
   const columnsOf = new Map<string, Array<{ name: string; type: string }>>();
   if (tables.length > 0) {
     // system.columns lists each table's columns in their order (text-tuple needs them for aggregate states).
-    const result = await client.query({ query: `SELECT table, name, type FROM system.columns WHERE database = ${quoteClickHouseString(database)}`, format: 'JSONEachRow' });
+    const result = await client.query({
+      query: `SELECT table, name, type FROM system.columns WHERE database = ${quoteClickHouseString(database)}`,
+      format: 'JSONEachRow',
+    });
     for (const column of z.array(columnRow).parse(await result.json<unknown>())) {
       columnsOf.set(column.table, [...(columnsOf.get(column.table) ?? []), column]);
     }
@@ -82,7 +87,12 @@ export async function fingerprintClickHouse(
       format: 'JSONEachRow',
     });
     const row = z.array(resultRow).parse(await result.json<unknown>())[0];
-    return { store: 'clickhouse', object: `clickhouse:${dataObjectName(table)}`, rows: Number(row?.rows ?? 0), hash: formatHash(String(row?.hash ?? '0')) };
+    return {
+      store: 'clickhouse',
+      object: `clickhouse:${dataObjectName(table)}`,
+      rows: Number(row?.rows ?? 0),
+      hash: formatHash(String(row?.hash ?? '0')),
+    };
   };
   return Promise.all(
     tables.map((table) =>

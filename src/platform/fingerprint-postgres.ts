@@ -34,7 +34,20 @@ import { quotePgIdent, quotePgLiteral, quotePgQualified } from './quoting';
  * stable; they are in the list because their meaning is a catalog id all the same.
  */
 const CATALOG_ID_TYPES = [
-  'oid', 'oidvector', 'regclass', 'regcollation', 'regconfig', 'regdictionary', 'regnamespace', 'regoper', 'regoperator', 'regproc', 'regprocedure', 'regrole', 'regtype', 'aclitem',
+  'oid',
+  'oidvector',
+  'regclass',
+  'regcollation',
+  'regconfig',
+  'regdictionary',
+  'regnamespace',
+  'regoper',
+  'regoperator',
+  'regproc',
+  'regprocedure',
+  'regrole',
+  'regtype',
+  'aclitem',
 ];
 
 /**
@@ -80,9 +93,11 @@ const UNDEFINED_FUNCTION = '42883';
  * Sum of the first 60 bits of md5 of each row text, modulo 2^64: order-independent, and a
  * duplicated row adds instead of cancelling (as XOR would). `numeric` cannot overflow.
  */
-const rowHashSum = (rowText: string) => `(coalesce(sum(('x' || substr(md5(${rowText}), 1, 15))::bit(60)::bigint::numeric), 0) % 18446744073709551616)`;
+const rowHashSum = (rowText: string) =>
+  `(coalesce(sum(('x' || substr(md5(${rowText}), 1, 15))::bit(60)::bigint::numeric), 0) % 18446744073709551616)`;
 /** The same sum over the low 60 bits of each row's `hash_record_extended`. */
-const recordHashSum = (row: string) => `(coalesce(sum(hash_record_extended(${row}, 0) & 1152921504606846975), 0) % 18446744073709551616)`;
+const recordHashSum = (row: string) =>
+  `(coalesce(sum(hash_record_extended(${row}, 0) & 1152921504606846975), 0) % 18446744073709551616)`;
 
 export interface PostgresFingerprintOptions {
   /**
@@ -107,10 +122,18 @@ function schemaObjectName(map: OrganizationDataMap, schema: string): string {
  * Shared rows are hashed with the key column replaced by `{org}`.
  * @param pool the platform database, or a scratch database holding a restored copy.
  */
-export async function fingerprintPostgres(pool: Pool, map: OrganizationDataMap, options: PostgresFingerprintOptions = {}): Promise<ObjectFingerprint[]> {
+export async function fingerprintPostgres(
+  pool: Pool,
+  map: OrganizationDataMap,
+  options: PostgresFingerprintOptions = {},
+): Promise<ObjectFingerprint[]> {
   const { snapshotId, rowHash = CURRENT_POSTGRES_ROW_HASH } = options;
   if (snapshotId !== undefined && !/^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$/i.test(snapshotId)) {
-    throw permanentFailure(FailureType.InvalidInput, `snapshotId: not a PostgreSQL snapshot id: ${JSON.stringify(snapshotId.slice(0, 80))}`, { store: 'postgres', orgId: map.orgId });
+    throw permanentFailure(
+      FailureType.InvalidInput,
+      `snapshotId: not a PostgreSQL snapshot id: ${JSON.stringify(snapshotId.slice(0, 80))}`,
+      { store: 'postgres', orgId: map.orgId },
+    );
   }
   return inTransaction(
     pool,
@@ -118,7 +141,8 @@ export async function fingerprintPostgres(pool: Pool, map: OrganizationDataMap, 
       // SET TRANSACTION SNAPSHOT takes no parameters; the id was checked above and is quoted anyway.
       if (snapshotId !== undefined) await client.query(`SET TRANSACTION SNAPSHOT ${quotePgLiteral(snapshotId)}`);
       if (rowHash === 'portable-record-hash') {
-        for (const [name, value] of PORTABLE_TEXT_SETTINGS) await client.query('SELECT pg_catalog.set_config($1, $2, true)', [name, value]);
+        for (const [name, value] of PORTABLE_TEXT_SETTINGS)
+          await client.query('SELECT pg_catalog.set_config($1, $2, true)', [name, value]);
       }
       const objects: ObjectFingerprint[] = [];
       const schemas = await listOrgSchemas(client, map);
@@ -128,11 +152,18 @@ export async function fingerprintPostgres(pool: Pool, map: OrganizationDataMap, 
         if (relation.kind === 'sequence') {
           // Read now, not as of the snapshot: sequences are not transactional. A backup replaces this
           // with the state its archive holds (withDumpedSequences).
-          const r = await client.query<{ last_value: string; is_called: boolean }>(`SELECT last_value::text AS last_value, is_called FROM ${sql}`);
+          const r = await client.query<{ last_value: string; is_called: boolean }>(
+            `SELECT last_value::text AS last_value, is_called FROM ${sql}`,
+          );
           objects.push(sequenceFingerprint(name, r.rows[0]?.last_value ?? '', r.rows[0]?.is_called ?? false));
         } else {
           const r = await hashTableRows(client, sql, rowHash);
-          objects.push({ store: 'postgres', object: `schema:${name}`, rows: Number(r.rows[0]?.rows ?? 0), hash: formatHash(r.rows[0]?.hash ?? '0') });
+          objects.push({
+            store: 'postgres',
+            object: `schema:${name}`,
+            rows: Number(r.rows[0]?.rows ?? 0),
+            hash: formatHash(r.rows[0]?.hash ?? '0'),
+          });
         }
       }
       const present = await client.query<{ name: string }>(
@@ -149,7 +180,12 @@ export async function fingerprintPostgres(pool: Pool, map: OrganizationDataMap, 
              FROM ${sharedTableSql(table)} t WHERE ${quotePgIdent(table.keyColumn)} = $1`,
           [map.orgId, table.keyColumn, ORG_PLACEHOLDER],
         );
-        objects.push({ store: 'postgres', object: `shared:${table.schema}.${table.table}`, rows: Number(r.rows[0]?.rows ?? 0), hash: formatHash(r.rows[0]?.hash ?? '0') });
+        objects.push({
+          store: 'postgres',
+          object: `shared:${table.schema}.${table.table}`,
+          rows: Number(r.rows[0]?.rows ?? 0),
+          hash: formatHash(r.rows[0]?.hash ?? '0'),
+        });
       }
       return objects;
     },
@@ -162,7 +198,9 @@ export async function fingerprintPostgres(pool: Pool, map: OrganizationDataMap, 
  * `md5-text` hash of `last_value:is_called`, as PostgreSQL would compute it over that one row.
  */
 function sequenceFingerprint(name: string, lastValue: string, isCalled: boolean): ObjectFingerprint {
-  const md5 = createHash('md5').update(`${lastValue}:${String(isCalled)}`).digest('hex');
+  const md5 = createHash('md5')
+    .update(`${lastValue}:${String(isCalled)}`)
+    .digest('hex');
   return { store: 'postgres', object: `sequence:${name}`, rows: 1, hash: formatHash(BigInt(`0x${md5.slice(0, 15)}`)) };
 }
 
@@ -172,31 +210,50 @@ function sequenceFingerprint(name: string, lastValue: string, isCalled: boolean)
  * exactly what the backup holds however busy the sequences are.
  * @throws a non-retryable `VerificationFailed` when a sequence is in one of the two and not the other.
  */
-export function withDumpedSequences(map: OrganizationDataMap, objects: readonly ObjectFingerprint[], dumped: readonly DumpedSequence[]): ObjectFingerprint[] {
+export function withDumpedSequences(
+  map: OrganizationDataMap,
+  objects: readonly ObjectFingerprint[],
+  dumped: readonly DumpedSequence[],
+): ObjectFingerprint[] {
   const fromArchive = new Map(dumped.map((d) => [`sequence:${schemaObjectName(map, d.schema)}.${d.name}`, d]));
   const result = objects.map((o) => {
     if (!o.object.startsWith('sequence:')) return o;
     const state = fromArchive.get(o.object);
-    if (!state) throw permanentFailure(FailureType.VerificationFailed, `the pg_dump archive holds no state of ${o.object}`, { store: 'postgres', orgId: map.orgId, object: o.object });
+    if (!state)
+      throw permanentFailure(FailureType.VerificationFailed, `the pg_dump archive holds no state of ${o.object}`, {
+        store: 'postgres',
+        orgId: map.orgId,
+        object: o.object,
+      });
     fromArchive.delete(o.object);
     return sequenceFingerprint(o.object.slice('sequence:'.length), state.lastValue, state.isCalled);
   });
   const extra = [...fromArchive.keys()];
   if (extra.length > 0) {
-    throw permanentFailure(FailureType.VerificationFailed, `the pg_dump archive holds sequences the fingerprint did not find: ${extra.join(', ')}`, { store: 'postgres', orgId: map.orgId, object: extra[0] });
+    throw permanentFailure(
+      FailureType.VerificationFailed,
+      `the pg_dump archive holds sequences the fingerprint did not find: ${extra.join(', ')}`,
+      { store: 'postgres', orgId: map.orgId, object: extra[0] },
+    );
   }
   return result;
 }
 
 /** Row count and hash sum of one table, with `md5-text` where `record-hash` has no hash function. */
-async function hashTableRows(client: PoolClient, sql: string, rowHash: PostgresRowHash): Promise<QueryResult<{ rows: string; hash: string }>> {
+async function hashTableRows(
+  client: PoolClient,
+  sql: string,
+  rowHash: PostgresRowHash,
+): Promise<QueryResult<{ rows: string; hash: string }>> {
   const byText = `SELECT count(*)::text AS rows, ${rowHashSum('t::text')}::text AS hash FROM ${sql} t`;
   if (rowHash === 'md5-text') return client.query(byText);
   const row = rowHash === 'portable-record-hash' ? await portableRow(client, sql) : 't';
   // A failed statement aborts the transaction; the savepoint keeps the snapshot usable.
   await client.query('SAVEPOINT record_hash');
   try {
-    const result = await client.query<{ rows: string; hash: string }>(`SELECT count(*)::text AS rows, ${recordHashSum(row)}::text AS hash FROM ${sql} t`);
+    const result = await client.query<{ rows: string; hash: string }>(
+      `SELECT count(*)::text AS rows, ${recordHashSum(row)}::text AS hash FROM ${sql} t`,
+    );
     await client.query('RELEASE SAVEPOINT record_hash');
     return result;
   } catch (err: unknown) {
@@ -211,7 +268,10 @@ async function hashTableRows(client: PoolClient, sql: string, rowHash: PostgresR
  * (so the hash equals `record-hash`'s), else `ROW(…)` with those columns cast to text.
  */
 async function portableRow(client: PoolClient, sql: string): Promise<string> {
-  const columns = await client.query<{ attname: string; by_text: boolean }>(COLUMNS_HASHED_BY_TEXT_SQL, [sql, CATALOG_ID_TYPES]);
+  const columns = await client.query<{ attname: string; by_text: boolean }>(COLUMNS_HASHED_BY_TEXT_SQL, [
+    sql,
+    CATALOG_ID_TYPES,
+  ]);
   if (!columns.rows.some((c) => c.by_text)) return 't';
   return `ROW(${columns.rows.map((c) => `t.${quotePgIdent(c.attname)}${c.by_text ? '::text' : ''}`).join(', ')})`;
 }

@@ -12,7 +12,10 @@ const READ_IDLE_TIMEOUT_MS = 10_000;
  * Messages per subject of the organization in one stream (JetStream `subjects_filter`), or
  * `undefined` when the stream does not exist.
  */
-export async function organizationSubjectCounts(jsm: JetStreamManager, stream: OrganizationStream): Promise<Map<string, number> | undefined> {
+export async function organizationSubjectCounts(
+  jsm: JetStreamManager,
+  stream: OrganizationStream,
+): Promise<Map<string, number> | undefined> {
   try {
     const info = await jsm.streams.info(stream.stream, { subjects_filter: stream.filterSubject });
     return new Map(Object.entries(info.state.subjects ?? {}));

@@ -53,7 +53,9 @@ export interface FingerprintComparison {
 
 function sortObjects(objects: ObjectFingerprint[]): ObjectFingerprint[] {
   const rank = (s: FingerprintStore) => FINGERPRINT_STORES.indexOf(s);
-  return [...objects].sort((a, b) => rank(a.store) - rank(b.store) || (a.object < b.object ? -1 : a.object > b.object ? 1 : 0));
+  return [...objects].sort(
+    (a, b) => rank(a.store) - rank(b.store) || (a.object < b.object ? -1 : a.object > b.object ? 1 : 0),
+  );
 }
 
 /**
@@ -70,8 +72,12 @@ export async function fingerprintOrganization(
   const map = organizationDataMap(orgId, model);
   const takenAt = new Date().toISOString();
   const work: Record<FingerprintStore, () => Promise<ObjectFingerprint[]>> = {
-    postgres: () => fingerprintPostgres(clients.postgres, map, { rowHash: options.postgresRowHash ?? CURRENT_POSTGRES_ROW_HASH }),
-    clickhouse: () => fingerprintClickHouse(clients.clickhouse, map, { rowHash: options.clickhouseRowHash ?? CURRENT_CLICKHOUSE_ROW_HASH }),
+    postgres: () =>
+      fingerprintPostgres(clients.postgres, map, { rowHash: options.postgresRowHash ?? CURRENT_POSTGRES_ROW_HASH }),
+    clickhouse: () =>
+      fingerprintClickHouse(clients.clickhouse, map, {
+        rowHash: options.clickhouseRowHash ?? CURRENT_CLICKHOUSE_ROW_HASH,
+      }),
     queue: () => fingerprintQueue(clients.nats, map),
     redis: () => fingerprintRedis(clients.redis, map),
   };
@@ -83,7 +89,10 @@ export async function fingerprintOrganization(
  * Compares two fingerprints object by object (store and name), ignoring org ids and times.
  * @returns `equal` and every object that differs in rows or hash, or exists on one side only.
  */
-export function compareFingerprints(expected: OrganizationFingerprint, actual: OrganizationFingerprint): FingerprintComparison {
+export function compareFingerprints(
+  expected: OrganizationFingerprint,
+  actual: OrganizationFingerprint,
+): FingerprintComparison {
   const key = (o: ObjectFingerprint) => `${o.store}\u0000${o.object}`;
   const actualByKey = new Map(actual.objects.map((o) => [key(o), o]));
   const differences: FingerprintDifference[] = [];

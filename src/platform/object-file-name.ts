@@ -26,9 +26,10 @@ export function encodeObjectFileName(name: string): string {
 export function decodeObjectFileName(encoded: string): string {
   const prefixed = encoded.startsWith('_-');
   const body = prefixed ? encoded.slice(1) : encoded;
-  if (!(prefixed ? /^-[0-9A-F]{2}/ : /^[a-z0-9]/).test(body) || !/^(?:[a-z0-9_]|-[0-9A-F]{2})*$/.test(body)) throw new Error(`not an encoded object file name: ${JSON.stringify(encoded.slice(0, 120))}`);
+  if (!(prefixed ? /^-[0-9A-F]{2}/ : /^[a-z0-9]/).test(body) || !/^(?:[a-z0-9_]|-[0-9A-F]{2})*$/.test(body))
+    throw new Error(`not an encoded object file name: ${JSON.stringify(encoded.slice(0, 120))}`);
   const bytes: number[] = [];
-  for (let i = 0; i < body.length; ) {
+  for (let i = 0; i < body.length;) {
     if (body[i] === '-') {
       bytes.push(parseInt(body.slice(i + 1, i + 3), 16));
       i += 3;

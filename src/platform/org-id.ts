@@ -36,5 +36,8 @@ function quoteForMessage(value: unknown): string {
  */
 export function parseOrgId(value: unknown, field = 'orgId'): string {
   if (isOrgId(value)) return value;
-  throw permanentFailure(FailureType.InvalidOrganizationId, `${field}: invalid organization id ${quoteForMessage(value)}: ${ORG_ID_RULE}`);
+  throw permanentFailure(
+    FailureType.InvalidOrganizationId,
+    `${field}: invalid organization id ${quoteForMessage(value)}: ${ORG_ID_RULE}`,
+  );
 }

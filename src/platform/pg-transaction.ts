@@ -6,7 +6,11 @@ import type { Pool, PoolClient } from 'pg';
  * to the pool either way.
  * @param begin the opening statement, e.g. `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`.
  */
-export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
+export async function inTransaction<T>(
+  pool: Pool,
+  work: (client: PoolClient) => Promise<T>,
+  begin = 'BEGIN',
+): Promise<T> {
   const client = await pool.connect();
   try {
     await client.query(begin);

@@ -80,7 +80,10 @@ export interface SharedTableDependency {
  * The foreign keys among `tables`, read from `pg_constraint` (self-references are ignored).
  * Names are `schema.table`.
  */
-export async function sharedTableDependencies(pool: Pool, tables: readonly SharedTable[]): Promise<SharedTableDependency[]> {
+export async function sharedTableDependencies(
+  pool: Pool,
+  tables: readonly SharedTable[],
+): Promise<SharedTableDependency[]> {
   const names = tables.map((t) => `${t.schema}.${t.table}`);
   const result = await pool.query<{ child: string; parent: string }>(
     `SELECT DISTINCT cn.nspname || '.' || c.relname AS child, pn.nspname || '.' || p.relname AS parent
@@ -99,7 +102,10 @@ export async function sharedTableDependencies(pool: Pool, tables: readonly Share
  * order where foreign keys allow. Work that inserts goes in this order; work that deletes, reversed.
  * @throws Error when the foreign keys form a cycle (no order can respect them).
  */
-export async function sharedTablesInForeignKeyOrder(pool: Pool, tables: readonly SharedTable[]): Promise<SharedTable[]> {
+export async function sharedTablesInForeignKeyOrder(
+  pool: Pool,
+  tables: readonly SharedTable[],
+): Promise<SharedTable[]> {
   const dependencies = await sharedTableDependencies(pool, tables);
   const key = (t: SharedTable) => `${t.schema}.${t.table}`;
   const remaining = [...tables];
@@ -107,7 +113,8 @@ export async function sharedTablesInForeignKeyOrder(pool: Pool, tables: readonly
   while (remaining.length > 0) {
     const placed = new Set(ordered.map(key));
     const next = remaining.findIndex((t) => dependencies.every((d) => d.child !== key(t) || placed.has(d.parent)));
-    if (next < 0) throw new Error(`foreign keys among ${remaining.map(key).join(', ')} form a cycle; no order respects them`);
+    if (next < 0)
+      throw new Error(`foreign keys among ${remaining.map(key).join(', ')} form a cycle; no order respects them`);
     ordered.push(...remaining.splice(next, 1));
   }
   return ordered;
@@ -123,7 +130,10 @@ export function sharedTableSql(table: SharedTable): string {
  * they are: their retention belongs to the platform, not to this tool.
  * @returns the info of every stream of the model.
  */
-export async function ensureStreams(jsm: JetStreamManager, model: PlatformModel = DEFAULT_PLATFORM_MODEL): Promise<StreamInfo[]> {
+export async function ensureStreams(
+  jsm: JetStreamManager,
+  model: PlatformModel = DEFAULT_PLATFORM_MODEL,
+): Promise<StreamInfo[]> {
   const infos: StreamInfo[] = [];
   for (const s of model.queue.streams) {
     infos.push(await ensureStream(jsm, s.stream, `${s.subjectRoot}.>`, s.maxAgeMs));
@@ -131,7 +141,12 @@ export async function ensureStreams(jsm: JetStreamManager, model: PlatformModel 
   return infos;
 }
 
-async function ensureStream(jsm: JetStreamManager, stream: string, subject: string, maxAgeMs: number): Promise<StreamInfo> {
+async function ensureStream(
+  jsm: JetStreamManager,
+  stream: string,
+  subject: string,
+  maxAgeMs: number,
+): Promise<StreamInfo> {
   try {
     return await jsm.streams.info(stream);
   } catch (err) {

@@ -10,7 +10,10 @@ const PG_MAX_IDENTIFIER_BYTES = 63;
  */
 export function quotePgIdent(name: string): string {
   if (name.length === 0 || name.includes('\0') || Buffer.byteLength(name, 'utf8') > PG_MAX_IDENTIFIER_BYTES) {
-    throw permanentFailure(FailureType.InvalidInput, `invalid PostgreSQL identifier ${JSON.stringify(name.slice(0, 80))}: expected 1-${PG_MAX_IDENTIFIER_BYTES} bytes without NUL`);
+    throw permanentFailure(
+      FailureType.InvalidInput,
+      `invalid PostgreSQL identifier ${JSON.stringify(name.slice(0, 80))}: expected 1-${PG_MAX_IDENTIFIER_BYTES} bytes without NUL`,
+    );
   }
   return `"${name.replace(/"/g, '""')}"`;
 }
@@ -26,7 +29,8 @@ export function quotePgQualified(schema: string, table: string): string {
  * result is right whatever `standard_conforming_strings` says.
  */
 export function quotePgLiteral(value: string): string {
-  if (value.includes('\0')) throw permanentFailure(FailureType.InvalidInput, 'a PostgreSQL string literal cannot contain a NUL byte');
+  if (value.includes('\0'))
+    throw permanentFailure(FailureType.InvalidInput, 'a PostgreSQL string literal cannot contain a NUL byte');
   return `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }
 
@@ -48,7 +52,8 @@ function escapeClickHouseQuoted(value: string, quote: '`' | "'"): string {
  * @throws a non-retryable `InvalidInput` failure for an empty name, which no object has.
  */
 export function quoteClickHouseIdent(name: string): string {
-  if (name.length === 0) throw permanentFailure(FailureType.InvalidInput, 'invalid ClickHouse identifier "": a name cannot be empty');
+  if (name.length === 0)
+    throw permanentFailure(FailureType.InvalidInput, 'invalid ClickHouse identifier "": a name cannot be empty');
   return `\`${escapeClickHouseQuoted(name, '`')}\``;
 }
 

@@ -6,7 +6,13 @@ import type { StoreClients } from '../store-clients';
 import { DEFAULT_PLATFORM_MODEL, organizationDataMap, type OrganizationDataMap, type PlatformModel } from './data-map';
 import { listOrgSchemas, scanRedisKeys } from './discovery';
 import { ensurePlatformSchema, ensureStreams, isStreamNotFound, sharedTableSql } from './platform-schema';
-import { quoteClickHouseIdent, quoteClickHouseQualified, quoteClickHouseString, quotePgIdent, quotePgQualified } from './quoting';
+import {
+  quoteClickHouseIdent,
+  quoteClickHouseQualified,
+  quoteClickHouseString,
+  quotePgIdent,
+  quotePgQualified,
+} from './quoting';
 
 /** How big a seeded organization is. */
 export type SeedScale = 'small' | 'medium' | 'large';
@@ -41,19 +47,58 @@ export interface ScaleSizes {
 /** small: seconds, for tests. medium: ~100k PostgreSQL rows, ~1M ClickHouse rows. large: >1 GB PostgreSQL, >10M ClickHouse rows. */
 export const SCALE_SIZES: Record<SeedScale, ScaleSizes> = {
   small: {
-    users: 12, entities: 200, entityPaddingChunks: 2, agentConfigurations: 40, workflowStates: 200, agentRuns: 150,
-    kgNodes: 200, kgEdges: 300, analyticsEvents: 500, chatArchive: 100, deadLetters: 10,
-    chatMessages: 60, contextMessages: 25, statsMessages: 25, cacheEntries: 50, sessions: 10,
+    users: 12,
+    entities: 200,
+    entityPaddingChunks: 2,
+    agentConfigurations: 40,
+    workflowStates: 200,
+    agentRuns: 150,
+    kgNodes: 200,
+    kgEdges: 300,
+    analyticsEvents: 500,
+    chatArchive: 100,
+    deadLetters: 10,
+    chatMessages: 60,
+    contextMessages: 25,
+    statsMessages: 25,
+    cacheEntries: 50,
+    sessions: 10,
   },
   medium: {
-    users: 500, entities: 50_000, entityPaddingChunks: 4, agentConfigurations: 5_000, workflowStates: 30_000, agentRuns: 15_000,
-    kgNodes: 200_000, kgEdges: 300_000, analyticsEvents: 480_000, chatArchive: 20_000, deadLetters: 1_000,
-    chatMessages: 3_000, contextMessages: 1_000, statsMessages: 1_000, cacheEntries: 2_000, sessions: 200,
+    users: 500,
+    entities: 50_000,
+    entityPaddingChunks: 4,
+    agentConfigurations: 5_000,
+    workflowStates: 30_000,
+    agentRuns: 15_000,
+    kgNodes: 200_000,
+    kgEdges: 300_000,
+    analyticsEvents: 480_000,
+    chatArchive: 20_000,
+    deadLetters: 1_000,
+    chatMessages: 3_000,
+    contextMessages: 1_000,
+    statsMessages: 1_000,
+    cacheEntries: 2_000,
+    sessions: 200,
   },
   large: {
-    users: 5_000, entities: 2_000_000, entityPaddingChunks: 12, agentConfigurations: 50_000, workflowStates: 1_000_000, agentRuns: 500_000,
-    kgNodes: 2_000_000, kgEdges: 3_000_000, analyticsEvents: 5_800_000, chatArchive: 200_000, deadLetters: 10_000,
-    chatMessages: 20_000, contextMessages: 5_000, statsMessages: 5_000, cacheEntries: 20_000, sessions: 2_000,
+    users: 5_000,
+    entities: 2_000_000,
+    entityPaddingChunks: 12,
+    agentConfigurations: 50_000,
+    workflowStates: 1_000_000,
+    agentRuns: 500_000,
+    kgNodes: 2_000_000,
+    kgEdges: 3_000_000,
+    analyticsEvents: 5_800_000,
+    chatArchive: 200_000,
+    deadLetters: 10_000,
+    chatMessages: 20_000,
+    contextMessages: 5_000,
+    statsMessages: 5_000,
+    cacheEntries: 20_000,
+    sessions: 2_000,
   },
 };
 
@@ -111,7 +156,17 @@ function orderedIndices(n: number, order: InsertionOrder, seed: string): number[
   return indices;
 }
 
-const UNICODE_NAMES = ['Zürich office', '東京 branch', 'Café Ümlaut', 'Ωmega entity', 'naïve façade', '😀 smile', 'Plain name', 'Ελληνικά', 'Кириллица'];
+const UNICODE_NAMES = [
+  'Zürich office',
+  '東京 branch',
+  'Café Ümlaut',
+  'Ωmega entity',
+  'naïve façade',
+  '😀 smile',
+  'Plain name',
+  'Ελληνικά',
+  'Кириллица',
+];
 
 /** SQL text array literal of fixed words; the words are constants of this file, never input. */
 function pgWords(words: readonly string[]): string {
@@ -139,9 +194,18 @@ function pgRandom(tag: string): string {
  * its schemas, shared rows (children first), ClickHouse database, messages and keys. Removing
  * what is already gone succeeds. Not the durable deletion workflow: no backup, no certificate.
  */
-export async function dropSeededOrganization(clients: StoreClients, orgId: string, model: PlatformModel = DEFAULT_PLATFORM_MODEL): Promise<void> {
+export async function dropSeededOrganization(
+  clients: StoreClients,
+  orgId: string,
+  model: PlatformModel = DEFAULT_PLATFORM_MODEL,
+): Promise<void> {
   const map = organizationDataMap(orgId, model);
-  await Promise.all([dropPostgres(clients, map), dropClickHouse(clients, map), purgeQueue(clients, map), dropRedis(clients, map)]);
+  await Promise.all([
+    dropPostgres(clients, map),
+    dropClickHouse(clients, map),
+    purgeQueue(clients, map),
+    dropRedis(clients, map),
+  ]);
 }
 
 async function dropPostgres(clients: StoreClients, map: OrganizationDataMap): Promise<void> {
@@ -149,8 +213,11 @@ async function dropPostgres(clients: StoreClients, map: OrganizationDataMap): Pr
 }
 
 async function dropPostgresIn(client: PoolClient, map: OrganizationDataMap): Promise<void> {
-  for (const schema of await listOrgSchemas(client, map)) await client.query(`DROP SCHEMA IF EXISTS ${quotePgIdent(schema)} CASCADE`);
-  const exists = await client.query<{ present: boolean }>(`SELECT to_regclass('public.organizations') IS NOT NULL AS present`);
+  for (const schema of await listOrgSchemas(client, map))
+    await client.query(`DROP SCHEMA IF EXISTS ${quotePgIdent(schema)} CASCADE`);
+  const exists = await client.query<{ present: boolean }>(
+    `SELECT to_regclass('public.organizations') IS NOT NULL AS present`,
+  );
   if (exists.rows[0]?.present !== true) return;
   for (const table of [...map.postgres.sharedTables].reverse()) {
     await client.query(`DELETE FROM ${sharedTableSql(table)} WHERE ${quotePgIdent(table.keyColumn)} = $1`, [map.orgId]);
@@ -158,7 +225,9 @@ async function dropPostgresIn(client: PoolClient, map: OrganizationDataMap): Pro
 }
 
 async function dropClickHouse(clients: StoreClients, map: OrganizationDataMap): Promise<void> {
-  await clients.clickhouse.command({ query: `DROP DATABASE IF EXISTS ${quoteClickHouseIdent(map.clickhouse.database)}` });
+  await clients.clickhouse.command({
+    query: `DROP DATABASE IF EXISTS ${quoteClickHouseIdent(map.clickhouse.database)}`,
+  });
 }
 
 async function purgeQueue(clients: StoreClients, map: OrganizationDataMap): Promise<void> {
@@ -185,7 +254,11 @@ async function dropRedis(clients: StoreClients, map: OrganizationDataMap): Promi
  * one seed are clones up to their id). Creates the shared tables and streams when missing.
  * Bulk rows are generated server-side (generate_series, numbers()) from the seed.
  */
-export async function seedOrganization(clients: StoreClients, orgId: string, options: SeedOptions): Promise<SeedReport> {
+export async function seedOrganization(
+  clients: StoreClients,
+  orgId: string,
+  options: SeedOptions,
+): Promise<SeedReport> {
   const model = options.model ?? DEFAULT_PLATFORM_MODEL;
   const map = organizationDataMap(orgId, model);
   const seed = String(options.seed ?? '1');
@@ -206,7 +279,13 @@ export async function seedOrganization(clients: StoreClients, orgId: string, opt
   return { orgId: map.orgId, scale: options.scale, seed, sizes, durationsMs: { postgres, clickhouse, queue, redis } };
 }
 
-async function seedPostgres(clients: StoreClients, map: OrganizationDataMap, seed: string, sizes: ScaleSizes, order: InsertionOrder): Promise<void> {
+async function seedPostgres(
+  clients: StoreClients,
+  map: OrganizationDataMap,
+  seed: string,
+  sizes: ScaleSizes,
+  order: InsertionOrder,
+): Promise<void> {
   const main = map.postgres.mainSchema;
   const agents = map.postgres.schemas[1] ?? `${map.postgres.suffixSchemaPrefix}agents`;
   const t = (schema: string, table: string) => quotePgQualified(schema, table);
@@ -300,7 +379,10 @@ async function seedPostgres(clients: StoreClients, map: OrganizationDataMap, see
          FROM generate_series(1, $2) g ${by}`,
       [seed, sizes.workflowStates, sizes.entities],
     );
-    await client.query(`SELECT setval(pg_get_serial_sequence($1, 'id'), $2)`, [`${quotePgIdent(main)}.workflow_state`, sizes.workflowStates + 1]);
+    await client.query(`SELECT setval(pg_get_serial_sequence($1, 'id'), $2)`, [
+      `${quotePgIdent(main)}.workflow_state`,
+      sizes.workflowStates + 1,
+    ]);
     await client.query(
       `INSERT INTO ${t(agents, 'agent_runs')} (id, agent_id, input, output, tokens, started_at, duration)
        SELECT g, md5($1 || ':a:' || (1 + ${pgRandom('ra')} % $3))::uuid, 'Frage ' || g || ': ¿qué tal? 你好',
@@ -332,7 +414,13 @@ function chChunks(order: InsertionOrder, n: number): string[] {
   return ['1'];
 }
 
-async function seedClickHouse(clients: StoreClients, map: OrganizationDataMap, seed: string, sizes: ScaleSizes, order: InsertionOrder): Promise<void> {
+async function seedClickHouse(
+  clients: StoreClients,
+  map: OrganizationDataMap,
+  seed: string,
+  sizes: ScaleSizes,
+  order: InsertionOrder,
+): Promise<void> {
   const ch = clients.clickhouse;
   const db = map.clickhouse.database;
   const q = (table: string) => quoteClickHouseQualified(db, table);
@@ -409,20 +497,48 @@ function queueMessages(seed: string, sizes: ScaleSizes): Array<{ root: string; t
   for (let i = 0; i < sizes.chatMessages; i++) {
     const room = Math.floor(random() * 8);
     const name = UNICODE_NAMES[Math.floor(random() * UNICODE_NAMES.length)] ?? '';
-    messages.push({ root: 'chat', tail: `room_${room}`, payload: JSON.stringify({ n: i, from: `user${1 + Math.floor(random() * 50)}`, text: `Hallo ${name} #${i}`, at: 1704067200 + i * 5 }) });
+    messages.push({
+      root: 'chat',
+      tail: `room_${room}`,
+      payload: JSON.stringify({
+        n: i,
+        from: `user${1 + Math.floor(random() * 50)}`,
+        text: `Hallo ${name} #${i}`,
+        at: 1704067200 + i * 5,
+      }),
+    });
   }
   for (let i = 0; i < sizes.contextMessages; i++) {
     const agent = Math.floor(random() * 5);
-    messages.push({ root: 'agent_context', tail: `agent_${agent}`, payload: JSON.stringify({ n: i, turn: Math.floor(random() * 20), memory: `context ${Math.floor(random() * 1e9).toString(36)} — 記憶` }) });
+    messages.push({
+      root: 'agent_context',
+      tail: `agent_${agent}`,
+      payload: JSON.stringify({
+        n: i,
+        turn: Math.floor(random() * 20),
+        memory: `context ${Math.floor(random() * 1e9).toString(36)} — 記憶`,
+      }),
+    });
   }
   for (let i = 0; i < sizes.statsMessages; i++) {
     const metric = ['latency', 'tokens', 'sessions'][Math.floor(random() * 3)] ?? 'latency';
-    messages.push({ root: 'stats', tail: metric, payload: JSON.stringify({ n: i, value: Math.round(random() * 100000) / 100, at: 1704067200 + i * 60 }) });
+    messages.push({
+      root: 'stats',
+      tail: metric,
+      payload: JSON.stringify({ n: i, value: Math.round(random() * 100000) / 100, at: 1704067200 + i * 60 }),
+    });
   }
   return messages;
 }
 
-async function seedQueue(clients: StoreClients, map: OrganizationDataMap, model: PlatformModel, seed: string, sizes: ScaleSizes, order: InsertionOrder): Promise<void> {
+async function seedQueue(
+  clients: StoreClients,
+  map: OrganizationDataMap,
+  model: PlatformModel,
+  seed: string,
+  sizes: ScaleSizes,
+  order: InsertionOrder,
+): Promise<void> {
   const nc = await clients.nats.connection();
   const jsm = await jetstreamManager(nc);
   await ensureStreams(jsm, model);
@@ -430,7 +546,9 @@ async function seedQueue(clients: StoreClients, map: OrganizationDataMap, model:
   await purgeQueue(clients, map);
   const js = jetstream(nc);
   const messages = queueMessages(seed, sizes);
-  const prefixOf = new Map(model.queue.streams.map((s, i) => [s.subjectRoot, map.queue.streams[i]?.subjectPrefix ?? '']));
+  const prefixOf = new Map(
+    model.queue.streams.map((s, i) => [s.subjectRoot, map.queue.streams[i]?.subjectPrefix ?? '']),
+  );
   const indices = orderedIndices(messages.length, order, seed);
   const window = 256;
   for (let start = 0; start < indices.length; start += window) {
@@ -446,14 +564,24 @@ async function seedQueue(clients: StoreClients, map: OrganizationDataMap, model:
   }
 }
 
-async function seedRedis(clients: StoreClients, map: OrganizationDataMap, seed: string, sizes: ScaleSizes, order: InsertionOrder): Promise<void> {
+async function seedRedis(
+  clients: StoreClients,
+  map: OrganizationDataMap,
+  seed: string,
+  sizes: ScaleSizes,
+  order: InsertionOrder,
+): Promise<void> {
   await dropRedis(clients, map);
   const random = mulberry32(seedNumber(seed, 'redis'));
   const cachePrefix = map.redis.keyPatterns.find((p) => p.startsWith('cache:'))?.slice(0, -1) ?? `cache:${map.orgId}:`;
   type Write = (pipeline: ReturnType<StoreClients['redis']['pipeline']>) => void;
   const writes: Write[] = [];
   for (let i = 0; i < sizes.cacheEntries; i++) {
-    const value = JSON.stringify({ entity: i, score: Math.floor(random() * 1000), label: `caché ${Math.floor(random() * 1e9).toString(36)}` });
+    const value = JSON.stringify({
+      entity: i,
+      score: Math.floor(random() * 1000),
+      label: `caché ${Math.floor(random() * 1e9).toString(36)}`,
+    });
     // TTLs of days: entries must outlive any test that fingerprints them.
     const ttlSeconds = 86_400 + Math.floor(random() * 86_400);
     if (i % 10 === 9) {
@@ -466,8 +594,15 @@ async function seedRedis(clients: StoreClients, map: OrganizationDataMap, seed: 
   for (let i = 0; i < sizes.sessions; i++) {
     const sid = createHash('sha256').update(`${seed}:session:${i}`).digest('hex').slice(0, 24);
     sessionIds.push(sid);
-    const fields = { user_id: `user${1 + Math.floor(random() * 50)}`, created_at: String(1704067200 + i * 3600), ip: `10.0.${i % 256}.${Math.floor(random() * 255)}`, agent: 'Mozilla/5.0 (Ünïcode)' };
-    writes.push((p) => p.hset(`${map.redis.sessionKeyPrefix}${sid}`, fields).expire(`${map.redis.sessionKeyPrefix}${sid}`, 7 * 86_400));
+    const fields = {
+      user_id: `user${1 + Math.floor(random() * 50)}`,
+      created_at: String(1704067200 + i * 3600),
+      ip: `10.0.${i % 256}.${Math.floor(random() * 255)}`,
+      agent: 'Mozilla/5.0 (Ünïcode)',
+    };
+    writes.push((p) =>
+      p.hset(`${map.redis.sessionKeyPrefix}${sid}`, fields).expire(`${map.redis.sessionKeyPrefix}${sid}`, 7 * 86_400),
+    );
   }
   if (sessionIds.length > 0) writes.push((p) => p.sadd(map.redis.sessionIndexKey, ...sessionIds));
   const indices = orderedIndices(writes.length, order, seed);

@@ -1,4 +1,10 @@
-import { ScheduleAlreadyRunning, ScheduleNotFoundError, type Client, type ScheduleDescription, type ScheduleOptions } from '@temporalio/client';
+import {
+  ScheduleAlreadyRunning,
+  ScheduleNotFoundError,
+  type Client,
+  type ScheduleDescription,
+  type ScheduleOptions,
+} from '@temporalio/client';
 import { scheduleSpecHash, type ScheduleEntry, type ScheduleFile } from './schedule-file';
 import { parseDurationMs } from '../contracts/duration';
 
@@ -43,7 +49,10 @@ function optionsFor(entry: ScheduleEntry, target: ScheduleTarget, prefix: string
   const scheduleId = `${prefix}${entry.id}`;
   return {
     scheduleId,
-    spec: entry.cron !== undefined ? { cronExpressions: [specText(entry)] } : { intervals: [{ every: everyMs(entry.every ?? '1h') }] },
+    spec:
+      entry.cron !== undefined
+        ? { cronExpressions: [specText(entry)] }
+        : { intervals: [{ every: everyMs(entry.every ?? '1h') }] },
     action: {
       type: 'startWorkflow',
       workflowType: entry.workflowType,
@@ -51,7 +60,11 @@ function optionsFor(entry: ScheduleEntry, target: ScheduleTarget, prefix: string
       taskQueue: target.taskQueue,
       // Temporal appends the scheduled time, so every run has its own id under this prefix.
       workflowId: scheduleId,
-      memo: { [HASH_MEMO_KEY]: scheduleSpecHash(entry, target.taskQueue), [SPEC_MEMO_KEY]: entry.cron !== undefined ? specText(entry) : `every ${entry.every}`, schedule: scheduleId },
+      memo: {
+        [HASH_MEMO_KEY]: scheduleSpecHash(entry, target.taskQueue),
+        [SPEC_MEMO_KEY]: entry.cron !== undefined ? specText(entry) : `every ${entry.every}`,
+        schedule: scheduleId,
+      },
       staticSummary: entry.description,
     },
     // Never two runs of one schedule at once: a run still going when the next is due makes it skip.
@@ -148,7 +161,10 @@ export interface ScheduleListing {
   recentRuns: Array<{ workflowId: string; startedAt: string }>;
 }
 
-export async function describeManagedSchedules(client: Client, prefix = DEFAULT_SCHEDULE_PREFIX): Promise<ScheduleListing[]> {
+export async function describeManagedSchedules(
+  client: Client,
+  prefix = DEFAULT_SCHEDULE_PREFIX,
+): Promise<ScheduleListing[]> {
   const listings: ScheduleListing[] = [];
   for (const id of await listManagedSchedules(client, prefix)) {
     const d = await describeOrUndefined(client, id);
@@ -156,11 +172,16 @@ export async function describeManagedSchedules(client: Client, prefix = DEFAULT_
     listings.push({
       scheduleId: id,
       workflowType: d.action.type === 'startWorkflow' ? d.action.workflowType : d.action.type,
-      spec: d.action.type === 'startWorkflow' && typeof d.action.memo?.[SPEC_MEMO_KEY] === 'string' ? String(d.action.memo[SPEC_MEMO_KEY]) : 'unknown',
+      spec:
+        d.action.type === 'startWorkflow' && typeof d.action.memo?.[SPEC_MEMO_KEY] === 'string'
+          ? String(d.action.memo[SPEC_MEMO_KEY])
+          : 'unknown',
       paused: d.state.paused,
       ...(d.state.note ? { note: d.state.note } : {}),
       nextRuns: d.info.nextActionTimes.slice(0, 3).map((t) => t.toISOString()),
-      recentRuns: d.info.recentActions.slice(-3).map((a) => ({ workflowId: a.action.workflow.workflowId, startedAt: a.takenAt.toISOString() })),
+      recentRuns: d.info.recentActions
+        .slice(-3)
+        .map((a) => ({ workflowId: a.action.workflow.workflowId, startedAt: a.takenAt.toISOString() })),
     });
   }
   return listings;

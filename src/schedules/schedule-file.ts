@@ -4,22 +4,31 @@ import { z } from 'zod';
 import { durationMsOrProblem } from '../contracts/duration';
 
 /** Schedule ids: what follows the set's prefix (`eloquent-`). */
-const scheduleIdSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, { message: 'expected 1-63 lower-case letters, digits and "-"' });
+const scheduleIdSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, { message: 'expected 1-63 lower-case letters, digits and "-"' });
 
 /** Five-field cron (minute hour day-of-month month day-of-week), as Temporal reads it, in UTC. */
-const cronSchema = z.string().regex(/^\s*\S+(\s+\S+){4}\s*$/, { message: 'expected a five-field cron expression such as "0 2 * * *"' });
+const cronSchema = z
+  .string()
+  .regex(/^\s*\S+(\s+\S+){4}\s*$/, { message: 'expected a five-field cron expression such as "0 2 * * *"' });
 
-const everySchema = z.string().refine((text) => {
-  const ms = durationMsOrProblem(text);
-  return typeof ms === 'number' && ms >= 1000;
-}, { message: 'expected an interval of at least 1s such as 15m, 1h30m, 7d or 1w' });
+const everySchema = z.string().refine(
+  (text) => {
+    const ms = durationMsOrProblem(text);
+    return typeof ms === 'number' && ms >= 1000;
+  },
+  { message: 'expected an interval of at least 1s such as 15m, 1h30m, 7d or 1w' },
+);
 
 export const scheduleEntrySchema = z
   .object({
     id: scheduleIdSchema,
     description: z.string().min(1),
     /** Workflow type name registered by the worker. */
-    workflowType: z.string().regex(/^[A-Za-z][A-Za-z0-9]*$/, { message: 'expected a workflow type name such as "backupPlatform"' }),
+    workflowType: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9]*$/, { message: 'expected a workflow type name such as "backupPlatform"' }),
     /** Arguments of the workflow, as JSON. */
     args: z.array(z.unknown()).default([]),
     cron: cronSchema.optional(),
@@ -28,7 +37,9 @@ export const scheduleEntrySchema = z
     paused: z.boolean().default(false),
   })
   .strict()
-  .refine((e) => (e.cron === undefined) !== (e.every === undefined), { message: 'give exactly one of "cron" and "every"' });
+  .refine((e) => (e.cron === undefined) !== (e.every === undefined), {
+    message: 'give exactly one of "cron" and "every"',
+  });
 
 export type ScheduleEntry = z.infer<typeof scheduleEntrySchema>;
 
@@ -38,7 +49,9 @@ export const scheduleFileSchema = z
     schedules: z.array(scheduleEntrySchema),
   })
   .strict()
-  .refine((f) => new Set(f.schedules.map((s) => s.id)).size === f.schedules.length, { message: 'schedule ids must be unique' });
+  .refine((f) => new Set(f.schedules.map((s) => s.id)).size === f.schedules.length, {
+    message: 'schedule ids must be unique',
+  });
 
 export type ScheduleFile = z.infer<typeof scheduleFileSchema>;
 
@@ -53,11 +66,15 @@ export async function loadScheduleFile(path: string): Promise<ScheduleFile> {
   try {
     json = JSON.parse(await readFile(path, 'utf8'));
   } catch (err) {
-    throw new ScheduleFileError(`cannot read schedule file ${path}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new ScheduleFileError(
+      `cannot read schedule file ${path}: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
   const parsed = scheduleFileSchema.safeParse(json);
   if (!parsed.success) {
-    throw new ScheduleFileError(`schedule file ${path} is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+    throw new ScheduleFileError(
+      `schedule file ${path} is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+    );
   }
   return parsed.data;
 }

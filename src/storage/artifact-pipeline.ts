@@ -50,7 +50,11 @@ export function compressionFor(options: ArtifactWriteOptions): ArtifactCompressi
 }
 
 /** Starts encoding into `destination`. Nothing flows until bytes are written into `input`. */
-export function encodeArtifact(destination: Writable, write: ArtifactWriteOptions, options: EncodingOptions): ArtifactEncoder {
+export function encodeArtifact(
+  destination: Writable,
+  write: ArtifactWriteOptions,
+  options: EncodingOptions,
+): ArtifactEncoder {
   const compression = compressionFor(write);
   let rawBytes = 0;
   const counter = new Transform({
@@ -62,7 +66,8 @@ export function encodeArtifact(destination: Writable, write: ArtifactWriteOption
   });
   const meter = new StoredBytesMeter();
   const stages: Array<Transform | Writable> = [counter];
-  if (compression === 'gzip' && write.gzipped !== true) stages.push(createGzip({ level: options.gzipLevel, chunkSize: GZIP_CHUNK_BYTES }));
+  if (compression === 'gzip' && write.gzipped !== true)
+    stages.push(createGzip({ level: options.gzipLevel, chunkSize: GZIP_CHUNK_BYTES }));
   if (options.dataKey) stages.push(createEncryptStream(options.dataKey));
   stages.push(meter, destination);
   const done = pipeline(stages);
@@ -75,7 +80,14 @@ export function encodeArtifact(destination: Writable, write: ArtifactWriteOption
     finish: async (): Promise<EncodedArtifact> => {
       if (!counter.writableEnded && !counter.destroyed) counter.end();
       await done;
-      return { bytes: meter.bytes, rawBytes, sha256: meter.digest(), compression, encrypted: dataKey !== undefined, ...(dataKey ? { keyId: dataKey.keyId } : {}) };
+      return {
+        bytes: meter.bytes,
+        rawBytes,
+        sha256: meter.digest(),
+        compression,
+        encrypted: dataKey !== undefined,
+        ...(dataKey ? { keyId: dataKey.keyId } : {}),
+      };
     },
     destroy: async (): Promise<void> => {
       counter.destroy();
@@ -113,7 +125,13 @@ export function decodeArtifact(stored: Readable, form: StoredForm, name: string,
     flush(callback: TransformCallback) {
       const actual = hash.digest('hex');
       if (hashed !== form.bytes || actual !== form.sha256) {
-        callback(permanentFailure(FailureType.ChecksumMismatch, `artifact ${name} hashes to ${actual} (${hashed} bytes), but ${form.sha256} (${form.bytes} bytes) was recorded`, context));
+        callback(
+          permanentFailure(
+            FailureType.ChecksumMismatch,
+            `artifact ${name} hashes to ${actual} (${hashed} bytes), but ${form.sha256} (${form.bytes} bytes) was recorded`,
+            context,
+          ),
+        );
         return;
       }
       callback();
@@ -151,7 +169,12 @@ function classifyReadError(err: unknown, name: string, context: FailureContext):
   if (err instanceof ApplicationFailure) return err;
   const codes = errorCodes(err);
   if (codes.some((code) => code.startsWith('Z_') || code === 'ERR_ZLIB_INITIALIZATION_FAILED')) {
-    return permanentFailure(FailureType.ChecksumMismatch, `artifact ${name} is not a valid gzip stream (corrupted or truncated): ${messageOf(err)}`, context, err);
+    return permanentFailure(
+      FailureType.ChecksumMismatch,
+      `artifact ${name} is not a valid gzip stream (corrupted or truncated): ${messageOf(err)}`,
+      context,
+      err,
+    );
   }
   return asError(err);
 }

@@ -40,11 +40,15 @@ export function parseSidecar(ref: ArtifactRef, content: Buffer): Sidecar {
   }
   const result = sidecarSchema.safeParse(parsed);
   if (!result.success || result.data.path !== ref.path) {
-    throw permanentFailure(FailureType.ChecksumMismatch, `metadata of artifact ${describeArtifact(ref)} is corrupted or belongs to another artifact`, {
-      store: 'storage',
-      orgId: ref.orgId,
-      object: describeArtifact(ref),
-    });
+    throw permanentFailure(
+      FailureType.ChecksumMismatch,
+      `metadata of artifact ${describeArtifact(ref)} is corrupted or belongs to another artifact`,
+      {
+        store: 'storage',
+        orgId: ref.orgId,
+        object: describeArtifact(ref),
+      },
+    );
   }
   return result.data;
 }

@@ -88,14 +88,19 @@ export function artifactSegments(ref: ArtifactRef): string[] {
       { store: 'storage', orgId: ref.orgId, object: ref.path },
     );
   }
-  for (const segment of segments) if (!SAFE_SEGMENT.test(segment)) invalidSegment('artifact path', ref.path, segment, ref.orgId);
+  for (const segment of segments)
+    if (!SAFE_SEGMENT.test(segment)) invalidSegment('artifact path', ref.path, segment, ref.orgId);
   const name = segments[segments.length - 1] ?? '';
   if (name.endsWith(SIDECAR_SUFFIX)) {
-    throw permanentFailure(FailureType.InvalidInput, `artifact path ${JSON.stringify(ref.path)} may not end with the reserved suffix "${SIDECAR_SUFFIX}"`, {
-      store: 'storage',
-      orgId: ref.orgId,
-      object: ref.path,
-    });
+    throw permanentFailure(
+      FailureType.InvalidInput,
+      `artifact path ${JSON.stringify(ref.path)} may not end with the reserved suffix "${SIDECAR_SUFFIX}"`,
+      {
+        store: 'storage',
+        orgId: ref.orgId,
+        object: ref.path,
+      },
+    );
   }
   return segments;
 }
@@ -107,11 +112,15 @@ export function artifactSegments(ref: ArtifactRef): string[] {
 export function assertJsonDocumentName(backup: BackupRef, name: string): void {
   assertBackupRef(backup);
   if (!SAFE_SEGMENT.test(name) || !name.endsWith('.json') || name.endsWith(SIDECAR_SUFFIX)) {
-    throw permanentFailure(FailureType.InvalidInput, `document name ${JSON.stringify(name)} must be a safe file name ending in ".json"`, {
-      store: 'storage',
-      orgId: backup.orgId,
-      object: name,
-    });
+    throw permanentFailure(
+      FailureType.InvalidInput,
+      `document name ${JSON.stringify(name)} must be a safe file name ending in ".json"`,
+      {
+        store: 'storage',
+        orgId: backup.orgId,
+        object: name,
+      },
+    );
   }
 }
 

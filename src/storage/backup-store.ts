@@ -196,7 +196,11 @@ export { MANIFEST_FILE, VERIFICATION_FILE } from './backup-layout';
  * hash to what its sidecar (and, when given, `expectedSha256` from heartbeat details) says; otherwise
  * `undefined`, and the caller writes the artifact again (the commit replaces it).
  */
-export async function findFinishedArtifact(store: BackupStore, ref: ArtifactRef, expectedSha256?: string): Promise<ArtifactRecord | undefined> {
+export async function findFinishedArtifact(
+  store: BackupStore,
+  ref: ArtifactRef,
+  expectedSha256?: string,
+): Promise<ArtifactRecord | undefined> {
   const stat = await store.statArtifact(ref);
   if (!stat.exists) return undefined;
   if (expectedSha256 !== undefined && expectedSha256 !== stat.sha256) return undefined;

@@ -112,17 +112,35 @@ export class BlobBackupStore implements BackupStore {
     const name = describeArtifact(ref);
     const context = artifactContext(ref);
     const sidecar = await this.readSidecar(ref);
-    if (!sidecar) throw permanentFailure(FailureType.UnknownBackup, `artifact ${name} does not exist (never written or never committed)`, context);
+    if (!sidecar)
+      throw permanentFailure(
+        FailureType.UnknownBackup,
+        `artifact ${name} does not exist (never written or never committed)`,
+        context,
+      );
     const stored = await this.blobs.stat(key);
-    if (!stored) throw permanentFailure(FailureType.UnknownBackup, `artifact ${name} has metadata but no data file`, context);
+    if (!stored)
+      throw permanentFailure(FailureType.UnknownBackup, `artifact ${name} has metadata but no data file`, context);
     if (stored.bytes !== sidecar.bytes) {
-      throw permanentFailure(FailureType.ChecksumMismatch, `artifact ${name} has ${stored.bytes} stored bytes but ${sidecar.bytes} were written (truncated or altered)`, context);
+      throw permanentFailure(
+        FailureType.ChecksumMismatch,
+        `artifact ${name} has ${stored.bytes} stored bytes but ${sidecar.bytes} were written (truncated or altered)`,
+        context,
+      );
     }
     // Keys are resolved before any byte flows, so a missing or wrong key fails here, clearly.
-    const dataKey = sidecar.encrypted ? await this.keyStore.getDataKey(ref.orgId, sidecar.keyId ?? '(none recorded)') : undefined;
+    const dataKey = sidecar.encrypted
+      ? await this.keyStore.getDataKey(ref.orgId, sidecar.keyId ?? '(none recorded)')
+      : undefined;
     const source = await this.blobs.get(key);
-    if (!source) throw permanentFailure(FailureType.UnknownBackup, `artifact ${name} has metadata but no data file`, context);
-    return decodeArtifact(source, { bytes: sidecar.bytes, sha256: sidecar.sha256, compression: sidecar.compression, dataKey }, name, context);
+    if (!source)
+      throw permanentFailure(FailureType.UnknownBackup, `artifact ${name} has metadata but no data file`, context);
+    return decodeArtifact(
+      source,
+      { bytes: sidecar.bytes, sha256: sidecar.sha256, compression: sidecar.compression, dataKey },
+      name,
+      context,
+    );
   }
 
   async statArtifact(ref: ArtifactRef): Promise<ArtifactStat> {
@@ -135,7 +153,13 @@ export class BlobBackupStore implements BackupStore {
     const stored = await this.blobs.get(artifactKey(ref));
     if (!stored) return { exists: false, matches: false, expectedSha256, bytes: 0 };
     const { sha256: actualSha256, bytes } = await hashStoredBytes(stored);
-    return { exists: true, matches: actualSha256 === expectedSha256.toLowerCase(), expectedSha256, actualSha256, bytes };
+    return {
+      exists: true,
+      matches: actualSha256 === expectedSha256.toLowerCase(),
+      expectedSha256,
+      actualSha256,
+      bytes,
+    };
   }
 
   async listArtifacts(backup: BackupRef): Promise<ArtifactRecord[]> {
@@ -145,7 +169,12 @@ export class BlobBackupStore implements BackupStore {
   async writeJson(backup: BackupRef, name: string, value: unknown): Promise<void> {
     assertJsonDocumentName(backup, name);
     const text = JSON.stringify(value, null, 2);
-    if (text === undefined) throw permanentFailure(FailureType.InvalidInput, `document ${name} has no JSON representation`, { store: 'storage', orgId: backup.orgId, object: name });
+    if (text === undefined)
+      throw permanentFailure(FailureType.InvalidInput, `document ${name} has no JSON representation`, {
+        store: 'storage',
+        orgId: backup.orgId,
+        object: name,
+      });
     await this.markBackupStarted(backup);
     await this.blobs.put(documentKey(backup, name), `${text}\n`, documentContext(backup, name));
   }
@@ -156,13 +185,23 @@ export class BlobBackupStore implements BackupStore {
     try {
       return JSON.parse(content.toString('utf8')) as unknown;
     } catch (err: unknown) {
-      throw permanentFailure(FailureType.ChecksumMismatch, `document ${name} is not valid JSON (corrupted)`, documentContext(backup, name), err);
+      throw permanentFailure(
+        FailureType.ChecksumMismatch,
+        `document ${name} is not valid JSON (corrupted)`,
+        documentContext(backup, name),
+        err,
+      );
     }
   }
 
   async deleteJson(backup: BackupRef, name: string): Promise<{ deleted: boolean }> {
     const key = documentKey(backup, name);
-    if (name === MANIFEST_FILE) throw permanentFailure(FailureType.InvalidInput, 'the manifest is removed only with its whole backup (deleteBackup)', documentContext(backup, name));
+    if (name === MANIFEST_FILE)
+      throw permanentFailure(
+        FailureType.InvalidInput,
+        'the manifest is removed only with its whole backup (deleteBackup)',
+        documentContext(backup, name),
+      );
     return { deleted: await this.blobs.delete(key, documentContext(backup, name)) };
   }
 
@@ -184,7 +223,17 @@ export class BlobBackupStore implements BackupStore {
         temporaryFiles: (await this.blobs.listUnfinished(backupPrefix(backup))).length,
       });
     }
-    return listings.sort((a, b) => (a.startedAt !== b.startedAt ? (a.startedAt < b.startedAt ? 1 : -1) : a.backupId < b.backupId ? 1 : a.backupId > b.backupId ? -1 : 0));
+    return listings.sort((a, b) =>
+      a.startedAt !== b.startedAt
+        ? a.startedAt < b.startedAt
+          ? 1
+          : -1
+        : a.backupId < b.backupId
+          ? 1
+          : a.backupId > b.backupId
+            ? -1
+            : 0,
+    );
   }
 
   async listOrganizations(): Promise<string[]> {
@@ -246,7 +295,11 @@ export class BlobBackupStore implements BackupStore {
    * The marker's time; without one (a folder made by hand, or a crash while writing it), the time of
    * the backup's oldest blob, or the epoch for a backup with none: an empty folder holds nothing to keep.
    */
-  private async backupStartedAt(backup: BackupRef, relativeKeys: readonly string[], hasMarker: boolean): Promise<string> {
+  private async backupStartedAt(
+    backup: BackupRef,
+    relativeKeys: readonly string[],
+    hasMarker: boolean,
+  ): Promise<string> {
     const prefix = backupPrefix(backup);
     if (hasMarker) {
       const content = await readBlob(this.blobs, markerKey(backup));

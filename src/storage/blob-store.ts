@@ -95,7 +95,8 @@ export async function readBlob(blobs: BlobStore, key: string): Promise<Buffer | 
  */
 export function blobKeySegments(key: string, what: 'key' | 'prefix'): string[] {
   const body = what === 'prefix' ? (key.endsWith('/') ? key.slice(0, -1) : key) : key;
-  if (what === 'prefix' && key !== '' && !key.endsWith('/')) throw new Error(`blob prefix ${JSON.stringify(key)} must end with "/"`);
+  if (what === 'prefix' && key !== '' && !key.endsWith('/'))
+    throw new Error(`blob prefix ${JSON.stringify(key)} must end with "/"`);
   if (body === '') {
     if (what === 'prefix') return [];
     throw new Error('blob key is empty');

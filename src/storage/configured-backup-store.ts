@@ -18,9 +18,25 @@ import { createS3Client, S3Blobs } from './s3-blobs';
  */
 export function createBackupStore(backup: AppConfig['backup'], gzipLevel?: number): BlobBackupStore {
   if (backup.store === 'filesystem') return createFilesystemBackupStore(backup, gzipLevel);
-  const masterKey = backup.masterKeyBase64 === undefined ? undefined : parseMasterKey(backup.masterKeyBase64, 'BACKUP_MASTER_KEY');
+  const masterKey =
+    backup.masterKeyBase64 === undefined ? undefined : parseMasterKey(backup.masterKeyBase64, 'BACKUP_MASTER_KEY');
   const { s3 } = backup;
-  const client = createS3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: s3.forcePathStyle, credentials: s3.credentials });
-  const blobs = new S3Blobs({ client, bucket: s3.bucket, prefix: s3.prefix, partBytes: s3.partBytes, conditionalPuts: s3.conditionalPuts });
-  return new BlobBackupStore({ blobs, keyStore: new FileKeyStore({ directory: backup.directory, masterKey }), ...(gzipLevel === undefined ? {} : { gzipLevel }) });
+  const client = createS3Client({
+    endpoint: s3.endpoint,
+    region: s3.region,
+    forcePathStyle: s3.forcePathStyle,
+    credentials: s3.credentials,
+  });
+  const blobs = new S3Blobs({
+    client,
+    bucket: s3.bucket,
+    prefix: s3.prefix,
+    partBytes: s3.partBytes,
+    conditionalPuts: s3.conditionalPuts,
+  });
+  return new BlobBackupStore({
+    blobs,
+    keyStore: new FileKeyStore({ directory: backup.directory, masterKey }),
+    ...(gzipLevel === undefined ? {} : { gzipLevel }),
+  });
 }

@@ -74,7 +74,11 @@ export function parseMasterKey(base64: string, source: string): Buffer {
   const trimmed = base64.trim();
   const key = Buffer.from(trimmed, 'base64');
   if (!/^[A-Za-z0-9+/]+=*$/.test(trimmed) || key.length !== KEY_BYTES) {
-    throw permanentFailure(FailureType.InvalidInput, `${source} must be base64 of exactly 32 bytes (e.g. \`openssl rand -base64 32\`)`, { store: 'storage' });
+    throw permanentFailure(
+      FailureType.InvalidInput,
+      `${source} must be base64 of exactly 32 bytes (e.g. \`openssl rand -base64 32\`)`,
+      { store: 'storage' },
+    );
   }
   return key;
 }
@@ -128,20 +132,28 @@ export function unwrapDataKey(masterKey: Buffer, orgId: string, keyId: string, w
     );
   }
   try {
-    const decipher = createDecipheriv('aes-256-gcm', masterKey, Buffer.from(wrapped.iv, 'base64'), { authTagLength: TAG_BYTES });
+    const decipher = createDecipheriv('aes-256-gcm', masterKey, Buffer.from(wrapped.iv, 'base64'), {
+      authTagLength: TAG_BYTES,
+    });
     decipher.setAAD(wrapAad(orgId, keyId));
     decipher.setAuthTag(Buffer.from(wrapped.tag, 'base64'));
     const key = Buffer.concat([decipher.update(Buffer.from(wrapped.ciphertext, 'base64')), decipher.final()]);
     if (key.length !== KEY_BYTES) throw new Error(`unwrapped key has ${key.length} bytes`);
     return { orgId, keyId, key };
   } catch (err: unknown) {
-    throw permanentFailure(FailureType.DecryptionFailed, `data key ${keyId} does not unwrap under master key ${configuredId}: the key store entry was altered`, { store: 'storage', orgId, object: keyId }, err);
+    throw permanentFailure(
+      FailureType.DecryptionFailed,
+      `data key ${keyId} does not unwrap under master key ${configuredId}: the key store entry was altered`,
+      { store: 'storage', orgId, object: keyId },
+      err,
+    );
   }
 }
 
 function encodeHeader(chunkBytes: number, noncePrefix: Buffer, keyId: string): Buffer {
   const id = Buffer.from(keyId, 'ascii');
-  if (id.length === 0 || id.length > 255) throw new RangeError(`key id must be 1-255 ASCII characters, got ${id.length}`);
+  if (id.length === 0 || id.length > 255)
+    throw new RangeError(`key id must be 1-255 ASCII characters, got ${id.length}`);
   const fixed = Buffer.alloc(FIXED_HEADER_BYTES);
   let offset = ENCRYPTION_MAGIC.copy(fixed, 0);
   offset = fixed.writeUInt8(ENCRYPTION_FORMAT_VERSION, offset);
@@ -158,18 +170,25 @@ function encodeHeader(chunkBytes: number, noncePrefix: Buffer, keyId: string): B
  * @throws ApplicationFailure `DecryptionFailed` when the bytes are not an encrypted artifact of a known version.
  */
 export function parseEncryptionHeader(bytes: Buffer, artifact: string): EncryptionHeader | undefined {
-  const fail = (why: string) => permanentFailure(FailureType.DecryptionFailed, `artifact ${artifact} ${why}`, { store: 'storage', object: artifact });
+  const fail = (why: string) =>
+    permanentFailure(FailureType.DecryptionFailed, `artifact ${artifact} ${why}`, {
+      store: 'storage',
+      object: artifact,
+    });
   const magicPart = bytes.subarray(0, ENCRYPTION_MAGIC.length);
-  if (!magicPart.equals(ENCRYPTION_MAGIC.subarray(0, magicPart.length))) throw fail('is not an encrypted artifact (wrong magic bytes)');
+  if (!magicPart.equals(ENCRYPTION_MAGIC.subarray(0, magicPart.length)))
+    throw fail('is not an encrypted artifact (wrong magic bytes)');
   if (bytes.length < FIXED_HEADER_BYTES) return undefined;
   let offset = ENCRYPTION_MAGIC.length;
   const version = bytes.readUInt8(offset++);
-  if (version !== ENCRYPTION_FORMAT_VERSION) throw fail(`has encryption format version ${version}; this build reads version ${ENCRYPTION_FORMAT_VERSION}`);
+  if (version !== ENCRYPTION_FORMAT_VERSION)
+    throw fail(`has encryption format version ${version}; this build reads version ${ENCRYPTION_FORMAT_VERSION}`);
   const algorithm = bytes.readUInt8(offset++);
   if (algorithm !== ALGORITHM_AES_256_GCM) throw fail(`uses unknown algorithm ${algorithm}`);
   const chunkBytes = bytes.readUInt32BE(offset);
   offset += 4;
-  if (chunkBytes < MIN_CHUNK_BYTES || chunkBytes > MAX_CHUNK_BYTES) throw fail(`has an implausible chunk size ${chunkBytes} (corrupted header)`);
+  if (chunkBytes < MIN_CHUNK_BYTES || chunkBytes > MAX_CHUNK_BYTES)
+    throw fail(`has an implausible chunk size ${chunkBytes} (corrupted header)`);
   const noncePrefix = Buffer.from(bytes.subarray(offset, offset + NONCE_PREFIX_BYTES));
   offset += NONCE_PREFIX_BYTES;
   const idLength = bytes.readUInt8(offset++);
@@ -239,7 +258,9 @@ export function createEncryptStream(dataKey: DataKey, chunkBytes: number = DEFAU
       out.push(header);
       headerSent = true;
     }
-    const cipher = createCipheriv('aes-256-gcm', dataKey.key, nonceFor(noncePrefix, counter++), { authTagLength: TAG_BYTES });
+    const cipher = createCipheriv('aes-256-gcm', dataKey.key, nonceFor(noncePrefix, counter++), {
+      authTagLength: TAG_BYTES,
+    });
     cipher.setAAD(final ? aad[1] : aad[0]);
     out.push(cipher.update(plaintext));
     cipher.final();
@@ -286,12 +307,19 @@ export function createDecryptStream(dataKey: DataKey, artifact: string): Transfo
   let aad: readonly [Buffer, Buffer] = [Buffer.alloc(0), Buffer.alloc(0)];
   let counter = 0;
   const fail = (why: string, cause?: unknown) =>
-    permanentFailure(FailureType.DecryptionFailed, `artifact ${artifact} ${why}`, { store: 'storage', orgId: dataKey.orgId, object: artifact }, cause);
+    permanentFailure(
+      FailureType.DecryptionFailed,
+      `artifact ${artifact} ${why}`,
+      { store: 'storage', orgId: dataKey.orgId, object: artifact },
+      cause,
+    );
 
   const open = (out: Buffer[], sealed: Buffer, final: boolean): void => {
     if (!header) throw fail('ends inside its header (truncated)');
     if (sealed.length < TAG_BYTES) throw fail(`ends inside chunk ${counter} (truncated)`);
-    const decipher = createDecipheriv('aes-256-gcm', dataKey.key, nonceFor(header.noncePrefix, counter), { authTagLength: TAG_BYTES });
+    const decipher = createDecipheriv('aes-256-gcm', dataKey.key, nonceFor(header.noncePrefix, counter), {
+      authTagLength: TAG_BYTES,
+    });
     decipher.setAAD(final ? aad[1] : aad[0]);
     decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
     const plaintext = decipher.update(sealed.subarray(0, sealed.length - TAG_BYTES));

@@ -19,7 +19,11 @@ export interface FilesystemBackupStoreOptions {
  */
 export class FilesystemBackupStore extends BlobBackupStore {
   constructor(options: FilesystemBackupStoreOptions) {
-    super({ blobs: new FilesystemBlobs(options.directory), keyStore: options.keyStore, ...(options.gzipLevel === undefined ? {} : { gzipLevel: options.gzipLevel }) });
+    super({
+      blobs: new FilesystemBlobs(options.directory),
+      keyStore: options.keyStore,
+      ...(options.gzipLevel === undefined ? {} : { gzipLevel: options.gzipLevel }),
+    });
   }
 }
 
@@ -28,8 +32,16 @@ export class FilesystemBackupStore extends BlobBackupStore {
  * `config.backup.masterKeyBase64` is set. Keys live in `<directory>/<orgId>/keys.json` (see key-store.ts).
  * @throws ApplicationFailure `InvalidInput` when the master key is not base64 of 32 bytes.
  */
-export function createFilesystemBackupStore(backup: { directory: string; masterKeyBase64: string | undefined }, gzipLevel?: number): FilesystemBackupStore {
-  const masterKey = backup.masterKeyBase64 === undefined ? undefined : parseMasterKey(backup.masterKeyBase64, 'BACKUP_MASTER_KEY');
+export function createFilesystemBackupStore(
+  backup: { directory: string; masterKeyBase64: string | undefined },
+  gzipLevel?: number,
+): FilesystemBackupStore {
+  const masterKey =
+    backup.masterKeyBase64 === undefined ? undefined : parseMasterKey(backup.masterKeyBase64, 'BACKUP_MASTER_KEY');
   const keyStore = new FileKeyStore({ directory: backup.directory, masterKey });
-  return new FilesystemBackupStore({ directory: backup.directory, keyStore, ...(gzipLevel === undefined ? {} : { gzipLevel }) });
+  return new FilesystemBackupStore({
+    directory: backup.directory,
+    keyStore,
+    ...(gzipLevel === undefined ? {} : { gzipLevel }),
+  });
 }

@@ -5,7 +5,13 @@ import { Writable, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { errorCodes, type FailureContext } from '../errors';
 import { blobKeySegments, type BlobStat, type BlobStore, type BlobUpload } from './blob-store';
-import { classifyFilesystemError, fsyncDirectory, isTemporaryName, temporaryPathFor, writeFileAtomically } from './filesystem-io';
+import {
+  classifyFilesystemError,
+  fsyncDirectory,
+  isTemporaryName,
+  temporaryPathFor,
+  writeFileAtomically,
+} from './filesystem-io';
 
 /** Read and write buffers: large enough that syscalls do not dominate, small enough to stream. */
 const IO_CHUNK_BYTES = 1024 * 1024;
@@ -66,7 +72,9 @@ export class FilesystemBlobs implements BlobStore {
 
   async put(key: string, content: string | Buffer, context: FailureContext): Promise<void> {
     const file = this.fileOf(key);
-    await mkdir(path.dirname(file), { recursive: true }).catch((err: unknown) => Promise.reject(classifyFilesystemError(err, context)));
+    await mkdir(path.dirname(file), { recursive: true }).catch((err: unknown) =>
+      Promise.reject(classifyFilesystemError(err, context)),
+    );
     await writeFileAtomically(file, content, context);
   }
 
@@ -92,12 +100,16 @@ export class FilesystemBlobs implements BlobStore {
   }
 
   async get(key: string): Promise<Readable | undefined> {
-    const handle = await open(this.fileOf(key), 'r').catch((err: unknown) => (isNotFound(err) ? undefined : Promise.reject(err)));
+    const handle = await open(this.fileOf(key), 'r').catch((err: unknown) =>
+      isNotFound(err) ? undefined : Promise.reject(err),
+    );
     return handle?.createReadStream({ highWaterMark: IO_CHUNK_BYTES });
   }
 
   async stat(key: string): Promise<BlobStat | undefined> {
-    const info = await stat(this.fileOf(key)).catch((err: unknown) => (isNotFound(err) ? undefined : Promise.reject(err)));
+    const info = await stat(this.fileOf(key)).catch((err: unknown) =>
+      isNotFound(err) ? undefined : Promise.reject(err),
+    );
     if (!info?.isFile()) return undefined;
     return { bytes: info.size, modifiedAt: info.mtime.toISOString() };
   }
@@ -107,7 +119,9 @@ export class FilesystemBlobs implements BlobStore {
   }
 
   async listPrefixes(prefix: string): Promise<string[]> {
-    const entries = await readdir(this.dirOf(prefix), { withFileTypes: true }).catch((err: unknown) => (isNotFound(err) ? [] : Promise.reject(err)));
+    const entries = await readdir(this.dirOf(prefix), { withFileTypes: true }).catch((err: unknown) =>
+      isNotFound(err) ? [] : Promise.reject(err),
+    );
     return entries
       .filter((entry) => entry.isDirectory())
       .map((entry) => entry.name)
@@ -135,11 +149,14 @@ export class FilesystemBlobs implements BlobStore {
    * never see it half-removed; leftovers of a removal that crashed after hiding are removed first.
    */
   async deletePrefix(prefix: string, context: FailureContext): Promise<boolean> {
-    if (blobKeySegments(prefix, 'prefix').length === 0) throw new Error('refusing to delete every blob of the store (empty prefix)');
+    if (blobKeySegments(prefix, 'prefix').length === 0)
+      throw new Error('refusing to delete every blob of the store (empty prefix)');
     const dir = this.dirOf(prefix);
     const parent = path.dirname(dir);
     const hiddenPrefix = `.${path.basename(dir)}.deleting-`;
-    const leftovers = (await readdir(parent).catch(() => [] as string[])).filter((name) => name.startsWith(hiddenPrefix));
+    const leftovers = (await readdir(parent).catch(() => [] as string[])).filter((name) =>
+      name.startsWith(hiddenPrefix),
+    );
     for (const leftover of leftovers) await rm(path.join(parent, leftover), { recursive: true, force: true });
     const exists = await stat(dir).then(
       () => true,
@@ -170,7 +187,9 @@ export class FilesystemBlobs implements BlobStore {
     const root = this.dirOf(prefix);
     const keys: string[] = [];
     const visit = async (relative: string): Promise<void> => {
-      const entries = await readdir(path.join(root, relative), { withFileTypes: true }).catch((err: unknown) => (isNotFound(err) ? [] : Promise.reject(err)));
+      const entries = await readdir(path.join(root, relative), { withFileTypes: true }).catch((err: unknown) =>
+        isNotFound(err) ? [] : Promise.reject(err),
+      );
       for (const entry of entries) {
         const child = relative ? `${relative}/${entry.name}` : entry.name;
         if (entry.isDirectory()) await visit(child);

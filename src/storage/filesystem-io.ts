@@ -17,10 +17,20 @@ const REJECTED_CODES = new Set(['EACCES', 'EPERM', 'EROFS']);
 export function classifyFilesystemError(err: unknown, context: FailureContext): Error | ApplicationFailure {
   const codes = errorCodes(err);
   if (codes.some((code) => DISK_FULL_CODES.has(code))) {
-    return permanentFailure(FailureType.DiskFull, `no space left on the backup device while writing: ${messageOf(err)}`, context, err);
+    return permanentFailure(
+      FailureType.DiskFull,
+      `no space left on the backup device while writing: ${messageOf(err)}`,
+      context,
+      err,
+    );
   }
   if (codes.some((code) => REJECTED_CODES.has(code))) {
-    return permanentFailure(FailureType.StoreRejected, `the backup directory refused access: ${messageOf(err)}`, context, err);
+    return permanentFailure(
+      FailureType.StoreRejected,
+      `the backup directory refused access: ${messageOf(err)}`,
+      context,
+      err,
+    );
   }
   return asError(err);
 }
@@ -55,7 +65,11 @@ export function isTemporaryName(name: string): boolean {
  * Readers see the old content or the new one; a crash leaves at most a temporary file.
  * @throws ApplicationFailure `DiskFull` / `StoreRejected` naming `context.object`; other errors unchanged (retryable).
  */
-export async function writeFileAtomically(file: string, content: string | Buffer, context: FailureContext): Promise<void> {
+export async function writeFileAtomically(
+  file: string,
+  content: string | Buffer,
+  context: FailureContext,
+): Promise<void> {
   const temporary = temporaryPathFor(file);
   try {
     const handle = await open(temporary, 'wx', 0o600);

@@ -88,7 +88,8 @@ export class InMemoryBlobs implements BlobStore {
   }
 
   async deletePrefix(prefix: string): Promise<boolean> {
-    if (blobKeySegments(prefix, 'prefix').length === 0) throw new Error('refusing to delete every blob of the store (empty prefix)');
+    if (blobKeySegments(prefix, 'prefix').length === 0)
+      throw new Error('refusing to delete every blob of the store (empty prefix)');
     let found = false;
     for (const map of [this.blobs, this.uploads]) {
       for (const key of [...map.keys()]) {

@@ -249,11 +249,15 @@ export class FileKeyStore implements KeyStore {
 
   private requireMasterKey(orgId: string, purpose: string): Buffer {
     if (!this.masterKey) {
-      throw permanentFailure(FailureType.DecryptionFailed, `no master key is configured (BACKUP_MASTER_KEY), so the worker cannot ${purpose}`, {
-        store: 'storage',
-        orgId,
-        object: KEYS_FILE,
-      });
+      throw permanentFailure(
+        FailureType.DecryptionFailed,
+        `no master key is configured (BACKUP_MASTER_KEY), so the worker cannot ${purpose}`,
+        {
+          store: 'storage',
+          orgId,
+          object: KEYS_FILE,
+        },
+      );
     }
     return this.masterKey;
   }
@@ -275,21 +279,34 @@ export class FileKeyStore implements KeyStore {
     try {
       parsed = JSON.parse(text);
     } catch (err: unknown) {
-      throw permanentFailure(FailureType.DecryptionFailed, `key file ${file} is not valid JSON (corrupted); restore it from a copy`, { store: 'storage', orgId, object: KEYS_FILE }, err);
+      throw permanentFailure(
+        FailureType.DecryptionFailed,
+        `key file ${file} is not valid JSON (corrupted); restore it from a copy`,
+        { store: 'storage', orgId, object: KEYS_FILE },
+        err,
+      );
     }
     const result = keysFileSchema.safeParse(parsed);
     if (!result.success || result.data.orgId !== orgId) {
-      throw permanentFailure(FailureType.DecryptionFailed, `key file ${file} does not describe organization ${orgId}'s keys (corrupted or misplaced)`, {
-        store: 'storage',
-        orgId,
-        object: KEYS_FILE,
-      });
+      throw permanentFailure(
+        FailureType.DecryptionFailed,
+        `key file ${file} does not describe organization ${orgId}'s keys (corrupted or misplaced)`,
+        {
+          store: 'storage',
+          orgId,
+          object: KEYS_FILE,
+        },
+      );
     }
     return result.data;
   }
 
   private async writeKeys(orgId: string, keys: KeysFile): Promise<void> {
-    await writeFileAtomically(this.keysPath(orgId), `${JSON.stringify(keys, null, 2)}\n`, { store: 'storage', orgId, object: KEYS_FILE });
+    await writeFileAtomically(this.keysPath(orgId), `${JSON.stringify(keys, null, 2)}\n`, {
+      store: 'storage',
+      orgId,
+      object: KEYS_FILE,
+    });
   }
 
   /**
@@ -299,7 +316,9 @@ export class FileKeyStore implements KeyStore {
   private async withLock<T>(orgId: string, action: () => Promise<T>): Promise<T> {
     const orgDir = path.join(this.directory, orgId);
     assertSafeSegment('organization id', orgId);
-    await mkdir(orgDir, { recursive: true }).catch((err: unknown) => Promise.reject(classifyFilesystemError(err, { store: 'storage', orgId, object: orgDir })));
+    await mkdir(orgDir, { recursive: true }).catch((err: unknown) =>
+      Promise.reject(classifyFilesystemError(err, { store: 'storage', orgId, object: orgDir })),
+    );
     const lock = path.join(orgDir, LOCK_DIR);
     const deadline = Date.now() + LOCK_WAIT_MS;
     for (;;) {
@@ -307,7 +326,8 @@ export class FileKeyStore implements KeyStore {
         await mkdir(lock);
         break;
       } catch (err: unknown) {
-        if (!errorCodes(err).includes('EEXIST')) throw classifyFilesystemError(err, { store: 'storage', orgId, object: lock });
+        if (!errorCodes(err).includes('EEXIST'))
+          throw classifyFilesystemError(err, { store: 'storage', orgId, object: lock });
       }
       const age = await stat(lock).then(
         (s) => Date.now() - s.mtimeMs,
@@ -323,7 +343,10 @@ export class FileKeyStore implements KeyStore {
         continue;
       }
       // Retryable on purpose: a busy lock is a transient condition.
-      if (Date.now() > deadline) throw new Error(`[storage org=${orgId} object=${lock}] key store lock is held by another process for more than ${LOCK_WAIT_MS} ms`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `[storage org=${orgId} object=${lock}] key store lock is held by another process for more than ${LOCK_WAIT_MS} ms`,
+        );
       await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 30));
     }
     try {
@@ -338,4 +361,3 @@ export class FileKeyStore implements KeyStore {
 function isNotFound(err: unknown): boolean {
   return errorCodes(err).includes('ENOENT');
 }
-

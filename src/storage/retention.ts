@@ -40,7 +40,13 @@ function isoWeekOf(iso: string): string {
   const day = (date.getUTCDay() + 6) % 7; // Monday = 0
   const thursday = new Date(Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), date.getUTCDate() - day + 3));
   const firstThursday = new Date(Date.UTC(thursday.getUTCFullYear(), 0, 4));
-  const week = 1 + Math.round((thursday.getTime() - firstThursday.getTime()) / (7 * 86_400_000) - ((firstThursday.getUTCDay() + 6) % 7) / 7 + 3 / 7);
+  const week =
+    1 +
+    Math.round(
+      (thursday.getTime() - firstThursday.getTime()) / (7 * 86_400_000) -
+        ((firstThursday.getUTCDay() + 6) % 7) / 7 +
+        3 / 7,
+    );
   return `${thursday.getUTCFullYear()}-W${String(week).padStart(2, '0')}`;
 }
 
@@ -49,10 +55,17 @@ function isoWeekOf(iso: string): string {
  * when older than `incompleteGraceMs` before `now` (a younger one may be a backup still running).
  * The newest complete backup and every held backup are always kept.
  */
-export function decideRetention(candidates: readonly RetentionCandidate[], policy: RetentionPolicy, now: Date, incompleteGraceMs = 24 * 3_600_000): RetentionDecision {
+export function decideRetention(
+  candidates: readonly RetentionCandidate[],
+  policy: RetentionPolicy,
+  now: Date,
+  incompleteGraceMs = 24 * 3_600_000,
+): RetentionDecision {
   const reasons = new Map<string, string[]>();
   const keep = (id: string, reason: string) => reasons.set(id, [...(reasons.get(id) ?? []), reason]);
-  const complete = candidates.filter((c) => c.complete).sort((a, b) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : 0));
+  const complete = candidates
+    .filter((c) => c.complete)
+    .sort((a, b) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : 0));
 
   const newest = complete[0];
   if (newest) keep(newest.backupId, 'newest complete backup');
@@ -75,7 +88,8 @@ export function decideRetention(candidates: readonly RetentionCandidate[], polic
   }
   for (const c of candidates) {
     if (c.held) keep(c.backupId, 'held by an unfinished operation');
-    else if (!c.complete && now.getTime() - new Date(c.startedAt).getTime() < incompleteGraceMs) keep(c.backupId, 'incomplete, may still be running');
+    else if (!c.complete && now.getTime() - new Date(c.startedAt).getTime() < incompleteGraceMs)
+      keep(c.backupId, 'incomplete, may still be running');
   }
   return {
     keep: [...reasons.entries()].map(([backupId, why]) => ({ backupId, reasons: why })),

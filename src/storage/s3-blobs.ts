@@ -130,7 +130,9 @@ export class S3Blobs implements BlobStore {
     if (this.root !== '') blobKeySegments(this.root, 'prefix');
     this.partBytes = options.partBytes ?? 8 * 1024 * 1024;
     if (!Number.isInteger(this.partBytes) || this.partBytes < MIN_PART_BYTES) {
-      throw new RangeError(`S3Blobs options.partBytes must be an integer of at least ${MIN_PART_BYTES} (S3's smallest part), got ${String(options.partBytes)}`);
+      throw new RangeError(
+        `S3Blobs options.partBytes must be an integer of at least ${MIN_PART_BYTES} (S3's smallest part), got ${String(options.partBytes)}`,
+      );
     }
     this.conditionalPuts = options.conditionalPuts ?? true;
     this.location = `s3://${this.bucket}/${this.root}`;
@@ -143,14 +145,22 @@ export class S3Blobs implements BlobStore {
       .catch((err: unknown) => Promise.reject(classifyS3Error(err, context)));
     const uploadId = created.UploadId;
     if (!uploadId) throw new Error(`${this.location}: CreateMultipartUpload of ${key} answered without an upload id`);
-    const sink = new PartSink(this.client, { Bucket: this.bucket, Key: objectKey, UploadId: uploadId }, this.partBytes, context);
+    const sink = new PartSink(
+      this.client,
+      { Bucket: this.bucket, Key: objectKey, UploadId: uploadId },
+      this.partBytes,
+      context,
+    );
     const written = finished(sink);
     // Observed by commit() or abort(); without this an early failure would be an unhandled rejection.
     written.catch(() => undefined);
-    const abortUpload = () => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId })).then(
-      () => undefined,
-      () => undefined,
-    );
+    const abortUpload = () =>
+      this.client
+        .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId }))
+        .then(
+          () => undefined,
+          () => undefined,
+        );
     return {
       stream: sink,
       commit: async (): Promise<void> => {
@@ -158,12 +168,19 @@ export class S3Blobs implements BlobStore {
           await written;
           if (sink.parts.length === 0) {
             // S3 completes no upload without parts, and gofakes3 refuses an empty one: an empty blob is one PUT.
-            await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: Buffer.alloc(0) }));
+            await this.client.send(
+              new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: Buffer.alloc(0) }),
+            );
             await abortUpload();
             return;
           }
           await this.client.send(
-            new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId, MultipartUpload: { Parts: sink.parts } }),
+            new CompleteMultipartUploadCommand({
+              Bucket: this.bucket,
+              Key: objectKey,
+              UploadId: uploadId,
+              MultipartUpload: { Parts: sink.parts },
+            }),
           );
         } catch (err: unknown) {
           await abortUpload();
@@ -193,7 +210,9 @@ export class S3Blobs implements BlobStore {
       return true;
     }
     try {
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: Buffer.from(content), IfNoneMatch: '*' }));
+      await this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: Buffer.from(content), IfNoneMatch: '*' }),
+      );
       return true;
     } catch (err: unknown) {
       if (httpStatus(err) === 412) return false;
@@ -204,7 +223,8 @@ export class S3Blobs implements BlobStore {
   async get(key: string): Promise<Readable | undefined> {
     try {
       const answer = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
-      if (!(answer.Body instanceof Readable)) throw new Error(`${this.location}: GetObject of ${key} answered without a Node.js stream`);
+      if (!(answer.Body instanceof Readable))
+        throw new Error(`${this.location}: GetObject of ${key} answered without a Node.js stream`);
       return answer.Body;
     } catch (err: unknown) {
       if (isNotFound(err)) return undefined;
@@ -245,7 +265,9 @@ export class S3Blobs implements BlobStore {
   }
 
   async listUnfinished(prefix: string): Promise<string[]> {
-    return (await this.unfinishedUploads(prefix)).map(({ key, uploadId }) => `${key}${UPLOAD_SEPARATOR}${uploadId}`).sort();
+    return (await this.unfinishedUploads(prefix))
+      .map(({ key, uploadId }) => `${key}${UPLOAD_SEPARATOR}${uploadId}`)
+      .sort();
   }
 
   async delete(key: string, context: FailureContext): Promise<boolean> {
@@ -264,17 +286,28 @@ export class S3Blobs implements BlobStore {
    * removal that was interrupted is resumed by calling it again: whatever is left is listed anew.
    */
   async deletePrefix(prefix: string, context: FailureContext): Promise<boolean> {
-    if (blobKeySegments(prefix, 'prefix').length === 0) throw new Error('refusing to delete every blob of the store (empty prefix)');
+    if (blobKeySegments(prefix, 'prefix').length === 0)
+      throw new Error('refusing to delete every blob of the store (empty prefix)');
     const keys = await this.list(prefix);
     for (let start = 0; start < keys.length; start += DELETE_BATCH) {
       const batch = keys.slice(start, start + DELETE_BATCH);
       const answer = await this.client
-        .send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((key) => ({ Key: this.objectKey(key) })), Quiet: true } }))
+        .send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: batch.map((key) => ({ Key: this.objectKey(key) })), Quiet: true },
+          }),
+        )
         .catch((err: unknown) => Promise.reject(classifyS3Error(err, context)));
       const [first, ...others] = answer.Errors ?? [];
       if (first) {
-        const failure = Object.assign(new Error(`${first.Code ?? 'error'}: ${first.Message ?? ''}`), { name: first.Code ?? 'Error' });
-        throw classifyS3Error(failure, { ...context, object: `${first.Key ?? prefix}${others.length > 0 ? ` and ${others.length} more` : ''}` });
+        const failure = Object.assign(new Error(`${first.Code ?? 'error'}: ${first.Message ?? ''}`), {
+          name: first.Code ?? 'Error',
+        });
+        throw classifyS3Error(failure, {
+          ...context,
+          object: `${first.Key ?? prefix}${others.length > 0 ? ` and ${others.length} more` : ''}`,
+        });
       }
     }
     const uploads = await this.unfinishedUploads(prefix);
@@ -284,7 +317,9 @@ export class S3Blobs implements BlobStore {
 
   private async abortUnfinished(key: string, uploadId: string, context: FailureContext): Promise<boolean> {
     try {
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.objectKey(key), UploadId: uploadId }));
+      await this.client.send(
+        new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.objectKey(key), UploadId: uploadId }),
+      );
       return true;
     } catch (err: unknown) {
       if (errorName(err) === 'NoSuchUpload' || httpStatus(err) === 404) return false;
@@ -300,10 +335,18 @@ export class S3Blobs implements BlobStore {
     let uploadIdMarker: string | undefined;
     for (;;) {
       const page = await this.client
-        .send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.root + prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }))
+        .send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            Prefix: this.root + prefix,
+            KeyMarker: keyMarker,
+            UploadIdMarker: uploadIdMarker,
+          }),
+        )
         .catch((err: unknown) => Promise.reject(classifyS3Error(err, this.contextOf(prefix))));
       for (const upload of page.Uploads ?? []) {
-        if (upload.Key !== undefined && upload.UploadId !== undefined) uploads.push({ key: upload.Key.slice(this.root.length), uploadId: upload.UploadId });
+        if (upload.Key !== undefined && upload.UploadId !== undefined)
+          uploads.push({ key: upload.Key.slice(this.root.length), uploadId: upload.UploadId });
       }
       if (!page.IsTruncated) return uploads;
       keyMarker = page.NextKeyMarker;
@@ -313,7 +356,10 @@ export class S3Blobs implements BlobStore {
 
   private async *pages(prefix: string, delimiter: string | undefined) {
     blobKeySegments(prefix, 'prefix');
-    const pages = paginateListObjectsV2({ client: this.client }, { Bucket: this.bucket, Prefix: this.root + prefix, ...(delimiter ? { Delimiter: delimiter } : {}) });
+    const pages = paginateListObjectsV2(
+      { client: this.client },
+      { Bucket: this.bucket, Prefix: this.root + prefix, ...(delimiter ? { Delimiter: delimiter } : {}) },
+    );
     try {
       for await (const page of pages) yield page;
     } catch (err: unknown) {
@@ -341,10 +387,20 @@ export function classifyS3Error(err: unknown, context: FailureContext): Error | 
   const name = errorName(err);
   const status = httpStatus(err);
   if (REJECTED_CODES.has(name) || status === 403) {
-    return permanentFailure(FailureType.StoreRejected, `the S3 store refused the request (${name}): ${messageOf(err)}`, context, err);
+    return permanentFailure(
+      FailureType.StoreRejected,
+      `the S3 store refused the request (${name}): ${messageOf(err)}`,
+      context,
+      err,
+    );
   }
   if (FULL_CODES.has(name)) {
-    return permanentFailure(FailureType.DiskFull, `the S3 store has no room for the object (${name}): ${messageOf(err)}`, context, err);
+    return permanentFailure(
+      FailureType.DiskFull,
+      `the S3 store has no room for the object (${name}): ${messageOf(err)}`,
+      context,
+      err,
+    );
   }
   return asError(err);
 }
@@ -397,7 +453,8 @@ class PartSink extends Writable {
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.buffered.push(chunk);
     this.bufferedBytes += chunk.length;
-    if (this.bufferedBytes < this.currentPartBytes()) return callback(this.failure === undefined ? null : asError(this.failure));
+    if (this.bufferedBytes < this.currentPartBytes())
+      return callback(this.failure === undefined ? null : asError(this.failure));
     this.settle(this.startPart(), callback);
   }
 
@@ -418,18 +475,21 @@ class PartSink extends Writable {
   private async startPart(): Promise<void> {
     if (this.failure !== undefined) throw this.failure;
     const partNumber = ++this.partCount;
-    if (partNumber > MAX_PARTS) throw permanentFailure(FailureType.DiskFull, `the blob needs more than ${MAX_PARTS} parts`, this.context);
+    if (partNumber > MAX_PARTS)
+      throw permanentFailure(FailureType.DiskFull, `the blob needs more than ${MAX_PARTS} parts`, this.context);
     const body = Buffer.concat(this.buffered);
     this.buffered = [];
     this.bufferedBytes = 0;
-    const sending = this.client.send(new UploadPartCommand({ ...this.upload, PartNumber: partNumber, Body: body, ContentLength: body.length })).then(
-      (answer) => {
-        this.sent.push({ PartNumber: partNumber, ETag: answer.ETag });
-      },
-      (err: unknown) => {
-        this.failure ??= err;
-      },
-    );
+    const sending = this.client
+      .send(new UploadPartCommand({ ...this.upload, PartNumber: partNumber, Body: body, ContentLength: body.length }))
+      .then(
+        (answer) => {
+          this.sent.push({ PartNumber: partNumber, ETag: answer.ETag });
+        },
+        (err: unknown) => {
+          this.failure ??= err;
+        },
+      );
     this.inFlight.add(sending);
     void sending.finally(() => this.inFlight.delete(sending));
     if (this.inFlight.size >= PARTS_IN_FLIGHT) await Promise.race(this.inFlight);

@@ -1,6 +1,18 @@
-import { ApplicationFailure, defineQuery, executeChild, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  defineQuery,
+  executeChild,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { createChatArchiveActivities } from '../activities/cross-store/chat-archive';
-import { DEFAULT_ARCHIVE_AGE_MS, type ArchiveChatInput, type ArchiveChatPlatformResult, type ArchiveChatResult } from '../contracts/chat-archive';
+import {
+  DEFAULT_ARCHIVE_AGE_MS,
+  type ArchiveChatInput,
+  type ArchiveChatPlatformResult,
+  type ArchiveChatResult,
+} from '../contracts/chat-archive';
 import { FailureType } from '../errors';
 import { parseOrgId } from '../platform/org-id';
 import { OperationAttribute, OrgIdAttribute } from '../search-attributes';
@@ -30,7 +42,10 @@ const listing = activityProxies(ACTIVITY_KINDS.listing);
 function wholeNumber(value: unknown, fallback: number, field: string, min: number): number {
   const n = value ?? fallback;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < min) {
-    throw ApplicationFailure.nonRetryable(`${field}: expected a whole number >= ${min}, got ${JSON.stringify(value)}`, FailureType.InvalidInput);
+    throw ApplicationFailure.nonRetryable(
+      `${field}: expected a whole number >= ${min}, got ${JSON.stringify(value)}`,
+      FailureType.InvalidInput,
+    );
   }
   return n;
 }
@@ -46,9 +61,14 @@ function isOrganizationResult(value: ArchiveChatResult | ArchiveChatPlatformResu
  * With `orgId`, one organization; without, a child `archiveChat` per organization listed in
  * PostgreSQL, `concurrency` at a time, where one organization's failure never stops the others.
  */
-export async function archiveChat(input: ArchiveChatInput = {}): Promise<ArchiveChatResult | ArchiveChatPlatformResult> {
+export async function archiveChat(
+  input: ArchiveChatInput = {},
+): Promise<ArchiveChatResult | ArchiveChatPlatformResult> {
   if (input === null || typeof input !== 'object') {
-    throw ApplicationFailure.nonRetryable('input: expected an object such as {"orgId": "acme"} or {}', FailureType.InvalidInput);
+    throw ApplicationFailure.nonRetryable(
+      'input: expected an object such as {"orgId": "acme"} or {}',
+      FailureType.InvalidInput,
+    );
   }
   const olderThanMs = wholeNumber(input.olderThanMs, DEFAULT_ARCHIVE_AGE_MS, 'olderThanMs', 0);
   const batchSize = wholeNumber(input.batchSize, 500, 'batchSize', 1);
@@ -58,7 +78,12 @@ export async function archiveChat(input: ArchiveChatInput = {}): Promise<Archive
     { key: OperationAttribute, value: 'archive-chat' },
     ...(orgId !== undefined ? [{ key: OrgIdAttribute, value: orgId }] : []),
   ]);
-  const progress: ArchiveChatProgress = { orgId: orgId ?? '*', step: orgId ? 'archiving' : 'listing', organizationsDone: 0, organizationsFailed: 0 };
+  const progress: ArchiveChatProgress = {
+    orgId: orgId ?? '*',
+    step: orgId ? 'archiving' : 'listing',
+    organizationsDone: 0,
+    organizationsFailed: 0,
+  };
   setHandler(archiveChatProgressQuery, () => progress);
   const moveTo = trackProgress(progress, `chat archive of ${orgId ? `\`${orgId}\`` : 'every organization'}`);
 
@@ -85,7 +110,10 @@ export async function archiveChat(input: ArchiveChatInput = {}): Promise<Archive
     const runner = async (): Promise<void> => {
       for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
         try {
-          const result = await executeChild(archiveChat, { workflowId: `${parentId}-${id}`, args: [{ orgId: id, olderThanMs, batchSize }] });
+          const result = await executeChild(archiveChat, {
+            workflowId: `${parentId}-${id}`,
+            args: [{ orgId: id, olderThanMs, batchSize }],
+          });
           if (isOrganizationResult(result)) organizations.push(result);
           progress.organizationsDone++;
         } catch (err) {

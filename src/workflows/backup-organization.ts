@@ -31,9 +31,14 @@ export const backupProgressQuery = defineQuery<BackupProgress>('backupProgress')
 export const backupArtifactProgressSignal = defineSignal<[StoreProgressReport]>(BACKUP_PROGRESS_SIGNAL);
 
 /** Validates UI-typed input; a problem fails the run, non-retryable, naming the field. */
-function parseInput(input: BackupOrganizationInput | undefined): Required<Omit<BackupOrganizationInput, 'verify'>> & { verify: boolean } {
+function parseInput(
+  input: BackupOrganizationInput | undefined,
+): Required<Omit<BackupOrganizationInput, 'verify'>> & { verify: boolean } {
   if (input === null || typeof input !== 'object') {
-    throw ApplicationFailure.nonRetryable('input: expected an object such as {"orgId": "acme"}', FailureType.InvalidInput);
+    throw ApplicationFailure.nonRetryable(
+      'input: expected an object such as {"orgId": "acme"}',
+      FailureType.InvalidInput,
+    );
   }
   const orgId = parseOrgId(input.orgId, 'orgId');
   if (input.reason !== undefined && typeof input.reason !== 'string') {
@@ -41,7 +46,10 @@ function parseInput(input: BackupOrganizationInput | undefined): Required<Omit<B
   }
   const stores = input.stores ?? [...BACKUP_STORES];
   if (!Array.isArray(stores) || stores.length === 0 || stores.some((s) => !BACKUP_STORES.includes(s))) {
-    throw ApplicationFailure.nonRetryable(`stores: expected a non-empty list of ${BACKUP_STORES.map((s) => `"${s}"`).join(', ')}; got ${JSON.stringify(stores)}`, FailureType.InvalidInput);
+    throw ApplicationFailure.nonRetryable(
+      `stores: expected a non-empty list of ${BACKUP_STORES.map((s) => `"${s}"`).join(', ')}; got ${JSON.stringify(stores)}`,
+      FailureType.InvalidInput,
+    );
   }
   if (input.verify !== undefined && typeof input.verify !== 'boolean') {
     throw ApplicationFailure.nonRetryable('verify: expected true or false', FailureType.InvalidInput);
@@ -51,7 +59,10 @@ function parseInput(input: BackupOrganizationInput | undefined): Required<Omit<B
 
 /** `20261130T020304Z-1a2b3c4d`: sorts by time, unique per run, safe as a folder name. */
 function newBackupId(now: Date): string {
-  return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${uuid4().slice(0, 8)}`;
+  return `${now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}-${uuid4().slice(0, 8)}`;
 }
 
 /**
@@ -86,7 +97,11 @@ export async function backupOrganization(rawInput: BackupOrganizationInput): Pro
   await quick.assertOrganizationExists(input.orgId);
   // A restore or deletion in flight would make this backup a mix of before and after.
   const parent = info.parent?.workflowId;
-  await quick.assertNoConflictingOperation({ orgId: input.orgId, operations: ['restore', 'delete'], allowWorkflowIds: parent ? [parent] : [] });
+  await quick.assertNoConflictingOperation({
+    orgId: input.orgId,
+    operations: ['restore', 'delete'],
+    allowWorkflowIds: parent ? [parent] : [],
+  });
 
   moveTo('backing-up');
   const backupOne = (store: BackupStoreName): Promise<StoreBackupResult> =>
@@ -102,7 +117,10 @@ export async function backupOrganization(rawInput: BackupOrganizationInput): Pro
         return result;
       }),
     );
-    const [queue, redis] = await Promise.all([quick.countQueueMessages(input.orgId), quick.countRedisKeys(input.orgId)]);
+    const [queue, redis] = await Promise.all([
+      quick.countQueueMessages(input.orgId),
+      quick.countRedisKeys(input.orgId),
+    ]);
     moveTo('committing');
     await quick.commitBackup({
       orgId: input.orgId,

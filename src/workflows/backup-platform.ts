@@ -1,4 +1,11 @@
-import { ApplicationFailure, continueAsNew, executeChild, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  continueAsNew,
+  executeChild,
+  upsertSearchAttributes,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
 import { BACKUP_STORES, type BackupStoreName } from '../contracts/backup';
 import { FailureType } from '../errors';
 import { parseOrgId } from '../platform/org-id';
@@ -20,7 +27,12 @@ export interface BackupPlatformInput {
   /** Verify each organization's backup. @default false (the weekly restore drill verifies) */
   verify?: boolean;
   /** Carried across continue-as-new; not for callers. */
-  progress?: { platformBackupId: string; afterId: string; succeeded: number; failed: Array<{ orgId: string; error: string }> };
+  progress?: {
+    platformBackupId: string;
+    afterId: string;
+    succeeded: number;
+    failed: Array<{ orgId: string; error: string }>;
+  };
 }
 
 export interface BackupPlatformResult {
@@ -33,7 +45,11 @@ const activities = activityProxies(ACTIVITY_KINDS.backupStore);
 
 function positive(value: number | undefined, fallback: number, field: string): number {
   const n = value ?? fallback;
-  if (!Number.isInteger(n) || n < 1) throw ApplicationFailure.nonRetryable(`${field}: expected a whole number >= 1, got ${JSON.stringify(value)}`, FailureType.InvalidInput);
+  if (!Number.isInteger(n) || n < 1)
+    throw ApplicationFailure.nonRetryable(
+      `${field}: expected a whole number >= 1, got ${JSON.stringify(value)}`,
+      FailureType.InvalidInput,
+    );
   return n;
 }
 
@@ -50,14 +66,20 @@ export async function backupPlatform(input: BackupPlatformInput = {}): Promise<B
   let progress = input.progress;
   if (!progress) {
     await executeChild(platformPreflight, { workflowId: `${workflowInfo().workflowId}-preflight`, args: [{}] });
-    const platformBackupId = `${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${uuid4().slice(0, 8)}`;
+    const platformBackupId = `${new Date()
+      .toISOString()
+      .replace(/[-:]/g, '')
+      .replace(/\.\d+Z$/, 'Z')}-${uuid4().slice(0, 8)}`;
     if (stores.includes('postgres')) await activities.dumpPlatformGlobals({ backupId: platformBackupId });
     progress = { platformBackupId, afterId: '', succeeded: 0, failed: [] };
   }
 
   const afterId = progress.afterId;
   const page = input.orgIds
-    ? [...new Set(input.orgIds.map((id) => parseOrgId(id, 'orgIds')))].sort().filter((id) => id > afterId).slice(0, pageSize)
+    ? [...new Set(input.orgIds.map((id) => parseOrgId(id, 'orgIds')))]
+        .sort()
+        .filter((id) => id > afterId)
+        .slice(0, pageSize)
     : await activities.listOrganizationsPage({ afterId, limit: pageSize });
   const queue = [...page];
   const state = progress;
@@ -66,7 +88,14 @@ export async function backupPlatform(input: BackupPlatformInput = {}): Promise<B
       try {
         await executeChild(backupOrganization, {
           workflowId: `backup-${orgId}-${state.platformBackupId}`,
-          args: [{ orgId, reason: input.reason ?? `platform backup ${state.platformBackupId}`, stores, verify: input.verify ?? false }],
+          args: [
+            {
+              orgId,
+              reason: input.reason ?? `platform backup ${state.platformBackupId}`,
+              stores,
+              verify: input.verify ?? false,
+            },
+          ],
         });
         state.succeeded++;
       } catch (err) {

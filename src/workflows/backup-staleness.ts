@@ -17,7 +17,10 @@ const staleness = activityProxies<ReturnType<typeof createStalenessActivities>>(
  */
 export async function backupStaleness(input: BackupStalenessInput = {}): Promise<StalenessReport> {
   if (input.staleAfterMs !== undefined && (!Number.isInteger(input.staleAfterMs) || input.staleAfterMs < 0)) {
-    throw ApplicationFailure.nonRetryable(`staleAfterMs: expected a whole number of milliseconds >= 0, got ${JSON.stringify(input.staleAfterMs)}`, FailureType.InvalidInput);
+    throw ApplicationFailure.nonRetryable(
+      `staleAfterMs: expected a whole number of milliseconds >= 0, got ${JSON.stringify(input.staleAfterMs)}`,
+      FailureType.InvalidInput,
+    );
   }
   upsertSearchAttributes([{ key: OperationAttribute, value: 'preflight' }]);
   return staleness.checkBackupStaleness(input.staleAfterMs === undefined ? {} : { staleAfterMs: input.staleAfterMs });

@@ -8,7 +8,13 @@ export { archiveChat, archiveChatProgressQuery } from './archive-chat';
 export { restoreDrill } from './restore-drill';
 export { backupStaleness } from './backup-staleness';
 export { verifyBackup } from './verify-backup';
-export { deleteOrganization, deletionStatusQuery, cancelDeletionSignal, retryNowSignal, abandonSignal } from './delete-organization';
+export {
+  deleteOrganization,
+  deletionStatusQuery,
+  cancelDeletionSignal,
+  retryNowSignal,
+  abandonSignal,
+} from './delete-organization';
 export { shredOrganizationBackups } from './shred-organization-backups';
 export { reapplyDeletions } from './reapply-deletions';
 export { restoreOrganization, restoreProgressQuery } from './restore-organization';

@@ -47,7 +47,10 @@ export function startOperation(): (step: string) => void {
 /** Fails the run, non-retryable, with every input problem, each naming its field. */
 export function refuseInvalidInput(workflow: string, problems: InputProblems): void {
   if (problems.length > 0) {
-    throw ApplicationFailure.nonRetryable(`${workflow}: invalid input: ${problems.join('; ')}`, FailureType.InvalidInput);
+    throw ApplicationFailure.nonRetryable(
+      `${workflow}: invalid input: ${problems.join('; ')}`,
+      FailureType.InvalidInput,
+    );
   }
 }
 

@@ -1,5 +1,11 @@
 import { ApplicationFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import { PREFLIGHT_STORES, type PreflightInput, type PreflightReport, type PreflightStore, type StoreProbe } from '../contracts/preflight';
+import {
+  PREFLIGHT_STORES,
+  type PreflightInput,
+  type PreflightReport,
+  type PreflightStore,
+  type StoreProbe,
+} from '../contracts/preflight';
 import { FailureType } from '../errors';
 import { OperationAttribute } from '../search-attributes';
 import { probeActivities as probes } from './shared/activity-proxies';

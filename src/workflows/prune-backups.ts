@@ -25,7 +25,10 @@ const storage = activityProxies(ACTIVITY_KINDS.pruning);
 function count(input: PruneBackupsInput, field: 'keepLast' | 'keepDaily' | 'keepWeekly'): number {
   const value = input[field] ?? DEFAULT_RETENTION[field];
   if (!Number.isInteger(value) || value < 0) {
-    throw ApplicationFailure.nonRetryable(`${field}: expected a whole number >= 0, got ${JSON.stringify(value)}`, FailureType.InvalidInput);
+    throw ApplicationFailure.nonRetryable(
+      `${field}: expected a whole number >= 0, got ${JSON.stringify(value)}`,
+      FailureType.InvalidInput,
+    );
   }
   return value;
 }
@@ -35,7 +38,11 @@ function count(input: PruneBackupsInput, field: 'keepLast' | 'keepDaily' | 'keep
  * organization's newest complete backup, nor a backup held by an unfinished deletion.
  */
 export async function pruneBackups(input: PruneBackupsInput = {}): Promise<PruneBackupsResult> {
-  const policy: RetentionPolicy = { keepLast: count(input, 'keepLast'), keepDaily: count(input, 'keepDaily'), keepWeekly: count(input, 'keepWeekly') };
+  const policy: RetentionPolicy = {
+    keepLast: count(input, 'keepLast'),
+    keepDaily: count(input, 'keepDaily'),
+    keepWeekly: count(input, 'keepWeekly'),
+  };
   const orgIds = input.orgId !== undefined ? [parseOrgId(input.orgId)] : await storage.listBackedUpOrganizations();
   upsertSearchAttributes([
     { key: OperationAttribute, value: 'prune' },

@@ -19,12 +19,23 @@ const log = activityProxies(ACTIVITY_KINDS.deletionLog);
  * from the backup store, which the restore did not touch.
  */
 export async function reapplyDeletions(input: ReapplyDeletionsInput): Promise<ReapplyDeletionsResult> {
-  if (input === null || typeof input !== 'object' || typeof input.requestedBy !== 'string' || input.requestedBy.trim() === '') {
-    throw ApplicationFailure.nonRetryable('requestedBy: expected a non-empty string (it is recorded in every re-applied certificate)', FailureType.InvalidInput);
+  if (
+    input === null ||
+    typeof input !== 'object' ||
+    typeof input.requestedBy !== 'string' ||
+    input.requestedBy.trim() === ''
+  ) {
+    throw ApplicationFailure.nonRetryable(
+      'requestedBy: expected a non-empty string (it is recorded in every re-applied certificate)',
+      FailureType.InvalidInput,
+    );
   }
   const concurrency = input.concurrency ?? 2;
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 16) {
-    throw ApplicationFailure.nonRetryable(`concurrency: expected a whole number 1-16, got ${JSON.stringify(input.concurrency)}`, FailureType.InvalidInput);
+    throw ApplicationFailure.nonRetryable(
+      `concurrency: expected a whole number 1-16, got ${JSON.stringify(input.concurrency)}`,
+      FailureType.InvalidInput,
+    );
   }
   upsertSearchAttributes([{ key: OperationAttribute, value: 'delete' }]);
   const dryRun = input.dryRun ?? false;

@@ -28,7 +28,10 @@ const drill = activityProxies<ReturnType<typeof createStalenessActivities>>(ACTI
 export async function restoreDrill(input: RestoreDrillInput = {}): Promise<RestoreDrillResult> {
   const concurrency = input.concurrency ?? 2;
   if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw ApplicationFailure.nonRetryable(`concurrency: expected a whole number >= 1, got ${JSON.stringify(input.concurrency)}`, FailureType.InvalidInput);
+    throw ApplicationFailure.nonRetryable(
+      `concurrency: expected a whole number >= 1, got ${JSON.stringify(input.concurrency)}`,
+      FailureType.InvalidInput,
+    );
   }
   upsertSearchAttributes([{ key: OperationAttribute, value: 'verify' }]);
   const targets = await drill.listNewestCompleteBackups();

@@ -32,15 +32,23 @@ export const restoreProgressQuery = defineQuery<RestoreProgress>('restoreProgres
 /** Patch id: a failed compensation no longer stops the ones after it. */
 const COMPENSATIONS_CONTINUE_PAST_A_FAILURE = 'restore-compensations-continue-past-a-failure';
 
-function parseInput(input: RestoreOrganizationInput | undefined): RestoreOrganizationInput & { mode: 'into-empty' | 'replace' } {
+function parseInput(
+  input: RestoreOrganizationInput | undefined,
+): RestoreOrganizationInput & { mode: 'into-empty' | 'replace' } {
   if (input === null || typeof input !== 'object' || typeof input.backupId !== 'string' || input.backupId === '') {
     throw ApplicationFailure.nonRetryable('backupId: expected the id of a complete backup', FailureType.InvalidInput);
   }
   const mode = input.mode ?? 'into-empty';
   if (mode !== 'into-empty' && mode !== 'replace') {
-    throw ApplicationFailure.nonRetryable(`mode: expected "into-empty" or "replace", got ${JSON.stringify(mode)}`, FailureType.InvalidInput);
+    throw ApplicationFailure.nonRetryable(
+      `mode: expected "into-empty" or "replace", got ${JSON.stringify(mode)}`,
+      FailureType.InvalidInput,
+    );
   }
-  if (input.override !== undefined && (typeof input.override?.reason !== 'string' || input.override.reason.trim() === '')) {
+  if (
+    input.override !== undefined &&
+    (typeof input.override?.reason !== 'string' || input.override.reason.trim() === '')
+  ) {
     throw ApplicationFailure.nonRetryable('override.reason: expected a non-empty reason', FailureType.InvalidInput);
   }
   return {
@@ -86,7 +94,10 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
   }
   const problems = await quick.checkBackupArtifacts(backup);
   if (problems.length > 0) {
-    throw ApplicationFailure.nonRetryable(`backup ${backup.orgId}/${backup.backupId} is damaged: ${problems.join('; ')}`, FailureType.ChecksumMismatch);
+    throw ApplicationFailure.nonRetryable(
+      `backup ${backup.orgId}/${backup.backupId} is damaged: ${problems.join('; ')}`,
+      FailureType.ChecksumMismatch,
+    );
   }
   const manifest = await quick.readBackupManifest(backup);
   const existing = await quick.summarizeOrganization(targetOrgId);
@@ -97,7 +108,11 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
     );
   }
   if (deletion && input.override) {
-    await quick.recordDeletionOverride({ orgId: targetOrgId, restoreWorkflowId: info.workflowId, reason: input.override.reason });
+    await quick.recordDeletionOverride({
+      orgId: targetOrgId,
+      restoreWorkflowId: info.workflowId,
+      reason: input.override.reason,
+    });
   }
 
   let safetyBackupId: string | undefined;
@@ -122,8 +137,12 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
   try {
     // Registered before the first write, so a restore that fails half-way is removed whole; newest
     // first, so PostgreSQL is cleared before ClickHouse, as it is restored first.
-    compensations.add(`what this restore wrote into ClickHouse of ${targetOrgId} was removed`, () => quick.clearOrganizationClickHouse({ orgId: targetOrgId }));
-    compensations.add(`what this restore wrote into PostgreSQL of ${targetOrgId} was removed`, () => quick.clearOrganizationPostgres({ orgId: targetOrgId }));
+    compensations.add(`what this restore wrote into ClickHouse of ${targetOrgId} was removed`, () =>
+      quick.clearOrganizationClickHouse({ orgId: targetOrgId }),
+    );
+    compensations.add(`what this restore wrote into PostgreSQL of ${targetOrgId} was removed`, () =>
+      quick.clearOrganizationPostgres({ orgId: targetOrgId }),
+    );
     if (manifest.stores.includes('postgres')) {
       moveTo('postgres');
       await restoring.restorePostgres(restoreAs);
@@ -137,17 +156,24 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
     comparisons = compareObjectFingerprints(manifest.fingerprint.objects, actual.objects);
     const differences = describeDifferences(comparisons);
     if (differences.length > 0) {
-      throw ApplicationFailure.nonRetryable(`restored data differs from the manifest: ${differences.join('; ')}`, FailureType.VerificationFailed);
+      throw ApplicationFailure.nonRetryable(
+        `restored data differs from the manifest: ${differences.join('; ')}`,
+        FailureType.VerificationFailed,
+      );
     }
   } catch (err) {
     const failedStep = progress.step;
     moveTo(`compensating after ${failedStep}`);
     // Both are reported: the failure, and each compensation's outcome (a failed one included).
     // Before this patch a failed compensation ended the run at once; runs begun then replay that way.
-    const outcomes = await compensations.runAll({ stopAtFirstFailure: !patched(COMPENSATIONS_CONTINUE_PAST_A_FAILURE) });
+    const outcomes = await compensations.runAll({
+      stopAtFirstFailure: !patched(COMPENSATIONS_CONTINUE_PAST_A_FAILURE),
+    });
     moveTo('failed');
     const undone = describeCompensations(outcomes).join('; ');
-    const notAsBefore = outcomes.some((o) => o.failure !== undefined) ? `; target ${targetOrgId} may NOT be as it was before` : '';
+    const notAsBefore = outcomes.some((o) => o.failure !== undefined)
+      ? `; target ${targetOrgId} may NOT be as it was before`
+      : '';
     throw ApplicationFailure.nonRetryable(
       `restore of ${backup.orgId}/${backup.backupId} into ${targetOrgId} failed at step "${failedStep}": ${rootMessage(err)}; ${undone}${notAsBefore}`,
       FailureType.StoreRejected,

@@ -20,7 +20,11 @@ export async function rollbackDeployment(input: RollbackDeploymentInput): Promis
 
   moveTo(`planning the rollback of deployment ${input.service}`);
   const plan = await step(
-    kubernetesApi.planDeploymentRollback({ service: input.service, namespace: input.namespace, toRevision: input.toRevision }),
+    kubernetesApi.planDeploymentRollback({
+      service: input.service,
+      namespace: input.namespace,
+      toRevision: input.toRevision,
+    }),
   );
   const deployment = { service: plan.service, namespace: plan.namespace };
   const object = `deployment ${plan.namespace}/${plan.service}`;

@@ -5,7 +5,14 @@ import {
   type RollbackPlatformInput,
   type RollbackPlatformReport,
 } from '../contracts/kubernetes';
-import { helmCommands, kubernetesApi, kubernetesWaits, refuseInvalidInput, startOperation, step } from './kubernetes-steps';
+import {
+  helmCommands,
+  kubernetesApi,
+  kubernetesWaits,
+  refuseInvalidInput,
+  startOperation,
+  step,
+} from './kubernetes-steps';
 
 /**
  * The runbook's `helm rollback eloquent <revision> -n eloquent`: checks the revision against
@@ -22,17 +29,27 @@ export async function rollbackPlatform(input: RollbackPlatformInput): Promise<Ro
   const { release, namespace } = before;
   const current = before.revisions.at(-1);
   if (!current) {
-    throw ApplicationFailure.nonRetryable(`[kubernetes object=helm release ${namespace}/${release}] has no revisions`, KubernetesFailureType.UnknownObject);
+    throw ApplicationFailure.nonRetryable(
+      `[kubernetes object=helm release ${namespace}/${release}] has no revisions`,
+      KubernetesFailureType.UnknownObject,
+    );
   }
 
   moveTo(`helm rollback of ${namespace}/${release} from revision ${current.revision}`);
   const rollback = await step(
-    helmCommands.helmRollback({ release, namespace, revision: input.revision, expectedCurrentRevision: current.revision }),
+    helmCommands.helmRollback({
+      release,
+      namespace,
+      revision: input.revision,
+      expectedCurrentRevision: current.revision,
+    }),
   );
 
   moveTo(`waiting for the Deployments of ${namespace}/${release}`);
   const services = await step(kubernetesApi.releaseDeployments({ release, namespace }));
-  const deployments = await Promise.all(services.map((service) => step(kubernetesWaits.waitForDeploymentRollout({ service, namespace }))));
+  const deployments = await Promise.all(
+    services.map((service) => step(kubernetesWaits.waitForDeploymentRollout({ service, namespace }))),
+  );
   const after = await step(kubernetesApi.helmHistory({ release, namespace }));
 
   const failed = deployments.filter((d) => d.outcome === 'failed');

@@ -31,14 +31,19 @@ const storage = activityProxies(ACTIVITY_KINDS.shredding);
  * Started by `deleteOrganization` as an abandoned child. Carries `Operation=prune`: it removes
  * backups, and must not count as a running deletion that would block a restore during the retention.
  */
-export async function shredOrganizationBackups(input: ShredOrganizationBackupsInput): Promise<ShredOrganizationBackupsResult> {
+export async function shredOrganizationBackups(
+  input: ShredOrganizationBackupsInput,
+): Promise<ShredOrganizationBackupsResult> {
   const orgId = parseOrgId(input.orgId);
   upsertSearchAttributes([
     { key: OrgIdAttribute, value: orgId },
     { key: OperationAttribute, value: 'prune' },
   ]);
   if (typeof input.deletionRunId !== 'string' || input.deletionRunId === '') {
-    throw ApplicationFailure.nonRetryable('deletionRunId: expected the run id of the deletion', FailureType.InvalidInput);
+    throw ApplicationFailure.nonRetryable(
+      'deletionRunId: expected the run id of the deletion',
+      FailureType.InvalidInput,
+    );
   }
   let retentionMs: number;
   try {

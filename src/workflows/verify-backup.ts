@@ -1,4 +1,10 @@
-import { ApplicationFailure, CancellationScope, isCancellation, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
 import { manifestRowHashes } from '../contracts/backup';
 import type { ObjectComparison, VerificationReport, VerifyBackupInput } from '../contracts/verification';
 import { FailureType } from '../errors';
@@ -9,7 +15,10 @@ import { rootMessage } from './shared/failures';
 
 /** Scratch names derived from the run, so a retry reuses them and cleanup always finds them. */
 export function scratchNames(runId: string): { postgres: string; clickhouse: string } {
-  const suffix = runId.replace(/[^a-z0-9]/gi, '').toLowerCase().slice(0, 24);
+  const suffix = runId
+    .replace(/[^a-z0-9]/gi, '')
+    .toLowerCase()
+    .slice(0, 24);
   return { postgres: `eloquent_scratch_verify_${suffix}`, clickhouse: `eloquent_scratch_verify_${suffix}` };
 }
 
@@ -20,8 +29,15 @@ export function scratchNames(runId: string): { postgres: string; clickhouse: str
  * databases — passed, failed or cancelled. Fails (`VerificationFailed`) when the backup does not prove out.
  */
 export async function verifyBackup(input: VerifyBackupInput): Promise<VerificationReport> {
-  if (input === null || typeof input !== 'object' || (typeof input.backupId !== 'string' && !(input.latest === true && typeof input.orgId === 'string'))) {
-    throw ApplicationFailure.nonRetryable('input: expected {"backupId": "..."} or {"orgId": "...", "latest": true}', FailureType.InvalidInput);
+  if (
+    input === null ||
+    typeof input !== 'object' ||
+    (typeof input.backupId !== 'string' && !(input.latest === true && typeof input.orgId === 'string'))
+  ) {
+    throw ApplicationFailure.nonRetryable(
+      'input: expected {"backupId": "..."} or {"orgId": "...", "latest": true}',
+      FailureType.InvalidInput,
+    );
   }
   const info = workflowInfo();
   const started = Date.now();
@@ -41,12 +57,28 @@ export async function verifyBackup(input: VerifyBackupInput): Promise<Verificati
       const manifest = await quick.readBackupManifest({ orgId, backupId });
       const restored = { orgId, backupId, targetOrgId: orgId };
       await Promise.all([
-        manifest.stores.includes('postgres') ? restoring.restorePostgres({ ...restored, scratchDatabase: scratch.postgres }) : undefined,
-        manifest.stores.includes('clickhouse') ? restoring.restoreClickHouse({ ...restored, scratchDatabase: scratch.clickhouse }) : undefined,
+        manifest.stores.includes('postgres')
+          ? restoring.restorePostgres({ ...restored, scratchDatabase: scratch.postgres })
+          : undefined,
+        manifest.stores.includes('clickhouse')
+          ? restoring.restoreClickHouse({ ...restored, scratchDatabase: scratch.clickhouse })
+          : undefined,
       ]);
       const [pg, ch] = await Promise.all([
-        manifest.stores.includes('postgres') ? restoring.fingerprintPostgresScratch({ orgId, database: scratch.postgres, rowHash: manifestRowHashes(manifest).postgresRowHash }) : [],
-        manifest.stores.includes('clickhouse') ? restoring.fingerprintClickHouseScratch({ orgId, database: scratch.clickhouse, rowHash: manifestRowHashes(manifest).clickhouseRowHash }) : [],
+        manifest.stores.includes('postgres')
+          ? restoring.fingerprintPostgresScratch({
+              orgId,
+              database: scratch.postgres,
+              rowHash: manifestRowHashes(manifest).postgresRowHash,
+            })
+          : [],
+        manifest.stores.includes('clickhouse')
+          ? restoring.fingerprintClickHouseScratch({
+              orgId,
+              database: scratch.clickhouse,
+              rowHash: manifestRowHashes(manifest).clickhouseRowHash,
+            })
+          : [],
       ]);
       comparisons = compareObjectFingerprints(manifest.fingerprint.objects, [...pg, ...ch]);
       problems.push(...describeDifferences(comparisons));
@@ -74,7 +106,10 @@ export async function verifyBackup(input: VerifyBackupInput): Promise<Verificati
 
   async function cleanUpAndRecord(): Promise<VerificationReport> {
     // The scratch places must never outlive the run, whatever happened above.
-    await Promise.all([quick.dropPostgresScratch({ database: scratch.postgres }), quick.dropClickHouseScratch({ database: scratch.clickhouse })]);
+    await Promise.all([
+      quick.dropPostgresScratch({ database: scratch.postgres }),
+      quick.dropClickHouseScratch({ database: scratch.clickhouse }),
+    ]);
     const report: VerificationReport = {
       backupId,
       orgId,

@@ -39,7 +39,12 @@ function readyStatus(pod: V1Pod): object {
     status: {
       phase: 'Running',
       startTime: now,
-      conditions: [condition('PodScheduled'), condition('Initialized'), condition('ContainersReady'), condition('Ready')],
+      conditions: [
+        condition('PodScheduled'),
+        condition('Initialized'),
+        condition('ContainersReady'),
+        condition('Ready'),
+      ],
       containerStatuses: (pod.spec?.containers ?? []).map((c) => ({
         name: c.name,
         image: c.image ?? '',
@@ -67,7 +72,10 @@ export function startFakeKubelet(options: FakeKubeletOptions): FakeKubelet {
         if (pod.metadata?.deletionTimestamp) {
           await core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 });
         } else if (!isReady(pod) && !(pod.spec?.containers ?? []).some((c) => isBroken(c.image ?? ''))) {
-          await core.patchNamespacedPodStatus({ name, namespace, body: readyStatus(pod) }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+          await core.patchNamespacedPodStatus(
+            { name, namespace, body: readyStatus(pod) },
+            setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+          );
         }
       } catch (err) {
         // Gone or changed since the list: the next pass sees the new state.

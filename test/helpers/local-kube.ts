@@ -60,10 +60,21 @@ export async function helm(kube: LocalKube, args: string[]): Promise<string> {
 }
 
 /** Polls until the Deployment's rollout completed (fails the test on a failed rollout or time-out). */
-export async function waitForRollout(kube: LocalKube, namespace: string, name: string, timeoutMs = 60_000): Promise<V1Deployment> {
+export async function waitForRollout(
+  kube: LocalKube,
+  namespace: string,
+  name: string,
+  timeoutMs = 60_000,
+): Promise<V1Deployment> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const raw = await kube.custom.getNamespacedCustomObject({ group: 'apps', version: 'v1', plural: 'deployments', namespace, name });
+    const raw = await kube.custom.getNamespacedCustomObject({
+      group: 'apps',
+      version: 'v1',
+      plural: 'deployments',
+      namespace,
+      name,
+    });
     const state = rolloutStateOf(raw);
     if (state.state === 'complete') return kube.apps.readNamespacedDeployment({ name, namespace });
     if (state.state === 'failed' || Date.now() > deadline) {
@@ -100,7 +111,14 @@ export async function startKubernetesWorker(kube: LocalKube): Promise<Kubernetes
   });
   const { code } = await bundleWorkflowCode({
     workflowsPath: path.join(__dirname, 'kubernetes-workflows.ts'),
-    logger: { trace() {}, debug() {}, info() {}, warn() {}, error: (m: string) => process.stderr.write(`${m}\n`), log() {} },
+    logger: {
+      trace() {},
+      debug() {},
+      info() {},
+      warn() {},
+      error: (m: string) => process.stderr.write(`${m}\n`),
+      log() {},
+    },
   });
   const nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
   const taskQueue = `test-kubernetes-${randomUUID().slice(0, 8)}`;

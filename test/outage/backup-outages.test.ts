@@ -12,7 +12,8 @@ import { startTestWorker, uniqueOrgId, type TestWorker } from '../support/test-w
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
 
 const run = promisify(execFile);
-const stack = (...args: string[]) => run('bash', [path.join(REPO_ROOT, 'scripts', 'stack.sh'), ...args], { cwd: REPO_ROOT });
+const stack = (...args: string[]) =>
+  run('bash', [path.join(REPO_ROOT, 'scripts', 'stack.sh'), ...args], { cwd: REPO_ROOT });
 
 /** Polls until a file whose name matches `pattern` and holds at least `minBytes` exists below `dir`. */
 async function waitForFile(dir: string, pattern: RegExp, minBytes: number, timeoutMs = 60_000): Promise<string> {
@@ -21,7 +22,10 @@ async function waitForFile(dir: string, pattern: RegExp, minBytes: number, timeo
     const files = await readdir(dir, { recursive: true }).catch(() => [] as string[]);
     for (const file of files) {
       if (!pattern.test(path.basename(file))) continue;
-      const size = await stat(path.join(dir, file)).then((s) => s.size, () => 0);
+      const size = await stat(path.join(dir, file)).then(
+        (s) => s.size,
+        () => 0,
+      );
       if (size >= minBytes) return file;
     }
     await new Promise((r) => setTimeout(r, 20));
@@ -37,8 +41,11 @@ async function sha256OfFile(file: string): Promise<string> {
 
 /** The manifest is valid, matches the files, and no temporary file is left. */
 async function expectCompleteBackup(backupDir: string): Promise<BackupManifest> {
-  const manifest = backupManifestSchema.parse(JSON.parse(await readFile(path.join(backupDir, 'manifest.json'), 'utf8')));
-  for (const artifact of manifest.artifacts) expect(await sha256OfFile(path.join(backupDir, artifact.file))).toBe(artifact.sha256);
+  const manifest = backupManifestSchema.parse(
+    JSON.parse(await readFile(path.join(backupDir, 'manifest.json'), 'utf8')),
+  );
+  for (const artifact of manifest.artifacts)
+    expect(await sha256OfFile(path.join(backupDir, artifact.file))).toBe(artifact.sha256);
   expect((await readdir(backupDir, { recursive: true })).filter((f) => /\.tmp-/.test(f))).toEqual([]);
   return manifest;
 }
@@ -50,9 +57,11 @@ async function attemptsOf(env: TestWorker, workflowId: string, activityType: str
   let attempts = 0;
   for (const event of history.events ?? []) {
     const id = String(event.eventId);
-    if (event.activityTaskScheduledEventAttributes?.activityType?.name) scheduled.set(id, event.activityTaskScheduledEventAttributes.activityType.name);
+    if (event.activityTaskScheduledEventAttributes?.activityType?.name)
+      scheduled.set(id, event.activityTaskScheduledEventAttributes.activityType.name);
     const started = event.activityTaskStartedEventAttributes;
-    if (started && scheduled.get(String(started.scheduledEventId)) === activityType) attempts = Math.max(attempts, started.attempt ?? 0);
+    if (started && scheduled.get(String(started.scheduledEventId)) === activityType)
+      attempts = Math.max(attempts, started.attempt ?? 0);
   }
   return attempts;
 }
@@ -89,7 +98,11 @@ describe('backupOrganization survives crashes and outages', () => {
     const taskQueue = `outage-kill-${randomUUID().slice(0, 8)}`;
     workers.push(await startWorkerProcess(taskQueue));
     const workflowId = `backup-${orgId}-kill`;
-    const handle = await env.client.workflow.start(backupOrganization, { taskQueue, workflowId, args: [{ orgId, reason: 'kill test', verify: false }] });
+    const handle = await env.client.workflow.start(backupOrganization, {
+      taskQueue,
+      workflowId,
+      args: [{ orgId, reason: 'kill test', verify: false }],
+    });
 
     const orgDir = path.join(env.config.backup.directory, orgId);
     await waitForFile(orgDir, /^\.schemas\.dump\.tmp-/, 1_000_000);
@@ -103,16 +116,28 @@ describe('backupOrganization survives crashes and outages', () => {
     // Exactly one backup folder: the retry resumed into the same backup instead of starting another.
     expect((await readdir(orgDir)).filter((d) => /^\d{8}T/.test(d))).toEqual([summary.backupId]);
     // And it restores to what it came from.
-    const report = await env.client.workflow.execute(verifyBackup, { taskQueue, workflowId: `verify-${summary.backupId}`, args: [{ orgId, backupId: summary.backupId }] });
+    const report = await env.client.workflow.execute(verifyBackup, {
+      taskQueue,
+      workflowId: `verify-${summary.backupId}`,
+      args: [{ orgId, backupId: summary.backupId }],
+    });
     expect(report.result).toBe('passed');
   });
 
   it('ClickHouse stopped for a few seconds in the middle of a backup is survived through retries', async () => {
     const orgId = uniqueOrgId('bchdown');
     orgIds.push(orgId);
-    await seedOrganization(env.clients, orgId, { scale: 'medium', seed: 'ch-down', sizes: { analyticsEvents: 6_000_000 } });
+    await seedOrganization(env.clients, orgId, {
+      scale: 'medium',
+      seed: 'ch-down',
+      sizes: { analyticsEvents: 6_000_000 },
+    });
     const workflowId = `backup-${orgId}-chdown`;
-    const handle = await env.client.workflow.start(backupOrganization, { taskQueue: env.taskQueue, workflowId, args: [{ orgId, reason: 'outage test', verify: false }] });
+    const handle = await env.client.workflow.start(backupOrganization, {
+      taskQueue: env.taskQueue,
+      workflowId,
+      args: [{ orgId, reason: 'outage test', verify: false }],
+    });
 
     const orgDir = path.join(env.config.backup.directory, orgId);
     await waitForFile(orgDir, /^\.analytics_events\.native\.tmp-/, 100_000);
@@ -137,7 +162,11 @@ describe('backupOrganization survives crashes and outages', () => {
     expect(new Set(final.artifacts.map((a) => `${a.store}:${a.object}`)).size).toBe(final.artifacts.length);
     const manifest = await expectCompleteBackup(path.join(orgDir, summary.backupId));
     expect(manifest.artifacts.find((a) => a.object === 'clickhouse:analytics_events')?.rows).toBe(6_000_000);
-    const report = await env.client.workflow.execute(verifyBackup, { taskQueue: env.taskQueue, workflowId: `verify-${summary.backupId}`, args: [{ orgId, backupId: summary.backupId }] });
+    const report = await env.client.workflow.execute(verifyBackup, {
+      taskQueue: env.taskQueue,
+      workflowId: `verify-${summary.backupId}`,
+      args: [{ orgId, backupId: summary.backupId }],
+    });
     expect(report.result).toBe('passed');
   });
 });

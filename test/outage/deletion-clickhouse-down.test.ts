@@ -12,7 +12,8 @@ import { REPO_ROOT } from '../support/paths';
 import { startTestWorker, uniqueOrgId, type TestWorker } from '../support/test-worker';
 
 const run = promisify(execFile);
-const stack = (...args: string[]) => run('bash', [path.join(REPO_ROOT, 'scripts', 'stack.sh'), ...args], { cwd: REPO_ROOT });
+const stack = (...args: string[]) =>
+  run('bash', [path.join(REPO_ROOT, 'scripts', 'stack.sh'), ...args], { cwd: REPO_ROOT });
 
 // Stops the shared ClickHouse server: run alone (`npx jest test/outage --runInBand`).
 describe('deleteOrganization with ClickHouse down during the purge', () => {
@@ -41,7 +42,16 @@ describe('deleteOrganization with ClickHouse down during the purge', () => {
     const neighbourBefore = await fingerprintOrganization(env.clients, neighbour);
     const handle = await startOrganizationDeletion(
       env.client,
-      { orgId, confirmOrgId: orgId, requestedBy: 'jest', reason: 'outage test', gracePeriod: '15s', backupRetention: '1h', storeDownAfter: '3s', parkedRetryInterval: '1h' },
+      {
+        orgId,
+        confirmOrgId: orgId,
+        requestedBy: 'jest',
+        reason: 'outage test',
+        gracePeriod: '15s',
+        backupRetention: '1h',
+        storeDownAfter: '3s',
+        parkedRetryInterval: '1h',
+      },
       { taskQueue: env.taskQueue },
     );
     workflows.push(handle.workflowId);
@@ -60,7 +70,10 @@ describe('deleteOrganization with ClickHouse down during the purge', () => {
     const description = await handle.describe();
     expect(String(description.memo?.deletion)).toMatch(/^PARKED at clickhouse/);
     // PostgreSQL waits: the order of the runbook holds even when a store in the middle is down.
-    const row = await env.clients.postgres.query<{ status: string }>('SELECT status FROM public.organizations WHERE id = $1', [orgId]);
+    const row = await env.clients.postgres.query<{ status: string }>(
+      'SELECT status FROM public.organizations WHERE id = $1',
+      [orgId],
+    );
     expect(row.rows[0]?.status).toBe('deleting');
     expect(await listOrgSchemas(env.clients.postgres, organizationDataMap(orgId))).toHaveLength(2);
 
@@ -76,6 +89,8 @@ describe('deleteOrganization with ClickHouse down during the purge', () => {
     expect((await describeOrganization(env.clients, orgId)).exists).toBe(false);
     const status = await handle.query<{ notes: string[] }>('deletionStatus');
     expect(status.notes.join('\n')).toMatch(/retryNow at clickhouse by jest: ClickHouse is back/);
-    expect(compareFingerprints(neighbourBefore, await fingerprintOrganization(env.clients, neighbour)).differences).toEqual([]);
+    expect(
+      compareFingerprints(neighbourBefore, await fingerprintOrganization(env.clients, neighbour)).differences,
+    ).toEqual([]);
   }, 240_000);
 });

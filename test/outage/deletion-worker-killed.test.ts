@@ -34,11 +34,23 @@ describe('deleteOrganization when its worker dies', () => {
     processes.push(first);
     const handle = await startOrganizationDeletion(
       env.client,
-      { orgId, confirmOrgId: orgId, requestedBy: 'jest', reason: 'crash test', gracePeriod: '0s', backupRetention: '1h' },
+      {
+        orgId,
+        confirmOrgId: orgId,
+        requestedBy: 'jest',
+        reason: 'crash test',
+        gracePeriod: '0s',
+        backupRetention: '1h',
+      },
       { taskQueue },
     );
     workflows.push(handle.workflowId);
-    const atKill = await waitForDeletionStatus(env.client, handle.workflowId, (s) => s.purge.clickhouse.state === 'done', 120_000);
+    const atKill = await waitForDeletionStatus(
+      env.client,
+      handle.workflowId,
+      (s) => s.purge.clickhouse.state === 'done',
+      120_000,
+    );
     await first.kill();
     expect(atKill.purge.clickhouse.removed?.rows).toBeGreaterThan(0);
     expect(await clickHouseDatabaseExists(env.clients.clickhouse, `org_${orgId}`)).toBe(false);
@@ -50,14 +62,23 @@ describe('deleteOrganization when its worker dies', () => {
     workflows.push(result.certificate.retention.shredWorkflowId);
     const c = result.certificate;
     expect(c.status).toBe('completed');
-    expect(c.steps.map((s) => s.step)).toEqual(['queue', 'redis', 'clickhouse', 'postgres-schemas', 'postgres-shared-rows']);
+    expect(c.steps.map((s) => s.step)).toEqual([
+      'queue',
+      'redis',
+      'clickhouse',
+      'postgres-schemas',
+      'postgres-shared-rows',
+    ]);
     // Counts of steps done before the crash survive it (they live in the workflow's history).
     expect(c.removed.clickhouse.rows).toBe(atKill.purge.clickhouse.removed?.rows);
     expect(c.removed.queue.messages).toBeGreaterThan(0);
     expect(c.removed.postgres['public.organizations']).toBe(1);
     expect(c.residueCheck).toMatchObject({ clean: true });
     expect((await describeOrganization(env.clients, orgId)).exists).toBe(false);
-    const row = await env.clients.postgres.query<{ status: string }>('SELECT status FROM eloquent_ops.deletion_certificates WHERE run_id = $1', [c.runId]);
+    const row = await env.clients.postgres.query<{ status: string }>(
+      'SELECT status FROM eloquent_ops.deletion_certificates WHERE run_id = $1',
+      [c.runId],
+    );
     expect(row.rows[0]?.status).toBe('completed');
   }, 240_000);
 });

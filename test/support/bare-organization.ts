@@ -11,7 +11,10 @@ import type { StoreClients } from '../../src/store-clients';
 export async function createBareOrganization(clients: StoreClients, orgId: string): Promise<string> {
   const schema = organizationDataMap(orgId).postgres.mainSchema;
   await ensurePlatformSchema(clients.postgres);
-  await clients.postgres.query(`INSERT INTO public.organizations (id, name) VALUES ($1, $2)`, [orgId, `Organization ${orgId}`]);
+  await clients.postgres.query(`INSERT INTO public.organizations (id, name) VALUES ($1, $2)`, [
+    orgId,
+    `Organization ${orgId}`,
+  ]);
   await clients.postgres.query(`CREATE SCHEMA ${quotePgIdent(schema)}`);
   return schema;
 }

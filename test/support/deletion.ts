@@ -19,13 +19,21 @@ export function isSessionObject(object: string): boolean {
 }
 
 /** The fingerprint without its session objects. */
-export async function fingerprintWithoutSessions(clients: StoreClients, orgId: string): Promise<OrganizationFingerprint> {
+export async function fingerprintWithoutSessions(
+  clients: StoreClients,
+  orgId: string,
+): Promise<OrganizationFingerprint> {
   const fp = await fingerprintOrganization(clients, orgId);
   return { ...fp, objects: fp.objects.filter((o) => !isSessionObject(o.object)) };
 }
 
 /** Polls the deletion's status query until `until` holds (or fails after `timeoutMs`). */
-export async function waitForDeletionStatus(client: Client, workflowId: string, until: (s: DeletionStatus) => boolean, timeoutMs = 90_000): Promise<DeletionStatus> {
+export async function waitForDeletionStatus(
+  client: Client,
+  workflowId: string,
+  until: (s: DeletionStatus) => boolean,
+  timeoutMs = 90_000,
+): Promise<DeletionStatus> {
   const deadline = Date.now() + timeoutMs;
   let last: DeletionStatus | undefined;
   for (;;) {
@@ -35,7 +43,10 @@ export async function waitForDeletionStatus(client: Client, workflowId: string, 
     } catch {
       // The run may not have registered its query handler yet.
     }
-    if (Date.now() > deadline) throw new Error(`deletion status did not reach the expected state within ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `deletion status did not reach the expected state within ${timeoutMs} ms; last: ${JSON.stringify(last)}`,
+      );
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
@@ -52,6 +63,10 @@ export async function terminateIfRunning(client: Client, workflowId: string): Pr
 export async function removeDeletionArtifacts(clients: StoreClients, backupDir: string, orgId: string): Promise<void> {
   await rm(path.join(backupDir, orgId), { recursive: true, force: true });
   await rm(path.join(backupDir, DELETION_LOG_ROOT, orgId), { recursive: true, force: true });
-  await clients.postgres.query('DELETE FROM eloquent_ops.deletion_certificates WHERE org_id = $1', [orgId]).catch(() => undefined);
-  await clients.postgres.query('DELETE FROM eloquent_ops.deletion_overrides WHERE org_id = $1', [orgId]).catch(() => undefined);
+  await clients.postgres
+    .query('DELETE FROM eloquent_ops.deletion_certificates WHERE org_id = $1', [orgId])
+    .catch(() => undefined);
+  await clients.postgres
+    .query('DELETE FROM eloquent_ops.deletion_overrides WHERE org_id = $1', [orgId])
+    .catch(() => undefined);
 }

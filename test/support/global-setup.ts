@@ -7,7 +7,14 @@ import { REPO_ROOT, WORKFLOW_BUNDLE_PATH } from './paths';
 export default async function globalSetup(): Promise<void> {
   const { code } = await bundleWorkflowCode({
     workflowsPath: path.join(REPO_ROOT, 'src', 'workflows', 'index.ts'),
-    logger: { trace() {}, debug() {}, info() {}, warn() {}, error: (m: string) => process.stderr.write(`${m}\n`), log() {} },
+    logger: {
+      trace() {},
+      debug() {},
+      info() {},
+      warn() {},
+      error: (m: string) => process.stderr.write(`${m}\n`),
+      log() {},
+    },
   });
   await mkdir(path.dirname(WORKFLOW_BUNDLE_PATH), { recursive: true });
   await writeFile(WORKFLOW_BUNDLE_PATH, code);

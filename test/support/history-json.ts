@@ -21,7 +21,11 @@ export type History = proto.temporal.api.history.v1.IHistory;
 
 /** A history as proto JSON text, as the Temporal CLI and UI export it. */
 export function historyToJSON(history: History): string {
-  return JSON.stringify(protojson.toJson(historyType, proto.temporal.api.history.v1.History.fromObject(history)), null, 2);
+  return JSON.stringify(
+    protojson.toJson(historyType, proto.temporal.api.history.v1.History.fromObject(history)),
+    null,
+    2,
+  );
 }
 
 /** Parses a history written by historyToJSON (or exported by the Temporal CLI). */

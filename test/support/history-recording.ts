@@ -35,7 +35,12 @@ async function runsOf(client: Client, workflowId: string): Promise<Array<{ runId
  * Writes the histories of `rootIds` and of every child they started, as
  * `<scenario>.<workflow type>[.<n>].json`, noting each file's workflow id in `workflowIds`; returns the files written.
  */
-export async function recordTree(client: Client, scenario: string, rootIds: string[], workflowIds: Record<string, string>): Promise<string[]> {
+export async function recordTree(
+  client: Client,
+  scenario: string,
+  rootIds: string[],
+  workflowIds: Record<string, string>,
+): Promise<string[]> {
   const written: string[] = [];
   const perType = new Map<string, number>();
   const queue = [...rootIds];
@@ -66,4 +71,3 @@ export async function recordTree(client: Client, scenario: string, rootIds: stri
   }
   return written;
 }
-

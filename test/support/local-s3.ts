@@ -27,5 +27,8 @@ export function localS3Blobs(env: NodeJS.ProcessEnv): S3Blobs {
 /** Removes everything a test wrote under `env`'s prefix. */
 export async function removeLocalS3Prefix(env: NodeJS.ProcessEnv): Promise<void> {
   const { s3 } = loadConfig({ ...process.env, ...env }).backup;
-  await new S3Blobs({ client: createS3Client(s3), bucket: s3.bucket }).deletePrefix(s3.prefix, { store: 'storage', object: s3.prefix });
+  await new S3Blobs({ client: createS3Client(s3), bucket: s3.bucket }).deletePrefix(s3.prefix, {
+    store: 'storage',
+    object: s3.prefix,
+  });
 }

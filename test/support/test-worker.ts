@@ -34,7 +34,15 @@ export async function startTestWorker(name: string, env: NodeJS.ProcessEnv = {})
   const model = await loadPlatformModel(config.platformModelFile);
   const connection = await Connection.connect({ address: config.temporal.address });
   const client = new Client({ connection, namespace: config.temporal.namespace });
-  const worker = await createWorker({ config, clients, connection: nativeConnection, workflowBundlePath: WORKFLOW_BUNDLE_PATH, taskQueue, model, temporal: client });
+  const worker = await createWorker({
+    config,
+    clients,
+    connection: nativeConnection,
+    workflowBundlePath: WORKFLOW_BUNDLE_PATH,
+    taskQueue,
+    model,
+    temporal: client,
+  });
   const running = worker.run();
   return {
     config,

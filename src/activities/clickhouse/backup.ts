@@ -3,9 +3,21 @@ import { pipeline } from 'node:stream/promises';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Context } from '@temporalio/activity';
 import { z } from 'zod';
-import { CURRENT_CLICKHOUSE_ROW_HASH, manifestArtifactSchema, type ManifestArtifact, type StoreBackupResult, type StoreProgressReport } from '../../contracts/backup';
+import {
+  CURRENT_CLICKHOUSE_ROW_HASH,
+  manifestArtifactSchema,
+  type ManifestArtifact,
+  type StoreBackupResult,
+  type StoreProgressReport,
+} from '../../contracts/backup';
 import { FailureType, permanentFailure } from '../../errors';
-import { backupRefusal, collapsesInMerges, dataObjectName, listClickHouseObjects, readCreateStatement } from '../../platform/clickhouse-catalog';
+import {
+  backupRefusal,
+  collapsesInMerges,
+  dataObjectName,
+  listClickHouseObjects,
+  readCreateStatement,
+} from '../../platform/clickhouse-catalog';
 import { checkClickHouseStatementMovable, ddlFailure } from '../../platform/clickhouse-ddl';
 import { clickHouseErrorCode } from '../../platform/clickhouse-error-code';
 import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
@@ -64,7 +76,11 @@ const SETTINGS_REFUSED = ['164', '452'];
  * A retried attempt keeps every artifact an earlier attempt finished (heartbeat details) when its
  * checksum still matches.
  */
-export async function backupClickHouse(deps: ClickHouseBackupDeps, orgId: string, backupId: string): Promise<StoreBackupResult> {
+export async function backupClickHouse(
+  deps: ClickHouseBackupDeps,
+  orgId: string,
+  backupId: string,
+): Promise<StoreBackupResult> {
   const map = organizationDataMap(orgId, deps.model);
   const database = map.clickhouse.database;
   const ctx = Context.current();
@@ -80,12 +96,24 @@ export async function backupClickHouse(deps: ClickHouseBackupDeps, orgId: string
     const version = await queryVersion(deps.clickhouse);
     serverCompression = await maySetSettings(deps.clickhouse);
     if (!(await clickHouseDatabaseExists(deps.clickhouse, database))) {
-      return { store: 'clickhouse', serverVersion: version, artifacts: [], fingerprint: [], clickhouseRowHash: CURRENT_CLICKHOUSE_ROW_HASH, resumedArtifacts: 0 };
+      return {
+        store: 'clickhouse',
+        serverVersion: version,
+        artifacts: [],
+        fingerprint: [],
+        clickhouseRowHash: CURRENT_CLICKHOUSE_ROW_HASH,
+        resumedArtifacts: 0,
+      };
     }
     const objects = await listClickHouseObjects(deps.clickhouse, database);
     for (const object of objects) {
       const refusal = backupRefusal(object);
-      if (refusal) throw permanentFailure(FailureType.StoreRejected, `cannot back up table ${object.name}: ${refusal}`, { store: 'clickhouse', orgId, object: object.name });
+      if (refusal)
+        throw permanentFailure(FailureType.StoreRejected, `cannot back up table ${object.name}: ${refusal}`, {
+          store: 'clickhouse',
+          orgId,
+          object: object.name,
+        });
     }
     for (const table of objects) {
       const qualified = quoteClickHouseQualified(database, table.name);
@@ -103,10 +131,19 @@ export async function backupClickHouse(deps: ClickHouseBackupDeps, orgId: string
             } catch (err) {
               throw ddlFailure(err, orgId, table.name, 'back up');
             }
-            const record = await writeFromStream(deps.store, { orgId, backupId, path: clickHouseDdlPath(table.name) }, { alreadyCompressed: false }, (sink) =>
-              pipeline(Readable.from([Buffer.from(`${statement}\n`)]), sink),
+            const record = await writeFromStream(
+              deps.store,
+              { orgId, backupId, path: clickHouseDdlPath(table.name) },
+              { alreadyCompressed: false },
+              (sink) => pipeline(Readable.from([Buffer.from(`${statement}\n`)]), sink),
             );
-            return { store: 'clickhouse', object: `clickhouse-ddl:${table.name}`, file: clickHouseDdlPath(table.name), ...record, rows: null };
+            return {
+              store: 'clickhouse',
+              object: `clickhouse-ddl:${table.name}`,
+              file: clickHouseDdlPath(table.name),
+              ...record,
+              rows: null,
+            };
           },
         });
       }
@@ -115,31 +152,53 @@ export async function backupClickHouse(deps: ClickHouseBackupDeps, orgId: string
           file: clickHouseDataPath(name),
           object: `clickhouse:${name}`,
           produce: async () => {
-            const counted = await deps.clickhouse.query({ query: `SELECT toString(count()) AS rows FROM ${qualified}`, format: 'JSONEachRow' });
+            const counted = await deps.clickhouse.query({
+              query: `SELECT toString(count()) AS rows FROM ${qualified}`,
+              format: 'JSONEachRow',
+            });
             const rows = Number(z.array(countRow).parse(await counted.json<unknown>())[0]?.rows ?? 0);
             const query = `SELECT * FROM ${qualified} FORMAT Native`;
             const order = exportOrderSettings(table.engine);
             let response: Awaited<ReturnType<ClickHouseClient['exec']>>;
             try {
               const gzip = serverCompression ? serverGzip(deps.exportGzipLevel) : undefined;
-              response = await deps.clickhouse.exec({ query, abort_signal: ctx.cancellationSignal, ...gzip, clickhouse_settings: { ...gzip?.clickhouse_settings, ...order } });
+              response = await deps.clickhouse.exec({
+                query,
+                abort_signal: ctx.cancellationSignal,
+                ...gzip,
+                clickhouse_settings: { ...gzip?.clickhouse_settings, ...order },
+              });
             } catch (err: unknown) {
               // Settings refused after all (e.g. a settings constraint): export uncompressed, the store gzips.
               if (!serverCompression || !SETTINGS_REFUSED.includes(clickHouseErrorCode(err) ?? '')) throw err;
               serverCompression = false;
-              response = await deps.clickhouse.exec({ query, abort_signal: ctx.cancellationSignal, clickhouse_settings: order });
+              response = await deps.clickhouse.exec({
+                query,
+                abort_signal: ctx.cancellationSignal,
+                clickhouse_settings: order,
+              });
             }
             const { stream, response_headers } = response;
             // ClickHouse 18 sends an empty result without Content-Encoding: then the store compresses.
             const gzipped = String(response_headers['content-encoding'] ?? '').toLowerCase() === 'gzip';
-            const record = await writeFromStream(deps.store, { orgId, backupId, path: clickHouseDataPath(name) }, { alreadyCompressed: false, gzipped }, (sink) =>
-              pipeline(stream, new ProgressTap((n) => (current.bytes = n)), sink, { signal: ctx.cancellationSignal }),
+            const record = await writeFromStream(
+              deps.store,
+              { orgId, backupId, path: clickHouseDataPath(name) },
+              { alreadyCompressed: false, gzipped },
+              (sink) =>
+                pipeline(stream, new ProgressTap((n) => (current.bytes = n)), sink, { signal: ctx.cancellationSignal }),
             ).catch((err: unknown) => {
               // A writer that could not open leaves the response unread; free its connection.
               stream.destroy();
               throw err;
             });
-            return { store: 'clickhouse', object: `clickhouse:${name}`, file: clickHouseDataPath(name), ...record, rows };
+            return {
+              store: 'clickhouse',
+              object: `clickhouse:${name}`,
+              file: clickHouseDataPath(name),
+              ...record,
+              rows,
+            };
           },
         });
       }
@@ -156,7 +215,14 @@ export async function backupClickHouse(deps: ClickHouseBackupDeps, orgId: string
       }
     }
     const fingerprint = await fingerprintClickHouse(deps.clickhouse, map, { rowHash: CURRENT_CLICKHOUSE_ROW_HASH });
-    return { store: 'clickhouse', serverVersion: version, artifacts, fingerprint, clickhouseRowHash: CURRENT_CLICKHOUSE_ROW_HASH, resumedArtifacts: resumed };
+    return {
+      store: 'clickhouse',
+      serverVersion: version,
+      artifacts,
+      fingerprint,
+      clickhouseRowHash: CURRENT_CLICKHOUSE_ROW_HASH,
+      resumedArtifacts: resumed,
+    };
   } catch (err) {
     throw classifyClickHouseError(err, orgId, current.object || database);
   } finally {
@@ -178,7 +244,10 @@ function exportOrderSettings(engine: string): { max_threads?: number } {
 
 /** False for a readonly=1 user, whom the server refuses any setting (such as HTTP compression). */
 async function maySetSettings(client: ClickHouseClient): Promise<boolean> {
-  const result = await client.query({ query: "SELECT value FROM system.settings WHERE name = 'readonly'", format: 'JSONEachRow' });
+  const result = await client.query({
+    query: "SELECT value FROM system.settings WHERE name = 'readonly'",
+    format: 'JSONEachRow',
+  });
   return z.array(z.object({ value: z.string() })).parse(await result.json<unknown>())[0]?.value !== '1';
 }
 

@@ -26,11 +26,20 @@ export function isRetryableClickHouseError(err: unknown): boolean {
 export function classifyClickHouseError(err: unknown, orgId: string | undefined, object: string): unknown {
   if (!(err instanceof Error) || err.name === 'ApplicationFailure' || err.name === 'AbortError') return err;
   if (isRetryableClickHouseError(err)) return err;
-  return permanentFailure(FailureType.StoreRejected, `ClickHouse rejected the request (code ${clickHouseErrorCode(err)}): ${messageOf(err)}`, { store: 'clickhouse', ...(orgId !== undefined ? { orgId } : {}), object }, err);
+  return permanentFailure(
+    FailureType.StoreRejected,
+    `ClickHouse rejected the request (code ${clickHouseErrorCode(err)}): ${messageOf(err)}`,
+    { store: 'clickhouse', ...(orgId !== undefined ? { orgId } : {}), object },
+    err,
+  );
 }
 
 /** Runs `work` and throws what it throws classified by {@link classifyClickHouseError}. */
-export async function withClickHouseClassification<T>(orgId: string | undefined, object: string, work: () => Promise<T>): Promise<T> {
+export async function withClickHouseClassification<T>(
+  orgId: string | undefined,
+  object: string,
+  work: () => Promise<T>,
+): Promise<T> {
   try {
     return await work();
   } catch (err) {

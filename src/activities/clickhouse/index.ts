@@ -1,7 +1,12 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { addressOf } from '../../config';
 import type { StoreProbe } from '../../contracts/preflight';
-import { CURRENT_CLICKHOUSE_ROW_HASH, type ClickHouseRowHash, type StoreBackupResult, type StoreProgressReport } from '../../contracts/backup';
+import {
+  CURRENT_CLICKHOUSE_ROW_HASH,
+  type ClickHouseRowHash,
+  type StoreBackupResult,
+  type StoreProgressReport,
+} from '../../contracts/backup';
 import type { PlatformModel } from '../../platform/data-map';
 import type { BackupStore } from '../../storage/backup-store';
 import { backupClickHouse } from './backup';
@@ -41,27 +46,41 @@ export function createClickHouseActivities(deps: ClickHouseActivityDeps) {
     },
 
     /** Restores a backup's ClickHouse part as `targetOrgId` (or into a scratch database). */
-    async restoreClickHouse(input: RestoreClickHouseInput): Promise<{ database: string; tables: number; rows: number }> {
+    async restoreClickHouse(
+      input: RestoreClickHouseInput,
+    ): Promise<{ database: string; tables: number; rows: number }> {
       return restoreClickHouse(deps, input);
     },
 
     /** Drops a ClickHouse scratch database; only names of the scratch prefix are accepted. */
     async dropClickHouseScratch(input: { database: string }): Promise<void> {
-      if (!/^eloquent_scratch_[a-z0-9_]{1,40}$/.test(input.database)) throw new Error(`not a scratch database: ${input.database}`);
-      await withClickHouseClassification(undefined, input.database, () => dropClickHouseDatabase(deps.clickhouse, input.database));
+      if (!/^eloquent_scratch_[a-z0-9_]{1,40}$/.test(input.database))
+        throw new Error(`not a scratch database: ${input.database}`);
+      await withClickHouseClassification(undefined, input.database, () =>
+        dropClickHouseDatabase(deps.clickhouse, input.database),
+      );
     },
 
     /** Drops the organization's ClickHouse database (idempotent). */
     async clearOrganizationClickHouse(input: { orgId: string }): Promise<void> {
       const map = organizationDataMap(input.orgId, deps.model);
-      await withClickHouseClassification(map.orgId, map.clickhouse.database, () => dropClickHouseDatabase(deps.clickhouse, map.clickhouse.database));
+      await withClickHouseClassification(map.orgId, map.clickhouse.database, () =>
+        dropClickHouseDatabase(deps.clickhouse, map.clickhouse.database),
+      );
     },
 
     /** Fingerprints the organization's tables inside a scratch database. */
-    async fingerprintClickHouseScratch(input: { orgId: string; database: string; rowHash?: ClickHouseRowHash }): Promise<ObjectFingerprint[]> {
+    async fingerprintClickHouseScratch(input: {
+      orgId: string;
+      database: string;
+      rowHash?: ClickHouseRowHash;
+    }): Promise<ObjectFingerprint[]> {
       const map = organizationDataMap(input.orgId, deps.model);
       return withClickHouseClassification(map.orgId, input.database, () =>
-        fingerprintClickHouse(deps.clickhouse, map, { database: input.database, rowHash: input.rowHash ?? CURRENT_CLICKHOUSE_ROW_HASH }),
+        fingerprintClickHouse(deps.clickhouse, map, {
+          database: input.database,
+          rowHash: input.rowHash ?? CURRENT_CLICKHOUSE_ROW_HASH,
+        }),
       );
     },
   };

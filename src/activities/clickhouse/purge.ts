@@ -14,7 +14,10 @@ const countsRow = z.object({ tables: z.union([z.string(), z.number()]), rows: z.
  * database name comes from the data map and is quoted as an identifier. Idempotent.
  * @returns `tables` and `rows` (active parts) the database held, 0 when it was gone already.
  */
-export async function purgeOrganizationClickHouse(clickhouse: ClickHouseClient, map: OrganizationDataMap): Promise<RemovedCounts> {
+export async function purgeOrganizationClickHouse(
+  clickhouse: ClickHouseClient,
+  map: OrganizationDataMap,
+): Promise<RemovedCounts> {
   const database = map.clickhouse.database;
   if (!(await clickHouseDatabaseExists(clickhouse, database))) return { tables: 0, rows: 0 };
   const result = await clickhouse.query({

@@ -46,7 +46,10 @@ const engineRow = z.object({ engine: z.string() });
 
 /** Drops a database and waits until its tables are gone; dropping one that is gone succeeds. */
 export async function dropClickHouseDatabase(client: ClickHouseClient, database: string): Promise<void> {
-  const result = await client.query({ query: `SELECT engine FROM system.databases WHERE name = ${quoteClickHouseString(database)}`, format: 'JSONEachRow' });
+  const result = await client.query({
+    query: `SELECT engine FROM system.databases WHERE name = ${quoteClickHouseString(database)}`,
+    format: 'JSONEachRow',
+  });
   const engine = z.array(engineRow).parse(await result.json<unknown>())[0]?.engine;
   if (engine === undefined) return;
   await client.command({ query: dropDatabaseStatement(database, engine) });
@@ -62,7 +65,10 @@ export async function dropClickHouseDatabase(client: ClickHouseClient, database:
  * types the source accepted (LowCardinality on 18.16), INSERT neither deduplicates blocks nor merges
  * rows, so unmerged duplicates come back as they were. Nothing here merges or OPTIMIZEs a table.
  */
-export async function restoreClickHouse(deps: ClickHouseRestoreDeps, input: RestoreClickHouseInput): Promise<{ database: string; tables: number; rows: number }> {
+export async function restoreClickHouse(
+  deps: ClickHouseRestoreDeps,
+  input: RestoreClickHouseInput,
+): Promise<{ database: string; tables: number; rows: number }> {
   const ctx = Context.current();
   const source = organizationDataMap(input.orgId, deps.model);
   const database = input.scratchDatabase ?? organizationDataMap(input.targetOrgId, deps.model).clickhouse.database;
@@ -79,13 +85,22 @@ export async function restoreClickHouse(deps: ClickHouseRestoreDeps, input: Rest
     const statements = new Map<string, string>();
     for (const artifact of ddl) {
       const chunks: Buffer[] = [];
-      for await (const chunk of await deps.store.openArtifactReader({ orgId: input.orgId, backupId: input.backupId, path: artifact.file })) chunks.push(chunk as Buffer);
+      for await (const chunk of await deps.store.openArtifactReader({
+        orgId: input.orgId,
+        backupId: input.backupId,
+        path: artifact.file,
+      }))
+        chunks.push(chunk as Buffer);
       statements.set(artifact.object.slice('clickhouse-ddl:'.length), Buffer.concat(chunks).toString('utf8').trim());
     }
     const dataFiles = new Map(data.map((a) => [a.object.slice('clickhouse:'.length), a]));
     let steps: ReturnType<typeof planClickHouseRestore>;
     try {
-      steps = planClickHouseRestore([...statements].map(([object, statement]) => ({ object, statement })), [...dataFiles.keys()], source.clickhouse.database);
+      steps = planClickHouseRestore(
+        [...statements].map(([object, statement]) => ({ object, statement })),
+        [...dataFiles.keys()],
+        source.clickhouse.database,
+      );
     } catch (err) {
       throw ddlFailure(err, input.targetOrgId, `the backup's ClickHouse objects`, 'restore');
     }
@@ -104,18 +119,27 @@ export async function restoreClickHouse(deps: ClickHouseRestoreDeps, input: Rest
         } catch (err) {
           // A dropped connection is retried like anywhere else; only the server's refusal is final.
           if (isRetryableClickHouseError(err)) throw err;
-          throw permanentFailure(FailureType.StoreRejected, `cannot create table ${step.object}: ${err instanceof Error ? err.message : String(err)}`, {
-            store: 'clickhouse',
-            orgId: input.targetOrgId,
-            object: `clickhouse-ddl:${step.object}`,
-          });
+          throw permanentFailure(
+            FailureType.StoreRejected,
+            `cannot create table ${step.object}: ${err instanceof Error ? err.message : String(err)}`,
+            {
+              store: 'clickhouse',
+              orgId: input.targetOrgId,
+              object: `clickhouse-ddl:${step.object}`,
+            },
+          );
         }
       } else if (step.kind === 'load') {
         const artifact = dataFiles.get(step.object);
         if (!artifact) continue;
         const table = step.into === 'table' ? step.object : await innerTableOf(deps.clickhouse, database, step.object);
-        const values = await deps.store.openArtifactReader({ orgId: input.orgId, backupId: input.backupId, path: artifact.file });
-        const { stream } = await deps.clickhouse.exec({ query: `INSERT INTO ${quoteClickHouseQualified(database, table)} FORMAT Native`,
+        const values = await deps.store.openArtifactReader({
+          orgId: input.orgId,
+          backupId: input.backupId,
+          path: artifact.file,
+        });
+        const { stream } = await deps.clickhouse.exec({
+          query: `INSERT INTO ${quoteClickHouseQualified(database, table)} FORMAT Native`,
           values,
           clickhouse_settings: settings.insert,
           abort_signal: ctx.cancellationSignal,
@@ -137,6 +161,11 @@ export async function restoreClickHouse(deps: ClickHouseRestoreDeps, input: Rest
 /** The implicit inner table the server made for materialized view `view` (its name depends on the server and the view's UUID). */
 async function innerTableOf(client: ClickHouseClient, database: string, view: string): Promise<string> {
   const inner = (await listClickHouseObjects(client, database)).find((o) => o.innerTableOf === view);
-  if (!inner) throw permanentFailure(FailureType.StoreRejected, `materialized view ${view} has no inner table to restore its rows into`, { store: 'clickhouse', object: view });
+  if (!inner)
+    throw permanentFailure(
+      FailureType.StoreRejected,
+      `materialized view ${view} has no inner table to restore its rows into`,
+      { store: 'clickhouse', object: view },
+    );
   return inner.name;
 }

@@ -62,17 +62,29 @@ function judge(data: Uint8Array): Verdict {
     text = new TextDecoder('utf-8', { fatal: true }).decode(data);
   } catch {
     // Keep the exact bytes: an operator must be able to see what was sent.
-    return { ok: false, payload: `base64:${Buffer.from(data).toString('base64')}`, error: 'payload is not valid UTF-8' };
+    return {
+      ok: false,
+      payload: `base64:${Buffer.from(data).toString('base64')}`,
+      error: 'payload is not valid UTF-8',
+    };
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (err) {
-    return { ok: false, payload: text, error: `payload is not JSON: ${err instanceof Error ? err.message : String(err)}` };
+    return {
+      ok: false,
+      payload: text,
+      error: `payload is not JSON: ${err instanceof Error ? err.message : String(err)}`,
+    };
   }
   const parsed = chatMessageSchema.safeParse(json);
   if (!parsed.success) {
-    return { ok: false, payload: text, error: `payload is not a chat message: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}` };
+    return {
+      ok: false,
+      payload: text,
+      error: `payload is not a chat message: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+    };
   }
   return { ok: true, payload: text };
 }
@@ -80,7 +92,11 @@ function judge(data: Uint8Array): Verdict {
 function chatStreamOf(map: OrganizationDataMap) {
   const stream = map.queue.streams.find((s) => s.stream === CHAT_STREAM);
   if (!stream) {
-    throw permanentFailure(FailureType.InvalidInput, `the platform model has no ${CHAT_STREAM} stream`, { store: 'queue', orgId: map.orgId, object: CHAT_STREAM });
+    throw permanentFailure(FailureType.InvalidInput, `the platform model has no ${CHAT_STREAM} stream`, {
+      store: 'queue',
+      orgId: map.orgId,
+      object: CHAT_STREAM,
+    });
   }
   return stream;
 }
@@ -97,7 +113,10 @@ function chatStreamOf(map: OrganizationDataMap) {
  * all. So an attempt that died after any insert neither repeats nor skips a message.
  * @throws non-retryable `UnknownOrganization` when the organization's tables do not exist.
  */
-export async function archiveOrganizationChat(deps: ChatArchiveActivityDeps, input: ArchiveOrganizationChatInput): Promise<ArchiveChatResult> {
+export async function archiveOrganizationChat(
+  deps: ChatArchiveActivityDeps,
+  input: ArchiveOrganizationChatInput,
+): Promise<ArchiveChatResult> {
   const ctx = Context.current();
   const map = organizationDataMap(input.orgId, deps.model);
   const orgId = map.orgId;
@@ -119,30 +138,48 @@ export async function archiveOrganizationChat(deps: ChatArchiveActivityDeps, inp
   };
 
   for (const table of [chatArchiveTable, deadLetterTable]) {
-    const [exists] = await query(`EXISTS TABLE ${quoteClickHouseIdent(database)}.${quoteClickHouseIdent(table)}`, existsRow, `${database}.${table}`);
+    const [exists] = await query(
+      `EXISTS TABLE ${quoteClickHouseIdent(database)}.${quoteClickHouseIdent(table)}`,
+      existsRow,
+      `${database}.${table}`,
+    );
     if (exists?.result !== 1) {
-      throw permanentFailure(FailureType.UnknownOrganization, `table ${database}.${table} does not exist; the organization has no chat archive`, {
-        store: 'clickhouse',
-        orgId,
-        object: `${database}.${table}`,
-      });
+      throw permanentFailure(
+        FailureType.UnknownOrganization,
+        `table ${database}.${table} does not exist; the organization has no chat archive`,
+        {
+          store: 'clickhouse',
+          orgId,
+          object: `${database}.${table}`,
+        },
+      );
     }
   }
 
   const highestBySubject = async (): Promise<Record<string, number>> => {
-    const rows = await query(`SELECT subject, max(seq) AS seq FROM ${archive} FINAL WHERE stream = ${streamLiteral} GROUP BY subject ORDER BY subject`, maxSeqRow, `${database}.${chatArchiveTable}`);
+    const rows = await query(
+      `SELECT subject, max(seq) AS seq FROM ${archive} FINAL WHERE stream = ${streamLiteral} GROUP BY subject ORDER BY subject`,
+      maxSeqRow,
+      `${database}.${chatArchiveTable}`,
+    );
     return Object.fromEntries(rows.map((r) => [r.subject, r.seq]));
   };
 
   const previous = heartbeatSchema.safeParse(ctx.info.heartbeatDetails);
-  const state: ArchiveHeartbeat = previous.success ? previous.data : { lastSequence: 0, read: 0, archived: 0, deadLettered: 0, alreadyArchived: 0 };
+  const state: ArchiveHeartbeat = previous.success
+    ? previous.data
+    : { lastSequence: 0, read: 0, archived: 0, deadLettered: 0, alreadyArchived: 0 };
   const archivedMax = Math.max(0, ...Object.values(await highestBySubject()));
   const startSequence = Math.max(archivedMax, state.lastSequence) + 1;
   ctx.heartbeat(state);
 
   const existing = async (table: string, name: string, lo: number, hi: number): Promise<Set<number>> => {
     const final = name === chatArchiveTable ? ' FINAL' : '';
-    const rows = await query(`SELECT DISTINCT seq FROM ${table}${final} WHERE stream = ${streamLiteral} AND seq BETWEEN ${lo} AND ${hi}`, seqRow, `${database}.${name}`);
+    const rows = await query(
+      `SELECT DISTINCT seq FROM ${table}${final} WHERE stream = ${streamLiteral} AND seq BETWEEN ${lo} AND ${hi}`,
+      seqRow,
+      `${database}.${name}`,
+    );
     return new Set(rows.map((r) => r.seq));
   };
   const insert = async (table: string, name: string, values: Array<Record<string, string | number>>): Promise<void> => {
@@ -172,9 +209,23 @@ export async function archiveOrganizationChat(deps: ChatArchiveActivityDeps, inp
       }
       const verdict = judge(m.data);
       if (verdict.ok) {
-        archiveRows.push({ stream: stream.stream, seq: m.seq, subject: m.subject, payload: verdict.payload, published_at: m.publishedAtSeconds, archived_at: nowSeconds });
+        archiveRows.push({
+          stream: stream.stream,
+          seq: m.seq,
+          subject: m.subject,
+          payload: verdict.payload,
+          published_at: m.publishedAtSeconds,
+          archived_at: nowSeconds,
+        });
       } else {
-        deadRows.push({ stream: stream.stream, seq: m.seq, subject: m.subject, payload: verdict.payload, error: verdict.error, failed_at: nowSeconds });
+        deadRows.push({
+          stream: stream.stream,
+          seq: m.seq,
+          subject: m.subject,
+          payload: verdict.payload,
+          error: verdict.error,
+          failed_at: nowSeconds,
+        });
       }
     }
     // Dead letters first: if the archive insert then fails, the retry finds them and skips them.
@@ -212,7 +263,12 @@ export async function archiveOrganizationChat(deps: ChatArchiveActivityDeps, inp
             break;
           }
           state.read++;
-          batch.push({ seq: m.seq, subject: m.subject.slice(subjectStart), data: m.data, publishedAtSeconds: Math.floor(publishedMs / 1000) });
+          batch.push({
+            seq: m.seq,
+            subject: m.subject.slice(subjectStart),
+            data: m.data,
+            publishedAtSeconds: Math.floor(publishedMs / 1000),
+          });
           if (m.info.pending === 0) {
             done = true;
             break;

@@ -73,17 +73,25 @@ export async function readDeletionLog(store: BackupStore, orgId: string): Promis
   if (raw === undefined) return { formatVersion: 1, orgId, deletions: [], overrides: [] };
   const parsed = deletionLogSchema.safeParse(raw);
   if (!parsed.success) {
-    throw permanentFailure(FailureType.ChecksumMismatch, `deletion log is not valid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, {
-      store: 'storage',
-      orgId,
-      object: `${DELETION_LOG_ROOT}/${orgId}/${DELETION_LOG_FILE}`,
-    });
+    throw permanentFailure(
+      FailureType.ChecksumMismatch,
+      `deletion log is not valid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      {
+        store: 'storage',
+        orgId,
+        object: `${DELETION_LOG_ROOT}/${orgId}/${DELETION_LOG_FILE}`,
+      },
+    );
   }
   return parsed.data;
 }
 
 async function writeDeletionLog(store: BackupStore, log: DeletionLog): Promise<void> {
-  await store.writeJson({ orgId: DELETION_LOG_ROOT, backupId: log.orgId }, DELETION_LOG_FILE, deletionLogSchema.parse(log));
+  await store.writeJson(
+    { orgId: DELETION_LOG_ROOT, backupId: log.orgId },
+    DELETION_LOG_FILE,
+    deletionLogSchema.parse(log),
+  );
 }
 
 /**
@@ -94,7 +102,9 @@ async function writeDeletionLog(store: BackupStore, log: DeletionLog): Promise<v
 export function deletionInEffect(log: DeletionLog): DeletionCertificate | undefined {
   const latest = [...log.deletions].sort((a, b) => (a.pointOfNoReturnAt < b.pointOfNoReturnAt ? -1 : 1)).at(-1);
   if (!latest) return undefined;
-  const overridden = log.overrides.some((o) => o.deletionRunId === latest.runId || o.recordedAt > latest.pointOfNoReturnAt);
+  const overridden = log.overrides.some(
+    (o) => o.deletionRunId === latest.runId || o.recordedAt > latest.pointOfNoReturnAt,
+  );
   return overridden ? undefined : latest;
 }
 
@@ -121,7 +131,18 @@ async function upsertCertificateRow(pool: Pool, c: DeletionCertificate): Promise
      ON CONFLICT (run_id) DO UPDATE SET status = EXCLUDED.status, completed_at = EXCLUDED.completed_at, shredded_at = EXCLUDED.shredded_at,
        certificate = EXCLUDED.certificate, updated_at = now()
      WHERE eloquent_ops.deletion_certificates.certificate IS DISTINCT FROM EXCLUDED.certificate`,
-    [c.runId, c.orgId, c.workflowId, c.status, c.requestedBy, c.reason, c.pointOfNoReturnAt, c.completedAt ?? null, c.retention.shreddedAt ?? null, JSON.stringify(c)],
+    [
+      c.runId,
+      c.orgId,
+      c.workflowId,
+      c.status,
+      c.requestedBy,
+      c.reason,
+      c.pointOfNoReturnAt,
+      c.completedAt ?? null,
+      c.retention.shreddedAt ?? null,
+      JSON.stringify(c),
+    ],
   );
   return (result.rowCount ?? 0) > 0;
 }
@@ -177,10 +198,18 @@ export function createDeletionLogActivities(deps: DeletionLogDeps) {
      * restore workflow id.
      * @throws `InvalidInput` when the reason is empty.
      */
-    async recordDeletionOverride(input: { orgId: string; restoreWorkflowId: string; reason: string }): Promise<DeletionOverride> {
+    async recordDeletionOverride(input: {
+      orgId: string;
+      restoreWorkflowId: string;
+      reason: string;
+    }): Promise<DeletionOverride> {
       const orgId = parseOrgId(input.orgId);
       if (typeof input.reason !== 'string' || input.reason.trim() === '') {
-        throw permanentFailure(FailureType.InvalidInput, 'override.reason: expected a non-empty reason for restoring a deleted organization', { store: 'storage', orgId });
+        throw permanentFailure(
+          FailureType.InvalidInput,
+          'override.reason: expected a non-empty reason for restoring a deleted organization',
+          { store: 'storage', orgId },
+        );
       }
       const log = await readDeletionLog(deps.store, orgId);
       const existing = log.overrides.find((o) => o.restoreWorkflowId === input.restoreWorkflowId);

@@ -19,7 +19,13 @@ import { classifyRedisError } from '../redis/errors';
 import { purgeOrganizationRedis, revokeOrganizationSessions } from '../redis/purge';
 import { readManifest } from '../storage/manifest';
 import { startHeartbeats } from '../support/heartbeats';
-import { createDeletionLogActivities, deletionInEffect, listLoggedOrganizations, readDeletionLog, recordCertificate } from './deletion-log';
+import {
+  createDeletionLogActivities,
+  deletionInEffect,
+  listLoggedOrganizations,
+  readDeletionLog,
+  recordCertificate,
+} from './deletion-log';
 
 export interface DeletionActivityDeps {
   config: AppConfig;
@@ -95,51 +101,69 @@ export function createDeletionActivities(deps: DeletionActivityDeps) {
      */
     async markOrganizationDeleting(input: { orgId: string; expected: string }): Promise<void> {
       const map = mapOf(input.orgId);
-      const result = await purging('postgres', map.orgId, 'organization status', () => setOrganizationStatus(clients.postgres, map, 'deleting', [input.expected, 'deleting']));
+      const result = await purging('postgres', map.orgId, 'organization status', () =>
+        setOrganizationStatus(clients.postgres, map, 'deleting', [input.expected, 'deleting']),
+      );
       if (result.status !== 'deleting') {
-        throw permanentFailure(FailureType.OperationConflict, `organization status changed to ${JSON.stringify(result.status ?? null)} while the deletion was starting; expected ${JSON.stringify(input.expected)}`, {
-          store: 'postgres',
-          orgId: map.orgId,
-          object: 'organization status',
-        });
+        throw permanentFailure(
+          FailureType.OperationConflict,
+          `organization status changed to ${JSON.stringify(result.status ?? null)} while the deletion was starting; expected ${JSON.stringify(input.expected)}`,
+          {
+            store: 'postgres',
+            orgId: map.orgId,
+            object: 'organization status',
+          },
+        );
       }
     },
 
     /** Compensation of the mark: gives the row back `status`, only if it still reads `deleting`. */
     async restoreOrganizationStatus(input: { orgId: string; status: string }): Promise<{ status: string | undefined }> {
       const map = mapOf(input.orgId);
-      const result = await purging('postgres', map.orgId, 'organization status', () => setOrganizationStatus(clients.postgres, map, input.status, ['deleting']));
+      const result = await purging('postgres', map.orgId, 'organization status', () =>
+        setOrganizationStatus(clients.postgres, map, input.status, ['deleting']),
+      );
       return { status: result.status };
     },
 
     /** Revokes every session of the organization in Redis (index, indexed and scanned session keys). */
     async revokeOrganizationSessions(orgId: string): Promise<number> {
       const map = mapOf(orgId);
-      return purging('redis', map.orgId, map.redis.sessionIndexKey, () => revokeOrganizationSessions(clients.redis, map));
+      return purging('redis', map.orgId, map.redis.sessionIndexKey, () =>
+        revokeOrganizationSessions(clients.redis, map),
+      );
     },
 
     /** JetStream: purges the organization's subjects in every stream. */
     async purgeOrganizationQueue(orgId: string): Promise<RemovedCounts> {
       const map = mapOf(orgId);
-      return purging('queue', map.orgId, map.queue.streams.map((s) => s.filterSubject).join(','), () => purgeOrganizationQueue(clients.nats, deps.config.preflightTimeoutMs, map));
+      return purging('queue', map.orgId, map.queue.streams.map((s) => s.filterSubject).join(','), () =>
+        purgeOrganizationQueue(clients.nats, deps.config.preflightTimeoutMs, map),
+      );
     },
 
     /** Redis: SCAN + UNLINK of every key pattern of the organization. */
     async purgeOrganizationRedis(orgId: string): Promise<RemovedCounts> {
       const map = mapOf(orgId);
-      return purging('redis', map.orgId, map.redis.keyPatterns.join(','), () => purgeOrganizationRedis(clients.redis, map));
+      return purging('redis', map.orgId, map.redis.keyPatterns.join(','), () =>
+        purgeOrganizationRedis(clients.redis, map),
+      );
     },
 
     /** ClickHouse: drops the organization's database. */
     async purgeOrganizationClickHouse(orgId: string): Promise<RemovedCounts> {
       const map = mapOf(orgId);
-      return purging('clickhouse', map.orgId, map.clickhouse.database, () => purgeOrganizationClickHouse(clients.clickhouse, map));
+      return purging('clickhouse', map.orgId, map.clickhouse.database, () =>
+        purgeOrganizationClickHouse(clients.clickhouse, map),
+      );
     },
 
     /** PostgreSQL: drops the organization's schemas. */
     async purgeOrganizationSchemas(orgId: string): Promise<RemovedCounts> {
       const map = mapOf(orgId);
-      return purging('postgres', map.orgId, map.postgres.schemas.join(','), () => purgeOrganizationSchemas(clients.postgres, map));
+      return purging('postgres', map.orgId, map.postgres.schemas.join(','), () =>
+        purgeOrganizationSchemas(clients.postgres, map),
+      );
     },
 
     /** PostgreSQL: the organization's shared rows, children first, the organization row last. */
@@ -159,7 +183,10 @@ export function createDeletionActivities(deps: DeletionActivityDeps) {
     },
 
     /** What the certificate records of the pre-deletion backup: artifacts with checksums, key id, verification. */
-    async preDeletionBackupFacts(input: { orgId: string; backupId: string }): Promise<Extract<DeletionCertificate['backup'], { skipped: false }>> {
+    async preDeletionBackupFacts(input: {
+      orgId: string;
+      backupId: string;
+    }): Promise<Extract<DeletionCertificate['backup'], { skipped: false }>> {
       const manifest = await readManifest(store, input.orgId, input.backupId);
       const verification = await store.readJson({ orgId: input.orgId, backupId: input.backupId }, VERIFICATION_FILE);
       const report = verificationResult.safeParse(verification);
@@ -180,12 +207,19 @@ export function createDeletionActivities(deps: DeletionActivityDeps) {
      * overrode the deletion (the organization lives again and its backups are its own). Updates the
      * certificate. Idempotent.
      */
-    async shredOrganizationBackups(input: { orgId: string; deletionRunId: string }): Promise<{ skipped?: string; removedBackups: string[]; destroyedKeyIds: string[] }> {
+    async shredOrganizationBackups(input: {
+      orgId: string;
+      deletionRunId: string;
+    }): Promise<{ skipped?: string; removedBackups: string[]; destroyedKeyIds: string[] }> {
       const orgId = parseOrgId(input.orgId);
       const log = await readDeletionLog(store, orgId);
       const certificate = log.deletions.find((d) => d.runId === input.deletionRunId);
       const inEffect = deletionInEffect(log);
-      if (certificate && inEffect?.runId !== certificate.runId && log.overrides.some((o) => o.deletionRunId === certificate.runId || o.recordedAt > certificate.pointOfNoReturnAt)) {
+      if (
+        certificate &&
+        inEffect?.runId !== certificate.runId &&
+        log.overrides.some((o) => o.deletionRunId === certificate.runId || o.recordedAt > certificate.pointOfNoReturnAt)
+      ) {
         const skipped = `a restore overrode the deletion (${log.overrides.map((o) => `${o.restoreWorkflowId}: ${o.reason}`).join('; ')}); the organization's backups are kept`;
         await recordCertificate(logDeps, { ...certificate, retention: { ...certificate.retention, skipped } });
         return { skipped, removedBackups: [], destroyedKeyIds: [] };
@@ -222,7 +256,10 @@ export function createDeletionActivities(deps: DeletionActivityDeps) {
      * something of them exists again — what a restore of an older platform or organization backup
      * brought back.
      */
-    async findReappearedOrganizations(): Promise<{ logged: number; reappeared: Array<{ orgId: string; deletionRunId: string; found: string[] }> }> {
+    async findReappearedOrganizations(): Promise<{
+      logged: number;
+      reappeared: Array<{ orgId: string; deletionRunId: string; found: string[] }>;
+    }> {
       let logged = 0;
       const reappeared: Array<{ orgId: string; deletionRunId: string; found: string[] }> = [];
       const beats = startHeartbeats(() => ({ logged, reappeared: reappeared.length }));

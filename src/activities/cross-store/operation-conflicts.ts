@@ -24,14 +24,20 @@ export function createOperationActivities(deps: OperationActivityDeps) {
      * workflows in `allowWorkflowIds` (its parents) are never a conflict.
      * Runs are found by their `OrgId` and `Operation` search attributes, which every workflow sets.
      */
-    async assertNoConflictingOperation(input: { orgId: string; operations: OperationName[]; allowWorkflowIds?: string[] }): Promise<void> {
+    async assertNoConflictingOperation(input: {
+      orgId: string;
+      operations: OperationName[];
+      allowWorkflowIds?: string[];
+    }): Promise<void> {
       const orgId = parseOrgId(input.orgId);
       const selfId = Context.current().info.workflowExecution?.workflowId ?? '';
       const running = await listRunning(deps.temporal, orgId, input.operations);
       // Children of the calling workflow (`<id>-backup`, `<id>-verify`) are part of it, not rivals.
       // `allowWorkflowIds` names the caller's ancestors (a deletion running its backup child).
       const allowed = new Set([selfId, ...(input.allowWorkflowIds ?? [])]);
-      const conflicts = running.filter((run) => !allowed.has(run.workflowId) && !run.workflowId.startsWith(`${selfId}-`));
+      const conflicts = running.filter(
+        (run) => !allowed.has(run.workflowId) && !run.workflowId.startsWith(`${selfId}-`),
+      );
       const first = conflicts[0];
       if (first) {
         throw permanentFailure(
@@ -45,13 +51,22 @@ export function createOperationActivities(deps: OperationActivityDeps) {
 }
 
 /** Running workflows of an organization with one of the given operations. */
-export async function listRunning(temporal: Client, orgId: string, operations: readonly OperationName[]): Promise<RunningOperation[]> {
+export async function listRunning(
+  temporal: Client,
+  orgId: string,
+  operations: readonly OperationName[],
+): Promise<RunningOperation[]> {
   // orgId passed parseOrgId and operations are our own constants: both are safe inside the quotes.
   const query = `OrgId = '${orgId}' AND ExecutionStatus = 'Running' AND Operation IN (${operations.map((o) => `'${o}'`).join(', ')})`;
   const runs: RunningOperation[] = [];
   for await (const run of temporal.workflow.list({ query })) {
     const operation = run.searchAttributes?.Operation;
-    runs.push({ workflowId: run.workflowId, runId: run.runId, type: run.type, operation: Array.isArray(operation) ? String(operation[0]) : '' });
+    runs.push({
+      workflowId: run.workflowId,
+      runId: run.runId,
+      type: run.type,
+      operation: Array.isArray(operation) ? String(operation[0]) : '',
+    });
   }
   return runs;
 }

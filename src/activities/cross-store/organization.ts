@@ -2,7 +2,12 @@ import { FailureType, permanentFailure } from '../../errors';
 import type { PlatformModel } from '../../platform/data-map';
 import { describeOrganization, summarizeDescription, type OrganizationDescription } from '../../platform/describe';
 import type { RowHashes } from '../../contracts/backup';
-import { fingerprintOrganization, FINGERPRINT_STORES, type FingerprintStore, type OrganizationFingerprint } from '../../platform/fingerprint';
+import {
+  fingerprintOrganization,
+  FINGERPRINT_STORES,
+  type FingerprintStore,
+  type OrganizationFingerprint,
+} from '../../platform/fingerprint';
 import { parseOrgId } from '../../platform/org-id';
 import type { StoreClients } from '../../store-clients';
 import { classifyPostgresError } from '../postgres/errors';
@@ -43,7 +48,10 @@ export function createOrganizationActivities(deps: OrganizationActivityDeps) {
       const id = parseOrgId(orgId);
       const unknown = stores.filter((s) => !FINGERPRINT_STORES.includes(s));
       if (unknown.length > 0) {
-        throw permanentFailure(FailureType.InvalidInput, `stores: unknown store ${unknown.map((s) => JSON.stringify(s)).join(', ')}; expected some of ${FINGERPRINT_STORES.join(', ')}`);
+        throw permanentFailure(
+          FailureType.InvalidInput,
+          `stores: unknown store ${unknown.map((s) => JSON.stringify(s)).join(', ')}; expected some of ${FINGERPRINT_STORES.join(', ')}`,
+        );
       }
       try {
         return await fingerprintOrganization(deps.clients, id, stores, model, options);

@@ -42,7 +42,9 @@ export interface StalenessDeps {
 
 /** The newest backup whose verification passed, from `listBackups`' newest-first entries. */
 export function newestVerified(entries: readonly BackupListEntry[]): BackupListEntry | undefined {
-  return entries.find((e) => e.status === 'complete' && e.verification !== undefined && PASSING_RESULTS.has(e.verification.result));
+  return entries.find(
+    (e) => e.status === 'complete' && e.verification !== undefined && PASSING_RESULTS.has(e.verification.result),
+  );
 }
 
 /**
@@ -50,7 +52,11 @@ export function newestVerified(entries: readonly BackupListEntry[]): BackupListE
  * ago, or that has none. Reads backups through the storage activities' `listBackups`.
  * @param staleAfterMs age in milliseconds. @default 36 hours
  */
-export async function findStaleOrganizations(deps: StalenessDeps, staleAfterMs = DEFAULT_STALE_AFTER_MS, now = new Date()): Promise<StalenessReport> {
+export async function findStaleOrganizations(
+  deps: StalenessDeps,
+  staleAfterMs = DEFAULT_STALE_AFTER_MS,
+  now = new Date(),
+): Promise<StalenessReport> {
   const storage = createStorageActivities({ store: deps.store });
   const stale: StaleOrganization[] = [];
   let organizations = 0;
@@ -67,7 +73,12 @@ export async function findStaleOrganizations(deps: StalenessDeps, staleAfterMs =
       stale.push({
         orgId,
         ...(verified && verified.verification
-          ? { newestVerifiedBackupId: verified.backupId, verifiedAt: verified.verification.verifiedAt, backupStartedAt: verified.startedAt, ageMs }
+          ? {
+              newestVerifiedBackupId: verified.backupId,
+              verifiedAt: verified.verification.verifiedAt,
+              backupStartedAt: verified.startedAt,
+              ageMs,
+            }
           : {}),
         ...(complete ? { newestCompleteBackupId: complete.backupId } : {}),
       });
@@ -85,7 +96,9 @@ export function createStalenessActivities(deps: StalenessDeps) {
   return {
     /** See {@link findStaleOrganizations}. */
     async checkBackupStaleness(input: { staleAfterMs?: number } = {}): Promise<StalenessReport> {
-      return withPostgresClassification(undefined, 'checkBackupStaleness', () => findStaleOrganizations(deps, input.staleAfterMs ?? DEFAULT_STALE_AFTER_MS));
+      return withPostgresClassification(undefined, 'checkBackupStaleness', () =>
+        findStaleOrganizations(deps, input.staleAfterMs ?? DEFAULT_STALE_AFTER_MS),
+      );
     },
     /** Each organization with a complete backup, and its newest complete backup: what the restore drill verifies. */
     async listNewestCompleteBackups(): Promise<Array<{ orgId: string; backupId: string }>> {

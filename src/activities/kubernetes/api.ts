@@ -50,8 +50,7 @@ export interface ResourceRef {
 }
 
 export type JsonPatchOperation =
-  | { op: 'add' | 'replace' | 'test'; path: string; value: unknown }
-  | { op: 'remove'; path: string };
+  { op: 'add' | 'replace' | 'test'; path: string; value: unknown } | { op: 'remove'; path: string };
 
 /**
  * Raw JSON access to namespaced resources. Deliberately untyped: the generated models drop fields

@@ -50,7 +50,9 @@ const deploymentSchema = z.looseObject({
       replicas: z.number().optional(),
       updatedReplicas: z.number().optional(),
       availableReplicas: z.number().optional(),
-      conditions: z.array(z.looseObject({ type: z.string(), reason: z.string().optional(), message: z.string().optional() })).optional(),
+      conditions: z
+        .array(z.looseObject({ type: z.string(), reason: z.string().optional(), message: z.string().optional() }))
+        .optional(),
     })
     .optional(),
 });
@@ -87,7 +89,9 @@ function withoutHashLabel(template: PodTemplate): PodTemplate {
 function canonical(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) =>
     v !== null && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+        )
       : v,
   );
 }
@@ -115,7 +119,8 @@ function rolloutState(deployment: Deployment): { state: 'waiting' | 'complete' |
   const total = status.replicas ?? 0;
   if (total > updated) return { state: 'waiting', message: `${total - updated} old replicas are pending termination` };
   const available = status.availableReplicas ?? 0;
-  if (available < updated) return { state: 'waiting', message: `${available} of ${updated} updated replicas are available` };
+  if (available < updated)
+    return { state: 'waiting', message: `${available} of ${updated} updated replicas are available` };
   return { state: 'complete', message: `${updated} of ${wanted} replicas updated and available` };
 }
 
@@ -128,11 +133,18 @@ export function createDeploymentActivities(deps: KubernetesActivityDeps) {
   const resources = new RawResources(deps.kubeConfig);
   const pollMs = deps.pollIntervalMs ?? 1000;
   const namespaceOf = (namespace: string | undefined) => namespace ?? deps.namespace ?? DEFAULT_KUBERNETES_NAMESPACE;
-  const refOf = (kind: typeof DEPLOYMENTS | typeof REPLICA_SETS, namespace: string): ResourceRef => ({ ...kind, namespace });
+  const refOf = (kind: typeof DEPLOYMENTS | typeof REPLICA_SETS, namespace: string): ResourceRef => ({
+    ...kind,
+    namespace,
+  });
 
   async function readDeployment(namespace: string, service: string): Promise<Deployment> {
     const object = `deployment ${namespace}/${service}`;
-    const raw = await callApi(object, () => resources.get(refOf(DEPLOYMENTS, namespace), service), `${object} does not exist`);
+    const raw = await callApi(
+      object,
+      () => resources.get(refOf(DEPLOYMENTS, namespace), service),
+      `${object} does not exist`,
+    );
     return deploymentSchema.parse(raw);
   }
 
@@ -143,7 +155,9 @@ export function createDeploymentActivities(deps: KubernetesActivityDeps) {
     );
     return raw
       .map((item) => replicaSetSchema.parse(item))
-      .filter((rs) => rs.metadata.ownerReferences?.some((o) => o.controller === true && o.uid === deployment.metadata.uid))
+      .filter((rs) =>
+        rs.metadata.ownerReferences?.some((o) => o.controller === true && o.uid === deployment.metadata.uid),
+      )
       .filter((rs) => revisionOf(rs.metadata.annotations) > 0)
       .sort((a, b) => revisionOf(a.metadata.annotations) - revisionOf(b.metadata.annotations));
   }
@@ -153,18 +167,32 @@ export function createDeploymentActivities(deps: KubernetesActivityDeps) {
   }
 
   /** The ReplicaSet of `revision`, or of the previous revision when none is given. */
-  function targetOf(namespace: string, service: string, replicaSets: ReplicaSet[], current: number, revision: number | undefined): ReplicaSet {
+  function targetOf(
+    namespace: string,
+    service: string,
+    replicaSets: ReplicaSet[],
+    current: number,
+    revision: number | undefined,
+  ): ReplicaSet {
     const object = `deployment ${namespace}/${service}`;
     if (revision === undefined) {
       const previous = replicaSets.filter((rs) => revisionOf(rs.metadata.annotations) < current).at(-1);
       if (!previous) {
-        throw kubernetesRefusal(KubernetesFailureType.UnknownObject, object, `${object} has no revision before ${current} to roll back to (revisions: ${describeRevisions(replicaSets)})`);
+        throw kubernetesRefusal(
+          KubernetesFailureType.UnknownObject,
+          object,
+          `${object} has no revision before ${current} to roll back to (revisions: ${describeRevisions(replicaSets)})`,
+        );
       }
       return previous;
     }
     const target = replicaSets.find((rs) => revisionOf(rs.metadata.annotations) === revision);
     if (!target) {
-      throw kubernetesRefusal(KubernetesFailureType.UnknownObject, object, `${object} has no revision ${revision} (revisions: ${describeRevisions(replicaSets)})`);
+      throw kubernetesRefusal(
+        KubernetesFailureType.UnknownObject,
+        object,
+        `${object} has no revision ${revision} (revisions: ${describeRevisions(replicaSets)})`,
+      );
     }
     return target;
   }
@@ -182,7 +210,12 @@ export function createDeploymentActivities(deps: KubernetesActivityDeps) {
         ...(rs.metadata.creationTimestamp ? { createdAt: rs.metadata.creationTimestamp } : {}),
         readyReplicas: rs.status?.readyReplicas ?? 0,
       }));
-      return { namespace, service: input.service, currentRevision: revisionOf(deployment.metadata.annotations), revisions };
+      return {
+        namespace,
+        service: input.service,
+        currentRevision: revisionOf(deployment.metadata.annotations),
+        revisions,
+      };
     },
 
     /**
@@ -190,11 +223,19 @@ export function createDeploymentActivities(deps: KubernetesActivityDeps) {
      * to go back to (default: the previous one). Refuses, non-retryable, an unknown Deployment or
      * revision and a paused Deployment.
      */
-    async planDeploymentRollback(input: { service: string; namespace?: string; toRevision?: number }): Promise<DeploymentRollbackPlan> {
+    async planDeploymentRollback(input: {
+      service: string;
+      namespace?: string;
+      toRevision?: number;
+    }): Promise<DeploymentRollbackPlan> {
       const namespace = namespaceOf(input.namespace);
       const deployment = await readDeployment(namespace, input.service);
       if (deployment.spec.paused) {
-        throw kubernetesRefusal(FailureType.InvalidInput, `deployment ${namespace}/${input.service}`, 'is paused; resume it before rolling back');
+        throw kubernetesRefusal(
+          FailureType.InvalidInput,
+          `deployment ${namespace}/${input.service}`,
+          'is paused; resume it before rolling back',
+        );
       }
       const replicaSets = await ownedReplicaSets(namespace, deployment);
       const current = revisionOf(deployment.metadata.annotations);
@@ -215,12 +256,22 @@ export function createDeploymentActivities(deps: KubernetesActivityDeps) {
      * `kubectl rollout undo --to-revision` does (one JSON patch of the template and annotations).
      * Idempotent: when the template is already there nothing is patched.
      */
-    async applyDeploymentRevision(input: { service: string; namespace: string; revision: number }): Promise<{ patched: boolean }> {
+    async applyDeploymentRevision(input: {
+      service: string;
+      namespace: string;
+      revision: number;
+    }): Promise<{ patched: boolean }> {
       const { namespace, service } = input;
       const object = `deployment ${namespace}/${service}`;
       const deployment = await readDeployment(namespace, service);
       const replicaSets = await ownedReplicaSets(namespace, deployment);
-      const target = targetOf(namespace, service, replicaSets, revisionOf(deployment.metadata.annotations), input.revision);
+      const target = targetOf(
+        namespace,
+        service,
+        replicaSets,
+        revisionOf(deployment.metadata.annotations),
+        input.revision,
+      );
       if (sameTemplate(target.spec.template, deployment.spec.template)) return { patched: false };
       const annotations: Record<string, string> = {};
       for (const [key, value] of Object.entries(deployment.metadata.annotations ?? {})) {
@@ -235,7 +286,11 @@ export function createDeploymentActivities(deps: KubernetesActivityDeps) {
         { op: 'replace', path: '/spec/template', value: withoutHashLabel(target.spec.template) },
         { op: 'add', path: '/metadata/annotations', value: annotations },
       ];
-      await callApi(object, () => resources.jsonPatch(refOf(DEPLOYMENTS, namespace), service, operations), `${object} does not exist`);
+      await callApi(
+        object,
+        () => resources.jsonPatch(refOf(DEPLOYMENTS, namespace), service, operations),
+        `${object} does not exist`,
+      );
       return { patched: true };
     },
 

@@ -65,7 +65,11 @@ export function kubernetesFailure(err: unknown, object: string, notFound?: strin
 
 /** A permanent failure of a Kubernetes operation, naming the object. */
 export function kubernetesRefusal(type: string, object: string, message: string): ApplicationFailure {
-  return ApplicationFailure.create({ type, message: `${describeContext({ store: 'kubernetes', object })} ${message}`, nonRetryable: true });
+  return ApplicationFailure.create({
+    type,
+    message: `${describeContext({ store: 'kubernetes', object })} ${message}`,
+    nonRetryable: true,
+  });
 }
 
 /** Runs one API call and classifies what it throws; `notFound` explains a 404. */
@@ -78,12 +82,17 @@ export async function callApi<T>(object: string, call: () => Promise<T>, notFoun
 }
 
 /** What helm says when the API server is away or restarting: worth a retry. */
-const HELM_TRANSIENT = /cluster unreachable|connection refused|connection reset|i\/o timeout|TLS handshake timeout|unexpected EOF|server is currently unable|request timed out|too many requests/i;
+const HELM_TRANSIENT =
+  /cluster unreachable|connection refused|connection reset|i\/o timeout|TLS handshake timeout|unexpected EOF|server is currently unable|request timed out|too many requests/i;
 /**
  * A failure of helm, classified by what it printed: an unknown release is refused, an API server
  * that is away is retried, anything else is a failed rollout naming the release.
  */
-export function helmFailure(run: { code: number | null; lines: string[] }, object: string, doing: string): ApplicationFailure {
+export function helmFailure(
+  run: { code: number | null; lines: string[] },
+  object: string,
+  doing: string,
+): ApplicationFailure {
   const said = run.lines.join(' | ');
   if (/release: not found/.test(said)) {
     return kubernetesRefusal(KubernetesFailureType.UnknownObject, object, `${object} does not exist`);

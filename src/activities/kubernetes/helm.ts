@@ -57,7 +57,13 @@ export function createHelmActivities(deps: KubernetesActivityDeps) {
       createInterface({ input: child.stderr }).on('line', keep);
       child.on('error', (err: NodeJS.ErrnoException) => {
         if (err.code === 'ENOENT') {
-          reject(ApplicationFailure.create({ type: FailureType.StoreRejected, message: `[kubernetes] the helm executable ${JSON.stringify(deps.helmBin)} was not found (set HELM_BIN)`, nonRetryable: true }));
+          reject(
+            ApplicationFailure.create({
+              type: FailureType.StoreRejected,
+              message: `[kubernetes] the helm executable ${JSON.stringify(deps.helmBin)} was not found (set HELM_BIN)`,
+              nonRetryable: true,
+            }),
+          );
         } else reject(err);
       });
       child.on('close', (code) => resolve({ code, stdout, lines }));
@@ -65,11 +71,21 @@ export function createHelmActivities(deps: KubernetesActivityDeps) {
   }
 
   async function history(release: string, namespace: string): Promise<HelmRevision[]> {
-    const run = await runHelm(['history', release, '--namespace', namespace, '--output', 'json', '--max', '256'], 'helm history');
+    const run = await runHelm(
+      ['history', release, '--namespace', namespace, '--output', 'json', '--max', '256'],
+      'helm history',
+    );
     if (run.code !== 0) throw helmFailure(run, `helm release ${namespace}/${release}`, 'helm history');
     return historySchema
       .parse(JSON.parse(run.stdout))
-      .map((r) => ({ revision: r.revision, updated: r.updated, status: r.status, chart: r.chart, appVersion: r.app_version ?? '', description: r.description ?? '' }))
+      .map((r) => ({
+        revision: r.revision,
+        updated: r.updated,
+        status: r.status,
+        chart: r.chart,
+        appVersion: r.app_version ?? '',
+        description: r.description ?? '',
+      }))
       .sort((a, b) => a.revision - b.revision);
   }
 
@@ -87,7 +103,12 @@ export function createHelmActivities(deps: KubernetesActivityDeps) {
      * `expectedCurrentRevision` is the release's revision before the rollback, so a retry after
      * helm already succeeded finds its "Rollback to N" revision and does not roll back twice.
      */
-    async helmRollback(input: { release: string; namespace: string; revision?: number; expectedCurrentRevision: number }): Promise<HelmRollbackResult> {
+    async helmRollback(input: {
+      release: string;
+      namespace: string;
+      revision?: number;
+      expectedCurrentRevision: number;
+    }): Promise<HelmRollbackResult> {
       const { release, namespace } = input;
       const object = `helm release ${namespace}/${release}`;
       const before = await history(release, namespace);
@@ -120,7 +141,8 @@ export function createHelmActivities(deps: KubernetesActivityDeps) {
         );
       }
       const run = await runHelm(['rollback', release, String(target), '--namespace', namespace], 'helm rollback');
-      if (run.code !== 0) throw helmFailure(run, `helm release ${namespace}/${release}`, `helm rollback to revision ${target}`);
+      if (run.code !== 0)
+        throw helmFailure(run, `helm release ${namespace}/${release}`, `helm rollback to revision ${target}`);
       const after = await history(release, namespace);
       return result(after.at(-1)?.revision ?? current.revision + 1, run.lines);
     },

@@ -17,7 +17,11 @@ const BACKUPS = { group: 'velero.io', version: 'v1', plural: 'backups', namespac
 const backupSchema = z.looseObject({
   metadata: z.looseObject({ name: z.string() }),
   spec: z
-    .looseObject({ includedNamespaces: z.array(z.string()).nullish(), ttl: z.string().optional(), storageLocation: z.string().optional() })
+    .looseObject({
+      includedNamespaces: z.array(z.string()).nullish(),
+      ttl: z.string().optional(),
+      storageLocation: z.string().optional(),
+    })
     .optional(),
   status: z
     .looseObject({
@@ -54,7 +58,9 @@ export function createVeleroActivities(deps: KubernetesActivityDeps) {
 
   async function readBackup(name: string): Promise<Backup> {
     const object = `backup ${VELERO_NAMESPACE}/${name}`;
-    return backupSchema.parse(await callApi(object, () => resources.get(BACKUPS, name), `Velero ${object} does not exist`));
+    return backupSchema.parse(
+      await callApi(object, () => resources.get(BACKUPS, name), `Velero ${object} does not exist`),
+    );
   }
 
   return {
@@ -63,14 +69,20 @@ export function createVeleroActivities(deps: KubernetesActivityDeps) {
      * the work. Idempotent: an existing Backup of the same name and spec counts as created; one
      * with another spec is refused.
      */
-    async createVeleroBackup(input: CreateVeleroBackupInput): Promise<{ name: string; namespace: string; includedNamespaces: string[]; ttl: string; created: boolean }> {
+    async createVeleroBackup(
+      input: CreateVeleroBackupInput,
+    ): Promise<{ name: string; namespace: string; includedNamespaces: string[]; ttl: string; created: boolean }> {
       const includedNamespaces = input.includedNamespaces ?? [deps.namespace ?? DEFAULT_KUBERNETES_NAMESPACE];
       const ttl = input.ttl ?? DEFAULT_BACKUP_TTL;
       const object = `backup ${VELERO_NAMESPACE}/${input.name}`;
       const body = {
         apiVersion: 'velero.io/v1',
         kind: 'Backup',
-        metadata: { name: input.name, namespace: VELERO_NAMESPACE, labels: { 'app.kubernetes.io/managed-by': 'eloquent-recovery' } },
+        metadata: {
+          name: input.name,
+          namespace: VELERO_NAMESPACE,
+          labels: { 'app.kubernetes.io/managed-by': 'eloquent-recovery' },
+        },
         spec: { includedNamespaces, ttl, ...(input.storageLocation ? { storageLocation: input.storageLocation } : {}) },
       };
       try {
@@ -78,7 +90,11 @@ export function createVeleroActivities(deps: KubernetesActivityDeps) {
         return { name: input.name, namespace: VELERO_NAMESPACE, includedNamespaces, ttl, created: true };
       } catch (err) {
         if (httpStatusOf(err) === 404) {
-          throw kubernetesFailure(err, object, `cannot create ${object}; is Velero installed (CRD backups.velero.io, namespace ${VELERO_NAMESPACE})?`);
+          throw kubernetesFailure(
+            err,
+            object,
+            `cannot create ${object}; is Velero installed (CRD backups.velero.io, namespace ${VELERO_NAMESPACE})?`,
+          );
         }
         if (httpStatusOf(err) !== 409) throw kubernetesFailure(err, object);
       }

@@ -68,21 +68,33 @@ class LineCounter extends Transform {
  * snapshot. Because a retry takes a new snapshot, a retried attempt keeps the earlier artifacts only
  * when all of them were finished (heartbeat `complete`) and still hash right; otherwise it rewrites all.
  */
-export async function backupPostgres(deps: PostgresBackupDeps, orgId: string, backupId: string): Promise<StoreBackupResult> {
+export async function backupPostgres(
+  deps: PostgresBackupDeps,
+  orgId: string,
+  backupId: string,
+): Promise<StoreBackupResult> {
   const map = organizationDataMap(orgId, deps.model);
   const ctx = Context.current();
   const pgDump = pgTool(deps.binDir, 'pg_dump');
   const previous = heartbeatSchema.safeParse(ctx.info.heartbeatDetails);
   const serverVersion = await queryServerVersion(deps.postgres);
   const dumpVersion = await toolVersion(pgDump).catch((err: unknown) => {
-    throw permanentFailure(FailureType.ToolVersionMismatch, `cannot run ${pgDump}: ${messageOf(err)}`, { store: 'postgres', orgId, object: 'pg_dump' });
-  });
-  if (majorVersion(dumpVersion) < majorVersion(serverVersion)) {
-    throw permanentFailure(FailureType.ToolVersionMismatch, `${dumpVersion} is older than the server (${serverVersion}); install pg_dump ${majorVersion(serverVersion)} or later`, {
+    throw permanentFailure(FailureType.ToolVersionMismatch, `cannot run ${pgDump}: ${messageOf(err)}`, {
       store: 'postgres',
       orgId,
       object: 'pg_dump',
     });
+  });
+  if (majorVersion(dumpVersion) < majorVersion(serverVersion)) {
+    throw permanentFailure(
+      FailureType.ToolVersionMismatch,
+      `${dumpVersion} is older than the server (${serverVersion}); install pg_dump ${majorVersion(serverVersion)} or later`,
+      {
+        store: 'postgres',
+        orgId,
+        object: 'pg_dump',
+      },
+    );
   }
 
   if (previous.success && previous.data.complete && previous.data.fingerprint) {
@@ -91,7 +103,15 @@ export async function backupPostgres(deps: PostgresBackupDeps, orgId: string, ba
     const kept = await keepFinished(deps.store, orgId, backupId, previous.data.snapshotGroup);
     if (kept) {
       const postgresRowHash = previous.data.postgresRowHash ?? LEGACY_POSTGRES_ROW_HASH;
-      return { store: 'postgres', serverVersion, toolVersion: dumpVersion, artifacts: kept, fingerprint: previous.data.fingerprint, postgresRowHash, resumedArtifacts: kept.length };
+      return {
+        store: 'postgres',
+        serverVersion,
+        toolVersion: dumpVersion,
+        artifacts: kept,
+        fingerprint: previous.data.fingerprint,
+        postgresRowHash,
+        resumedArtifacts: kept.length,
+      };
     }
   }
 
@@ -107,7 +127,10 @@ export async function backupPostgres(deps: PostgresBackupDeps, orgId: string, ba
     await assertOrganizationExists(client, map);
     // The fingerprint reads the same exported snapshot on its own connection, so it runs while the
     // rows are dumped instead of after them; the snapshot stays valid until this transaction ends.
-    fingerprinting = fingerprintPostgres(deps.postgres, map, { snapshotId: snapshot, rowHash: CURRENT_POSTGRES_ROW_HASH });
+    fingerprinting = fingerprintPostgres(deps.postgres, map, {
+      snapshotId: snapshot,
+      rowHash: CURRENT_POSTGRES_ROW_HASH,
+    });
     fingerprinting.catch(() => undefined);
 
     for (const table of map.postgres.sharedTables) {
@@ -120,8 +143,14 @@ export async function backupPostgres(deps: PostgresBackupDeps, orgId: string, ba
           `COPY (SELECT ${columns.map(quotePgIdent).join(', ')} FROM ${sharedTableSql(table)} WHERE ${quotePgIdent(table.keyColumn)} = ${quotePgLiteral(map.orgId)}) TO STDOUT`,
         ),
       );
-      const record = await writeFromStream(deps.store, { orgId, backupId, path: file }, { alreadyCompressed: false }, (sink) =>
-        pipeline(copy, counter, new ProgressTap((n) => (current.bytes = n)), sink, { signal: ctx.cancellationSignal }),
+      const record = await writeFromStream(
+        deps.store,
+        { orgId, backupId, path: file },
+        { alreadyCompressed: false },
+        (sink) =>
+          pipeline(copy, counter, new ProgressTap((n) => (current.bytes = n)), sink, {
+            signal: ctx.cancellationSignal,
+          }),
       );
       artifacts.push({ store: 'postgres', object: current.object, file, ...record, rows: counter.lines, columns });
     }
@@ -131,23 +160,52 @@ export async function backupPostgres(deps: PostgresBackupDeps, orgId: string, ba
       current.object = 'schemas';
       // Level 1: a custom-format archive 15 % larger than the default level 6, in two thirds of the
       // time — backups race the raw tools (bench/backup.ts).
-      const args = ['--format=custom', '--compress=1', `--snapshot=${snapshot}`, '--no-owner', '--no-privileges', `--dbname=${deps.postgresUrl}`];
+      const args = [
+        '--format=custom',
+        '--compress=1',
+        `--snapshot=${snapshot}`,
+        '--no-owner',
+        '--no-privileges',
+        `--dbname=${deps.postgresUrl}`,
+      ];
       // Double quotes make each -n an exact name, not a pattern.
       for (const schema of schemas) args.push(`--schema="${schema}"`);
-      const record = await writeFromStream(deps.store, { orgId, backupId, path: SCHEMAS_ARTIFACT }, { alreadyCompressed: true }, (sink) =>
-        runToolInto(pgDump, args, sink, ctx.cancellationSignal, (n) => (current.bytes = n), { orgId, object: schemas.join(',') }),
+      const record = await writeFromStream(
+        deps.store,
+        { orgId, backupId, path: SCHEMAS_ARTIFACT },
+        { alreadyCompressed: true },
+        (sink) =>
+          runToolInto(pgDump, args, sink, ctx.cancellationSignal, (n) => (current.bytes = n), {
+            orgId,
+            object: schemas.join(','),
+          }),
       );
       artifacts.push({ store: 'postgres', object: 'schemas', file: SCHEMAS_ARTIFACT, ...record, rows: null });
     }
 
     // Sequences are not transactional: their state is what the archive holds, not a read of our own.
-    const dumped = schemas.length > 0 ? await readDumpedSequences(pgTool(deps.binDir, 'pg_restore'), () => deps.store.openArtifactReader({ orgId, backupId, path: SCHEMAS_ARTIFACT }), ctx.cancellationSignal) : [];
+    const dumped =
+      schemas.length > 0
+        ? await readDumpedSequences(
+            pgTool(deps.binDir, 'pg_restore'),
+            () => deps.store.openArtifactReader({ orgId, backupId, path: SCHEMAS_ARTIFACT }),
+            ctx.cancellationSignal,
+          )
+        : [];
     const fingerprint = withDumpedSequences(map, await fingerprinting, dumped);
     await client.query('COMMIT');
     heartbeats.stop();
     const postgresRowHash = CURRENT_POSTGRES_ROW_HASH;
     ctx.heartbeat({ snapshotGroup: artifacts, complete: true, fingerprint, postgresRowHash });
-    return { store: 'postgres', serverVersion, toolVersion: dumpVersion, artifacts, fingerprint, postgresRowHash, resumedArtifacts: 0 };
+    return {
+      store: 'postgres',
+      serverVersion,
+      toolVersion: dumpVersion,
+      artifacts,
+      fingerprint,
+      postgresRowHash,
+      resumedArtifacts: 0,
+    };
   } catch (err) {
     // The fingerprint's query must end before the snapshot it reads goes away.
     await fingerprinting?.catch(() => undefined);
@@ -161,15 +219,24 @@ export async function backupPostgres(deps: PostgresBackupDeps, orgId: string, ba
 }
 
 /** Keeps a finished group only if every artifact is still there with the same checksum. */
-async function keepFinished(store: BackupStore, orgId: string, backupId: string, group: ManifestArtifact[]): Promise<ManifestArtifact[] | undefined> {
+async function keepFinished(
+  store: BackupStore,
+  orgId: string,
+  backupId: string,
+  group: ManifestArtifact[],
+): Promise<ManifestArtifact[] | undefined> {
   for (const artifact of group) {
-    if (!(await findFinishedArtifact(store, { orgId, backupId, path: artifact.file }, artifact.sha256))) return undefined;
+    if (!(await findFinishedArtifact(store, { orgId, backupId, path: artifact.file }, artifact.sha256)))
+      return undefined;
   }
   return group;
 }
 
 async function queryServerVersion(pool: Pool): Promise<string> {
-  return (await pool.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v.split(' ')[0] ?? 'unknown';
+  return (
+    (await pool.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v.split(' ')[0] ??
+    'unknown'
+  );
 }
 
 /** Column names of a table in their physical order. */
@@ -181,4 +248,3 @@ export async function tableColumns(db: Pool | PoolClient, schema: string, table:
   );
   return result.rows.map((r) => r.attname);
 }
-

@@ -32,13 +32,41 @@ export interface SqlStateRule {
  */
 export const POSTGRES_SQLSTATE_RULES: readonly SqlStateRule[] = [
   { sqlstate: '08', retryable: true, why: 'connection exception: the connection broke or could not be made' },
-  { sqlstate: '40', retryable: true, why: 'transaction rollback (40001 serialization failure, 40P01 deadlock, 40003 completion unknown): another transaction won; a new attempt runs on its own' },
-  { sqlstate: '40002', retryable: false, why: 'integrity constraint violated at commit (a deferred constraint): the data is wrong, not the moment' },
-  { sqlstate: '53', retryable: true, why: 'insufficient resources (disk, memory, too many connections): the server recovers as other work ends' },
-  { sqlstate: '55P03', retryable: true, why: 'lock not available (lock_timeout, NOWAIT): the holder releases it when its transaction ends' },
-  { sqlstate: '57', retryable: true, why: 'operator intervention: 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now (starting up); the server comes back' },
-  { sqlstate: '57014', retryable: true, why: 'query canceled by statement_timeout or pg_cancel_backend: a cancel from outside says nothing wrong about the statement' },
-  { sqlstate: '25P03', retryable: true, why: 'idle-in-transaction timeout ended the session: a new attempt opens a new one (it was retried before by its message)' },
+  {
+    sqlstate: '40',
+    retryable: true,
+    why: 'transaction rollback (40001 serialization failure, 40P01 deadlock, 40003 completion unknown): another transaction won; a new attempt runs on its own',
+  },
+  {
+    sqlstate: '40002',
+    retryable: false,
+    why: 'integrity constraint violated at commit (a deferred constraint): the data is wrong, not the moment',
+  },
+  {
+    sqlstate: '53',
+    retryable: true,
+    why: 'insufficient resources (disk, memory, too many connections): the server recovers as other work ends',
+  },
+  {
+    sqlstate: '55P03',
+    retryable: true,
+    why: 'lock not available (lock_timeout, NOWAIT): the holder releases it when its transaction ends',
+  },
+  {
+    sqlstate: '57',
+    retryable: true,
+    why: 'operator intervention: 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now (starting up); the server comes back',
+  },
+  {
+    sqlstate: '57014',
+    retryable: true,
+    why: 'query canceled by statement_timeout or pg_cancel_backend: a cancel from outside says nothing wrong about the statement',
+  },
+  {
+    sqlstate: '25P03',
+    retryable: true,
+    why: 'idle-in-transaction timeout ended the session: a new attempt opens a new one (it was retried before by its message)',
+  },
 ];
 
 const SQLSTATE_SHAPE = /^[0-9A-Z]{5}$/;
@@ -48,7 +76,9 @@ const SQLSTATE_SHAPE = /^[0-9A-Z]{5}$/;
  * the exact code's rule, else its class's rule, else permanent.
  */
 export function isRetryableSqlState(sqlstate: string): boolean {
-  const rule = POSTGRES_SQLSTATE_RULES.find((r) => r.sqlstate === sqlstate) ?? POSTGRES_SQLSTATE_RULES.find((r) => r.sqlstate === sqlstate.slice(0, 2));
+  const rule =
+    POSTGRES_SQLSTATE_RULES.find((r) => r.sqlstate === sqlstate) ??
+    POSTGRES_SQLSTATE_RULES.find((r) => r.sqlstate === sqlstate.slice(0, 2));
   return rule?.retryable ?? false;
 }
 
@@ -80,7 +110,12 @@ export function isRetryablePostgresError(err: unknown): boolean {
  * organization, the object and what was being done. Failures already classified pass unchanged.
  * @param doing what the activity was doing, e.g. `the backup`, `purgeOrganizationSchemas`.
  */
-export function classifyPostgresError(err: unknown, orgId: string | undefined, doing: string, object?: string): unknown {
+export function classifyPostgresError(
+  err: unknown,
+  orgId: string | undefined,
+  doing: string,
+  object?: string,
+): unknown {
   if (!(err instanceof Error) || err.name === 'ApplicationFailure' || err.name === 'AbortError') return err;
   if (isRetryablePostgresError(err)) return err;
   const sqlstate = sqlStateOf(err) ?? '';
@@ -93,7 +128,12 @@ export function classifyPostgresError(err: unknown, orgId: string | undefined, d
 }
 
 /** Runs `work` and throws what it throws classified by {@link classifyPostgresError}. */
-export async function withPostgresClassification<T>(orgId: string | undefined, doing: string, work: () => Promise<T>, object?: string): Promise<T> {
+export async function withPostgresClassification<T>(
+  orgId: string | undefined,
+  doing: string,
+  work: () => Promise<T>,
+  object?: string,
+): Promise<T> {
   try {
     return await work();
   } catch (err) {

@@ -1,7 +1,12 @@
 import type { Pool } from 'pg';
 import { addressOf } from '../../config';
 import type { StoreProbe } from '../../contracts/preflight';
-import { CURRENT_POSTGRES_ROW_HASH, type PostgresRowHash, type StoreBackupResult, type StoreProgressReport } from '../../contracts/backup';
+import {
+  CURRENT_POSTGRES_ROW_HASH,
+  type PostgresRowHash,
+  type StoreBackupResult,
+  type StoreProgressReport,
+} from '../../contracts/backup';
 import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
 import type { ObjectFingerprint } from '../../platform/fingerprint';
 import { fingerprintPostgres } from '../../platform/fingerprint-postgres';
@@ -54,17 +59,26 @@ export function createPostgresActivities(deps: PostgresActivityDeps) {
     /** Fails non-retryable with `UnknownOrganization` unless the organization's row exists. */
     async assertOrganizationExists(orgId: string): Promise<void> {
       const map = organizationDataMap(orgId, deps.model);
-      await withPostgresClassification(map.orgId, 'assertOrganizationExists', () => assertOrganizationExists(deps.postgres, map));
+      await withPostgresClassification(map.orgId, 'assertOrganizationExists', () =>
+        assertOrganizationExists(deps.postgres, map),
+      );
     },
 
     /** `pg_dumpall --globals-only` into the platform folder of the backup store. */
     async dumpPlatformGlobals(input: { backupId: string }) {
-      return withPostgresClassification(undefined, 'dumpPlatformGlobals', () => dumpPlatformGlobals(deps, input.backupId), 'globals');
+      return withPostgresClassification(
+        undefined,
+        'dumpPlatformGlobals',
+        () => dumpPlatformGlobals(deps, input.backupId),
+        'globals',
+      );
     },
 
     /** Organization ids after `afterId`, sorted, at most `limit`. */
     async listOrganizationsPage(input: { afterId: string; limit: number }): Promise<string[]> {
-      return withPostgresClassification(undefined, 'listOrganizationsPage', () => listOrganizationsPage(deps, input.afterId, input.limit));
+      return withPostgresClassification(undefined, 'listOrganizationsPage', () =>
+        listOrganizationsPage(deps, input.afterId, input.limit),
+      );
     },
 
     /** Restores a backup's PostgreSQL part as `targetOrgId` (or into a scratch database); see restore.ts. */
@@ -74,21 +88,39 @@ export function createPostgresActivities(deps: PostgresActivityDeps) {
 
     /** Drops a scratch database of a verification or restore; gone already is fine. */
     async dropPostgresScratch(input: { database: string }): Promise<{ dropped: boolean }> {
-      return { dropped: await withPostgresClassification(undefined, 'dropPostgresScratch', () => dropScratchDatabase(deps.postgres, input.database), input.database) };
+      return {
+        dropped: await withPostgresClassification(
+          undefined,
+          'dropPostgresScratch',
+          () => dropScratchDatabase(deps.postgres, input.database),
+          input.database,
+        ),
+      };
     },
 
     /** Removes the organization's schemas and shared rows from the platform database (idempotent). */
     async clearOrganizationPostgres(input: { orgId: string }): Promise<{ schemas: string[]; rows: number }> {
       const map = organizationDataMap(input.orgId, deps.model);
-      return withPostgresClassification(map.orgId, 'clearOrganizationPostgres', () => clearOrganizationPostgres(deps.postgres, map));
+      return withPostgresClassification(map.orgId, 'clearOrganizationPostgres', () =>
+        clearOrganizationPostgres(deps.postgres, map),
+      );
     },
 
     /** Fingerprints the organization's PostgreSQL objects inside a scratch database. */
-    async fingerprintPostgresScratch(input: { orgId: string; database: string; rowHash?: PostgresRowHash }): Promise<ObjectFingerprint[]> {
+    async fingerprintPostgresScratch(input: {
+      orgId: string;
+      database: string;
+      rowHash?: PostgresRowHash;
+    }): Promise<ObjectFingerprint[]> {
       const map = organizationDataMap(input.orgId, deps.model);
       const pool = deps.openPostgresDatabase(input.database, 1);
       try {
-        return await withPostgresClassification(map.orgId, 'fingerprintPostgresScratch', () => fingerprintPostgres(pool, map, { rowHash: input.rowHash ?? CURRENT_POSTGRES_ROW_HASH }), input.database);
+        return await withPostgresClassification(
+          map.orgId,
+          'fingerprintPostgresScratch',
+          () => fingerprintPostgres(pool, map, { rowHash: input.rowHash ?? CURRENT_POSTGRES_ROW_HASH }),
+          input.database,
+        );
       } finally {
         await pool.end();
       }

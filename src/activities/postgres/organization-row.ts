@@ -11,13 +11,19 @@ const STATUSES: readonly string[] = ['active', 'deleting', 'deleted'];
 /** The organizations table: the first shared table, whose key column is the organization id. */
 export function organizationsTable(map: OrganizationDataMap): SharedTable {
   const table = map.postgres.sharedTables[0];
-  if (!table) throw permanentFailure(FailureType.InvalidInput, 'the platform model declares no shared tables', { store: 'postgres', orgId: map.orgId });
+  if (!table)
+    throw permanentFailure(FailureType.InvalidInput, 'the platform model declares no shared tables', {
+      store: 'postgres',
+      orgId: map.orgId,
+    });
   return table;
 }
 
 /** Whether a shared table exists (a fresh database may not have the platform's tables yet). */
 export async function sharedTableExists(db: Pool | PoolClient, table: SharedTable): Promise<boolean> {
-  const result = await db.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [quotePgQualified(table.schema, table.table)]);
+  const result = await db.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [
+    quotePgQualified(table.schema, table.table),
+  ]);
   return result.rows[0]?.present === true;
 }
 
@@ -25,7 +31,10 @@ export async function sharedTableExists(db: Pool | PoolClient, table: SharedTabl
 export async function readOrganizationStatus(pool: Pool, map: OrganizationDataMap): Promise<string | undefined> {
   const table = organizationsTable(map);
   if (!(await sharedTableExists(pool, table))) return undefined;
-  const result = await pool.query<{ status: string }>(`SELECT status FROM ${sharedTableSql(table)} WHERE ${quotePgIdent(table.keyColumn)} = $1`, [map.orgId]);
+  const result = await pool.query<{ status: string }>(
+    `SELECT status FROM ${sharedTableSql(table)} WHERE ${quotePgIdent(table.keyColumn)} = $1`,
+    [map.orgId],
+  );
   return result.rows[0]?.status;
 }
 
@@ -40,10 +49,18 @@ export async function setOrganizationStatus(
   to: string,
   from: readonly string[],
 ): Promise<{ changed: boolean; status: string | undefined }> {
-  if (!STATUSES.includes(to)) throw permanentFailure(FailureType.InvalidInput, `status: expected one of ${STATUSES.join(', ')}, got ${JSON.stringify(to)}`, { store: 'postgres', orgId: map.orgId });
+  if (!STATUSES.includes(to))
+    throw permanentFailure(
+      FailureType.InvalidInput,
+      `status: expected one of ${STATUSES.join(', ')}, got ${JSON.stringify(to)}`,
+      { store: 'postgres', orgId: map.orgId },
+    );
   const table = organizationsTable(map);
   const key = quotePgIdent(table.keyColumn);
-  const updated = await pool.query(`UPDATE ${sharedTableSql(table)} SET status = $2 WHERE ${key} = $1 AND status = ANY($3::text[])`, [map.orgId, to, [...from]]);
+  const updated = await pool.query(
+    `UPDATE ${sharedTableSql(table)} SET status = $2 WHERE ${key} = $1 AND status = ANY($3::text[])`,
+    [map.orgId, to, [...from]],
+  );
   return { changed: (updated.rowCount ?? 0) > 0, status: await readOrganizationStatus(pool, map) };
 }
 
@@ -58,10 +75,14 @@ export async function assertOrganizationExists(db: Pool | PoolClient, map: Organ
       throw err;
     });
   if (!found.rowCount) {
-    throw permanentFailure(FailureType.UnknownOrganization, `organization ${JSON.stringify(map.orgId)} does not exist (no row in ${orgTable.schema}.${orgTable.table})`, {
-      store: 'postgres',
-      orgId: map.orgId,
-      object: `${orgTable.schema}.${orgTable.table}`,
-    });
+    throw permanentFailure(
+      FailureType.UnknownOrganization,
+      `organization ${JSON.stringify(map.orgId)} does not exist (no row in ${orgTable.schema}.${orgTable.table})`,
+      {
+        store: 'postgres',
+        orgId: map.orgId,
+        object: `${orgTable.schema}.${orgTable.table}`,
+      },
+    );
   }
 }

@@ -23,18 +23,37 @@ export interface PostgresPlatformDeps {
 export async function dumpPlatformGlobals(deps: PostgresPlatformDeps, backupId: string): Promise<ManifestArtifact> {
   const ctx = Context.current();
   const file = 'postgres/globals.sql';
-  const record = await writeFromStream(deps.store, { orgId: PLATFORM_BACKUP_ORG, backupId, path: file }, { alreadyCompressed: false }, (sink) =>
-    runToolInto(pgTool(deps.binDir, 'pg_dumpall'), ['--globals-only', `--dbname=${deps.postgresUrl}`], sink, ctx.cancellationSignal, () => undefined, {
-      orgId: PLATFORM_BACKUP_ORG,
-      object: 'globals',
-    }),
+  const record = await writeFromStream(
+    deps.store,
+    { orgId: PLATFORM_BACKUP_ORG, backupId, path: file },
+    { alreadyCompressed: false },
+    (sink) =>
+      runToolInto(
+        pgTool(deps.binDir, 'pg_dumpall'),
+        ['--globals-only', `--dbname=${deps.postgresUrl}`],
+        sink,
+        ctx.cancellationSignal,
+        () => undefined,
+        {
+          orgId: PLATFORM_BACKUP_ORG,
+          object: 'globals',
+        },
+      ),
   );
-  await deps.store.writeJson({ orgId: PLATFORM_BACKUP_ORG, backupId }, 'manifest.json', { backupId, artifacts: [{ file, ...record }], writtenAt: new Date().toISOString() });
+  await deps.store.writeJson({ orgId: PLATFORM_BACKUP_ORG, backupId }, 'manifest.json', {
+    backupId,
+    artifacts: [{ file, ...record }],
+    writtenAt: new Date().toISOString(),
+  });
   return { store: 'postgres', object: 'globals', file, ...record, rows: null };
 }
 
 /** One page of organization ids (active or being deleted), sorted, after `afterId`. */
-export async function listOrganizationsPage(deps: Pick<PostgresPlatformDeps, 'postgres' | 'model'>, afterId: string, limit: number): Promise<string[]> {
+export async function listOrganizationsPage(
+  deps: Pick<PostgresPlatformDeps, 'postgres' | 'model'>,
+  afterId: string,
+  limit: number,
+): Promise<string[]> {
   const table = deps.model.postgres.sharedTables[0];
   if (!table) return [];
   const key = quotePgIdent(table.keyColumn);

@@ -18,7 +18,9 @@ export async function purgeOrganizationSchemas(pool: Pool, map: OrganizationData
     const tables = (await listRelations(client, schemas)).filter((r) => r.kind === 'table');
     let rows = 0;
     for (const t of tables) {
-      const r = await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${quotePgQualified(t.schema, t.name)}`);
+      const r = await client.query<{ n: string }>(
+        `SELECT count(*)::text AS n FROM ${quotePgQualified(t.schema, t.name)}`,
+      );
       rows += Number(r.rows[0]?.n ?? 0);
     }
     for (const schema of schemas) await client.query(`DROP SCHEMA IF EXISTS ${quotePgIdent(schema)} CASCADE`);
@@ -43,7 +45,10 @@ export async function purgeOrganizationSharedRows(pool: Pool, map: OrganizationD
     const removed: RemovedCounts = { rows: 0 };
     for (const table of order) {
       if (!(await sharedTableExists(client, table))) continue;
-      const result = await client.query(`DELETE FROM ${sharedTableSql(table)} WHERE ${quotePgIdent(table.keyColumn)} = $1`, [map.orgId]);
+      const result = await client.query(
+        `DELETE FROM ${sharedTableSql(table)} WHERE ${quotePgIdent(table.keyColumn)} = $1`,
+        [map.orgId],
+      );
       const count = result.rowCount ?? 0;
       removed[`${table.schema}.${table.table}`] = count;
       removed.rows = (removed.rows ?? 0) + count;
@@ -57,14 +62,19 @@ export async function purgeOrganizationSharedRows(pool: Pool, map: OrganizationD
  * tables (children first, in the declared order, one transaction), the organization row with them.
  * Idempotent. Restore clears its target with it, so a retried attempt starts clean.
  */
-export async function clearOrganizationPostgres(db: Pool, map: OrganizationDataMap): Promise<{ schemas: string[]; rows: number }> {
+export async function clearOrganizationPostgres(
+  db: Pool,
+  map: OrganizationDataMap,
+): Promise<{ schemas: string[]; rows: number }> {
   return inTransaction(db, async (client) => {
     const schemas = await listOrgSchemas(client, map);
     for (const schema of schemas) await client.query(`DROP SCHEMA IF EXISTS ${quotePgIdent(schema)} CASCADE`);
     let rows = 0;
     for (const table of [...map.postgres.sharedTables].reverse()) {
       if (!(await sharedTableExists(client, table))) continue;
-      const r = await client.query(`DELETE FROM ${sharedTableSql(table)} WHERE ${quotePgIdent(table.keyColumn)} = $1`, [map.orgId]);
+      const r = await client.query(`DELETE FROM ${sharedTableSql(table)} WHERE ${quotePgIdent(table.keyColumn)} = $1`, [
+        map.orgId,
+      ]);
       rows += r.rowCount ?? 0;
     }
     return { schemas, rows };

@@ -53,7 +53,10 @@ export interface RestorePostgresResult {
  * database, renamed there, and moved with `pg_dump | pg_restore`, so the live source is never touched.
  * Shared rows are loaded in one transaction, parents first, with the key column set to the target id.
  */
-export async function restorePostgres(deps: PostgresRestoreDeps, input: RestorePostgresInput): Promise<RestorePostgresResult> {
+export async function restorePostgres(
+  deps: PostgresRestoreDeps,
+  input: RestorePostgresInput,
+): Promise<RestorePostgresResult> {
   const ctx = Context.current();
   const source = organizationDataMap(input.orgId, deps.model);
   const target = organizationDataMap(input.targetOrgId, deps.model);
@@ -80,14 +83,29 @@ export async function restorePostgres(deps: PostgresRestoreDeps, input: RestoreP
       const restoreArgs = ['--no-owner', '--no-privileges', '--exit-on-error', '--single-transaction'];
       if (input.targetOrgId === input.orgId) {
         step.current = 'pg_restore of the schemas';
-        await runToolFrom(pgTool(deps.binDir, 'pg_restore'), [...restoreArgs, `--dbname=${targetUrl}`], await openArtifact(deps.store, input, dump), ctx.cancellationSignal, 'pg_restore');
+        await runToolFrom(
+          pgTool(deps.binDir, 'pg_restore'),
+          [...restoreArgs, `--dbname=${targetUrl}`],
+          await openArtifact(deps.store, input, dump),
+          ctx.cancellationSignal,
+          'pg_restore',
+        );
       } else {
         // A clone: the archive names the source's schemas, so rename them in a database of their own.
         step.current = 'pg_restore into a temporary database for renaming';
-        cloneDatabase = `${SCRATCH_DATABASE_PREFIX}clone_${ctx.info.activityId.replace(/[^a-z0-9]/gi, '').toLowerCase().slice(0, 12)}_${Date.now().toString(36)}`;
+        cloneDatabase = `${SCRATCH_DATABASE_PREFIX}clone_${ctx.info.activityId
+          .replace(/[^a-z0-9]/gi, '')
+          .toLowerCase()
+          .slice(0, 12)}_${Date.now().toString(36)}`;
         await createScratchDatabase(deps.postgres, cloneDatabase);
         const cloneUrl = databaseUrl(deps.postgresUrl, cloneDatabase);
-        await runToolFrom(pgTool(deps.binDir, 'pg_restore'), [...restoreArgs, `--dbname=${cloneUrl}`], await openArtifact(deps.store, input, dump), ctx.cancellationSignal, 'pg_restore');
+        await runToolFrom(
+          pgTool(deps.binDir, 'pg_restore'),
+          [...restoreArgs, `--dbname=${cloneUrl}`],
+          await openArtifact(deps.store, input, dump),
+          ctx.cancellationSignal,
+          'pg_restore',
+        );
         const clonePool = deps.openPostgresDatabase(cloneDatabase, 1);
         try {
           for (const schema of await listOrgSchemas(clonePool, source)) {
@@ -99,14 +117,23 @@ export async function restorePostgres(deps: PostgresRestoreDeps, input: RestoreP
         }
         step.current = 'moving the renamed schemas into the target';
         const dumpArgs = ['--format=custom', '--no-owner', '--no-privileges', `--dbname=${cloneUrl}`];
-        const dumper = spawn(pgTool(deps.binDir, 'pg_dump'), dumpArgs, { stdio: ['ignore', 'pipe', 'pipe'], signal: ctx.cancellationSignal });
+        const dumper = spawn(pgTool(deps.binDir, 'pg_dump'), dumpArgs, {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          signal: ctx.cancellationSignal,
+        });
         let dumpErrors = '';
         dumper.stderr.on('data', (d: Buffer) => (dumpErrors += d.toString()));
         const dumped = new Promise<number | null>((resolve, reject) => {
           dumper.on('error', reject);
           dumper.on('close', resolve);
         });
-        await runToolFrom(pgTool(deps.binDir, 'pg_restore'), [...restoreArgs, `--dbname=${targetUrl}`], dumper.stdout, ctx.cancellationSignal, 'pg_restore of the clone');
+        await runToolFrom(
+          pgTool(deps.binDir, 'pg_restore'),
+          [...restoreArgs, `--dbname=${targetUrl}`],
+          dumper.stdout,
+          ctx.cancellationSignal,
+          'pg_restore of the clone',
+        );
         if ((await dumped) !== 0) throw new Error(`pg_dump of the renamed clone failed: ${dumpErrors.trim()}`);
       }
       schemas = await listOrgSchemas(targetPool, target);
@@ -124,7 +151,11 @@ export async function restorePostgres(deps: PostgresRestoreDeps, input: RestoreP
   }
 }
 
-async function openArtifact(store: BackupStore, input: RestorePostgresInput, artifact: ManifestArtifact): Promise<NodeJS.ReadableStream> {
+async function openArtifact(
+  store: BackupStore,
+  input: RestorePostgresInput,
+  artifact: ManifestArtifact,
+): Promise<NodeJS.ReadableStream> {
   return store.openArtifactReader({ orgId: input.orgId, backupId: input.backupId, path: artifact.file });
 }
 
@@ -146,27 +177,39 @@ async function loadSharedRows(
       if (!artifact) continue;
       const columns = artifact.columns ?? [];
       if (!columns.includes(table.keyColumn)) {
-        throw permanentFailure(FailureType.ChecksumMismatch, `artifact ${artifact.file} has no key column ${table.keyColumn}`, { store: 'postgres', orgId: input.orgId, object });
+        throw permanentFailure(
+          FailureType.ChecksumMismatch,
+          `artifact ${artifact.file} has no key column ${table.keyColumn}`,
+          { store: 'postgres', orgId: input.orgId, object },
+        );
       }
       const staging = quotePgIdent(`restore_${table.table}`);
       const columnList = columns.map(quotePgIdent).join(', ');
       await client.query(`CREATE TEMP TABLE ${staging} (LIKE ${sharedTableSql(table)}) ON COMMIT DROP`);
       const copy = client.query(copyFrom(`COPY ${staging} (${columnList}) FROM STDIN`));
-      await pipeline(await deps.store.openArtifactReader({ orgId: input.orgId, backupId: input.backupId, path: artifact.file }), copy, {
-        signal: Context.current().cancellationSignal,
-      });
+      await pipeline(
+        await deps.store.openArtifactReader({ orgId: input.orgId, backupId: input.backupId, path: artifact.file }),
+        copy,
+        {
+          signal: Context.current().cancellationSignal,
+        },
+      );
       // The key column carries the organization id: a clone gets the target's.
       await client.query(`UPDATE ${staging} SET ${quotePgIdent(table.keyColumn)} = $1`, [target.orgId]);
-      const inserted = await client.query(`INSERT INTO ${sharedTableSql(table)} (${columnList}) SELECT ${columnList} FROM ${staging}`);
+      const inserted = await client.query(
+        `INSERT INTO ${sharedTableSql(table)} (${columnList}) SELECT ${columnList} FROM ${staging}`,
+      );
       counts[object] = inserted.rowCount ?? 0;
     }
     await client.query('COMMIT');
     return counts;
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
-    throw new Error(`loading shared rows of ${input.orgId}/${input.backupId} as ${target.orgId} failed: ${messageOf(err)}`, { cause: err });
+    throw new Error(
+      `loading shared rows of ${input.orgId}/${input.backupId} as ${target.orgId} failed: ${messageOf(err)}`,
+      { cause: err },
+    );
   } finally {
     client.release();
   }
 }
-

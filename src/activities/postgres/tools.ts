@@ -16,7 +16,9 @@ export async function toolVersion(command: string): Promise<string> {
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`${command} --version exited with ${code}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve(out.trim()) : reject(new Error(`${command} --version exited with ${code}`)),
+    );
   });
 }
 
@@ -53,14 +55,24 @@ export async function runToolInto(
     const words = stderr.trim() || `exit code ${code}`;
     const error = new Error(`${path.basename(command)} failed for ${context.object}: ${words}`);
     if (/server version mismatch|No space left/i.test(words)) {
-      throw permanentFailure(/No space/i.test(words) ? FailureType.DiskFull : FailureType.ToolVersionMismatch, error.message, { store: 'postgres', ...context });
+      throw permanentFailure(
+        /No space/i.test(words) ? FailureType.DiskFull : FailureType.ToolVersionMismatch,
+        error.message,
+        { store: 'postgres', ...context },
+      );
     }
     throw error;
   }
 }
 
 /** Runs a tool that reads `input` on stdin; fails with its own words. */
-export async function runToolFrom(command: string, args: string[], input: NodeJS.ReadableStream | undefined, signal: AbortSignal, what: string): Promise<void> {
+export async function runToolFrom(
+  command: string,
+  args: string[],
+  input: NodeJS.ReadableStream | undefined,
+  signal: AbortSignal,
+  what: string,
+): Promise<void> {
   const child = spawn(command, args, { stdio: [input ? 'pipe' : 'ignore', 'ignore', 'pipe'], signal });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
@@ -70,7 +82,8 @@ export async function runToolFrom(command: string, args: string[], input: NodeJS
     child.on('error', reject);
     child.on('close', resolve);
   });
-  const feeding = input && child.stdin ? pipeline(input, child.stdin).catch((err: unknown) => err) : Promise.resolve(undefined);
+  const feeding =
+    input && child.stdin ? pipeline(input, child.stdin).catch((err: unknown) => err) : Promise.resolve(undefined);
   const [code, feedError] = await Promise.all([exited, feeding]);
   if (code !== 0) throw new Error(`${what} failed: ${stderr.trim() || `exit code ${code}`}`);
   if (feedError instanceof Error && !/EPIPE/.test(feedError.message)) throw feedError;

@@ -21,7 +21,10 @@ export function createQueueActivities(deps: QueueActivityDeps) {
         await nc.rtt();
         const jsm = await jetstreamManager(nc, { timeout: deps.timeoutMs });
         const account = await jsm.getAccountInfo();
-        return { version: nc.info?.version ?? 'unknown', details: { jetstreamStreams: account.streams, jetstreamBytes: account.storage } };
+        return {
+          version: nc.info?.version ?? 'unknown',
+          details: { jetstreamStreams: account.streams, jetstreamBytes: account.storage },
+        };
       });
     },
 

@@ -11,7 +11,11 @@ import type { NatsConnector } from '../../store-clients';
  * stream holds nothing to purge. Idempotent: a second purge removes 0 messages.
  * @returns `messages` (total) and the count per stream (`CHAT`, …).
  */
-export async function purgeOrganizationQueue(nats: NatsConnector, timeoutMs: number, map: OrganizationDataMap): Promise<RemovedCounts> {
+export async function purgeOrganizationQueue(
+  nats: NatsConnector,
+  timeoutMs: number,
+  map: OrganizationDataMap,
+): Promise<RemovedCounts> {
   const jsm = await jetstreamManager(await nats.connection(), { timeout: timeoutMs });
   const removed: RemovedCounts = { messages: 0 };
   for (const stream of map.queue.streams) {

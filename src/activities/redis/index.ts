@@ -37,7 +37,8 @@ export function createRedisActivities(deps: RedisActivityDeps) {
     async countRedisKeys(orgId: string): Promise<Array<{ pattern: string; keys: number }>> {
       const map = organizationDataMap(orgId, deps.model);
       const counts: Array<{ pattern: string; keys: number }> = [];
-      for (const pattern of map.redis.keyPatterns) counts.push({ pattern, keys: (await scanRedisKeys(deps.redis, pattern)).length });
+      for (const pattern of map.redis.keyPatterns)
+        counts.push({ pattern, keys: (await scanRedisKeys(deps.redis, pattern)).length });
       return counts;
     },
   };

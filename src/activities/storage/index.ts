@@ -58,7 +58,10 @@ export function createStorageActivities(deps: StorageActivityDeps) {
       const artifacts = input.results.flatMap((r) => r.artifacts);
       for (const artifact of artifacts) {
         Context.current().heartbeat({ checking: artifact.file });
-        const check = await store.verifyArtifactChecksum({ orgId: input.orgId, backupId: input.backupId, path: artifact.file }, artifact.sha256);
+        const check = await store.verifyArtifactChecksum(
+          { orgId: input.orgId, backupId: input.backupId, path: artifact.file },
+          artifact.sha256,
+        );
         if (!check.matches) {
           throw permanentFailure(
             FailureType.ChecksumMismatch,
@@ -80,20 +83,30 @@ export function createStorageActivities(deps: StorageActivityDeps) {
         finishedAt: new Date().toISOString(),
         stores: input.stores,
         serverVersions: {
-          ...(versionOf('postgres') ? { postgres: versionOf('postgres')?.serverVersion, pgDump: versionOf('postgres')?.toolVersion } : {}),
+          ...(versionOf('postgres')
+            ? { postgres: versionOf('postgres')?.serverVersion, pgDump: versionOf('postgres')?.toolVersion }
+            : {}),
           ...(versionOf('clickhouse') ? { clickhouse: versionOf('clickhouse')?.serverVersion } : {}),
         },
         ...(keyIds[0] ? { keyId: keyIds[0] } : {}),
         artifacts,
         fingerprint: {
           takenAt: input.startedAt,
-          ...(versionOf('postgres') ? { postgresRowHash: versionOf('postgres')?.postgresRowHash ?? LEGACY_POSTGRES_ROW_HASH } : {}),
-          ...(versionOf('clickhouse') ? { clickhouseRowHash: versionOf('clickhouse')?.clickhouseRowHash ?? LEGACY_CLICKHOUSE_ROW_HASH } : {}),
+          ...(versionOf('postgres')
+            ? { postgresRowHash: versionOf('postgres')?.postgresRowHash ?? LEGACY_POSTGRES_ROW_HASH }
+            : {}),
+          ...(versionOf('clickhouse')
+            ? { clickhouseRowHash: versionOf('clickhouse')?.clickhouseRowHash ?? LEGACY_CLICKHOUSE_ROW_HASH }
+            : {}),
           objects: input.results.flatMap((r) => r.fingerprint),
         },
         ephemeral: input.ephemeral,
       };
-      await store.writeJson({ orgId: input.orgId, backupId: input.backupId }, MANIFEST_FILE, backupManifestSchema.parse(manifest));
+      await store.writeJson(
+        { orgId: input.orgId, backupId: input.backupId },
+        MANIFEST_FILE,
+        backupManifestSchema.parse(manifest),
+      );
       return manifest;
     },
 
@@ -110,7 +123,9 @@ export function createStorageActivities(deps: StorageActivityDeps) {
       const entries: BackupListEntry[] = [];
       for (const listing of listings) {
         const ref = { orgId, backupId: listing.backupId };
-        const manifest = listing.complete ? backupManifestSchema.safeParse(await store.readJson(ref, MANIFEST_FILE)) : undefined;
+        const manifest = listing.complete
+          ? backupManifestSchema.safeParse(await store.readJson(ref, MANIFEST_FILE))
+          : undefined;
         const verification = listing.verified ? await store.readJson(ref, VERIFICATION_FILE) : undefined;
         const verified = verificationSummary(verification);
         entries.push({
@@ -120,7 +135,13 @@ export function createStorageActivities(deps: StorageActivityDeps) {
           status: manifest?.success ? 'complete' : 'incomplete',
           storedBytes: listing.storedBytes,
           artifacts: listing.artifactCount,
-          ...(manifest?.success ? { finishedAt: manifest.data.finishedAt, reason: manifest.data.reason, ...(manifest.data.keyId ? { keyId: manifest.data.keyId } : {}) } : {}),
+          ...(manifest?.success
+            ? {
+                finishedAt: manifest.data.finishedAt,
+                reason: manifest.data.reason,
+                ...(manifest.data.keyId ? { keyId: manifest.data.keyId } : {}),
+              }
+            : {}),
           ...(verified ? { verification: verified } : {}),
         });
       }
@@ -130,7 +151,11 @@ export function createStorageActivities(deps: StorageActivityDeps) {
     /** Puts a hold on a backup: pruning never removes it until the hold is released. Idempotent. */
     async holdBackup(input: { orgId: string; backupId: string; heldBy: string; reason: string }): Promise<void> {
       await readManifest(store, input.orgId, input.backupId);
-      await store.writeJson({ orgId: input.orgId, backupId: input.backupId }, HOLD_FILE, { heldBy: input.heldBy, reason: input.reason, since: new Date().toISOString() });
+      await store.writeJson({ orgId: input.orgId, backupId: input.backupId }, HOLD_FILE, {
+        heldBy: input.heldBy,
+        reason: input.reason,
+        since: new Date().toISOString(),
+      });
     },
 
     /** Releases the hold on a backup, so pruning may remove it again. Idempotent. */
@@ -142,11 +167,16 @@ export function createStorageActivities(deps: StorageActivityDeps) {
      * Applies a retention policy to one organization's backups (see retention.ts): never the newest
      * complete backup, never a held one, never an incomplete one younger than a day.
      */
-    async pruneOrganizationBackups(input: { orgId: string; policy: RetentionPolicy; dryRun: boolean }): Promise<RetentionDecision & { orgId: string }> {
+    async pruneOrganizationBackups(input: {
+      orgId: string;
+      policy: RetentionPolicy;
+      dryRun: boolean;
+    }): Promise<RetentionDecision & { orgId: string }> {
       const listings = await store.listBackups(input.orgId);
       const candidates = [];
       for (const listing of listings) {
-        const held = (await store.readJson({ orgId: input.orgId, backupId: listing.backupId }, HOLD_FILE)) !== undefined;
+        const held =
+          (await store.readJson({ orgId: input.orgId, backupId: listing.backupId }, HOLD_FILE)) !== undefined;
         candidates.push({ backupId: listing.backupId, startedAt: listing.startedAt, complete: listing.complete, held });
       }
       const decision = decideRetention(candidates, input.policy, new Date());
@@ -168,22 +198,38 @@ export function createStorageActivities(deps: StorageActivityDeps) {
      * Finds a backup: by id (in `orgId`'s folder, or searched across organizations), or the newest
      * complete backup of `orgId` when `latest`. @throws `UnknownBackup` naming what was looked for.
      */
-    async locateBackup(input: { backupId?: string; orgId?: string; latest?: boolean }): Promise<{ orgId: string; backupId: string }> {
+    async locateBackup(input: {
+      backupId?: string;
+      orgId?: string;
+      latest?: boolean;
+    }): Promise<{ orgId: string; backupId: string }> {
       if (input.latest) {
         const orgId = parseOrgId(input.orgId);
         const newest = (await store.listBackups(orgId)).find((b) => b.complete);
-        if (!newest) throw permanentFailure(FailureType.UnknownBackup, `organization ${orgId} has no complete backup`, { store: 'storage', orgId });
+        if (!newest)
+          throw permanentFailure(FailureType.UnknownBackup, `organization ${orgId} has no complete backup`, {
+            store: 'storage',
+            orgId,
+          });
         return { orgId, backupId: newest.backupId };
       }
       const backupId = input.backupId ?? '';
-      const orgIds = input.orgId !== undefined ? [parseOrgId(input.orgId)] : (await store.listOrganizations()).filter((id) => !id.startsWith('_'));
+      const orgIds =
+        input.orgId !== undefined
+          ? [parseOrgId(input.orgId)]
+          : (await store.listOrganizations()).filter((id) => !id.startsWith('_'));
       for (const orgId of orgIds) {
-        if ((await store.listBackups(orgId)).some((b) => b.backupId === backupId && b.complete)) return { orgId, backupId };
+        if ((await store.listBackups(orgId)).some((b) => b.backupId === backupId && b.complete))
+          return { orgId, backupId };
       }
-      throw permanentFailure(FailureType.UnknownBackup, `no complete backup with id ${JSON.stringify(backupId)}${input.orgId ? ` for organization ${input.orgId}` : ''}`, {
-        store: 'storage',
-        object: backupId,
-      });
+      throw permanentFailure(
+        FailureType.UnknownBackup,
+        `no complete backup with id ${JSON.stringify(backupId)}${input.orgId ? ` for organization ${input.orgId}` : ''}`,
+        {
+          store: 'storage',
+          object: backupId,
+        },
+      );
     },
 
     /** The manifest of a backup, validated. */
@@ -202,8 +248,10 @@ export function createStorageActivities(deps: StorageActivityDeps) {
         Context.current().heartbeat({ checking: artifact.file });
         const check = await store.verifyArtifactChecksum({ ...input, path: artifact.file }, artifact.sha256);
         if (!check.exists) problems.push(`${artifact.file}: missing`);
-        else if (check.bytes !== artifact.bytes) problems.push(`${artifact.file}: ${check.bytes} bytes, manifest says ${artifact.bytes}`);
-        else if (!check.matches) problems.push(`${artifact.file}: SHA-256 ${check.actualSha256}, manifest says ${artifact.sha256}`);
+        else if (check.bytes !== artifact.bytes)
+          problems.push(`${artifact.file}: ${check.bytes} bytes, manifest says ${artifact.bytes}`);
+        else if (!check.matches)
+          problems.push(`${artifact.file}: SHA-256 ${check.actualSha256}, manifest says ${artifact.sha256}`);
       }
       return problems;
     },

@@ -17,7 +17,11 @@ export function startHeartbeats(details: () => unknown, intervalMs = 2_000): { s
  * so the workflow can answer its progress query with bytes of artifacts still being written. Best
  * effort: a report that fails is dropped, the next one carries the newer state anyway.
  */
-export function startProgressReports<T>(report: () => T, send: ((value: T) => Promise<void>) | undefined, intervalMs = 3_000): { stop(): void } {
+export function startProgressReports<T>(
+  report: () => T,
+  send: ((value: T) => Promise<void>) | undefined,
+  intervalMs = 3_000,
+): { stop(): void } {
   if (!send) return { stop: () => undefined };
   let sending = false;
   const timer = setInterval(() => {
@@ -31,8 +35,13 @@ export function startProgressReports<T>(report: () => T, send: ((value: T) => Pr
 }
 
 /** Finished artifacts plus the one being written, as the workflow's progress query shows them. */
-export function progressReport(store: 'postgres' | 'clickhouse', finished: ManifestArtifact[], current: { object: string; bytes: number }): StoreProgressReport {
+export function progressReport(
+  store: 'postgres' | 'clickhouse',
+  finished: ManifestArtifact[],
+  current: { object: string; bytes: number },
+): StoreProgressReport {
   const artifacts = finished.map((a) => ({ store, object: a.object, bytes: a.rawBytes, rows: a.rows, done: true }));
-  if (current.object && !finished.some((a) => a.object === current.object)) artifacts.push({ store, object: current.object, bytes: current.bytes, rows: null, done: false });
+  if (current.object && !finished.some((a) => a.object === current.object))
+    artifacts.push({ store, object: current.object, bytes: current.bytes, rows: null, done: false });
   return { store, artifacts };
 }

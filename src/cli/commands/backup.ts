@@ -9,7 +9,10 @@ import { follow, STARTED_RUN_OPTIONS, startedRunSettings } from '../started-run'
 function parseStores(text: string): BackupStoreName[] {
   return text.split(',').map((raw) => {
     const store = BACKUP_STORES.find((s) => s === raw.trim());
-    if (store === undefined) throw new UsageError(`--stores: unknown store ${JSON.stringify(raw.trim())}; expected ${BACKUP_STORES.join(', ')}`);
+    if (store === undefined)
+      throw new UsageError(
+        `--stores: unknown store ${JSON.stringify(raw.trim())}; expected ${BACKUP_STORES.join(', ')}`,
+      );
     return store;
   });
 }
@@ -20,8 +23,18 @@ export const backupCommand = defineCommand({
   summary: 'back up an organization, showing progress',
   description: 'Backs up one organization and prints each artifact as it is written.',
   options: [
-    { name: 'reason', kind: 'value', placeholder: '<text>', description: 'why, recorded with the backup (default: "on demand (CLI)")' },
-    { name: 'stores', kind: 'value', placeholder: 'postgres,clickhouse', description: `only these stores, comma-separated: ${BACKUP_STORES.join(', ')} (default: all)` },
+    {
+      name: 'reason',
+      kind: 'value',
+      placeholder: '<text>',
+      description: 'why, recorded with the backup (default: "on demand (CLI)")',
+    },
+    {
+      name: 'stores',
+      kind: 'value',
+      placeholder: 'postgres,clickhouse',
+      description: `only these stores, comma-separated: ${BACKUP_STORES.join(', ')} (default: all)`,
+    },
     { name: 'verify', kind: 'flag', description: 'verify the backup once it is written' },
     ...STARTED_RUN_OPTIONS,
   ],
@@ -45,11 +58,14 @@ export const backupCommand = defineCommand({
     }
     const summary = await follow(ctx, client, started.workflowId, run.pollMs);
     const s = summary as { backupId?: string; artifacts?: number; bytes?: number; durationMs?: number };
-    ctx.print(`backup ${s.backupId} of ${orgId}: ${s.artifacts} artifacts, ${formatBytes(s.bytes ?? 0)} in ${((s.durationMs ?? 0) / 1000).toFixed(1)} s`, {
-      ok: true,
-      workflowId: started.workflowId,
-      result: summary,
-    });
+    ctx.print(
+      `backup ${s.backupId} of ${orgId}: ${s.artifacts} artifacts, ${formatBytes(s.bytes ?? 0)} in ${((s.durationMs ?? 0) / 1000).toFixed(1)} s`,
+      {
+        ok: true,
+        workflowId: started.workflowId,
+        result: summary,
+      },
+    );
     return ExitCode.Ok;
   },
 });

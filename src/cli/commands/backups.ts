@@ -14,7 +14,12 @@ export const backupsCommand = defineCommand({
     const backups = await client.listBackups(orgId);
     ctx.print(
       backups.length
-        ? backups.map((b) => `${b.backupId}  ${b.status.padEnd(10)} ${formatBytes(b.storedBytes).padStart(10)}  ${b.verification ? `verified ${b.verification.result} ${b.verification.verifiedAt}` : 'not verified'}`).join('\n')
+        ? backups
+            .map(
+              (b) =>
+                `${b.backupId}  ${b.status.padEnd(10)} ${formatBytes(b.storedBytes).padStart(10)}  ${b.verification ? `verified ${b.verification.result} ${b.verification.verifiedAt}` : 'not verified'}`,
+            )
+            .join('\n')
         : `no backups of ${orgId}`,
       { ok: true, orgId, backups },
     );

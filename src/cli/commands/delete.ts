@@ -13,8 +13,18 @@ export const deleteCommand = defineCommand({
     'Starts the deletion (backup + verify first, then a cancellable grace period). Without --confirm it asks on a terminal and refuses otherwise.',
   options: [
     { name: 'confirm', kind: 'value', placeholder: '<org>', description: 'repeat the organization id' },
-    { name: 'grace', kind: 'value', placeholder: '7d', description: 'the grace period during which cancel-delete stops the deletion (default 7d)' },
-    { name: 'reason', kind: 'value', placeholder: '<text>', description: 'why, recorded in the deletion certificate (default: "requested from the CLI")' },
+    {
+      name: 'grace',
+      kind: 'value',
+      placeholder: '7d',
+      description: 'the grace period during which cancel-delete stops the deletion (default 7d)',
+    },
+    {
+      name: 'reason',
+      kind: 'value',
+      placeholder: '<text>',
+      description: 'why, recorded in the deletion certificate (default: "requested from the CLI")',
+    },
     BY_OPTION,
     { name: 'skip-backup', kind: 'flag', description: 'delete without taking and verifying a backup first' },
     REQUEST_ID_OPTION,
@@ -23,7 +33,12 @@ export const deleteCommand = defineCommand({
     const orgId = one(positionals, 'organization id');
     const gracePeriod = options.grace ?? '7d';
     parseDuration(gracePeriod, '--grace');
-    await confirm(ctx, options.confirm, orgId, `this DELETES organization ${orgId} from every store after a ${gracePeriod} grace period`);
+    await confirm(
+      ctx,
+      options.confirm,
+      orgId,
+      `this DELETES organization ${orgId} from every store after a ${gracePeriod} grace period`,
+    );
     const client = await ctx.connect();
     const started = await client.startDeletion(
       {
@@ -36,11 +51,14 @@ export const deleteCommand = defineCommand({
       },
       startedRunSettings(options).request,
     );
-    ctx.print(`deletion of ${orgId} started: ${started.workflowId}; cancel within ${gracePeriod} with: eloquent-recovery cancel-delete ${orgId}`, {
-      ok: true,
-      workflowId: started.workflowId,
-      runId: started.runId,
-    });
+    ctx.print(
+      `deletion of ${orgId} started: ${started.workflowId}; cancel within ${gracePeriod} with: eloquent-recovery cancel-delete ${orgId}`,
+      {
+        ok: true,
+        workflowId: started.workflowId,
+        runId: started.runId,
+      },
+    );
     return ExitCode.Ok;
   },
 });

@@ -8,13 +8,38 @@ export const restoreCommand = defineCommand({
   name: 'restore',
   usage: '<backupId>',
   summary: 'restore a backup into an empty organization, or over one with --replace',
-  description: '--replace overwrites the target organization: asks for confirmation on a terminal, requires --confirm <target org> otherwise.',
+  description:
+    '--replace overwrites the target organization: asks for confirmation on a terminal, requires --confirm <target org> otherwise.',
   options: [
-    { name: 'org', kind: 'value', placeholder: '<org>', description: "the backup's organization (found by searching the store when absent)" },
-    { name: 'into', kind: 'value', placeholder: '<org>', description: "the organization to restore as (default: the backup's own); another id makes a clone" },
-    { name: 'replace', kind: 'flag', description: 'overwrite the target organization (it is backed up first) instead of requiring it empty' },
-    { name: 'confirm', kind: 'value', placeholder: '<target org>', description: 'with --replace: repeat the target organization id' },
-    { name: 'override-deletion', kind: 'value', placeholder: '<reason>', description: 'restore an organization that was deleted; the reason is recorded in the deletion log' },
+    {
+      name: 'org',
+      kind: 'value',
+      placeholder: '<org>',
+      description: "the backup's organization (found by searching the store when absent)",
+    },
+    {
+      name: 'into',
+      kind: 'value',
+      placeholder: '<org>',
+      description: "the organization to restore as (default: the backup's own); another id makes a clone",
+    },
+    {
+      name: 'replace',
+      kind: 'flag',
+      description: 'overwrite the target organization (it is backed up first) instead of requiring it empty',
+    },
+    {
+      name: 'confirm',
+      kind: 'value',
+      placeholder: '<target org>',
+      description: 'with --replace: repeat the target organization id',
+    },
+    {
+      name: 'override-deletion',
+      kind: 'value',
+      placeholder: '<reason>',
+      description: 'restore an organization that was deleted; the reason is recorded in the deletion log',
+    },
     ...STARTED_RUN_OPTIONS,
   ],
   async run(ctx, { positionals, options }) {
@@ -24,8 +49,14 @@ export const restoreCommand = defineCommand({
     const client = await ctx.connect();
     const target = options.into ?? options.org;
     if (mode === 'replace') {
-      if (target === undefined) throw new UsageError('--replace needs the organization to overwrite: --into <org> or --org <org>');
-      await confirm(ctx, options.confirm, target, `restore ${backupId} will REPLACE the data of organization ${target}`);
+      if (target === undefined)
+        throw new UsageError('--replace needs the organization to overwrite: --into <org> or --org <org>');
+      await confirm(
+        ctx,
+        options.confirm,
+        target,
+        `restore ${backupId} will REPLACE the data of organization ${target}`,
+      );
     }
     const started = await client.startRestore(
       {
@@ -37,6 +68,12 @@ export const restoreCommand = defineCommand({
       },
       run.request,
     );
-    return finishStarted(ctx, client, started.workflowId, run, (result) => `restore finished: ${JSON.stringify(result)}`);
+    return finishStarted(
+      ctx,
+      client,
+      started.workflowId,
+      run,
+      (result) => `restore finished: ${JSON.stringify(result)}`,
+    );
   },
 });

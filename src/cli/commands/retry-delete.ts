@@ -4,9 +4,17 @@ import { defineCommand, type CommandContext } from '../command';
 import { ExitCode } from '../exit-codes';
 
 /** Sends the operator's decision to the organization's parked deletion; shared with `abandon-delete`. */
-export async function decideParked(ctx: CommandContext, orgId: string, decision: 'retryNow' | 'abandon', options: { by?: string; reason?: string }): Promise<ExitCode> {
+export async function decideParked(
+  ctx: CommandContext,
+  orgId: string,
+  decision: 'retryNow' | 'abandon',
+  options: { by?: string; reason?: string },
+): Promise<ExitCode> {
   const client = await ctx.connect();
-  await decideParkedDeletion(client.temporal, orgId, decision, { by: operatorName(ctx, options.by), reason: options.reason ?? 'retry requested from the CLI' });
+  await decideParkedDeletion(client.temporal, orgId, decision, {
+    by: operatorName(ctx, options.by),
+    reason: options.reason ?? 'retry requested from the CLI',
+  });
   ctx.print(`${decision} sent to delete-org-${orgId}`, { ok: true, workflowId: `delete-org-${orgId}`, decision });
   return ExitCode.Ok;
 }
@@ -16,7 +24,15 @@ export const retryDeleteCommand = defineCommand({
   usage: '<org>',
   summary: 'try a deletion parked on a store that stays down again now',
   description: 'A deletion parked because a store stayed down: try the parked step again now.',
-  options: [{ name: 'reason', kind: 'value', placeholder: '<text>', description: 'why, recorded with the decision (default: "retry requested from the CLI")' }, BY_OPTION],
+  options: [
+    {
+      name: 'reason',
+      kind: 'value',
+      placeholder: '<text>',
+      description: 'why, recorded with the decision (default: "retry requested from the CLI")',
+    },
+    BY_OPTION,
+  ],
   async run(ctx, { positionals, options }) {
     return decideParked(ctx, one(positionals, 'organization id'), 'retryNow', options);
   },

@@ -8,10 +8,21 @@ export const schedulesCommand = defineCommand({
   name: 'schedules',
   usage: 'apply|list|pause <id>|unpause <id>|trigger <id>',
   summary: "make Temporal's schedules match the schedule file; list, pause, unpause or trigger one",
-  description: 'apply makes Temporal match the file (a second apply reports "no change"); ids are given without the prefix.',
+  description:
+    'apply makes Temporal match the file (a second apply reports "no change"); ids are given without the prefix.',
   options: [
-    { name: 'file', kind: 'value', placeholder: 'schedules/schedules.json', description: 'the schedule file that apply reads (default schedules/schedules.json)' },
-    { name: 'prefix', kind: 'value', placeholder: DEFAULT_SCHEDULE_PREFIX, description: `the prefix of the schedule ids this CLI manages (default ${DEFAULT_SCHEDULE_PREFIX})` },
+    {
+      name: 'file',
+      kind: 'value',
+      placeholder: 'schedules/schedules.json',
+      description: 'the schedule file that apply reads (default schedules/schedules.json)',
+    },
+    {
+      name: 'prefix',
+      kind: 'value',
+      placeholder: DEFAULT_SCHEDULE_PREFIX,
+      description: `the prefix of the schedule ids this CLI manages (default ${DEFAULT_SCHEDULE_PREFIX})`,
+    },
   ],
   async run(ctx, { positionals, options }) {
     const [action, id, ...rest] = positionals;
@@ -31,7 +42,9 @@ export const schedulesCommand = defineCommand({
           ...report.updated.map((s) => `updated   ${s}`),
           ...report.removed.map((s) => `removed   ${s}`),
           ...report.unchanged.map((s) => `unchanged ${s}`),
-          report.noChange ? 'no change: Temporal already matches the file' : `${report.created.length} created, ${report.updated.length} updated, ${report.removed.length} removed`,
+          report.noChange
+            ? 'no change: Temporal already matches the file'
+            : `${report.created.length} created, ${report.updated.length} updated, ${report.removed.length} removed`,
         ];
         ctx.print(lines.join('\n'), { ok: true, ...report });
         return ExitCode.Ok;
@@ -39,7 +52,12 @@ export const schedulesCommand = defineCommand({
       case 'list': {
         const listings = await describeManagedSchedules(client.temporal, prefix);
         ctx.print(
-          listings.map((l) => `${l.scheduleId.padEnd(36)} ${l.workflowType.padEnd(18)} ${l.spec.padEnd(14)} ${l.paused ? 'PAUSED ' : 'active '} next ${l.nextRuns[0] ?? '-'}`).join('\n') || 'no schedules',
+          listings
+            .map(
+              (l) =>
+                `${l.scheduleId.padEnd(36)} ${l.workflowType.padEnd(18)} ${l.spec.padEnd(14)} ${l.paused ? 'PAUSED ' : 'active '} next ${l.nextRuns[0] ?? '-'}`,
+            )
+            .join('\n') || 'no schedules',
           { ok: true, schedules: listings },
         );
         return ExitCode.Ok;
@@ -61,7 +79,9 @@ export const schedulesCommand = defineCommand({
         return ExitCode.Ok;
       }
       default:
-        throw new UsageError(`schedules: expected apply, list, pause <id>, unpause <id> or trigger <id>; got ${JSON.stringify(action)}`);
+        throw new UsageError(
+          `schedules: expected apply, list, pause <id>, unpause <id> or trigger <id>; got ${JSON.stringify(action)}`,
+        );
     }
   },
 });

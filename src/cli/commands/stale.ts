@@ -19,7 +19,8 @@ export const staleCommand = defineCommand({
   name: 'stale',
   usage: '',
   summary: 'organizations whose newest verified backup is too old',
-  description: 'Lists organizations whose newest verified backup is older than --max-age. Exits 1 when any organization is stale.',
+  description:
+    'Lists organizations whose newest verified backup is older than --max-age. Exits 1 when any organization is stale.',
   options: [MAX_AGE_OPTION],
   async run(ctx, { options }) {
     const staleAfterMs = maxAgeMs(options['max-age']);
@@ -27,7 +28,12 @@ export const staleCommand = defineCommand({
     const report = await client.checkStaleness(staleAfterMs);
     ctx.print(
       report.stale.length
-        ? report.stale.map((s) => `${s.orgId}: ${s.newestVerifiedBackupId ? `newest verified ${s.newestVerifiedBackupId} (${Math.round((s.ageMs ?? 0) / 3_600_000)} h)` : 'no verified backup'}`).join('\n')
+        ? report.stale
+            .map(
+              (s) =>
+                `${s.orgId}: ${s.newestVerifiedBackupId ? `newest verified ${s.newestVerifiedBackupId} (${Math.round((s.ageMs ?? 0) / 3_600_000)} h)` : 'no verified backup'}`,
+            )
+            .join('\n')
         : `all ${report.organizations} organization(s) have a verified backup younger than ${Math.round(report.staleAfterMs / 3_600_000)} h`,
       { ok: report.stale.length === 0, ...report },
     );

@@ -15,7 +15,10 @@ export function passPointOfNoReturn(run: DeletionRun): PurgingRun {
   run.pointOfNoReturn = true;
   const pointOfNoReturnAt = new Date().toISOString();
   status.pointOfNoReturnAt = pointOfNoReturnAt;
-  if (run.cancelRequest) status.notes.push(`cancelDeletion by ${run.cancelRequest.by} at ${run.cancelRequest.at} came after the grace period ended; ignored`);
+  if (run.cancelRequest)
+    status.notes.push(
+      `cancelDeletion by ${run.cancelRequest.by} at ${run.cancelRequest.at} came after the grace period ended; ignored`,
+    );
   run.moveTo('purging');
   upsertMemo({ deletion: `purging since ${pointOfNoReturnAt}` });
   const certificate: DeletionCertificate = {
@@ -64,7 +67,9 @@ export async function certify(run: PurgingRun): Promise<DeleteOrganizationResult
   });
   status.certificate = certificate;
   run.moveTo('done', `certificate ${info.runId}`);
-  upsertMemo({ deletion: `deleted; certificate ${info.runId}; backups shredded after ${certificate.retention.endsAt}` });
+  upsertMemo({
+    deletion: `deleted; certificate ${info.runId}; backups shredded after ${certificate.retention.endsAt}`,
+  });
   return { outcome: 'deleted', certificate };
 }
 

@@ -7,7 +7,13 @@ import { purgeEveryStore } from './purge';
 import { checkResidue } from './residue-check';
 import { startDeletion } from './state';
 
-export { abandonSignal, cancelDeletionSignal, DELETION_ABANDONED, deletionStatusQuery, retryNowSignal } from './definitions';
+export {
+  abandonSignal,
+  cancelDeletionSignal,
+  DELETION_ABANDONED,
+  deletionStatusQuery,
+  retryNowSignal,
+} from './definitions';
 
 /**
  * Deletes one organization from every store, provably, and only after a verified backup:

@@ -26,20 +26,26 @@ export function invalid(message: string): ApplicationFailure {
 /** Checks the input before anything happens; every problem names its field. */
 export function parseDeletionInput(input: DeleteOrganizationInput | undefined): DeletionInput {
   if (input === null || typeof input !== 'object') {
-    throw invalid('input: expected an object such as {"orgId": "acme", "confirmOrgId": "acme", "requestedBy": "ops@example.com", "reason": "contract ended"}');
+    throw invalid(
+      'input: expected an object such as {"orgId": "acme", "confirmOrgId": "acme", "requestedBy": "ops@example.com", "reason": "contract ended"}',
+    );
   }
   const orgId = parseOrgId(input.orgId, 'orgId');
   if (input.confirmOrgId !== orgId) {
-    throw invalid(`confirmOrgId: ${JSON.stringify(input.confirmOrgId ?? null)} does not match orgId ${JSON.stringify(orgId)}`);
+    throw invalid(
+      `confirmOrgId: ${JSON.stringify(input.confirmOrgId ?? null)} does not match orgId ${JSON.stringify(orgId)}`,
+    );
   }
   const text = (field: 'requestedBy' | 'reason') => {
     const value = input[field];
-    if (typeof value !== 'string' || value.trim() === '') throw invalid(`${field}: expected a non-empty string (it is recorded in the deletion certificate)`);
+    if (typeof value !== 'string' || value.trim() === '')
+      throw invalid(`${field}: expected a non-empty string (it is recorded in the deletion certificate)`);
     return value.trim();
   };
   const requestedBy = text('requestedBy');
   const reason = text('reason');
-  if (input.skipBackup !== undefined && typeof input.skipBackup !== 'boolean') throw invalid('skipBackup: expected true or false');
+  if (input.skipBackup !== undefined && typeof input.skipBackup !== 'boolean')
+    throw invalid('skipBackup: expected true or false');
   const duration = (field: 'gracePeriod' | 'backupRetention' | 'storeDownAfter' | 'parkedRetryInterval') => {
     const value = input[field] ?? DELETION_DEFAULTS[field];
     try {
@@ -65,6 +71,8 @@ export function parseDeletionInput(input: DeleteOrganizationInput | undefined): 
     backupRetentionMs: retention.ms,
     storeDownAfterMs: storeDownAfter.ms,
     parkedRetryIntervalMs: parkedRetry.ms,
-    ...(typeof input.reapplyingDeletionRunId === 'string' ? { reapplyingDeletionRunId: input.reapplyingDeletionRunId } : {}),
+    ...(typeof input.reapplyingDeletionRunId === 'string'
+      ? { reapplyingDeletionRunId: input.reapplyingDeletionRunId }
+      : {}),
   };
 }

@@ -22,7 +22,9 @@ export async function park(run: PurgingRun, step: ParkedState['step'], reason: s
   const { input, status, certificate } = run;
   status.parked = { step, since: new Date().toISOString(), reason, signals: ['retryNow', 'abandon'] };
   upsertMemo({ deletion: `PARKED at ${step}: ${reason} — send retryNow or abandon {by, reason}` });
-  setCurrentDetails(`**PARKED** at \`${step}\`: ${reason}\n\nSend the \`retryNow\` or \`abandon\` signal with \`{"by": "...", "reason": "..."}\`; retried automatically every ${input.parkedRetryIntervalMs / 1000} s.`);
+  setCurrentDetails(
+    `**PARKED** at \`${step}\`: ${reason}\n\nSend the \`retryNow\` or \`abandon\` signal with \`{"by": "...", "reason": "..."}\`; retried automatically every ${input.parkedRetryIntervalMs / 1000} s.`,
+  );
   run.decision = undefined;
   await condition(() => run.decision !== undefined, input.parkedRetryIntervalMs);
   const made = takeDecision(run);
@@ -34,11 +36,20 @@ export async function park(run: PurgingRun, step: ParkedState['step'], reason: s
     certificate.abandoned = { by: made.signal.by, reason: made.signal.reason, at: new Date().toISOString(), step };
     throw new Abandoned(`abandoned at ${step} by ${made.signal.by}: ${made.signal.reason}`);
   }
-  status.notes.push(made ? `retryNow at ${step} by ${made.signal.by}: ${made.signal.reason}` : `retried ${step} automatically after being parked`);
+  status.notes.push(
+    made
+      ? `retryNow at ${step} by ${made.signal.by}: ${made.signal.reason}`
+      : `retried ${step} automatically after being parked`,
+  );
 }
 
 /** Runs `work` until it succeeds, parking between rounds that failed for `storeDownAfter`. */
-export async function untilSucceeded<T>(run: PurgingRun, step: ParkedState['step'], work: () => Promise<T>, onFailure?: (message: string) => void): Promise<T> {
+export async function untilSucceeded<T>(
+  run: PurgingRun,
+  step: ParkedState['step'],
+  work: () => Promise<T>,
+  onFailure?: (message: string) => void,
+): Promise<T> {
   for (;;) {
     try {
       return await work();

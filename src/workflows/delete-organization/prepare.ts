@@ -25,19 +25,28 @@ export async function validate(run: DeletionRun): Promise<void> {
   const { orgId } = input;
   run.moveTo('validating');
   if (info.workflowId !== deletionWorkflowId(orgId)) {
-    throw invalid(`workflow id: expected ${JSON.stringify(deletionWorkflowId(orgId))}, got ${JSON.stringify(info.workflowId)} (one id per organization keeps two deletions from running at once)`);
+    throw invalid(
+      `workflow id: expected ${JSON.stringify(deletionWorkflowId(orgId))}, got ${JSON.stringify(info.workflowId)} (one id per organization keeps two deletions from running at once)`,
+    );
   }
   if (input.reapplyingDeletionRunId !== undefined) {
     // A restore may have brought back some stores and not the organization row.
     const found = await quick.describeForDeletion(orgId);
     if (!found.exists) {
-      throw ApplicationFailure.nonRetryable(`organization ${JSON.stringify(orgId)} has nothing left in any store; nothing to delete again; nothing was changed`, FailureType.UnknownOrganization);
+      throw ApplicationFailure.nonRetryable(
+        `organization ${JSON.stringify(orgId)} has nothing left in any store; nothing to delete again; nothing was changed`,
+        FailureType.UnknownOrganization,
+      );
     }
   } else {
     await quick.assertOrganizationExists(orgId);
   }
   const parent = info.parent?.workflowId;
-  await quick.assertNoConflictingOperation({ orgId, operations: ['restore', 'delete', 'backup'], allowWorkflowIds: parent ? [parent] : [] });
+  await quick.assertNoConflictingOperation({
+    orgId,
+    operations: ['restore', 'delete', 'backup'],
+    allowWorkflowIds: parent ? [parent] : [],
+  });
   checkCancelled(run);
 }
 
@@ -77,7 +86,9 @@ export async function markDeleting(run: DeletionRun): Promise<void> {
     run.status.previousStatus = previousStatus;
     // Registered before the call: if the mark committed but its answer was lost, the compare-and-set
     // compensation still puts the status back, and if it never committed it changes nothing.
-    run.compensations.add(`status restored to ${JSON.stringify(previousStatus)}`, () => quick.restoreOrganizationStatus({ orgId, status: previousStatus }));
+    run.compensations.add(`status restored to ${JSON.stringify(previousStatus)}`, () =>
+      quick.restoreOrganizationStatus({ orgId, status: previousStatus }),
+    );
     await quick.markOrganizationDeleting({ orgId, expected: previousStatus });
   }
   // Not compensated, by design: a revoked session cannot be given back; users log in again.
@@ -114,6 +125,11 @@ export async function holdBackup(run: DeletionRun): Promise<void> {
     .catch((err: unknown) => [`not described at the point of no return: ${rootMessage(err)}`]);
   checkCancelled(run);
   if (status.backupId !== undefined) {
-    await quick.holdBackup({ orgId: input.orgId, backupId: status.backupId, heldBy: info.workflowId, reason: `pre-deletion backup of ${input.orgId}, kept ${input.backupRetention}` });
+    await quick.holdBackup({
+      orgId: input.orgId,
+      backupId: status.backupId,
+      heldBy: info.workflowId,
+      reason: `pre-deletion backup of ${input.orgId}, kept ${input.backupRetention}`,
+    });
   }
 }

@@ -53,7 +53,13 @@ export async function purgeStep(run: PurgingRun, step: PurgeStep): Promise<void>
     entry.rounds = s.rounds;
     addCounts(entry.removed, removed);
   } else {
-    certificate.steps.push({ step, startedAt: s.startedAt, finishedAt: s.finishedAt, rounds: s.rounds, removed: { ...removed } });
+    certificate.steps.push({
+      step,
+      startedAt: s.startedAt,
+      finishedAt: s.finishedAt,
+      rounds: s.rounds,
+      removed: { ...removed },
+    });
   }
 }
 

@@ -19,7 +19,11 @@ export async function checkResidue(run: PurgingRun): Promise<void> {
   const purgedAgain = new Set<PurgeStep>();
   for (let round = 1; check.exists; round++) {
     if (round > MAX_RESIDUE_ROUNDS) {
-      await park(run, 'residue-check', `residue remains after ${MAX_RESIDUE_ROUNDS} re-purges: ${check.lines.join('; ')}`);
+      await park(
+        run,
+        'residue-check',
+        `residue remains after ${MAX_RESIDUE_ROUNDS} re-purges: ${check.lines.join('; ')}`,
+      );
       round = 1;
     }
     for (const step of PURGE_STEPS.filter((s) => check.steps.includes(s))) {
@@ -28,6 +32,11 @@ export async function checkResidue(run: PurgingRun): Promise<void> {
     }
     check = await describe();
   }
-  run.certificate.residueCheck = { clean: true, checkedAt: new Date().toISOString(), found, purgedAgain: [...purgedAgain] };
+  run.certificate.residueCheck = {
+    clean: true,
+    checkedAt: new Date().toISOString(),
+    found,
+    purgedAgain: [...purgedAgain],
+  };
   if (found.length > 0) run.status.notes.push(`residue found and purged again: ${found.join('; ')}`);
 }

@@ -1,5 +1,11 @@
 // The state one deletion run carries from step to step, and the handlers that read and change it.
-import { setHandler, upsertSearchAttributes, workflowInfo, type ActivityInterfaceFor, type WorkflowInfo } from '@temporalio/workflow';
+import {
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+  type ActivityInterfaceFor,
+  type WorkflowInfo,
+} from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import type {
   CancelDeletionSignal,
@@ -88,14 +94,18 @@ export function startDeletion(rawInput: DeleteOrganizationInput): DeletionRun {
   setHandler(deletionStatusQuery, () => ({ ...status }));
   setHandler(cancelDeletionSignal, (signal) => {
     if (run.pointOfNoReturn) {
-      status.notes.push(`cancelDeletion by ${signal.by} ignored: the point of no return was passed at ${status.pointOfNoReturnAt ?? '?'}`);
+      status.notes.push(
+        `cancelDeletion by ${signal.by} ignored: the point of no return was passed at ${status.pointOfNoReturnAt ?? '?'}`,
+      );
       return;
     }
     run.cancelRequest ??= { by: String(signal.by), reason: String(signal.reason), at: new Date().toISOString() };
   });
   const operatorSignal = (kind: OperatorDecision['kind']) => (signal: OperatorDecisionSignal) => {
     if (status.parked === undefined) {
-      status.notes.push(`${kind === 'retry' ? 'retryNow' : 'abandon'} by ${signal.by} ignored: the deletion is not parked (step ${status.step})`);
+      status.notes.push(
+        `${kind === 'retry' ? 'retryNow' : 'abandon'} by ${signal.by} ignored: the deletion is not parked (step ${status.step})`,
+      );
       return;
     }
     run.decision ??= { kind, signal: { by: String(signal.by), reason: String(signal.reason) } };

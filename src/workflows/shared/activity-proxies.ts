@@ -1,6 +1,12 @@
 // Every activity proxy of every workflow, built here: the timeouts by kind of call, and the failure
 // types no retry can fix listed once. Workflow-safe: types and proxies only.
-import { ActivityCancellationType, proxyActivities, type ActivityInterfaceFor, type ActivityOptions, type RetryPolicy } from '@temporalio/workflow';
+import {
+  ActivityCancellationType,
+  proxyActivities,
+  type ActivityInterfaceFor,
+  type ActivityOptions,
+  type RetryPolicy,
+} from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import { NON_RETRYABLE_FAILURE_TYPES } from '../../errors';
 
@@ -12,7 +18,12 @@ const SHORT_BACKOFF = { initialInterval: '1s', maximumInterval: '30s', maximumAt
 /** Backoff from 2 s to 1 min, 10 attempts: calls that move backups around. */
 const LONG_BACKOFF = { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: 10 } as const;
 /** Backoff from 1 s to 15 s, 6 attempts: the Kubernetes API. */
-const KUBERNETES_BACKOFF = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s', maximumAttempts: 6 } as const;
+const KUBERNETES_BACKOFF = {
+  initialInterval: '1s',
+  backoffCoefficient: 2,
+  maximumInterval: '15s',
+  maximumAttempts: 6,
+} as const;
 
 /** The kinds of activity call the workflows make, each with its timeouts and backoff. */
 export const ACTIVITY_KINDS = {
@@ -37,7 +48,11 @@ export const ACTIVITY_KINDS = {
     retry: { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: 20 },
   },
   /** Archiving a chat stream: up to 2 h, heartbeating every batch. */
-  archiving: { startToCloseTimeout: '2h', heartbeatTimeout: '15s', retry: { initialInterval: '1s', maximumInterval: '1m', maximumAttempts: 20 } },
+  archiving: {
+    startToCloseTimeout: '2h',
+    heartbeatTimeout: '15s',
+    retry: { initialInterval: '1s', maximumInterval: '1m', maximumAttempts: 20 },
+  },
   /** Work over many backups (platform globals, pruning): up to 30 min. */
   backupStore: { startToCloseTimeout: '30m', heartbeatTimeout: '60s', retry: LONG_BACKOFF },
   /** Pruning: up to 30 min, heartbeating every removed backup. */
@@ -45,7 +60,11 @@ export const ACTIVITY_KINDS = {
   /** Reading the whole deletion log: up to 1 h. */
   deletionLog: { startToCloseTimeout: '1h', heartbeatTimeout: '1m', retry: LONG_BACKOFF },
   /** Crypto-shredding after the retention: retried without limit, up to every 10 min, until the keys are gone. */
-  shredding: { startToCloseTimeout: '30m', heartbeatTimeout: '1m', retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '10m' } },
+  shredding: {
+    startToCloseTimeout: '30m',
+    heartbeatTimeout: '1m',
+    retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '10m' },
+  },
   /** Single Kubernetes API calls: reads, plans, one patch, one create. */
   kubernetesApi: { startToCloseTimeout: '1m', retry: KUBERNETES_BACKOFF },
   /**
