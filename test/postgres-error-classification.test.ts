@@ -1,5 +1,11 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { classifyPostgresError, isRetryableSqlState, sqlStateOf } from '../src/activities/postgres/errors';
+import {
+  classifyPostgresError,
+  classifyToolFailure,
+  isRetryableSqlState,
+  sqlStateOf,
+} from '../src/activities/postgres/errors';
+import { runToolFrom } from '../src/activities/postgres/tools';
 import { FailureType } from '../src/errors';
 import { loadConfig } from '../src/config';
 import { closeStoreClients, createStoreClients } from '../src/store-clients';
@@ -130,5 +136,63 @@ describe('one PostgreSQL error classification, by SQLSTATE', () => {
         client.release();
       }
     });
+  });
+});
+
+describe("PostgreSQL tools' failures, classified from what they print", () => {
+  const url = loadConfig().postgres.url;
+  const psql = (dbname: string, sql: string) =>
+    runToolFrom(
+      'psql',
+      ['-X', '-v', 'ON_ERROR_STOP=1', `--dbname=${dbname}`, '-c', sql],
+      undefined,
+      new AbortController().signal,
+      'psql',
+      {
+        orgId: 'acme',
+        object: 'postgres/schemas.dump',
+      },
+    ).then(
+      () => 'succeeded',
+      (err: unknown) => verdict(err),
+    );
+
+  it('a statement the server refuses fails at once, naming the object; it would fail the same on every retry', async () => {
+    expect(await psql(url, 'SELECT * FROM no_such_table_of_this_test')).toBe('permanent');
+    const failure = await runToolFrom(
+      'psql',
+      ['-X', '-v', 'ON_ERROR_STOP=1', `--dbname=${url}`, '-c', 'SELECT 1::public.no_such_type'],
+      undefined,
+      new AbortController().signal,
+      'pg_restore',
+      {
+        orgId: 'acme',
+        object: 'postgres/schemas.dump',
+      },
+    ).catch((err: unknown) => err);
+    expect(String((failure as Error).message)).toMatch(
+      /\[postgres org=acme object=postgres\/schemas\.dump\] pg_restore failed for postgres\/schemas\.dump: .*type "public\.no_such_type" does not exist/,
+    );
+  });
+
+  it('a refused connection is retried', async () => {
+    const closed = new URL(url);
+    closed.port = '1';
+    expect(await psql(closed.toString(), 'SELECT 1')).toBe('retried');
+  });
+
+  it.each([
+    ['pg_restore: error: could not execute query: ERROR:  type "public.citext" does not exist', 'permanent'],
+    [
+      'pg_dump: error: server version: 16.1; pg_dump version: 15.4\npg_dump: error: aborting because of server version mismatch',
+      'permanent',
+    ],
+    ['pg_restore: error: could not write to output file: No space left on device', 'permanent'],
+    ['pg_dump: error: connection to server at "10.0.0.5", port 5432 failed: Connection refused', 'retried'],
+    ['pg_restore: error: could not execute query: server closed the connection unexpectedly', 'retried'],
+    ['pg_dump: error: query failed: FATAL:  terminating connection due to administrator command', 'retried'],
+    ['pg_restore: error: input file appears to be truncated', 'retried'],
+  ])('%j → %s', (words, expected) => {
+    expect(verdict(classifyToolFailure('pg_restore', words, { orgId: 'acme', object: 'x' }))).toBe(expected);
   });
 });

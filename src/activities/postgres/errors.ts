@@ -140,3 +140,28 @@ export async function withPostgresClassification<T>(
     throw classifyPostgresError(err, orgId, doing, object);
   }
 }
+
+/** What pg_dump, pg_restore and psql print when the connection, not the statement, failed. */
+const TOOL_CONNECTION_TROUBLE =
+  /could not connect|connection to server .* failed|server closed the connection unexpectedly|terminating connection|the database system is (starting up|shutting down|in recovery mode)|Connection refused|could not receive data|could not send data|SSL SYSCALL error|no connection to the server/i;
+
+/**
+ * How a PostgreSQL tool's failure is classified from the words it printed on stderr, since a child
+ * process reports no SQLSTATE: a broken connection or a restarting server is retried; a statement
+ * the server refused (`ERROR:  type "public.citext" does not exist`) fails the same way on every
+ * attempt, so it is permanent and its words name what to fix; the pg_dump/server version mismatch
+ * and a full disk are permanent too; anything else is left to the retry policy.
+ */
+export function classifyToolFailure(tool: string, words: string, context: { orgId?: string; object?: string }): Error {
+  const message = `${tool} failed${context.object !== undefined ? ` for ${context.object}` : ''}: ${words}`;
+  const where = { store: 'postgres' as const, ...context };
+  if (TOOL_CONNECTION_TROUBLE.test(words)) return new Error(message);
+  if (/No space left/i.test(words)) return permanentFailure(FailureType.DiskFull, message, where);
+  if (/server version mismatch|aborting because of server version/i.test(words)) {
+    return permanentFailure(FailureType.ToolVersionMismatch, message, where);
+  }
+  if (/\bERROR:\s/.test(words)) {
+    return permanentFailure(FailureType.StoreRejected, message, where);
+  }
+  return new Error(message);
+}

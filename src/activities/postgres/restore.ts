@@ -89,6 +89,7 @@ export async function restorePostgres(
           await openArtifact(deps.store, input, dump),
           ctx.cancellationSignal,
           'pg_restore',
+          { orgId: input.targetOrgId, object: dump.file },
         );
       } else {
         // A clone: the archive names the source's schemas, so rename them in a database of their own.
@@ -105,6 +106,7 @@ export async function restorePostgres(
           await openArtifact(deps.store, input, dump),
           ctx.cancellationSignal,
           'pg_restore',
+          { orgId: input.targetOrgId, object: dump.file },
         );
         const clonePool = deps.openPostgresDatabase(cloneDatabase, 1);
         try {
@@ -133,6 +135,7 @@ export async function restorePostgres(
           dumper.stdout,
           ctx.cancellationSignal,
           'pg_restore of the clone',
+          { orgId: input.targetOrgId, object: dump.file },
         );
         if ((await dumped) !== 0) throw new Error(`pg_dump of the renamed clone failed: ${dumpErrors.trim()}`);
       }

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { FailureType, permanentFailure } from '../../errors';
 import { ProgressTap } from '../support/artifact-stream';
+import { classifyToolFailure } from './errors';
 
 /** `pg_dump`'s path, from the configured directory or PATH. */
 export function pgTool(binDir: string, tool: 'pg_dump' | 'pg_dumpall' | 'pg_restore' | 'psql'): string {
@@ -51,18 +51,7 @@ export async function runToolInto(
   });
   await pipeline(child.stdout, new ProgressTap(onBytes), sink);
   const code = await exited;
-  if (code !== 0) {
-    const words = stderr.trim() || `exit code ${code}`;
-    const error = new Error(`${path.basename(command)} failed for ${context.object}: ${words}`);
-    if (/server version mismatch|No space left/i.test(words)) {
-      throw permanentFailure(
-        /No space/i.test(words) ? FailureType.DiskFull : FailureType.ToolVersionMismatch,
-        error.message,
-        { store: 'postgres', ...context },
-      );
-    }
-    throw error;
-  }
+  if (code !== 0) throw classifyToolFailure(path.basename(command), stderr.trim() || `exit code ${code}`, context);
 }
 
 /** Runs a tool that reads `input` on stdin; fails with its own words. */
@@ -72,6 +61,7 @@ export async function runToolFrom(
   input: NodeJS.ReadableStream | undefined,
   signal: AbortSignal,
   what: string,
+  context: { orgId?: string; object?: string } = {},
 ): Promise<void> {
   const child = spawn(command, args, { stdio: [input ? 'pipe' : 'ignore', 'ignore', 'pipe'], signal });
   let stderr = '';
@@ -85,6 +75,6 @@ export async function runToolFrom(
   const feeding =
     input && child.stdin ? pipeline(input, child.stdin).catch((err: unknown) => err) : Promise.resolve(undefined);
   const [code, feedError] = await Promise.all([exited, feeding]);
-  if (code !== 0) throw new Error(`${what} failed: ${stderr.trim() || `exit code ${code}`}`);
+  if (code !== 0) throw classifyToolFailure(what, stderr.trim() || `exit code ${code}`, context);
   if (feedError instanceof Error && !/EPIPE/.test(feedError.message)) throw feedError;
 }
