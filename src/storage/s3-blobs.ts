@@ -327,23 +327,35 @@ export class S3Blobs implements BlobStore {
     }
   }
 
-  /** Unfinished multipart uploads under `prefix` (keys relative to the store), every page. */
+  /**
+   * Unfinished multipart uploads under `prefix` (keys relative to the store), every page. Some
+   * S3-compatible servers (gofakes3) answer a page with NoSuchUpload when the upload its marker
+   * names completed meanwhile; the listing then starts again, a few times, since uploads come and go.
+   */
   private async unfinishedUploads(prefix: string): Promise<Array<{ key: string; uploadId: string }>> {
     blobKeySegments(prefix, 'prefix');
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.unfinishedUploadsOnce(prefix);
+      } catch (err: unknown) {
+        if (errorName(err) !== 'NoSuchUpload' || attempt >= 5) throw classifyS3Error(err, this.contextOf(prefix));
+      }
+    }
+  }
+
+  private async unfinishedUploadsOnce(prefix: string): Promise<Array<{ key: string; uploadId: string }>> {
     const uploads: Array<{ key: string; uploadId: string }> = [];
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
     for (;;) {
-      const page = await this.client
-        .send(
-          new ListMultipartUploadsCommand({
-            Bucket: this.bucket,
-            Prefix: this.root + prefix,
-            KeyMarker: keyMarker,
-            UploadIdMarker: uploadIdMarker,
-          }),
-        )
-        .catch((err: unknown) => Promise.reject(classifyS3Error(err, this.contextOf(prefix))));
+      const page = await this.client.send(
+        new ListMultipartUploadsCommand({
+          Bucket: this.bucket,
+          Prefix: this.root + prefix,
+          KeyMarker: keyMarker,
+          UploadIdMarker: uploadIdMarker,
+        }),
+      );
       for (const upload of page.Uploads ?? []) {
         if (upload.Key !== undefined && upload.UploadId !== undefined)
           uploads.push({ key: upload.Key.slice(this.root.length), uploadId: upload.UploadId });
