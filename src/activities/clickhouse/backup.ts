@@ -158,7 +158,9 @@ export async function backupClickHouse(
             });
             const rows = Number(z.array(countRow).parse(await counted.json<unknown>())[0]?.rows ?? 0);
             const query = `SELECT * FROM ${qualified} FORMAT Native`;
-            const order = exportOrderSettings(table.engine);
+            // A user who may set no setting (readonly=1) cannot pin the read order either: its export
+            // reads parts as the server schedules them (documented in the README as a limit).
+            const order = serverCompression ? exportOrderSettings(table.engine) : {};
             let response: Awaited<ReturnType<ClickHouseClient['exec']>>;
             try {
               const gzip = serverCompression ? serverGzip(deps.exportGzipLevel) : undefined;
@@ -172,11 +174,7 @@ export async function backupClickHouse(
               // Settings refused after all (e.g. a settings constraint): export uncompressed, the store gzips.
               if (!serverCompression || !SETTINGS_REFUSED.includes(clickHouseErrorCode(err) ?? '')) throw err;
               serverCompression = false;
-              response = await deps.clickhouse.exec({
-                query,
-                abort_signal: ctx.cancellationSignal,
-                clickhouse_settings: order,
-              });
+              response = await deps.clickhouse.exec({ query, abort_signal: ctx.cancellationSignal });
             }
             const { stream, response_headers } = response;
             // ClickHouse 18 sends an empty result without Content-Encoding: then the store compresses.
