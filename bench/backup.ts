@@ -51,6 +51,7 @@ import { MANIFEST_FILE } from '../src/storage/backup-store';
 import { closeStoreClients, createStoreClients, type StoreClients } from '../src/store-clients';
 import { createWorker } from '../src/worker';
 import type { backupOrganization, verifyBackup } from '../src/workflows';
+import { ERRORS_ONLY_BUNDLE_LOGGER } from '../test/support/bundle-logger';
 
 /** Content depends only on the seed; bump it when the seeded shape must change. */
 const SEED = 'bench-1';
@@ -601,14 +602,7 @@ async function main(): Promise<void> {
     const bundlePath = path.join(workDir, 'workflow-bundle.js');
     const { code } = await bundleWorkflowCode({
       workflowsPath: path.join(__dirname, '..', 'src', 'workflows', 'index.ts'),
-      logger: {
-        trace() {},
-        debug() {},
-        info() {},
-        warn() {},
-        error: (m: string) => process.stderr.write(`${m}\n`),
-        log() {},
-      },
+      logger: ERRORS_ONLY_BUNDLE_LOGGER,
     });
     await writeFile(bundlePath, code);
 

@@ -17,7 +17,6 @@
 // again after a deliberate, patched() change, keeping the old files.
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { jetstream } from '@nats-io/jetstream';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { decideParkedDeletion, cancelOrganizationDeletion, startOrganizationDeletion } from '../src/client/deletion';
@@ -31,6 +30,7 @@ import globalSetup from '../test/support/global-setup';
 import { HISTORIES_DIR, readWorkflowIds, recordTree, writeWorkflowIds } from '../test/support/history-recording';
 import { WORKFLOW_BUNDLE_PATH } from '../test/support/paths';
 import { removeDeletionArtifacts, terminateIfRunning, waitForDeletionStatus } from '../test/support/deletion';
+import { readOnlyCacheUser } from '../test/support/redis-users';
 import { startTestWorker, uniqueOrgId, type TestWorker } from '../test/support/test-worker';
 
 interface Scenario {
@@ -58,34 +58,6 @@ async function seeded(admin: StoreClients, orgs: string[], prefix: string): Prom
   orgs.push(orgId);
   await seedOrganization(admin, orgId, { scale: 'small', seed: prefix });
   return orgId;
-}
-
-/** A Redis user that may read cache keys but not delete them: the Redis purge fails every round. */
-async function readOnlyCacheUser(
-  admin: StoreClients,
-): Promise<{ env: NodeJS.ProcessEnv; user: string; cleanup: () => Promise<void> }> {
-  const user = `eloquent_record_${randomBytes(4).toString('hex')}`;
-  const password = randomBytes(12).toString('hex');
-  await admin.redis.call(
-    'ACL',
-    'SETUSER',
-    user,
-    'on',
-    `>${password}`,
-    'resetkeys',
-    '~session*',
-    '%R~cache:*',
-    '&*',
-    '+@all',
-  );
-  const url = new URL(loadConfig().redis.url);
-  url.username = user;
-  url.password = password;
-  return {
-    env: { REDIS_URL: url.toString() },
-    user,
-    cleanup: async () => void (await admin.redis.call('ACL', 'DELUSER', user).catch(() => undefined)),
-  };
 }
 
 let aclUser = '';
@@ -174,7 +146,7 @@ const SCENARIOS: Scenario[] = [
   {
     name: 'delete-parked-retried',
     workerEnv: async (admin) => {
-      const acl = await readOnlyCacheUser(admin);
+      const acl = await readOnlyCacheUser(admin, 'eloquent_record');
       aclUser = acl.user;
       return acl;
     },
@@ -199,7 +171,7 @@ const SCENARIOS: Scenario[] = [
   },
   {
     name: 'delete-parked-abandoned',
-    workerEnv: readOnlyCacheUser,
+    workerEnv: (admin) => readOnlyCacheUser(admin, 'eloquent_record'),
     async run(env, admin, orgs) {
       const orgId = await seeded(admin, orgs, 'rhda');
       const handle = await startOrganizationDeletion(

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { DeletionStatus } from '../src/contracts/deletion';
 import { decideParkedDeletion, startOrganizationDeletion } from '../src/client/deletion';
 import { loadConfig } from '../src/config';
@@ -10,6 +9,7 @@ import { closeStoreClients, createStoreClients, type StoreClients } from '../src
 import { removeDeletionArtifacts, terminateIfRunning, waitForDeletionStatus } from './support/deletion';
 import { failureText, rejectionOf } from './support/failures';
 import { startTestWorker, uniqueOrgId, type TestWorker } from './support/test-worker';
+import { readOnlyCacheUser, type RedisTestUser } from './support/redis-users';
 
 /**
  * A purge step that keeps failing without stopping any shared server: the worker talks to Redis as
@@ -19,30 +19,14 @@ import { startTestWorker, uniqueOrgId, type TestWorker } from './support/test-wo
 describe('deleteOrganization parked at a failing step', () => {
   let admin: StoreClients;
   let env: TestWorker;
-  const aclUser = `eloquent_no_unlink_${randomBytes(4).toString('hex')}`;
-  const aclPassword = randomBytes(12).toString('hex');
+  let acl: RedisTestUser;
   const orgId = uniqueOrgId('dlpk');
   const workflows: string[] = [];
 
   beforeAll(async () => {
     admin = createStoreClients(loadConfig());
-    // Sessions stay writable (revoking them comes before the point of no return); cache keys are read-only.
-    await admin.redis.call(
-      'ACL',
-      'SETUSER',
-      aclUser,
-      'on',
-      `>${aclPassword}`,
-      'resetkeys',
-      '~session*',
-      '%R~cache:*',
-      '&*',
-      '+@all',
-    );
-    const url = new URL(loadConfig().redis.url);
-    url.username = aclUser;
-    url.password = aclPassword;
-    env = await startTestWorker('deletion-parked', { REDIS_URL: url.toString() });
+    acl = await readOnlyCacheUser(admin, 'eloquent_no_unlink');
+    env = await startTestWorker('deletion-parked', acl.env);
     await seedOrganization(admin, orgId, { scale: 'small', seed: 'parked' });
   });
   afterAll(async () => {
@@ -53,7 +37,7 @@ describe('deleteOrganization parked at a failing step', () => {
     if (admin) {
       await dropSeededOrganization(admin, orgId).catch(() => undefined);
       await removeDeletionArtifacts(admin, loadConfig().backup.directory, orgId);
-      await admin.redis.call('ACL', 'DELUSER', aclUser).catch(() => undefined);
+      await acl?.cleanup();
       await closeStoreClients(admin);
     }
   });

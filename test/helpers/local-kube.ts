@@ -8,6 +8,7 @@ import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker
 import { createKubernetesActivities, type KubernetesActivities } from '../../src/activities/kubernetes';
 import { rolloutStateOf } from '../../src/activities/kubernetes/deployments';
 import { loadConfig } from '../../src/config';
+import { ERRORS_ONLY_BUNDLE_LOGGER } from '../support/bundle-logger';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
 const run = promisify(execFile);
@@ -111,14 +112,7 @@ export async function startKubernetesWorker(kube: LocalKube): Promise<Kubernetes
   });
   const { code } = await bundleWorkflowCode({
     workflowsPath: path.join(__dirname, 'kubernetes-workflows.ts'),
-    logger: {
-      trace() {},
-      debug() {},
-      info() {},
-      warn() {},
-      error: (m: string) => process.stderr.write(`${m}\n`),
-      log() {},
-    },
+    logger: ERRORS_ONLY_BUNDLE_LOGGER,
   });
   const nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
   const taskQueue = `test-kubernetes-${randomUUID().slice(0, 8)}`;
