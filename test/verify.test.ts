@@ -154,13 +154,37 @@ describe('verifyBackup', () => {
     }
   });
 
+  it('a manifest of the column-hash release (rows as stored, no FINAL) still verifies under its own row hash', async () => {
+    const backup = await backUp();
+    const manifestFile = path.join(env.config.backup.directory, orgId, backup.backupId, 'manifest.json');
+    const manifest = await readManifestOf(backup.backupId);
+    const older = await fingerprintOrganization(env.clients, orgId, ['clickhouse'], DEFAULT_PLATFORM_MODEL, {
+      clickhouseRowHash: 'column-hash',
+    });
+    const objects = [...manifest.fingerprint.objects.filter((o) => o.store !== 'clickhouse'), ...older.objects];
+    await writeFile(
+      manifestFile,
+      JSON.stringify(
+        { ...manifest, fingerprint: { ...manifest.fingerprint, clickhouseRowHash: 'column-hash', objects } },
+        null,
+        2,
+      ),
+    );
+    const report = await env.client.workflow.execute(verifyBackup, {
+      taskQueue: env.taskQueue,
+      workflowId: `verify-column-hash-${Date.now()}`,
+      args: [{ backupId: backup.backupId, orgId }],
+    });
+    expect(report.result).toBe('passed');
+  });
+
   it('a manifest from before row hashes were recorded (md5-text, text-tuple) still verifies: the manifest names the row hashes', async () => {
     const backup = await backUp();
     const manifestFile = path.join(env.config.backup.directory, orgId, backup.backupId, 'manifest.json');
     const manifest = await readManifestOf(backup.backupId);
     expect(manifest.fingerprint).toMatchObject({
       postgresRowHash: 'portable-record-hash',
-      clickhouseRowHash: 'column-hash',
+      clickhouseRowHash: 'final-column-hash',
     });
     // Nothing writes to the organization meanwhile: its legacy fingerprint is what an older release recorded.
     const legacy = await fingerprintOrganization(
@@ -191,7 +215,7 @@ describe('verifyBackup', () => {
           fingerprint: {
             ...rewritten.fingerprint,
             postgresRowHash: 'portable-record-hash',
-            clickhouseRowHash: 'column-hash',
+            clickhouseRowHash: 'final-column-hash',
           },
         },
         null,

@@ -24,9 +24,14 @@ export const CURRENT_POSTGRES_ROW_HASH: PostgresRowHash = 'portable-record-hash'
 export const LEGACY_POSTGRES_ROW_HASH: PostgresRowHash = 'md5-text';
 
 /** How a fingerprint hashed ClickHouse rows (see platform/fingerprint-clickhouse.ts). */
-export const CLICKHOUSE_ROW_HASHES = ['text-tuple', 'column-hash'] as const;
+export const CLICKHOUSE_ROW_HASHES = ['text-tuple', 'column-hash', 'final-column-hash'] as const;
 export type ClickHouseRowHash = (typeof CLICKHOUSE_ROW_HASHES)[number];
-export const CURRENT_CLICKHOUSE_ROW_HASH: ClickHouseRowHash = 'column-hash';
+/**
+ * What new fingerprints use: `column-hash` read as the table's final state (`FINAL` for tables
+ * whose merges collapse rows, aggregate states by their finalized values), so a copy whose parts
+ * merged differently fingerprints the same. `column-hash` and `text-tuple` manifests keep their own reading.
+ */
+export const CURRENT_CLICKHOUSE_ROW_HASH: ClickHouseRowHash = 'final-column-hash';
 /** What a manifest without the field used: every backup before `column-hash` existed. */
 export const LEGACY_CLICKHOUSE_ROW_HASH: ClickHouseRowHash = 'text-tuple';
 

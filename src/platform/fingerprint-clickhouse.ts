@@ -25,30 +25,41 @@ function readAsValue(column: { name: string; type: string }): string {
   return column.type.startsWith('AggregateFunction(') ? `finalizeAggregation(${quoted})` : quoted;
 }
 
+/** How one manifest's row hash reads rows: as text or by column values; as stored or as final. */
+interface RowHashForm {
+  text: boolean;
+  /** `final-column-hash`: merging tables read with FINAL, aggregate states by their finalized values. */
+  finalValues: boolean;
+}
+
+function formOf(rowHash: ClickHouseRowHash): RowHashForm {
+  return { text: rowHash === 'text-tuple', finalValues: rowHash === 'final-column-hash' };
+}
+
 /**
  * The hash of one row, as SQL:
- * - `text-tuple`: `cityHash64(toString(tuple(*)))`, the row rendered as text; rendering dominates the cost.
- * - `column-hash`: `cityHash64` over the columns' own values, about 3-5x cheaper. A Nullable column
- *   hashes as (isNull, value or the type's default), because cityHash64 of a NULL argument is NULL
- *   and the row would drop out of the sum. A table with a Nullable type nested in another, or with a
- *   column type cityHash64 refuses, falls back to `text-tuple`, decided by the column types alone, so
- *   a restored copy falls back the same way.
- * Either way an aggregate function state is hashed by its finalized value ({@link readAsValue}).
+ * - text (`text-tuple`): `cityHash64(toString(tuple(*)))`, the row rendered as text; rendering dominates the cost.
+ * - by column (`column-hash`, `final-column-hash`): `cityHash64` over the columns' own values, about
+ *   3-5x cheaper. A Nullable column hashes as (isNull, value or the type's default), because
+ *   cityHash64 of a NULL argument is NULL and the row would drop out of the sum. A table with a
+ *   Nullable type nested in another, or with a column type cityHash64 refuses, falls back to text,
+ *   decided by the column types alone, so a restored copy falls back the same way.
+ * With final values an aggregate function state is hashed by its finalized value ({@link readAsValue}).
  */
-function rowHashSql(rowHash: ClickHouseRowHash, columns: Array<{ name: string; type: string }>): string {
+function rowHashSql(form: RowHashForm, columns: Array<{ name: string; type: string }>): string {
   // A NULL inside an array or tuple has no ifNull to pin its stored bytes: such tables hash their text.
   const nestedNullable = columns.some((c) => c.type.lastIndexOf('Nullable(') > 0);
-  const aggregates = columns.some((c) => c.type.startsWith('AggregateFunction('));
-  if (rowHash === 'text-tuple' || columns.length === 0 || nestedNullable) {
+  const aggregates = form.finalValues && columns.some((c) => c.type.startsWith('AggregateFunction('));
+  if (form.text || columns.length === 0 || nestedNullable) {
     // tuple(*) unless a state must be finalized: the text of every other table stays as it was hashed before.
     return `cityHash64(toString(tuple(${aggregates ? columns.map(readAsValue).join(', ') : '*'})))`;
   }
   const parts = columns.map((c) => {
     const column = quoteClickHouseIdent(c.name);
     // assumeNotNull alone may return any stored bytes under a NULL: replace NULL with the type's default.
-    return c.type.startsWith('Nullable(')
-      ? `isNull(${column}), ifNull(${column}, defaultValueOfArgumentType(assumeNotNull(${column})))`
-      : readAsValue(c);
+    if (c.type.startsWith('Nullable('))
+      return `isNull(${column}), ifNull(${column}, defaultValueOfArgumentType(assumeNotNull(${column})))`;
+    return form.finalValues ? readAsValue(c) : column;
   });
   return `cityHash64(${parts.join(', ')})`;
 }
@@ -80,10 +91,11 @@ export async function fingerprintClickHouse(
       columnsOf.set(column.table, [...(columnsOf.get(column.table) ?? []), column]);
     }
   }
-  const fingerprintTable = async (table: ClickHouseObject, hash: ClickHouseRowHash): Promise<ObjectFingerprint> => {
+  const fingerprintTable = async (table: ClickHouseObject, form: RowHashForm): Promise<ObjectFingerprint> => {
+    const final = form.finalValues && collapsesInMerges(table.engine) ? ' FINAL' : '';
     const result = await client.query({
-      query: `SELECT count() AS rows, toString(sum(${rowHashSql(hash, columnsOf.get(table.name) ?? [])})) AS hash
-                FROM ${quoteClickHouseQualified(database, table.name)}${collapsesInMerges(table.engine) ? ' FINAL' : ''}`,
+      query: `SELECT count() AS rows, toString(sum(${rowHashSql(form, columnsOf.get(table.name) ?? [])})) AS hash
+                FROM ${quoteClickHouseQualified(database, table.name)}${final}`,
       format: 'JSONEachRow',
     });
     const row = z.array(resultRow).parse(await result.json<unknown>())[0];
@@ -96,9 +108,9 @@ export async function fingerprintClickHouse(
   };
   return Promise.all(
     tables.map((table) =>
-      fingerprintTable(table, rowHash).catch((err: unknown) => {
-        if (rowHash !== 'column-hash' || clickHouseErrorCode(err) !== ILLEGAL_TYPE_OF_ARGUMENT) throw err;
-        return fingerprintTable(table, 'text-tuple');
+      fingerprintTable(table, formOf(rowHash)).catch((err: unknown) => {
+        if (rowHash === 'text-tuple' || clickHouseErrorCode(err) !== ILLEGAL_TYPE_OF_ARGUMENT) throw err;
+        return fingerprintTable(table, { ...formOf(rowHash), text: true });
       }),
     ),
   );
