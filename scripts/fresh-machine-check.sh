@@ -40,9 +40,14 @@ export CLICKHOUSE_URL=http://127.0.0.1:18123 CLICKHOUSE_TCP_PORT=19000 CLICKHOUS
 export KUBE_ETCD_PORT=33790 KUBE_ETCD_PEER_PORT=33800 KUBE_API_PORT=16443 KUBE_CM_PORT=20257
 export METRICS_PORT=19464
 
+running=
 cleanup() {
+  [ -z "$running" ] || kill -TERM -- "-$running" 2>/dev/null # the step's process group: npm, jest, go builds
   note "stopping the check's servers"
   (cd "$scratch/clone" 2>/dev/null && bash scripts/stack.sh down >/dev/null 2>&1)
+  # Anything of the check still running (a daemon whose pid file a restart replaced): by its paths.
+  pkill -TERM -f -- "$scratch/" 2>/dev/null
+  sleep 1
   if $keep; then note "kept $scratch"; else
     chmod -R u+w "$scratch" 2>/dev/null # Go's module cache is read-only
     rm -rf "$scratch"
@@ -62,8 +67,13 @@ step() { # <name> <command…>: runs one step with its output in a log, records 
   shift
   note "running $name (log: $log)"
   t0=$(date +%s)
-  "$@" >"$log" 2>&1
+  # In the background and waited for: bash runs the INT/TERM trap only between commands, and `wait`
+  # is one, so an interrupted check stops the step's whole process group and still cleans up.
+  setsid "$@" >"$log" 2>&1 &
+  running=$!
+  wait "$running"
   rc=$?
+  running=
   results+=("$(printf '%-14s %6ss  exit %-3s %s' "$name" "$(($(date +%s) - t0))" "$rc" "$log")")
   note "$name: exit $rc after $(($(date +%s) - t0))s; last lines:"
   tail -n 3 "$log" >&2
