@@ -42,7 +42,12 @@ export METRICS_PORT=19464
 
 running=
 cleanup() {
-  [ -z "$running" ] || kill -TERM -- "-$running" 2>/dev/null # the step's process group: npm, jest, go builds
+  if [ -n "$running" ]; then
+    kill -TERM -- "-$running" 2>/dev/null # the step's process group: npm, jest, go builds
+    wait "$running" 2>/dev/null
+    # Until every process of the group is gone, so nothing still writes into the scratch directory.
+    for _ in $(seq 1 150); do pgrep -g "$running" >/dev/null || break; sleep 0.2; done
+  fi
   note "stopping the check's servers"
   (cd "$scratch/clone" 2>/dev/null && bash scripts/stack.sh down >/dev/null 2>&1)
   # Anything of the check still running (a daemon whose pid file a restart replaced): by its paths.
@@ -50,7 +55,7 @@ cleanup() {
   sleep 1
   if $keep; then note "kept $scratch"; else
     chmod -R u+w "$scratch" 2>/dev/null # Go's module cache is read-only
-    rm -rf "$scratch"
+    rm -rf "$scratch" 2>/dev/null || { sleep 2; rm -rf "$scratch"; }
   fi
 }
 trap cleanup EXIT
