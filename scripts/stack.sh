@@ -93,6 +93,18 @@ apt_install() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# stop_by_pid_file <name> <pid file>: stops a server this script started in the background, waits
+# until it has exited, and removes its pid file.
+stop_by_pid_file() {
+  local name=$1 pidfile=$2
+  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    say "stopping $name"
+    kill "$(cat "$pidfile")"
+    while kill -0 "$(cat "$pidfile")" 2>/dev/null; do sleep 0.2; done
+  fi
+  rm -f "$pidfile"
+}
+
 # ---------------------------------------------------------------- PostgreSQL
 pg_answers() { pg_isready -q -h 127.0.0.1 -p "$PG_PORT"; }
 pg_version() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc 'show server_version' 2>/dev/null | cut -d' ' -f1; }
@@ -218,14 +230,7 @@ up_temporal() {
     fi
   done
 }
-down_temporal() {
-  if [ -f "$TEMPORAL_DIR/server.pid" ] && kill -0 "$(cat "$TEMPORAL_DIR/server.pid")" 2>/dev/null; then
-    say "stopping Temporal"
-    kill "$(cat "$TEMPORAL_DIR/server.pid")"
-    while kill -0 "$(cat "$TEMPORAL_DIR/server.pid")" 2>/dev/null; do sleep 0.2; done
-  fi
-  rm -f "$TEMPORAL_DIR/server.pid"
-}
+down_temporal() { stop_by_pid_file Temporal "$TEMPORAL_DIR/server.pid"; }
 
 # ---------------------------------------------------------------- S3-compatible server (gofakes3)
 S3_DIR="$STATE/s3"
@@ -259,14 +264,7 @@ up_s3() {
   echo $! >"$S3_DIR/server.pid"
   wait_for s3 "$S3_DIR/server.log" 30 s3_answers
 }
-down_s3() {
-  if [ -f "$S3_DIR/server.pid" ] && kill -0 "$(cat "$S3_DIR/server.pid")" 2>/dev/null; then
-    say "stopping gofakes3"
-    kill "$(cat "$S3_DIR/server.pid")"
-    while kill -0 "$(cat "$S3_DIR/server.pid")" 2>/dev/null; do sleep 0.2; done
-  fi
-  rm -f "$S3_DIR/server.pid"
-}
+down_s3() { stop_by_pid_file gofakes3 "$S3_DIR/server.pid"; }
 
 # ---------------------------------------------------------------- Kubernetes (its own script)
 up_kube() { "$ROOT/scripts/kube-stack.sh" up; }
