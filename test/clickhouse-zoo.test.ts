@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { loadConfig } from '../src/config';
 import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import { startOrganizationDeletion } from '../src/client/deletion';
@@ -21,12 +22,25 @@ interface PlainView {
 }
 
 /**
+ * The ClickHouse server the worker talks to, for `clickhouse-client` (native protocol): its host from
+ * CLICKHOUSE_URL and CLICKHOUSE_TCP_PORT, as scripts/stack.sh starts it, so a second stack on other
+ * ports (scripts/fresh-machine-check.sh) is read, not the usual one.
+ */
+const CLICKHOUSE_CLIENT_ARGS = [
+  '--host',
+  new URL(loadConfig().clickhouse.url).hostname,
+  '--port',
+  process.env.CLICKHOUSE_TCP_PORT || '9000',
+];
+
+/**
  * Reads every object of the zoo with plain `clickhouse-client` queries, none of the project's code:
  * the comparison must not share a mistake with the fingerprint it checks.
  */
 async function readPlainly(database: string, zoo: ClickHouseZoo): Promise<Record<string, PlainView>> {
   const client = async (query: string) =>
-    (await run('clickhouse-client', ['--query', query], { maxBuffer: 256 * 1024 * 1024 })).stdout;
+    (await run('clickhouse-client', [...CLICKHOUSE_CLIENT_ARGS, '--query', query], { maxBuffer: 256 * 1024 * 1024 }))
+      .stdout;
   const views: Record<string, PlainView> = {};
   for (const object of zoo.objects) {
     const table = `${zooIdent(database)}.${zooIdent(object)}`;
@@ -119,6 +133,7 @@ describe('the ClickHouse zoo', () => {
       throw new Error(`expected a deletion with a backup, got ${JSON.stringify(deleted)}`);
     workflows.push(deleted.certificate.retention.shredWorkflowId);
     const gone = await run('clickhouse-client', [
+      ...CLICKHOUSE_CLIENT_ARGS,
       '--query',
       `SELECT count() FROM system.databases WHERE name = '${db}'`,
     ]);
