@@ -1,8 +1,16 @@
-import { classifyClickHouseEngine, dataObjectName, tieInnerTables } from '../src/platform/clickhouse-catalog';
+import {
+  classifyClickHouseEngine,
+  consumesFromOutside,
+  dataObjectName,
+  tieInnerTables,
+} from '../src/platform/clickhouse-catalog';
 import { planClickHouseRestore } from '../src/platform/clickhouse-restore-plan';
 import {
+  checkClickHouseStatementMovable,
+  checkNoHiddenSecrets,
   ClickHouseDdlRefused,
   describeClickHouseStatement,
+  detachStreamingTable,
   retargetCreateStatement,
 } from '../src/platform/clickhouse-ddl';
 import { ClickHouseSqlSyntaxError, tokenizeClickHouse } from '../src/platform/clickhouse-tokens';
@@ -326,5 +334,60 @@ describe('tieInnerTables', () => {
       ['atomic_mv', 'view', 'atomic_mv'],
       ['buf', 'ddl-only', 'buf'],
     ]);
+  });
+});
+
+describe('streaming tables in a copy', () => {
+  it('are consumers of outside systems, unlike forwarding or data engines', () => {
+    for (const engine of ['Kafka', 'RabbitMQ', 'NATS', 'S3Queue', 'AzureQueue', 'FileLog', 'MaterializedPostgreSQL'])
+      expect([engine, consumesFromOutside(engine)]).toEqual([engine, true]);
+    for (const engine of ['MergeTree', 'Buffer', 'Distributed', 'S3', 'URL', 'MySQL', 'View', undefined])
+      expect([engine, consumesFromOutside(engine)]).toEqual([engine, false]);
+  });
+
+  it('are detached to ENGINE = Null with their columns, whatever form the engine clause has', () => {
+    // ClickHouse 18 prints the arguments form; modern servers the SETTINGS form, with a COMMENT after.
+    expect(
+      detachStreamingTable(
+        "CREATE TABLE org_a.events (`engine` String, `the key` UInt8, n Nullable(Int64)) ENGINE = Kafka('b1:9092,b2:9092', 'events', 'org_a_group', 'JSONEachRow')",
+      ),
+    ).toBe('CREATE TABLE org_a.events (`engine` String, `the key` UInt8, n Nullable(Int64)) ENGINE = Null');
+    expect(
+      detachStreamingTable(
+        "CREATE TABLE org_a.q\n(\n    `id` UInt64\n)\nENGINE = RabbitMQ\nSETTINGS rabbitmq_host_port = 'mq:5672', rabbitmq_exchange_name = 'x', rabbitmq_format = 'JSONEachRow'\nCOMMENT 'from the queue'",
+      ),
+    ).toBe('CREATE TABLE org_a.q\n(\n    `id` UInt64\n)\nENGINE = Null');
+    const detached = detachStreamingTable(
+      "CREATE TABLE org_a.events (id UInt64) ENGINE = Kafka SETTINGS kafka_broker_list = 'b:9092', kafka_topic_list = 't', kafka_group_name = 'g', kafka_format = 'JSONEachRow'",
+    );
+    expect(describeClickHouseStatement(detached)).toMatchObject({ kind: 'table', name: 'events', engine: 'Null' });
+    expect(detached).not.toMatch(/kafka_group_name/);
+  });
+
+  it('refuses what is not a table with an engine', () => {
+    expect(() => detachStreamingTable('CREATE VIEW org_a.v AS SELECT 1')).toThrow(ClickHouseDdlRefused);
+  });
+});
+
+describe('secrets the server masked', () => {
+  const mysql = (password: string) =>
+    `CREATE TABLE org_a.remote (id UInt64) ENGINE = MySQL('db:3306', 'shop', 'orders', 'reader', '${password}')`;
+
+  it("refuse the backup: a table whose password is '[HIDDEN]' could never be restored", () => {
+    expect(() => checkNoHiddenSecrets(mysql('[HIDDEN]'))).toThrow(/masked a secret.*displaySecretsInShowAndSelect/);
+    expect(() => checkClickHouseStatementMovable(mysql('[HIDDEN]'), 'org_a')).toThrow(ClickHouseDdlRefused);
+    expect(() =>
+      checkNoHiddenSecrets(
+        "CREATE DICTIONARY org_a.d (id UInt64, v String) PRIMARY KEY id SOURCE(CLICKHOUSE(HOST 'h' USER 'u' PASSWORD '[HIDDEN]' TABLE 't')) LIFETIME(0) LAYOUT(FLAT())",
+      ),
+    ).toThrow(ClickHouseDdlRefused);
+  });
+
+  it('let a real password, and the words in a comment, through', () => {
+    expect(() => checkNoHiddenSecrets(mysql('s3cret'))).not.toThrow();
+    expect(() => checkClickHouseStatementMovable(mysql('s3cret'), 'org_a')).not.toThrow();
+    expect(() =>
+      checkNoHiddenSecrets("CREATE TABLE org_a.t (id UInt64 COMMENT '[HIDDEN]') ENGINE = Memory COMMENT '[HIDDEN]'"),
+    ).not.toThrow();
   });
 });

@@ -196,6 +196,40 @@ describe('ClickHouse fidelity', () => {
     expect(await countOf(`SELECT count() AS n FROM ${db}.clicks_copy`)).toBe(30);
   });
 
+  it('a Kafka table with a materialized view on it is kept as DDL, and its verification copy and clone never consume: detached as ENGINE = Null', async () => {
+    const orgId = await newOrganization('chkafka');
+    const db = dbOf(orgId);
+    // No broker listens on port 1; ClickHouse 18.16 creates the table and its consumer regardless.
+    await ch(
+      `CREATE TABLE ${db}.events_queue (id UInt64, page String) ENGINE = Kafka('127.0.0.1:1', 'events', '${db}_group', 'JSONEachRow')`,
+    );
+    await ch(`CREATE TABLE ${db}.events (id UInt64, page String) ENGINE = MergeTree ORDER BY id`);
+    await ch(`CREATE MATERIALIZED VIEW ${db}.events_mv TO ${db}.events AS SELECT id, page FROM ${db}.events_queue`);
+    await ch(`INSERT INTO ${db}.events SELECT number, 'p' FROM system.numbers LIMIT 40`);
+    const engineOf = async (database: string, table: string) =>
+      z
+        .array(z.object({ engine_full: z.string() }))
+        .parse(
+          await rowsOf(`SELECT engine_full FROM system.tables WHERE database = '${database}' AND name = '${table}'`),
+        )[0]?.engine_full;
+
+    const backup = await backUp(orgId);
+    const manifest = await manifestOf(orgId, backup.backupId);
+    expect(manifest.artifacts.find((a) => a.object === 'clickhouse-ddl:events_queue')).toBeDefined();
+    expect(manifest.artifacts.find((a) => a.object === 'clickhouse:events_queue')).toBeUndefined();
+    expect(await verify(backup.backupId)).toMatchObject({ result: 'passed', problems: [] });
+
+    const cloneId = newCloneId('chkafkac');
+    await clone(orgId, backup.backupId, cloneId);
+    const cloneDb = dbOf(cloneId);
+    expect(await engineOf(cloneDb, 'events_queue')).toBe('Null');
+    expect(await countOf(`SELECT count() AS n FROM ${cloneDb}.events`)).toBe(40);
+    // The clone's view still works on what reaches its (detached) source; the source keeps its consumer.
+    await ch(`INSERT INTO ${cloneDb}.events_queue VALUES (100, 'direct')`);
+    expect(await countOf(`SELECT count() AS n FROM ${cloneDb}.events`)).toBe(41);
+    expect(await engineOf(db, 'events_queue')).toMatch(/^Kafka\('127\.0\.0\.1:1'/);
+  });
+
   it('a table the backup cannot hold fails it, naming the table: an engine of unknown kind, a Set, a view naming the database inside a string', async () => {
     const orgId = await newOrganization('chno');
     const db = dbOf(orgId);

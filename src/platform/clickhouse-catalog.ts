@@ -55,6 +55,29 @@ const DDL_ONLY_ENGINES = new Set([
   'Loop',
 ]);
 
+/**
+ * DDL-only engines that consume from an outside system as soon as something reads them: a Kafka
+ * table joins its consumer group (with a materialized view on it, messages move into the copy and
+ * never reach the source), S3Queue and AzureQueue claim files, FileLog moves its offsets,
+ * MaterializedPostgreSQL takes a replication slot. A copy that is not the organization itself
+ * (verification's scratch database, a clone, a staged restore) gets them detached: same columns,
+ * `ENGINE = Null`, so views on them still create and nothing is ever consumed.
+ */
+const STREAMING_ENGINES = new Set([
+  'Kafka',
+  'RabbitMQ',
+  'NATS',
+  'S3Queue',
+  'AzureQueue',
+  'FileLog',
+  'MaterializedPostgreSQL',
+]);
+
+/** Whether a table of this engine consumes from an outside system; see {@link STREAMING_ENGINES}. */
+export function consumesFromOutside(engine: string | undefined): boolean {
+  return engine !== undefined && STREAMING_ENGINES.has(engine);
+}
+
 /** The class of a ClickHouse table engine; see {@link ClickHouseEngineClass}. */
 export function classifyClickHouseEngine(engine: string): ClickHouseEngineClass {
   if (DATA_ENGINES.test(engine)) return 'data';
@@ -143,6 +166,35 @@ export function tieInnerTables(
 
 const statementRow = z.object({ statement: z.string() });
 
+const secretsSettingsOf = new WeakMap<ClickHouseClient, Promise<{ format_display_secrets_in_show_and_select?: 1 }>>();
+
+/**
+ * `format_display_secrets_in_show_and_select = 1` where the server has it (23.3 and later) and the
+ * user may set settings (not readonly=1): a CREATE statement then carries its credentials instead of
+ * `'[HIDDEN]'`, which clickhouse-ddl.ts' checkNoHiddenSecrets refuses. Asked once per client.
+ */
+function showSecrets(client: ClickHouseClient): Promise<{ format_display_secrets_in_show_and_select?: 1 }> {
+  let settings = secretsSettingsOf.get(client);
+  if (!settings) {
+    settings = client
+      .query({
+        query:
+          "SELECT name, value FROM system.settings WHERE name IN ('format_display_secrets_in_show_and_select', 'readonly')",
+        format: 'JSONEachRow',
+      })
+      .then(async (result) => {
+        const rows = z.array(z.object({ name: z.string(), value: z.string() })).parse(await result.json<unknown>());
+        const readonly = rows.find((r) => r.name === 'readonly')?.value === '1';
+        const available = rows.some((r) => r.name === 'format_display_secrets_in_show_and_select');
+        return available && !readonly ? { format_display_secrets_in_show_and_select: 1 as const } : {};
+      });
+    // A failed probe is asked again next time rather than remembered.
+    settings.catch(() => secretsSettingsOf.delete(client));
+    secretsSettingsOf.set(client, settings);
+  }
+  return settings;
+}
+
 /**
  * The CREATE statement of an object: `SHOW CREATE TABLE`, or for a dictionary `system.tables`'
  * `create_table_query` (modern servers answer `SHOW CREATE TABLE` of a dictionary with an error).
@@ -157,7 +209,7 @@ export async function readCreateStatement(
     object.engine === 'Dictionary'
       ? `SELECT create_table_query AS statement FROM system.tables WHERE database = ${quoteClickHouseString(database)} AND name = ${quoteClickHouseString(object.name)}`
       : `SHOW CREATE TABLE ${quoteClickHouseQualified(database, object.name)}`;
-  const result = await client.query({ query, format: 'JSONEachRow' });
+  const result = await client.query({ query, format: 'JSONEachRow', clickhouse_settings: await showSecrets(client) });
   const statement = z.array(statementRow).parse(await result.json<unknown>())[0]?.statement;
   if (!statement) throw new Error(`ClickHouse returned no CREATE statement for ${database}.${object.name}`);
   return statement;

@@ -199,6 +199,56 @@ export function retargetCreateStatement(statement: string, from: string, to: str
   return tokens.map((t, index) => replaced.get(index) ?? t.text).join('');
 }
 
+/**
+ * The CREATE statement of a streaming table (clickhouse-catalog.ts' `consumesFromOutside`) with its
+ * engine clause replaced by `ENGINE = Null`: the columns stay, so views reading it still create, and
+ * nothing consumes. Everything from the top-level `ENGINE` to the end belongs to the engine: its
+ * arguments and `SETTINGS`, where a Kafka table keeps its brokers and consumer group; a table
+ * `COMMENT` after them goes too (a detached copy is not the organization's own table).
+ * @throws ClickHouseDdlRefused for a statement that is not a CREATE TABLE with an ENGINE clause.
+ */
+export function detachStreamingTable(statement: string): string {
+  const tokens = tokenizeClickHouse(statement);
+  const sig = significantTokens(tokens);
+  const { at, kind } = readHeader(sig);
+  if (kind !== 'table') throw new ClickHouseDdlRefused(`a ${kind} has no stream to detach`);
+  const engineAt = findTopLevel(sig, at + 3, (t) => isKeyword(t, 'ENGINE'));
+  const engine = sig[engineAt];
+  if (engineAt === -1 || engine === undefined)
+    throw new ClickHouseDdlRefused('the statement has no ENGINE clause to detach');
+  return `${tokens
+    .slice(0, engine.index)
+    .map((t) => t.text)
+    .join('')}ENGINE = Null`;
+}
+
+/**
+ * What modern servers print in place of a credential in `SHOW CREATE` (a MySQL, PostgreSQL, S3 or
+ * Kafka table's password, a dictionary source's) unless the user may see secrets (the server's
+ * `display_secrets_in_show_and_select`, the `displaySecretsInShowAndSelect` grant and the query
+ * setting `format_display_secrets_in_show_and_select`, ClickHouse 23.3 and later).
+ */
+const HIDDEN_SECRET = '[HIDDEN]';
+
+/**
+ * Refuses a statement that holds a masked secret: restored, it would create a table whose password
+ * is the literal `[HIDDEN]`, so the backup could never bring it back. The refusal says what to grant.
+ * @throws ClickHouseDdlRefused.
+ */
+export function checkNoHiddenSecrets(statement: string): void {
+  const sig = significantTokens(tokenizeClickHouse(statement));
+  // A comment saying '[HIDDEN]' is the user's text, not a masked value.
+  const masked = sig.find(
+    (t, i) => t.kind === 'string' && t.value === HIDDEN_SECRET && !isKeyword(sig[i - 1], 'COMMENT'),
+  );
+  if (masked)
+    throw new ClickHouseDdlRefused(
+      `the server masked a secret in its CREATE statement as '${HIDDEN_SECRET}': let the backup user see secrets ` +
+        `(server setting display_secrets_in_show_and_select = 1 and GRANT displaySecretsInShowAndSelect), ` +
+        `or the backup could not restore it`,
+    );
+}
+
 /** A few tokens around `i`, for a refusal that shows where the name was found. */
 function context(sig: Significant, i: number): string {
   return sig
@@ -214,10 +264,12 @@ const PROBE_DATABASE = 'eloquent_scratch_probe';
  * Proves at backup time that a statement can be restored into another database (a clone, a
  * verification scratch copy), so a backup never holds DDL that only its own database can take:
  * it must retarget (see {@link retargetCreateStatement}), and a `Replicated*` table's ZooKeeper path
- * must depend on the database (`{database}` or `{uuid}`), or a copy would join the source's replicas.
+ * must depend on the database (`{database}` or `{uuid}`), or a copy would join the source's replicas;
+ * and it must hold no secret the server masked (see {@link checkNoHiddenSecrets}).
  * @throws ClickHouseDdlRefused naming the reason.
  */
 export function checkClickHouseStatementMovable(statement: string, database: string): void {
+  checkNoHiddenSecrets(statement);
   retargetCreateStatement(statement, database, PROBE_DATABASE);
   const { engine, engineArguments } = describeClickHouseStatement(statement);
   if (engine?.startsWith('Replicated')) {

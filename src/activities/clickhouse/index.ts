@@ -10,7 +10,12 @@ import {
 import type { PlatformModel } from '../../platform/data-map';
 import type { BackupStore } from '../../storage/backup-store';
 import { backupClickHouse } from './backup';
-import { dropClickHouseDatabase, restoreClickHouse, type RestoreClickHouseInput } from './restore';
+import {
+  dropClickHouseDatabase,
+  restoreClickHouse,
+  type RestoreClickHouseInput,
+  type RestoreClickHouseResult,
+} from './restore';
 import { organizationDataMap } from '../../platform/data-map';
 import { fingerprintClickHouse } from '../../platform/fingerprint-clickhouse';
 import type { ObjectFingerprint } from '../../platform/fingerprint';
@@ -46,9 +51,7 @@ export function createClickHouseActivities(deps: ClickHouseActivityDeps) {
     },
 
     /** Restores a backup's ClickHouse part as `targetOrgId` (or into a scratch database). */
-    async restoreClickHouse(
-      input: RestoreClickHouseInput,
-    ): Promise<{ database: string; tables: number; rows: number }> {
+    async restoreClickHouse(input: RestoreClickHouseInput): Promise<RestoreClickHouseResult> {
       return restoreClickHouse(deps, input);
     },
 

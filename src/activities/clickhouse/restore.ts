@@ -3,8 +3,8 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { FailureType, permanentFailure } from '../../errors';
-import { listClickHouseObjects } from '../../platform/clickhouse-catalog';
-import { ddlFailure, retargetCreateStatement } from '../../platform/clickhouse-ddl';
+import { consumesFromOutside, listClickHouseObjects } from '../../platform/clickhouse-catalog';
+import { ddlFailure, detachStreamingTable, retargetCreateStatement } from '../../platform/clickhouse-ddl';
 import { planClickHouseRestore } from '../../platform/clickhouse-restore-plan';
 import { readClickHouseRestoreSettings } from '../../platform/clickhouse-settings';
 import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
@@ -26,6 +26,18 @@ export interface RestoreClickHouseInput {
   targetOrgId: string;
   /** Restore into this scratch database instead of the target organization's. */
   scratchDatabase?: string;
+}
+
+export interface RestoreClickHouseResult {
+  database: string;
+  tables: number;
+  rows: number;
+  /**
+   * Streaming tables (Kafka, RabbitMQ, S3Queue, …) created detached, as `ENGINE = Null`, because the
+   * copy is not the organization itself: a scratch database or a clone must never consume the
+   * source's messages. Absent in results of earlier versions.
+   */
+  detachedStreams?: string[];
 }
 
 /** Scratch ClickHouse databases this project creates; only these names are ever dropped as scratch. */
@@ -64,21 +76,26 @@ export async function dropClickHouseDatabase(client: ClickHouseClient, database:
  * Statements run with clickhouse-settings.ts' settings, where the server has them: CREATE accepts the
  * types the source accepted (LowCardinality on 18.16), INSERT neither deduplicates blocks nor merges
  * rows, so unmerged duplicates come back as they were. Nothing here merges or OPTIMIZEs a table.
+ * Into a scratch database or another organization, streaming tables are created detached (see
+ * {@link RestoreClickHouseResult.detachedStreams}).
  */
 export async function restoreClickHouse(
   deps: ClickHouseRestoreDeps,
   input: RestoreClickHouseInput,
-): Promise<{ database: string; tables: number; rows: number }> {
+): Promise<RestoreClickHouseResult> {
   const ctx = Context.current();
   const source = organizationDataMap(input.orgId, deps.model);
   const database = input.scratchDatabase ?? organizationDataMap(input.targetOrgId, deps.model).clickhouse.database;
   const manifest = await readManifest(deps.store, input.orgId, input.backupId);
   const ddl = manifest.artifacts.filter((a) => a.store === 'clickhouse' && a.object.startsWith('clickhouse-ddl:'));
   const data = manifest.artifacts.filter((a) => a.store === 'clickhouse' && a.object.startsWith('clickhouse:'));
+  // Only the organization's own database, restored under its own id, gets its streams back.
+  const detachStreams = input.scratchDatabase !== undefined || input.targetOrgId !== input.orgId;
+  const detachedStreams: string[] = [];
   const current = { table: '' };
   const heartbeats = startHeartbeats(() => current);
   try {
-    if (ddl.length === 0) return { database, tables: 0, rows: 0 };
+    if (ddl.length === 0) return { database, tables: 0, rows: 0, detachedStreams };
     const settings = await readClickHouseRestoreSettings(deps.clickhouse);
     await dropClickHouseDatabase(deps.clickhouse, database);
     await deps.clickhouse.command({ query: `CREATE DATABASE ${quoteClickHouseIdent(database)}` });
@@ -111,6 +128,10 @@ export async function restoreClickHouse(
         let statement: string;
         try {
           statement = retargetCreateStatement(step.statement, source.clickhouse.database, database);
+          if (detachStreams && consumesFromOutside(step.described.engine)) {
+            statement = detachStreamingTable(statement);
+            detachedStreams.push(step.object);
+          }
         } catch (err) {
           throw ddlFailure(err, input.targetOrgId, step.object, 'restore');
         }
@@ -150,7 +171,7 @@ export async function restoreClickHouse(
         rows += artifact.rows ?? 0;
       }
     }
-    return { database, tables: statements.size, rows };
+    return { database, tables: statements.size, rows, detachedStreams };
   } catch (err) {
     throw classifyClickHouseError(err, input.targetOrgId, current.table || database);
   } finally {
