@@ -197,17 +197,42 @@ temporal_bin() {
     if command -v temporal >/dev/null; then command -v temporal; return; fi
     command -v go >/dev/null || fail "building Temporal needs Go; install Go 1.22 or later"
     mkdir -p "$(dirname "$cached")"
-    long_step "building the Temporal CLI $TEMPORAL_CLI_VERSION from the Go module proxy" "2-8 minutes on 2 cores" \
-      "$TOOLS_CACHE/temporal-build.log" env GOBIN="$(dirname "$cached")" \
-      go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION"
-    [ -x "$cached" ] || fail "go install finished but $cached is missing; see $TOOLS_CACHE/temporal-build.log"
+    # One build per machine: an `up` from another checkout or a parallel run waits for this one
+    # (seen: nine parallel builds of several minutes each on two cores). The lock goes with the subshell.
+    exec 9>"$(dirname "$cached")/.build.lock"
+    if ! flock -n 9; then
+      say "waiting for another build of the Temporal CLI $TEMPORAL_CLI_VERSION (log: $TOOLS_CACHE/temporal-build.log)"
+      flock 9
+    fi
+    if [ ! -x "$cached" ]; then
+      long_step "building the Temporal CLI $TEMPORAL_CLI_VERSION from the Go module proxy" "2-8 minutes on 2 cores" \
+        "$TOOLS_CACHE/temporal-build.log" env GOBIN="$(dirname "$cached")" \
+        go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION"
+      [ -x "$cached" ] || fail "go install finished but $cached is missing; see $TOOLS_CACHE/temporal-build.log"
+    fi
+    exec 9>&-
   fi
   mkdir -p "$ROOT/.tools/bin"
   ln -sf "$cached" "$ROOT/.tools/bin/temporal"
   echo "$ROOT/.tools/bin/temporal"
 }
-temporal_answers() { "$(temporal_bin)" operator cluster health --address "127.0.0.1:$TEMPORAL_PORT" 2>/dev/null | grep -q SERVING; }
-temporal_version() { "$(temporal_bin)" --version 2>/dev/null | sed -n 's/.*(Server \([^,]*\),.*/\1/p'; }
+# temporal_installed prints the path of a Temporal CLI already on the machine, or nothing: it never
+# builds, so `status` and health checks answer at once on a machine that has none yet.
+temporal_installed() {
+  local cached="$TOOLS_CACHE/temporal-$TEMPORAL_CLI_VERSION/temporal"
+  if [ -x "$ROOT/.tools/bin/temporal" ]; then echo "$ROOT/.tools/bin/temporal"
+  elif [ -x "$cached" ]; then echo "$cached"
+  elif command -v temporal >/dev/null; then command -v temporal
+  fi
+}
+temporal_answers() {
+  local bin; bin=$(temporal_installed)
+  [ -n "$bin" ] && "$bin" operator cluster health --address "127.0.0.1:$TEMPORAL_PORT" 2>/dev/null | grep -q SERVING
+}
+temporal_version() {
+  local bin; bin=$(temporal_installed)
+  [ -n "$bin" ] && "$bin" --version 2>/dev/null | sed -n 's/.*(Server \([^,]*\),.*/\1/p'
+}
 up_temporal() {
   local bin; bin=$(temporal_bin)
   if ! temporal_answers; then
@@ -308,6 +333,14 @@ services=("$@")
 case "$command" in
   up)
     [ ${#services[@]} -gt 0 ] || services=("${DEFAULT_SERVICES[@]}")
+    # One `up` at a time per state directory: a second (another checkout's tests, a demo) waits,
+    # then finds the servers running, instead of starting its own on the same ports. flock -o holds
+    # the lock in its own process, so the servers started in the background do not inherit it.
+    if [ -z "${ELOQUENT_STACK_UP_LOCKED:-}" ]; then
+      mkdir -p "$STATE"
+      flock -n -o "$STATE/.stack-up.lock" true || say "waiting for another scripts/stack.sh up to finish"
+      exec env ELOQUENT_STACK_UP_LOCKED=1 flock -o "$STATE/.stack-up.lock" bash "${BASH_SOURCE[0]}" up "${services[@]}"
+    fi
     for s in "${services[@]}"; do "up_$s"; done
     say "stack is up"
     status "${services[@]}"

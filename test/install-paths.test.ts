@@ -101,6 +101,7 @@ esac
     `#!/usr/bin/env bash
 ${record}
 echo "go: downloading github.com/temporalio/cli v1.5.1"; echo "go: downloading more" >&2
+[ -n "$STUB_GO_SECONDS" ] && sleep "$STUB_GO_SECONDS"
 if [ "$1" = install ]; then
   name=$(basename "\${@: -1}"); name=\${name%@*}
   [ "$name" = temporal ] && cp "${fakeState}/temporal" "$GOBIN/temporal" || printf '#!/bin/sh\\necho fake %s\\n' "$name" >"$GOBIN/$name"
@@ -250,6 +251,29 @@ describe('the first run on a machine without tools', () => {
       expect((await script(machine, 'stack.sh', ['up', 'temporal'])).code).toBe(0);
       expect(stubCalls(machine).filter((line) => line.startsWith('go ')).length).toBe(before);
       expect(stubCalls(machine).filter((line) => line.startsWith('temporal server start-dev'))).toHaveLength(1);
+    } finally {
+      await tearDown(machine);
+    }
+  });
+
+  test('stack.sh status builds nothing and answers at once; two `up`s at the same time build the CLI once', async () => {
+    const machine = await freshMachine();
+    try {
+      // Seen: `status` started a build of several minutes, and nine parallel ones choked the machine.
+      const status = await script(machine, 'stack.sh', ['status', 'temporal']);
+      expect(status.code).not.toBe(0);
+      expect(status.stdout).toMatch(new RegExp(`^temporal +127\\.0\\.0\\.1:${machine.ports.temporal} +- +down$`, 'm'));
+      expect(stubCalls(machine).filter((line) => line.startsWith('go '))).toEqual([]);
+
+      machine.env.STUB_GO_SECONDS = '3';
+      const [first, second] = await Promise.all([
+        script(machine, 'stack.sh', ['up', 'temporal']),
+        script(machine, 'stack.sh', ['up', 'temporal']),
+      ]);
+      expect([first.code, second.code]).toEqual([0, 0]);
+      expect(stubCalls(machine).filter((line) => line.startsWith('go install'))).toHaveLength(1);
+      expect(stubCalls(machine).filter((line) => line.startsWith('temporal server start-dev'))).toHaveLength(1);
+      expect(first.stderr + second.stderr).toContain('waiting for another scripts/stack.sh up to finish');
     } finally {
       await tearDown(machine);
     }
