@@ -364,6 +364,24 @@ describe('streaming tables in a copy', () => {
     expect(detached).not.toMatch(/kafka_group_name/);
   });
 
+  it('move to another database even when their engine clause names the source (a consumer group named after it); into the same database nothing is refused', () => {
+    const kafka =
+      "CREATE TABLE org_a.events (id UInt64) ENGINE = Kafka('b:9092', 'events', 'org_a_group', 'JSONEachRow')";
+    expect(() => retargetCreateStatement(kafka, 'org_a', 'org_b')).toThrow(ClickHouseDdlRefused);
+    expect(() => checkClickHouseStatementMovable(kafka, 'org_a')).not.toThrow();
+    expect(retargetCreateStatement(detachStreamingTable(kafka), 'org_a', 'org_b')).toBe(
+      'CREATE TABLE `org_b`.events (id UInt64) ENGINE = Null',
+    );
+    expect(retargetCreateStatement(kafka, 'org_a', 'org_a')).toBe(kafka);
+    expect(
+      retargetCreateStatement(
+        "CREATE TABLE org_a.t UUID '5f1c2d3e-0000-4000-8000-000000000001' (id UInt64) ENGINE = Kafka('b:9092', 't', 'org_a_g', 'CSV')",
+        'org_a',
+        'org_a',
+      ),
+    ).toBe("CREATE TABLE org_a.t (id UInt64) ENGINE = Kafka('b:9092', 't', 'org_a_g', 'CSV')");
+  });
+
   it('refuses what is not a table with an engine', () => {
     expect(() => detachStreamingTable('CREATE VIEW org_a.v AS SELECT 1')).toThrow(ClickHouseDdlRefused);
   });

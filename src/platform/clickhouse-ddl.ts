@@ -8,6 +8,7 @@ import {
   tokenizeClickHouse,
   type ClickHouseToken,
 } from './clickhouse-tokens';
+import { consumesFromOutside } from './clickhouse-catalog';
 import { quoteClickHouseIdent, quoteClickHouseString } from './quoting';
 
 /** A CREATE statement this project will not move to another database; the message says why. */
@@ -169,7 +170,8 @@ export function retargetCreateStatement(statement: string, from: string, to: str
       if (t) replaced.set(t.index, '');
     }
   }
-  for (let i = 0; i < sig.length; i++) {
+  // Into the same database every mention of it is already right; only the UUIDs go.
+  for (let i = 0; i < (from === to ? 0 : sig.length); i++) {
     const t = sig[i];
     if (t === undefined || replaced.has(t.index)) continue;
     const prev = sig[i - 1];
@@ -270,8 +272,14 @@ const PROBE_DATABASE = 'eloquent_scratch_probe';
  */
 export function checkClickHouseStatementMovable(statement: string, database: string): void {
   checkNoHiddenSecrets(statement);
-  retargetCreateStatement(statement, database, PROBE_DATABASE);
   const { engine, engineArguments } = describeClickHouseStatement(statement);
+  // A streaming table moves detached (restore.ts), so its engine clause (a consumer group named
+  // after the database, say) never needs retargeting.
+  retargetCreateStatement(
+    consumesFromOutside(engine) ? detachStreamingTable(statement) : statement,
+    database,
+    PROBE_DATABASE,
+  );
   if (engine?.startsWith('Replicated')) {
     const path = engineArguments[0]?.[0];
     if (path?.kind !== 'string' || !/\{(database|uuid)\}/.test(path.value)) {

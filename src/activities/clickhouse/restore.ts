@@ -127,11 +127,12 @@ export async function restoreClickHouse(
       if (step.kind === 'create') {
         let statement: string;
         try {
-          statement = retargetCreateStatement(step.statement, source.clickhouse.database, database);
+          statement = step.statement;
           if (detachStreams && consumesFromOutside(step.described.engine)) {
             statement = detachStreamingTable(statement);
             detachedStreams.push(step.object);
           }
+          statement = retargetCreateStatement(statement, source.clickhouse.database, database);
         } catch (err) {
           throw ddlFailure(err, input.targetOrgId, step.object, 'restore');
         }
