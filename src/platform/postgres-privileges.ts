@@ -43,7 +43,10 @@ export const ownedObjectSchema = z.object({
   /** SQL identity as PostgreSQL prints it with `search_path = pg_catalog`: `org_a."Mixed Case"`, `org_a.f(integer)`. */
   identity: z.string(),
   owner: z.string(),
-  /** null: the default ACL (never granted or revoked). */
+  /**
+   * Every privilege, the default ones included (a NULL ACL is read as `acldefault`): pg_dump leaves out
+   * an ACL equal to the default, so an explicit default and none must compare equal. null: no ACL (collations).
+   */
   acl: z.array(aclEntrySchema).nullable(),
   /** Column privileges of a relation, by column name. */
   columnAcls: z.array(z.object({ column: z.string(), acl: z.array(aclEntrySchema) })).optional(),
@@ -101,18 +104,18 @@ const ACL_JSON = (acl: string) => `(SELECT coalesce(jsonb_agg(jsonb_build_object
     'grantee', CASE WHEN x.grantee = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(x.grantee)::text END,
     'privilege', x.privilege_type, 'grantable', x.is_grantable)), '[]'::jsonb)
    FROM pg_catalog.aclexplode(${acl}) x)`;
-const ACL_OR_NULL = (acl: string) => `CASE WHEN ${acl} IS NULL THEN NULL ELSE ${ACL_JSON(acl)} END`;
 
 const OBJECTS_SQL = `
   SELECT 'SCHEMA' AS kind, n.nspname AS schema, pg_catalog.quote_ident(n.nspname) AS identity,
-         pg_catalog.pg_get_userbyid(n.nspowner)::text AS owner, ${ACL_OR_NULL('n.nspacl')} AS acl,
+         pg_catalog.pg_get_userbyid(n.nspowner)::text AS owner, ${ACL_JSON("coalesce(n.nspacl, pg_catalog.acldefault('n', n.nspowner))")} AS acl,
          NULL::jsonb AS column_acls, NULL::boolean AS rls, NULL::boolean AS rls_forced, NULL::boolean AS follows,
          pg_catalog.obj_description(n.oid, 'pg_namespace') AS comment
     FROM pg_catalog.pg_namespace n WHERE n.nspname = ANY($1)
   UNION ALL
   SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
                         WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END,
-         n.nspname, c.oid::regclass::text, pg_catalog.pg_get_userbyid(c.relowner)::text, ${ACL_OR_NULL('c.relacl')},
+         n.nspname, c.oid::regclass::text, pg_catalog.pg_get_userbyid(c.relowner)::text,
+         ${ACL_JSON("coalesce(c.relacl, pg_catalog.acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END, c.relowner))")},
          (SELECT jsonb_agg(jsonb_build_object('column', a.attname, 'acl', ${ACL_JSON('a.attacl')}) ORDER BY a.attnum)
             FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL),
          CASE WHEN c.relkind IN ('r', 'p') THEN c.relrowsecurity END, CASE WHEN c.relkind IN ('r', 'p') THEN c.relforcerowsecurity END,
@@ -123,13 +126,13 @@ const OBJECTS_SQL = `
    WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
   UNION ALL
   SELECT CASE p.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END,
-         n.nspname, p.oid::regprocedure::text, pg_catalog.pg_get_userbyid(p.proowner)::text, ${ACL_OR_NULL('p.proacl')},
+         n.nspname, p.oid::regprocedure::text, pg_catalog.pg_get_userbyid(p.proowner)::text, ${ACL_JSON("coalesce(p.proacl, pg_catalog.acldefault('f', p.proowner))")},
          NULL, NULL, NULL, NULL, NULL
     FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
    WHERE n.nspname = ANY($1)
   UNION ALL
   SELECT CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END,
-         n.nspname, t.oid::regtype::text, pg_catalog.pg_get_userbyid(t.typowner)::text, ${ACL_OR_NULL('t.typacl')},
+         n.nspname, t.oid::regtype::text, pg_catalog.pg_get_userbyid(t.typowner)::text, ${ACL_JSON("coalesce(t.typacl, pg_catalog.acldefault('T', t.typowner))")},
          NULL, NULL, NULL, NULL, NULL
     FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
    WHERE n.nspname = ANY($1) AND t.typtype IN ('b', 'd', 'e', 'r', 'c')
