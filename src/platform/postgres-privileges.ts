@@ -115,7 +115,7 @@ const OBJECTS_SQL = `
   SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
                         WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END,
          n.nspname, c.oid::regclass::text, pg_catalog.pg_get_userbyid(c.relowner)::text,
-         ${ACL_JSON("coalesce(c.relacl, pg_catalog.acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END, c.relowner))")},
+         ${ACL_JSON("coalesce(c.relacl, pg_catalog.acldefault((CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END)::\"char\", c.relowner))")},
          (SELECT jsonb_agg(jsonb_build_object('column', a.attname, 'acl', ${ACL_JSON('a.attacl')}) ORDER BY a.attnum)
             FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL),
          CASE WHEN c.relkind IN ('r', 'p') THEN c.relrowsecurity END, CASE WHEN c.relkind IN ('r', 'p') THEN c.relforcerowsecurity END,
@@ -182,11 +182,10 @@ interface ObjectRow {
 async function withQualifiedNames<T>(client: PoolClient, work: () => Promise<T>): Promise<T> {
   const before = (await client.query<{ path: string }>("SELECT current_setting('search_path') AS path")).rows[0]?.path;
   await client.query("SELECT pg_catalog.set_config('search_path', 'pg_catalog', true)");
-  try {
-    return await work();
-  } finally {
-    await client.query('SELECT pg_catalog.set_config($1, $2, true)', ['search_path', before ?? '"$user", public']);
-  }
+  // On failure the transaction is aborted and the path goes with it: the work's error is what counts.
+  const result = await work();
+  await client.query('SELECT pg_catalog.set_config($1, $2, true)', ['search_path', before ?? '"$user", public']);
+  return result;
 }
 
 /**
