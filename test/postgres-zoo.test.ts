@@ -121,5 +121,5 @@ describe('the PostgreSQL schema zoo', () => {
     );
     expect(again.comparisons.every((c) => c.equal)).toBe(true);
     expect(await describePostgresSchema(env.clients.postgres, schema)).toEqual(before);
-  });
+  }, 900_000);
 });
