@@ -23,6 +23,15 @@ export const CURRENT_POSTGRES_ROW_HASH: PostgresRowHash = 'portable-record-hash'
 /** What a manifest without the field used: every backup before `record-hash` existed. */
 export const LEGACY_POSTGRES_ROW_HASH: PostgresRowHash = 'md5-text';
 
+/**
+ * Which privilege records a PostgreSQL fingerprint covers (platform/postgres-privileges.ts):
+ * `owners-acls-policies` adds one `privileges:` object (owners, ACLs, default privileges, row
+ * security, policies); `none` is every manifest before privileges were backed up.
+ */
+export const POSTGRES_PRIVILEGE_FINGERPRINTS = ['none', 'owners-acls-policies'] as const;
+export type PostgresPrivilegeFingerprint = (typeof POSTGRES_PRIVILEGE_FINGERPRINTS)[number];
+export const CURRENT_POSTGRES_PRIVILEGE_FINGERPRINT: PostgresPrivilegeFingerprint = 'owners-acls-policies';
+
 /** How a fingerprint hashed ClickHouse rows (see platform/fingerprint-clickhouse.ts). */
 export const CLICKHOUSE_ROW_HASHES = ['text-tuple', 'column-hash', 'final-column-hash'] as const;
 export type ClickHouseRowHash = (typeof CLICKHOUSE_ROW_HASHES)[number];
@@ -39,6 +48,8 @@ export const LEGACY_CLICKHOUSE_ROW_HASH: ClickHouseRowHash = 'text-tuple';
 export interface RowHashes {
   postgresRowHash?: PostgresRowHash;
   clickhouseRowHash?: ClickHouseRowHash;
+  /** Whether and how the PostgreSQL fingerprint covers privileges. */
+  postgresPrivileges?: PostgresPrivilegeFingerprint;
 }
 
 /** One written artifact as the manifest records it. */
@@ -95,6 +106,8 @@ export const backupManifestSchema = z.object({
     postgresRowHash: z.enum(POSTGRES_ROW_HASHES).optional(),
     /** How ClickHouse rows were hashed; absent in manifests written before it was recorded (`text-tuple`). */
     clickhouseRowHash: z.enum(CLICKHOUSE_ROW_HASHES).optional(),
+    /** Whether PostgreSQL privileges are in the fingerprint; absent in manifests written before (`none`). */
+    postgresPrivileges: z.enum(POSTGRES_PRIVILEGE_FINGERPRINTS).optional(),
     objects: z.array(objectFingerprintSchema),
   }),
   /** What was deliberately left out (ephemeral stores) and how much of it there was. */
@@ -114,6 +127,8 @@ export interface StoreBackupResult {
   fingerprint: z.infer<typeof objectFingerprintSchema>[];
   /** How the PostgreSQL fingerprint hashed rows (PostgreSQL only). */
   postgresRowHash?: PostgresRowHash;
+  /** Whether the PostgreSQL fingerprint covers privileges (PostgreSQL only; absent: `none`). */
+  postgresPrivileges?: PostgresPrivilegeFingerprint;
   /** How the ClickHouse fingerprint hashed rows (ClickHouse only). */
   clickhouseRowHash?: ClickHouseRowHash;
   /** Artifacts found finished by an earlier attempt and kept (resume after a crash). */
@@ -164,5 +179,6 @@ export function manifestRowHashes(manifest: BackupManifest): Required<RowHashes>
   return {
     postgresRowHash: manifest.fingerprint.postgresRowHash ?? LEGACY_POSTGRES_ROW_HASH,
     clickhouseRowHash: manifest.fingerprint.clickhouseRowHash ?? LEGACY_CLICKHOUSE_ROW_HASH,
+    postgresPrivileges: manifest.fingerprint.postgresPrivileges ?? 'none',
   };
 }

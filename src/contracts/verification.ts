@@ -39,6 +39,11 @@ export interface RestoreOrganizationInput {
   mode?: 'into-empty' | 'replace';
   /** Needed to restore an organization that has a deletion record; the reason is recorded. */
   override?: { reason: string };
+  /**
+   * Roles the backup's privileges name, restored under other names: `{"app": "app_eu"}`. A role the
+   * target server lacks and this does not map refuses the restore before anything changes.
+   */
+  roleMapping?: Record<string, string>;
 }
 
 export interface RestoreResult {

@@ -93,7 +93,7 @@ export async function readDumpedSequences(
 }
 
 /** Runs pg_restore on `archive` and returns what it printed; the rest of the archive is left unread. */
-async function pgRestoreOutput(
+export async function pgRestoreOutput(
   command: string,
   args: string[],
   archive: Readable,

@@ -6,9 +6,15 @@ import { listOrgSchemas, listRelations } from './discovery';
 import { formatHash } from './content-hash';
 import type { ObjectFingerprint } from './fingerprint';
 import { sharedTableSql } from './platform-schema';
-import { CURRENT_POSTGRES_ROW_HASH, type PostgresRowHash } from '../contracts/backup';
+import {
+  CURRENT_POSTGRES_PRIVILEGE_FINGERPRINT,
+  CURRENT_POSTGRES_ROW_HASH,
+  type PostgresPrivilegeFingerprint,
+  type PostgresRowHash,
+} from '../contracts/backup';
 import { errorCodes, FailureType, permanentFailure } from '../errors';
 import { inTransaction } from './pg-transaction';
+import { privilegesFingerprint, readPostgresPrivileges } from './postgres-privileges';
 import { quotePgIdent, quotePgLiteral, quotePgQualified } from './quoting';
 
 /*
@@ -107,6 +113,13 @@ export interface PostgresFingerprintOptions {
   snapshotId?: string;
   /** @default CURRENT_POSTGRES_ROW_HASH */
   rowHash?: PostgresRowHash;
+  /** Whether a `privileges:` object is added (manifests before it say `none`). @default CURRENT_POSTGRES_PRIVILEGE_FINGERPRINT */
+  privileges?: PostgresPrivilegeFingerprint;
+  /**
+   * Role names of this database mapped to those of the fingerprint compared with: a restore with a
+   * role mapping passes it inverted, so the target's `app_eu` hashes as the backup's `app`.
+   */
+  roleNames?: Record<string, string>;
 }
 
 /** The schema name with the organization id mapped out: `org_{org}`, `org_{org}__agents`. */
@@ -127,7 +140,12 @@ export async function fingerprintPostgres(
   map: OrganizationDataMap,
   options: PostgresFingerprintOptions = {},
 ): Promise<ObjectFingerprint[]> {
-  const { snapshotId, rowHash = CURRENT_POSTGRES_ROW_HASH } = options;
+  const {
+    snapshotId,
+    rowHash = CURRENT_POSTGRES_ROW_HASH,
+    privileges = CURRENT_POSTGRES_PRIVILEGE_FINGERPRINT,
+    roleNames = {},
+  } = options;
   if (snapshotId !== undefined && !/^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$/i.test(snapshotId)) {
     throw permanentFailure(
       FailureType.InvalidInput,
@@ -165,6 +183,10 @@ export async function fingerprintPostgres(
             hash: formatHash(r.rows[0]?.hash ?? '0'),
           });
         }
+      }
+      if (privileges === 'owners-acls-policies' && schemas.length > 0) {
+        const recorded = await readPostgresPrivileges(client, schemas);
+        objects.push({ store: 'postgres', ...privilegesFingerprint(map, recorded, (r) => roleNames[r] ?? r) });
       }
       const present = await client.query<{ name: string }>(
         `SELECT n.nspname || '.' || c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -67,13 +67,17 @@ export async function fingerprintOrganization(
   orgId: string,
   stores: readonly FingerprintStore[] = FINGERPRINT_STORES,
   model: PlatformModel = DEFAULT_PLATFORM_MODEL,
-  options: RowHashes = {},
+  options: RowHashes & { roleNames?: Record<string, string> } = {},
 ): Promise<OrganizationFingerprint> {
   const map = organizationDataMap(orgId, model);
   const takenAt = new Date().toISOString();
   const work: Record<FingerprintStore, () => Promise<ObjectFingerprint[]>> = {
     postgres: () =>
-      fingerprintPostgres(clients.postgres, map, { rowHash: options.postgresRowHash ?? CURRENT_POSTGRES_ROW_HASH }),
+      fingerprintPostgres(clients.postgres, map, {
+        rowHash: options.postgresRowHash ?? CURRENT_POSTGRES_ROW_HASH,
+        ...(options.postgresPrivileges ? { privileges: options.postgresPrivileges } : {}),
+        ...(options.roleNames ? { roleNames: options.roleNames } : {}),
+      }),
     clickhouse: () =>
       fingerprintClickHouse(clients.clickhouse, map, {
         rowHash: options.clickhouseRowHash ?? CURRENT_CLICKHOUSE_ROW_HASH,

@@ -29,6 +29,9 @@ export interface RestoreProgress {
 
 export const restoreProgressQuery = defineQuery<RestoreProgress>('restoreProgress');
 
+/** Patch id: PostgreSQL's archive, roles and extensions are checked before anything changes. */
+const CHECKS_POSTGRES_BEFORE_CHANGES = 'restore-checks-postgres-before-changes';
+
 /** Patch id: a failed compensation no longer stops the ones after it. */
 const COMPENSATIONS_CONTINUE_PAST_A_FAILURE = 'restore-compensations-continue-past-a-failure';
 
@@ -50,6 +53,27 @@ function parseInput(
     (typeof input.override?.reason !== 'string' || input.override.reason.trim() === '')
   ) {
     throw ApplicationFailure.nonRetryable('override.reason: expected a non-empty reason', FailureType.InvalidInput);
+  }
+  const mapping = input.roleMapping ?? {};
+  if (mapping === null || typeof mapping !== 'object' || Array.isArray(mapping)) {
+    throw ApplicationFailure.nonRetryable(
+      'roleMapping: expected {"<role in the backup>": "<role on the target>", …}',
+      FailureType.InvalidInput,
+    );
+  }
+  const mappedTo = new Map<string, string>();
+  for (const [from, to] of Object.entries(mapping)) {
+    if (typeof to !== 'string' || to === '' || from === '') {
+      throw ApplicationFailure.nonRetryable(`roleMapping.${from}: expected a role name`, FailureType.InvalidInput);
+    }
+    const other = mappedTo.get(to);
+    if (other !== undefined) {
+      throw ApplicationFailure.nonRetryable(
+        `roleMapping: ${JSON.stringify(other)} and ${JSON.stringify(from)} both map to ${JSON.stringify(to)}; map each role to a role of its own`,
+        FailureType.InvalidInput,
+      );
+    }
+    mappedTo.set(to, from);
   }
   return {
     ...input,
@@ -100,6 +124,10 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
     );
   }
   const manifest = await quick.readBackupManifest(backup);
+  const roleMapping = input.roleMapping ?? {};
+  if (manifest.stores.includes('postgres') && patched(CHECKS_POSTGRES_BEFORE_CHANGES)) {
+    await quick.checkPostgresRestore({ orgId: backup.orgId, backupId: backup.backupId, targetOrgId, roleMapping });
+  }
   const existing = await quick.summarizeOrganization(targetOrgId);
   if (input.mode === 'into-empty' && existing.length > 0) {
     throw ApplicationFailure.nonRetryable(
@@ -132,7 +160,12 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
     });
   }
 
-  const restoreAs = { orgId: backup.orgId, backupId: backup.backupId, targetOrgId };
+  const restoreAs = {
+    orgId: backup.orgId,
+    backupId: backup.backupId,
+    targetOrgId,
+    ...(Object.keys(roleMapping).length > 0 ? { roleMapping } : {}),
+  };
   let comparisons: ObjectComparison[];
   try {
     // Registered before the first write, so a restore that fails half-way is removed whole; newest
@@ -152,7 +185,12 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
       await restoring.restoreClickHouse(restoreAs);
     }
     moveTo('fingerprint');
-    const actual = await quick.fingerprintOrganization(targetOrgId, [...manifest.stores], manifestRowHashes(manifest));
+    // The target's roles are mapped back to the backup's names, so a mapped grant compares equal.
+    const roleNames = Object.fromEntries(Object.entries(roleMapping).map(([from, to]) => [to, from]));
+    const actual = await quick.fingerprintOrganization(targetOrgId, [...manifest.stores], {
+      ...manifestRowHashes(manifest),
+      roleNames,
+    });
     comparisons = compareObjectFingerprints(manifest.fingerprint.objects, actual.objects);
     const differences = describeDifferences(comparisons);
     if (differences.length > 0) {

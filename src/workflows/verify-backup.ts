@@ -70,6 +70,7 @@ export async function verifyBackup(input: VerifyBackupInput): Promise<Verificati
               orgId,
               database: scratch.postgres,
               rowHash: manifestRowHashes(manifest).postgresRowHash,
+              privileges: manifestRowHashes(manifest).postgresPrivileges,
             })
           : [],
         manifest.stores.includes('clickhouse')

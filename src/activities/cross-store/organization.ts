@@ -43,7 +43,7 @@ export function createOrganizationActivities(deps: OrganizationActivityDeps) {
     async fingerprintOrganization(
       orgId: string,
       stores: FingerprintStore[] = [...FINGERPRINT_STORES],
-      options: RowHashes = {},
+      options: RowHashes & { roleNames?: Record<string, string> } = {},
     ): Promise<OrganizationFingerprint> {
       const id = parseOrgId(orgId);
       const unknown = stores.filter((s) => !FINGERPRINT_STORES.includes(s));

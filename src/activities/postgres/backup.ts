@@ -1,14 +1,16 @@
-import { Transform, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Context } from '@temporalio/activity';
 import type { Pool, PoolClient } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { z } from 'zod';
 import {
+  CURRENT_POSTGRES_PRIVILEGE_FINGERPRINT,
   CURRENT_POSTGRES_ROW_HASH,
   LEGACY_POSTGRES_ROW_HASH,
   manifestArtifactSchema,
   objectFingerprintSchema,
+  POSTGRES_PRIVILEGE_FINGERPRINTS,
   POSTGRES_ROW_HASHES,
   type ManifestArtifact,
   type StoreBackupResult,
@@ -20,11 +22,13 @@ import { organizationDataMap, type PlatformModel } from '../../platform/data-map
 import { listOrgSchemas } from '../../platform/discovery';
 import type { ObjectFingerprint } from '../../platform/fingerprint';
 import { fingerprintPostgres, withDumpedSequences } from '../../platform/fingerprint-postgres';
+import { readPostgresPrivileges, type PostgresCatalog } from '../../platform/postgres-privileges';
 import { quotePgIdent, quotePgLiteral } from '../../platform/quoting';
 import { sharedTableSql } from '../../platform/platform-schema';
 import { findFinishedArtifact, type BackupStore } from '../../storage/backup-store';
 import { ProgressTap, writeFromStream } from '../support/artifact-stream';
 import { progressReport, startHeartbeats, startProgressReports } from '../support/heartbeats';
+import { checkOrganizationBoundary } from './boundary';
 import { classifyPostgresError } from './errors';
 import { assertOrganizationExists } from './organization-row';
 import { majorVersion, pgTool, runToolInto, toolVersion } from './tools';
@@ -41,6 +45,8 @@ export interface PostgresBackupDeps {
 }
 
 export const SCHEMAS_ARTIFACT = 'postgres/schemas.dump';
+/** Owners, privileges, policies and required extensions of the archive's objects (platform/postgres-privileges.ts). */
+export const CATALOG_ARTIFACT = 'postgres/catalog.json';
 export const sharedArtifactPath = (schema: string, table: string) => `postgres/shared/${schema}.${table}.copy`;
 
 /** Heartbeat of a PostgreSQL backup: every artifact is from one snapshot, so they resume as one group. */
@@ -49,6 +55,7 @@ const heartbeatSchema = z.object({
   complete: z.boolean(),
   fingerprint: z.array(objectFingerprintSchema).optional(),
   postgresRowHash: z.enum(POSTGRES_ROW_HASHES).optional(),
+  postgresPrivileges: z.enum(POSTGRES_PRIVILEGE_FINGERPRINTS).optional(),
 });
 
 /** Counts COPY text rows (one line each: newlines inside values are escaped as `\n`). */
@@ -110,6 +117,7 @@ export async function backupPostgres(
         artifacts: kept,
         fingerprint: previous.data.fingerprint,
         postgresRowHash,
+        postgresPrivileges: previous.data.postgresPrivileges ?? 'none',
         resumedArtifacts: kept.length,
       };
     }
@@ -125,6 +133,8 @@ export async function backupPostgres(
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const snapshot = (await client.query<{ id: string }>('SELECT pg_export_snapshot() AS id')).rows[0]?.id ?? '';
     await assertOrganizationExists(client, map);
+    // What the data map does not cover is refused by name before anything is written.
+    const extensions = await checkOrganizationBoundary(client, map, 'backup');
     // The fingerprint reads the same exported snapshot on its own connection, so it runs while the
     // rows are dumped instead of after them; the snapshot stays valid until this transaction ends.
     fingerprinting = fingerprintPostgres(deps.postgres, map, {
@@ -160,14 +170,7 @@ export async function backupPostgres(
       current.object = 'schemas';
       // Level 1: a custom-format archive 15 % larger than the default level 6, in two thirds of the
       // time — backups race the raw tools (bench/backup.ts).
-      const args = [
-        '--format=custom',
-        '--compress=1',
-        `--snapshot=${snapshot}`,
-        '--no-owner',
-        '--no-privileges',
-        `--dbname=${deps.postgresUrl}`,
-      ];
+      const args = ['--format=custom', '--compress=1', `--snapshot=${snapshot}`, `--dbname=${deps.postgresUrl}`];
       // Double quotes make each -n an exact name, not a pattern.
       for (const schema of schemas) args.push(`--schema="${schema}"`);
       const record = await writeFromStream(
@@ -181,6 +184,27 @@ export async function backupPostgres(
           }),
       );
       artifacts.push({ store: 'postgres', object: 'schemas', file: SCHEMAS_ARTIFACT, ...record, rows: null });
+
+      // Privileges are data: read in the dump's snapshot, applied by a restore under mapped role names.
+      current.object = 'catalog';
+      const catalog: PostgresCatalog = {
+        formatVersion: 1,
+        ...(await readPostgresPrivileges(client, schemas)),
+        extensions,
+      };
+      const catalogRecord = await writeFromStream(
+        deps.store,
+        { orgId, backupId, path: CATALOG_ARTIFACT },
+        { alreadyCompressed: false },
+        (sink) => pipeline(Readable.from([Buffer.from(JSON.stringify(catalog))]), sink),
+      );
+      artifacts.push({
+        store: 'postgres',
+        object: 'catalog',
+        file: CATALOG_ARTIFACT,
+        ...catalogRecord,
+        rows: catalog.objects.length + catalog.defaultAcls.length + catalog.policies.length,
+      });
     }
 
     // Sequences are not transactional: their state is what the archive holds, not a read of our own.
@@ -196,7 +220,8 @@ export async function backupPostgres(
     await client.query('COMMIT');
     heartbeats.stop();
     const postgresRowHash = CURRENT_POSTGRES_ROW_HASH;
-    ctx.heartbeat({ snapshotGroup: artifacts, complete: true, fingerprint, postgresRowHash });
+    const postgresPrivileges = CURRENT_POSTGRES_PRIVILEGE_FINGERPRINT;
+    ctx.heartbeat({ snapshotGroup: artifacts, complete: true, fingerprint, postgresRowHash, postgresPrivileges });
     return {
       store: 'postgres',
       serverVersion,
@@ -204,6 +229,7 @@ export async function backupPostgres(
       artifacts,
       fingerprint,
       postgresRowHash,
+      postgresPrivileges,
       resumedArtifacts: 0,
     };
   } catch (err) {

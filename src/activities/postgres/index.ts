@@ -3,6 +3,7 @@ import { addressOf } from '../../config';
 import type { StoreProbe } from '../../contracts/preflight';
 import {
   CURRENT_POSTGRES_ROW_HASH,
+  type PostgresPrivilegeFingerprint,
   type PostgresRowHash,
   type StoreBackupResult,
   type StoreProgressReport,
@@ -18,7 +19,14 @@ import { withPostgresClassification } from './errors';
 import { assertOrganizationExists } from './organization-row';
 import { dumpPlatformGlobals, listOrganizationsPage } from './platform';
 import { clearOrganizationPostgres } from './purge';
-import { restorePostgres, type RestorePostgresInput, type RestorePostgresResult } from './restore';
+import { checkOrganizationBoundary } from './boundary';
+import {
+  checkPostgresRestore,
+  restorePostgres,
+  type RestorePostgresInput,
+  type RestorePostgresResult,
+} from './restore';
+import { readManifest } from '../storage/manifest';
 import { dropScratchDatabase } from './scratch';
 
 export interface PostgresActivityDeps {
@@ -86,6 +94,33 @@ export function createPostgresActivities(deps: PostgresActivityDeps) {
       return restorePostgres(deps, input);
     },
 
+    /**
+     * Checks, changing nothing, that a restore of the backup's PostgreSQL part can run as asked
+     * (archive entries, roles after `roleMapping`, extensions, dependents of the target's schemas);
+     * fails non-retryable naming what to fix. `restorePostgres` checks the same before it clears.
+     */
+    async checkPostgresRestore(input: RestorePostgresInput): Promise<{ schemasArchive: boolean }> {
+      const manifest = await readManifest(deps.store, input.orgId, input.backupId);
+      const checked = await withPostgresClassification(input.targetOrgId, 'checkPostgresRestore', () =>
+        checkPostgresRestore(deps, input, manifest),
+      );
+      return { schemasArchive: checked !== undefined };
+    },
+
+    /**
+     * Checks, changing nothing, that deleting the organization removes exactly what its backup holds:
+     * no table outside the data map holds its rows, no large objects, no stray types, and nothing
+     * outside its schemas depends on them (DROP SCHEMA … CASCADE would drop it). A deletion's
+     * preparation calls it before anything changes.
+     */
+    async checkPostgresDeletable(orgId: string): Promise<{ extensions: string[] }> {
+      const map = organizationDataMap(orgId, deps.model);
+      const extensions = await withPostgresClassification(map.orgId, 'checkPostgresDeletable', () =>
+        checkOrganizationBoundary(deps.postgres, map, 'deletion'),
+      );
+      return { extensions: extensions.map((e) => e.name) };
+    },
+
     /** Drops a scratch database of a verification or restore; gone already is fine. */
     async dropPostgresScratch(input: { database: string }): Promise<{ dropped: boolean }> {
       return {
@@ -111,6 +146,8 @@ export function createPostgresActivities(deps: PostgresActivityDeps) {
       orgId: string;
       database: string;
       rowHash?: PostgresRowHash;
+      /** The manifest's `postgresPrivileges`; the current one when absent. */
+      privileges?: PostgresPrivilegeFingerprint;
     }): Promise<ObjectFingerprint[]> {
       const map = organizationDataMap(input.orgId, deps.model);
       const pool = deps.openPostgresDatabase(input.database, 1);
@@ -118,7 +155,11 @@ export function createPostgresActivities(deps: PostgresActivityDeps) {
         return await withPostgresClassification(
           map.orgId,
           'fingerprintPostgresScratch',
-          () => fingerprintPostgres(pool, map, { rowHash: input.rowHash ?? CURRENT_POSTGRES_ROW_HASH }),
+          () =>
+            fingerprintPostgres(pool, map, {
+              rowHash: input.rowHash ?? CURRENT_POSTGRES_ROW_HASH,
+              ...(input.privileges ? { privileges: input.privileges } : {}),
+            }),
           input.database,
         );
       } finally {

@@ -5,6 +5,7 @@ import { listOrgSchemas, listRelations } from '../../platform/discovery';
 import { inTransaction } from '../../platform/pg-transaction';
 import { sharedTableSql, sharedTablesInForeignKeyOrder } from '../../platform/platform-schema';
 import { quotePgIdent, quotePgQualified } from '../../platform/quoting';
+import { assertNoOutsideDependents } from './boundary';
 import { organizationsTable, sharedTableExists } from './organization-row';
 
 /**
@@ -23,6 +24,7 @@ export async function purgeOrganizationSchemas(pool: Pool, map: OrganizationData
       );
       rows += Number(r.rows[0]?.n ?? 0);
     }
+    await assertNoOutsideDependents(client, map, schemas);
     for (const schema of schemas) await client.query(`DROP SCHEMA IF EXISTS ${quotePgIdent(schema)} CASCADE`);
     return { schemas: schemas.length, tables: tables.length, rows };
   });
@@ -68,6 +70,7 @@ export async function clearOrganizationPostgres(
 ): Promise<{ schemas: string[]; rows: number }> {
   return inTransaction(db, async (client) => {
     const schemas = await listOrgSchemas(client, map);
+    await assertNoOutsideDependents(client, map, schemas);
     for (const schema of schemas) await client.query(`DROP SCHEMA IF EXISTS ${quotePgIdent(schema)} CASCADE`);
     let rows = 0;
     for (const table of [...map.postgres.sharedTables].reverse()) {

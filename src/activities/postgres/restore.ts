@@ -1,20 +1,25 @@
 import { spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import type { ManifestArtifact } from '../../contracts/backup';
+import type { BackupManifest, ManifestArtifact } from '../../contracts/backup';
 import { FailureType, messageOf, permanentFailure } from '../../errors';
 import { organizationDataMap, type OrganizationDataMap, type PlatformModel } from '../../platform/data-map';
 import { listOrgSchemas } from '../../platform/discovery';
 import { ensurePlatformSchema, sharedTableSql } from '../../platform/platform-schema';
+import { postgresCatalogSchema, type PostgresCatalog } from '../../platform/postgres-privileges';
 import { quotePgIdent } from '../../platform/quoting';
 import type { BackupStore } from '../../storage/backup-store';
 import { databaseUrl, type StoreClients } from '../../store-clients';
 import { readManifest } from '../storage/manifest';
 import { startHeartbeats } from '../support/heartbeats';
-import { SCHEMAS_ARTIFACT } from './backup';
+import { withArchiveRestoreList } from './archive-toc';
+import { CATALOG_ARTIFACT, SCHEMAS_ARTIFACT } from './backup';
+import { assertNoOutsideDependents } from './boundary';
 import { classifyPostgresError } from './errors';
+import { applyPrivileges, checkRoles, type RoleMapping } from './privileges';
 import { clearOrganizationPostgres } from './purge';
 import { createScratchDatabase, dropScratchDatabase, SCRATCH_DATABASE_PREFIX } from './scratch';
 import { pgTool, runToolFrom } from './tools';
@@ -37,6 +42,8 @@ export interface RestorePostgresInput {
   targetOrgId: string;
   /** Restore into this scratch database (created if missing) instead of the platform database. */
   scratchDatabase?: string;
+  /** Roles of the backup to restore under other names (`{"app": "app_eu"}`); see privileges.ts. */
+  roleMapping?: RoleMapping;
 }
 
 export interface RestorePostgresResult {
@@ -74,23 +81,18 @@ export async function restorePostgres(
       await ensurePlatformSchema(scratchPool);
     }
     const targetPool = scratchPool ?? deps.postgres;
+    // Everything that could refuse the restore is checked before the target is touched.
+    step.current = 'checking the archive, roles and extensions';
+    const checked = await checkPostgresRestore(deps, input, manifest);
     step.current = 'clearing the target';
     await clearOrganizationPostgres(targetPool, target);
 
-    const dump = manifest.artifacts.find((a) => a.file === SCHEMAS_ARTIFACT);
     let schemas: string[] = [];
-    if (dump) {
-      const restoreArgs = ['--no-owner', '--no-privileges', '--exit-on-error', '--single-transaction'];
+    if (checked) {
+      const { dump } = checked;
       if (input.targetOrgId === input.orgId) {
         step.current = 'pg_restore of the schemas';
-        await runToolFrom(
-          pgTool(deps.binDir, 'pg_restore'),
-          [...restoreArgs, `--dbname=${targetUrl}`],
-          await openArtifact(deps.store, input, dump),
-          ctx.cancellationSignal,
-          'pg_restore',
-          { orgId: input.targetOrgId, object: dump.file },
-        );
+        await restoreArchiveInto(deps, input, checked, targetUrl, targetPool, !input.scratchDatabase);
       } else {
         // A clone: the archive names the source's schemas, so rename them in a database of their own.
         step.current = 'pg_restore into a temporary database for renaming';
@@ -100,25 +102,22 @@ export async function restorePostgres(
           .slice(0, 12)}_${Date.now().toString(36)}`;
         await createScratchDatabase(deps.postgres, cloneDatabase);
         const cloneUrl = databaseUrl(deps.postgresUrl, cloneDatabase);
-        await runToolFrom(
-          pgTool(deps.binDir, 'pg_restore'),
-          [...restoreArgs, `--dbname=${cloneUrl}`],
-          await openArtifact(deps.store, input, dump),
-          ctx.cancellationSignal,
-          'pg_restore',
-          { orgId: input.targetOrgId, object: dump.file },
-        );
         const clonePool = deps.openPostgresDatabase(cloneDatabase, 1);
+        const renamedSchemas: string[] = [];
         try {
+          await restoreArchiveInto(deps, input, checked, cloneUrl, clonePool, false);
           for (const schema of await listOrgSchemas(clonePool, source)) {
             const renamed = target.postgres.mainSchema + schema.slice(source.postgres.mainSchema.length);
             await clonePool.query(`ALTER SCHEMA ${quotePgIdent(schema)} RENAME TO ${quotePgIdent(renamed)}`);
+            renamedSchemas.push(renamed);
           }
         } finally {
           await clonePool.end();
         }
         step.current = 'moving the renamed schemas into the target';
-        const dumpArgs = ['--format=custom', '--no-owner', '--no-privileges', `--dbname=${cloneUrl}`];
+        // Our own archive of the renamed schemas, owners and privileges included (their roles exist:
+        // they were checked and applied in the clone database).
+        const dumpArgs = ['--format=custom', `--dbname=${cloneUrl}`, ...renamedSchemas.map((n) => `--schema="${n}"`)];
         const dumper = spawn(pgTool(deps.binDir, 'pg_dump'), dumpArgs, {
           stdio: ['ignore', 'pipe', 'pipe'],
           signal: ctx.cancellationSignal,
@@ -131,7 +130,7 @@ export async function restorePostgres(
         });
         await runToolFrom(
           pgTool(deps.binDir, 'pg_restore'),
-          [...restoreArgs, `--dbname=${targetUrl}`],
+          ['--exit-on-error', '--single-transaction', `--dbname=${targetUrl}`],
           dumper.stdout,
           ctx.cancellationSignal,
           'pg_restore of the clone',
@@ -154,11 +153,178 @@ export async function restorePostgres(
   }
 }
 
+/** What {@link checkPostgresRestore} found: the archive, and the privileges to apply under mapped names. */
+export interface CheckedPostgresRestore {
+  dump: ManifestArtifact;
+  /** Absent for backups made before privileges were data (their archives hold none). */
+  catalog?: PostgresCatalog;
+  mapRole: (role: string) => string;
+}
+
+/**
+ * Checks, changing nothing, that a backup's PostgreSQL schemas can be restored as asked: the archive
+ * holds only the organization's schemas (its table of contents), every role its privileges name
+ * exists on the target after `roleMapping`, the extensions its tables use exist in the platform
+ * database (a scratch or clone database gets them created), and no object outside the target
+ * organization depends on the schemas a restore would drop.
+ * @returns undefined when the backup has no schemas archive.
+ * @throws non-retryable `RestoreRefused` / `InvalidInput` failures naming what to fix.
+ */
+export async function checkPostgresRestore(
+  deps: PostgresRestoreDeps,
+  input: RestorePostgresInput,
+  manifest: BackupManifest,
+): Promise<CheckedPostgresRestore | undefined> {
+  const source = organizationDataMap(input.orgId, deps.model);
+  const target = organizationDataMap(input.targetOrgId, deps.model);
+  const dump = manifest.artifacts.find((a) => a.file === SCHEMAS_ARTIFACT);
+  const mapping = input.roleMapping ?? {};
+  const where = { orgId: input.orgId, backupId: input.backupId };
+  const catalogArtifact = manifest.artifacts.find((a) => a.file === CATALOG_ARTIFACT);
+  const catalog = catalogArtifact ? await readCatalog(deps.store, input, catalogArtifact) : undefined;
+  if (!catalog && Object.keys(mapping).length > 0) {
+    throw permanentFailure(
+      FailureType.InvalidInput,
+      `roleMapping: backup ${input.orgId}/${input.backupId} records no privileges (it predates them), so there is no role to map`,
+      { store: 'postgres', orgId: input.orgId, object: 'roles' },
+    );
+  }
+  if (!input.scratchDatabase) {
+    // A replace drops the target's schemas: nothing outside the organization may hang on them.
+    await assertNoOutsideDependents(deps.postgres, target, await listOrgSchemas(deps.postgres, target));
+  }
+  if (!dump) return undefined;
+  const mapRole = catalog ? await checkRoles(deps.postgres, catalog, mapping, where) : (role: string) => role;
+  if (catalog && !input.scratchDatabase) {
+    // Installing an extension changes the whole database, not the organization: that is the operator's call.
+    const present = await deps.postgres.query<{ extname: string }>(
+      'SELECT extname FROM pg_catalog.pg_extension WHERE extname = ANY($1)',
+      [catalog.extensions.map((e) => e.name)],
+    );
+    const missing = catalog.extensions.filter((e) => !present.rows.some((r) => r.extname === e.name));
+    if (missing.length > 0) {
+      throw permanentFailure(
+        FailureType.RestoreRefused,
+        `backup ${input.orgId}/${input.backupId} uses types of extensions the platform database does not have: ${missing
+          .map((e) => `${e.name} (in schema ${e.schema}, version ${e.version})`)
+          .join(', ')}; run CREATE EXTENSION for each first; nothing was changed`,
+        { store: 'postgres', orgId: input.targetOrgId, object: missing.map((e) => e.name).join(',') },
+      );
+    }
+  }
+  await withArchiveRestoreList(
+    pgTool(deps.binDir, 'pg_restore'),
+    () => openArtifact(deps.store, input, dump),
+    Context.current().cancellationSignal,
+    {
+      isOrgSchema: source.postgres.isOrgSchema,
+      privilegesApart: catalog !== undefined,
+      orgId: input.orgId,
+      archive: dump.file,
+    },
+    async () => undefined,
+  );
+  return { dump, ...(catalog ? { catalog } : {}), mapRole };
+}
+
+async function readCatalog(
+  store: BackupStore,
+  input: RestorePostgresInput,
+  artifact: ManifestArtifact,
+): Promise<PostgresCatalog> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of await openArtifact(store, input, artifact)) {
+    chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
+  }
+  const parsed = postgresCatalogSchema.safeParse(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+  if (!parsed.success) {
+    throw permanentFailure(
+      FailureType.ChecksumMismatch,
+      `${artifact.file} of backup ${input.orgId}/${input.backupId} is not a catalog this version reads: ${parsed.error.issues[0]?.message ?? ''}`,
+      { store: 'postgres', orgId: input.orgId, object: artifact.file },
+    );
+  }
+  return parsed.data;
+}
+
+/**
+ * Restores the archive's organization schemas into one database: the extensions their tables use
+ * (a scratch or clone database only), the schemas themselves, `pg_restore` of the filtered list with
+ * `--no-owner --no-privileges`, then owners, ACLs, default privileges and policies from the catalog
+ * under mapped role names.
+ * @param platform whether `url` is the platform database, where extensions are never created.
+ */
+async function restoreArchiveInto(
+  deps: PostgresRestoreDeps,
+  input: RestorePostgresInput,
+  checked: CheckedPostgresRestore,
+  url: string,
+  pool: Pool,
+  platform: boolean,
+): Promise<void> {
+  const ctx = Context.current();
+  const source = organizationDataMap(input.orgId, deps.model);
+  const { dump, catalog } = checked;
+  await withArchiveRestoreList(
+    pgTool(deps.binDir, 'pg_restore'),
+    () => openArtifact(deps.store, input, dump),
+    ctx.cancellationSignal,
+    {
+      isOrgSchema: source.postgres.isOrgSchema,
+      privilegesApart: catalog !== undefined,
+      orgId: input.orgId,
+      archive: dump.file,
+    },
+    async (list) => {
+      if (!platform) {
+        for (const e of catalog?.extensions ?? []) {
+          await pool.query(`CREATE SCHEMA IF NOT EXISTS ${quotePgIdent(e.schema)}`);
+          await pool.query(
+            `CREATE EXTENSION IF NOT EXISTS ${quotePgIdent(e.name)} WITH SCHEMA ${quotePgIdent(e.schema)}`,
+          );
+        }
+      }
+      // The SCHEMA entries are not restored (their line cannot be told apart from a schema with a
+      // space in its name): the schemas are made here, their owner, ACL and comment come from the catalog.
+      for (const schema of list.schemas) await pool.query(`CREATE SCHEMA ${quotePgIdent(schema)}`);
+      await runToolFrom(
+        pgTool(deps.binDir, 'pg_restore'),
+        [
+          '--no-owner',
+          '--no-privileges',
+          '--exit-on-error',
+          '--single-transaction',
+          `--use-list=${list.listFile}`,
+          ...list.schemaArgs,
+          `--dbname=${url}`,
+        ],
+        await openArtifact(deps.store, input, dump),
+        ctx.cancellationSignal,
+        'pg_restore',
+        { orgId: input.targetOrgId, object: dump.file },
+      );
+    },
+  );
+  if (catalog) {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      await applyPrivileges(client, catalog, checked.mapRole);
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+}
+
 async function openArtifact(
   store: BackupStore,
   input: RestorePostgresInput,
   artifact: ManifestArtifact,
-): Promise<NodeJS.ReadableStream> {
+): Promise<Readable> {
   return store.openArtifactReader({ orgId: input.orgId, backupId: input.backupId, path: artifact.file });
 }
 

@@ -95,6 +95,9 @@ export function createStorageActivities(deps: StorageActivityDeps) {
           ...(versionOf('postgres')
             ? { postgresRowHash: versionOf('postgres')?.postgresRowHash ?? LEGACY_POSTGRES_ROW_HASH }
             : {}),
+          ...(versionOf('postgres')?.postgresPrivileges
+            ? { postgresPrivileges: versionOf('postgres')?.postgresPrivileges }
+            : {}),
           ...(versionOf('clickhouse')
             ? { clickhouseRowHash: versionOf('clickhouse')?.clickhouseRowHash ?? LEGACY_CLICKHOUSE_ROW_HASH }
             : {}),

@@ -1,8 +1,8 @@
-import { CancellationScope } from '@temporalio/workflow';
+import { CancellationScope, patched } from '@temporalio/workflow';
 import type { DeleteOrganizationInput, DeleteOrganizationResult } from '../../contracts/deletion';
 import { certify, failurePastPointOfNoReturn, passPointOfNoReturn, recordCertificate } from './certify';
 import { undoBeforePointOfNoReturn } from './compensations';
-import { backUp, gracePeriod, holdBackup, markDeleting, preflight, validate } from './prepare';
+import { backUp, checkOwnership, gracePeriod, holdBackup, markDeleting, preflight, validate } from './prepare';
 import { purgeEveryStore } from './purge';
 import { checkResidue } from './residue-check';
 import { startDeletion } from './state';
@@ -15,10 +15,13 @@ export {
   retryNowSignal,
 } from './definitions';
 
+/** Patch id: the deletion checks what the organization owns in PostgreSQL before it changes anything. */
+const CHECKS_POSTGRES_OWNERSHIP = 'deletion-checks-postgres-ownership';
+
 /**
  * Deletes one organization from every store, provably, and only after a verified backup:
  *
- * validate → preflight → backup + verify → mark `deleting`, revoke sessions → grace period
+ * validate → preflight → what it owns (PostgreSQL) → backup + verify → mark `deleting`, revoke sessions → grace period
  * (`cancelDeletion` undoes the mark) → hold the backup → POINT OF NO RETURN → queue → Redis →
  * ClickHouse → PostgreSQL schemas → shared rows, organization row last → residue check →
  * certificate → (child, after the retention) crypto-shredding of the organization's backups.
@@ -34,6 +37,8 @@ export async function deleteOrganization(input: DeleteOrganizationInput): Promis
   try {
     await validate(run);
     await preflight(run);
+    // Runs begun before this step replay without it.
+    if (patched(CHECKS_POSTGRES_OWNERSHIP)) await checkOwnership(run);
     await backUp(run);
     await markDeleting(run);
     await gracePeriod(run);

@@ -57,6 +57,16 @@ export async function preflight(run: DeletionRun): Promise<void> {
   checkCancelled(run);
 }
 
+/**
+ * What the organization owns in PostgreSQL is what its backup holds and its purge removes: no table
+ * outside the data map holds its rows, and nothing outside its schemas depends on them (a neighbour's
+ * view, a foreign key), which DROP SCHEMA … CASCADE would drop. Refused by name before any change.
+ */
+export async function checkOwnership(run: DeletionRun): Promise<void> {
+  await quick.checkPostgresDeletable(run.input.orgId);
+  checkCancelled(run);
+}
+
 /** A verified backup of the organization, unless the request skips it (with its reason). */
 export async function backUp(run: DeletionRun): Promise<void> {
   const { info, input, status } = run;
