@@ -124,6 +124,8 @@ export async function backupPostgres(
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const snapshot = (await client.query<{ id: string }>('SELECT pg_export_snapshot() AS id')).rows[0]?.id ?? '';
+    // Every object of the backup is as of this snapshot (the manifest's pointsInTime).
+    const snapshotAt = new Date().toISOString();
     await assertOrganizationExists(client, map);
     // The fingerprint reads the same exported snapshot on its own connection, so it runs while the
     // rows are dumped instead of after them; the snapshot stays valid until this transaction ends.
@@ -205,6 +207,7 @@ export async function backupPostgres(
       fingerprint,
       postgresRowHash,
       resumedArtifacts: 0,
+      pointsInTime: [{ store: 'postgres', object: '*', from: snapshotAt, to: snapshotAt, how: 'snapshot' }],
     };
   } catch (err) {
     // The fingerprint's query must end before the snapshot it reads goes away.
