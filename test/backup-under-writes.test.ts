@@ -22,7 +22,7 @@ async function readManifest(env: TestWorker, orgId: string, backupId: string): P
 async function postgresRows(env: TestWorker, orgId: string): Promise<number> {
   const schema = organizationDataMap(orgId).postgres.mainSchema;
   const result = await env.clients.postgres.query<{ n: string }>(
-    `SELECT count(*)::text AS n FROM ${quotePgQualified(schema, 'live_events')}`,
+    `SELECT count(*)::text AS n FROM ${quotePgQualified(schema, 'a_live_events')}`,
   );
   return Number(result.rows[0]?.n);
 }
@@ -30,7 +30,7 @@ async function postgresRows(env: TestWorker, orgId: string): Promise<number> {
 async function clickHouseRows(env: TestWorker, orgId: string): Promise<number> {
   const database = organizationDataMap(orgId).clickhouse.database;
   const result = await env.clients.clickhouse.query({
-    query: `SELECT toString(count()) AS rows FROM ${quoteClickHouseQualified(database, 'live_events')}`,
+    query: `SELECT toString(count()) AS rows FROM ${quoteClickHouseQualified(database, 'a_live_events')}`,
     format: 'JSONEachRow',
   });
   return Number(z.array(countRow).parse(await result.json<unknown>())[0]?.rows);
@@ -42,7 +42,7 @@ async function clickHouseRows(env: TestWorker, orgId: string): Promise<number> {
  */
 function startWriter(env: TestWorker, orgId: string): { stop(): Promise<number> } {
   const map = organizationDataMap(orgId);
-  const pgTable = quotePgQualified(map.postgres.mainSchema, 'live_events');
+  const pgTable = quotePgQualified(map.postgres.mainSchema, 'a_live_events');
   const perTick = ROWS_PER_SECOND / 5;
   let running = true;
   let written = 0;
@@ -57,7 +57,7 @@ function startWriter(env: TestWorker, orgId: string): { stop(): Promise<number> 
         [ids],
       );
       await env.clients.clickhouse.insert({
-        table: `${map.clickhouse.database}.live_events`,
+        table: `${map.clickhouse.database}.a_live_events`,
         values: ids.map((id) => ({ id, note: `event ${id}` })),
         format: 'JSONEachRow',
       });
@@ -85,12 +85,13 @@ describe('a backup of an organization that is written to during the whole run', 
     await seedOrganization(env.clients, source, { scale: 'small', seed: 'live' });
     const map = organizationDataMap(source);
     await env.clients.postgres.query(
-      `CREATE TABLE ${quotePgQualified(map.postgres.mainSchema, 'live_events')}
+      `CREATE TABLE ${quotePgQualified(map.postgres.mainSchema, 'a_live_events')}
          (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, note text NOT NULL, at timestamptz NOT NULL DEFAULT now())`,
     );
-    // Ten ids per partition: the writer opens a new partition every half second.
+    // Named to sort first, so it is exported first and the rest of the backup's run lies between its
+    // export and the end. Ten ids per partition: the writer opens a new partition every half second.
     await env.clients.clickhouse.command({
-      query: `CREATE TABLE ${quoteClickHouseQualified(map.clickhouse.database, 'live_events')}
+      query: `CREATE TABLE ${quoteClickHouseQualified(map.clickhouse.database, 'a_live_events')}
                 (id UInt64, note String) ENGINE = MergeTree PARTITION BY intDiv(id, 10) ORDER BY id`,
     });
   });
@@ -121,10 +122,10 @@ describe('a backup of an organization that is written to during the whole run', 
     expect(written).toBeGreaterThanOrEqual(Math.floor(seconds * ROWS_PER_SECOND * 0.5));
 
     // Each table's rows and fingerprint are the same rows: the data artifact's row count is the fingerprint's.
-    const chArtifact = manifest.artifacts.find((a) => a.object === 'clickhouse:live_events');
-    const chPrint = manifest.fingerprint.objects.find((o) => o.object === 'clickhouse:live_events');
+    const chArtifact = manifest.artifacts.find((a) => a.object === 'clickhouse:a_live_events');
+    const chPrint = manifest.fingerprint.objects.find((o) => o.object === 'clickhouse:a_live_events');
     expect(chArtifact?.rows).toBe(chPrint?.rows);
-    const pgPrint = manifest.fingerprint.objects.find((o) => o.object === 'schema:org_{org}.live_events');
+    const pgPrint = manifest.fingerprint.objects.find((o) => o.object === 'schema:org_{org}.a_live_events');
     expect(pgPrint).toBeDefined();
     // The backup took a moment of a table being written, not its end state.
     expect(pgPrint?.rows ?? 0).toBeLessThan(written);
@@ -134,7 +135,7 @@ describe('a backup of an organization that is written to during the whole run', 
     expect(manifest.pointsInTime).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ store: 'postgres', object: '*', how: 'snapshot' }),
-        expect.objectContaining({ store: 'clickhouse', object: 'clickhouse:live_events', how: 'attached-parts' }),
+        expect.objectContaining({ store: 'clickhouse', object: 'clickhouse:a_live_events', how: 'attached-parts' }),
       ]),
     );
     const dataObjects = manifest.fingerprint.objects.filter((o) => o.store === 'clickhouse').map((o) => o.object);
