@@ -108,7 +108,7 @@ describe('scratch fingerprints under a heartbeat timeout shorter than one table 
         (err: unknown) => new Error(failureText(err)),
       );
       await release;
-      expect(result).not.toBeInstanceOf(Error);
+      expect(result instanceof Error ? result.message : 'completed').toBe('completed');
       expect(Date.now() - started).toBeGreaterThanOrEqual(4_500);
       expect(result).toEqual(
         expect.arrayContaining([expect.objectContaining({ object: 'schema:org_{org}.slow_table', rows: 1000 })]),
@@ -132,7 +132,7 @@ describe('scratch fingerprints under a heartbeat timeout shorter than one table 
     const result = await runOne('fingerprintClickHouseScratch', [{ orgId, database: scratch }]).catch(
       (err: unknown) => new Error(failureText(err)),
     );
-    expect(result).not.toBeInstanceOf(Error);
+    expect(result instanceof Error ? result.message : 'completed').toBe('completed');
     expect(Date.now() - started).toBeGreaterThanOrEqual(3_000);
     expect(result).toEqual([expect.objectContaining({ object: 'clickhouse:slow_table', rows: 10 })]);
   }, 60_000);
