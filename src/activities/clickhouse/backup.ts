@@ -87,9 +87,12 @@ const SETTINGS_REFUSED = ['164', '452'];
  * that own rows (clickhouse-catalog.ts), its data in `Native` format, streamed; a materialized view's
  * implicit inner table is filed under its view. Views and forwarding engines (Buffer, Distributed,
  * Merge, …) are never read. An object of an unknown engine, or whose statement cannot be moved to
- * another database, fails the backup naming it. ClickHouse has no snapshots, so each table is consistent on its own.
- * A retried attempt keeps every artifact an earlier attempt finished (heartbeat details) when its
- * checksum still matches.
+ * another database, fails the backup naming it. ClickHouse has no snapshots: each table's rows are
+ * exported and fingerprinted from one private copy of it (table-copy.ts, in the backup's own
+ * `eloquent_scratch_backup_<id>` database, dropped at the end), so its data and its fingerprint are
+ * the same rows while the organization writes; tables are each of their own moment (`pointsInTime`).
+ * A retried attempt keeps every artifact an earlier attempt finished (heartbeat details, with the
+ * fingerprint and moment of its rows) when its checksum still matches.
  */
 export async function backupClickHouse(
   deps: ClickHouseBackupDeps,
