@@ -89,7 +89,7 @@ const SETTINGS_REFUSED = ['164', '452'];
  * Merge, …) are never read. An object of an unknown engine, or whose statement cannot be moved to
  * another database, fails the backup naming it. ClickHouse has no snapshots: each table's rows are
  * exported and fingerprinted from one private copy of it (table-copy.ts, in the backup's own
- * `eloquent_scratch_backup_<id>` database, dropped at the end), so its data and its fingerprint are
+ * `eloquent_scratch_backup_<id>_<attempt>` database, dropped at the end), so its data and its fingerprint are
  * the same rows while the organization writes; tables are each of their own moment (`pointsInTime`).
  * A retried attempt keeps every artifact an earlier attempt finished (heartbeat details, with the
  * fingerprint and moment of its rows) when its checksum still matches.
@@ -111,7 +111,7 @@ export async function backupClickHouse(
   const artifacts: ManifestArtifact[] = [];
   const fingerprint: ObjectFingerprint[] = [];
   const pointsInTime: PointInTime[] = [];
-  const staging = backupStagingDatabase(backupId);
+  const staging = backupStagingDatabase(backupId, ctx.info.attempt);
   let copying = true;
   let restoreSettings: ClickHouseRestoreSettings | undefined;
   const createSettings = async () => (restoreSettings ??= await readClickHouseRestoreSettings(deps.clickhouse));
@@ -137,6 +137,9 @@ export async function backupClickHouse(
         resumedArtifacts: 0,
       };
     }
+    // Copies of earlier attempts (a crashed worker's) are dropped; this attempt's go at its end.
+    for (let attempt = 1; attempt < ctx.info.attempt; attempt++)
+      await dropClickHouseDatabase(deps.clickhouse, backupStagingDatabase(backupId, attempt));
     const objects = await listClickHouseObjects(deps.clickhouse, database);
     for (const object of objects) {
       const refusal = backupRefusal(object);

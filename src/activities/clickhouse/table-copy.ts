@@ -20,12 +20,17 @@ const NO_RIGHT_TO_COPY = ['164', '497'];
 
 const partitionRow = z.object({ partition_id: z.string() });
 
-/** Where a backup makes its copies: one database per backup, so a retry finds and replaces its own. */
-export function backupStagingDatabase(backupId: string): string {
-  return `eloquent_scratch_backup_${backupId
+/**
+ * Where one attempt of a backup makes its copies: a database per backup and attempt, so an attempt
+ * whose worker was given up but still runs never drops the copies of the attempt that replaced it
+ * (the later attempt drops the earlier ones' databases instead). A scratch name: cleanup tools accept it.
+ */
+export function backupStagingDatabase(backupId: string, attempt: number): string {
+  const id = backupId
     .replace(/[^a-z0-9]/gi, '')
     .toLowerCase()
-    .slice(0, 24)}`;
+    .slice(0, 24);
+  return `eloquent_scratch_backup_${id}_${attempt}`;
 }
 
 /** A copy made by {@link copyTableForBackup}: read it, then drop it. */
