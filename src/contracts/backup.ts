@@ -79,6 +79,27 @@ export const objectFingerprintSchema = z.object({
   hash: z.string(),
 });
 
+/**
+ * Which moment the rows of a store or object in a backup represent (the manifest's `pointsInTime`).
+ * - `snapshot`: one snapshot of the whole store (PostgreSQL's exported snapshot), `from` = `to`.
+ * - `attached-parts`: a MergeTree table's parts attached, partition by partition, to a private copy
+ *   (`ATTACH PARTITION … FROM`): each partition as it was at one moment between `from` and `to`.
+ * - `copied-rows`: any other table copied by one `INSERT … SELECT`, which reads one state of it.
+ * - `unchanged-reads`: a table read in place (no right to make a copy), fingerprinted before and after
+ *   its export with equal results, so nothing changed in between.
+ * The data and the fingerprint of an object always describe the same rows; different objects may be
+ * from different moments, and so may the two stores.
+ */
+export const pointInTimeSchema = z.object({
+  store: z.enum(['postgres', 'clickhouse']),
+  /** `*` for a whole store read in one snapshot, else the object, e.g. `clickhouse:kg_nodes`. */
+  object: z.string(),
+  from: z.string(),
+  to: z.string(),
+  how: z.enum(['snapshot', 'attached-parts', 'copied-rows', 'unchanged-reads']),
+});
+export type PointInTime = z.infer<typeof pointInTimeSchema>;
+
 export const MANIFEST_FORMAT_VERSION = 1;
 
 /** `manifest.json`: written last and atomically; a backup without one does not exist. */
@@ -110,10 +131,17 @@ export const backupManifestSchema = z.object({
     postgresPrivileges: z.enum(POSTGRES_PRIVILEGE_FINGERPRINTS).optional(),
     objects: z.array(objectFingerprintSchema),
   }),
+  /** Which moment each store (and each ClickHouse table) represents; absent in older manifests. */
+  pointsInTime: z.array(pointInTimeSchema).optional(),
   /** What was deliberately left out (ephemeral stores) and how much of it there was. */
   ephemeral: z.object({
     queue: z.array(z.object({ stream: z.string(), subject: z.string(), messages: z.number() })),
     redis: z.array(z.object({ pattern: z.string(), keys: z.number() })),
+    /**
+     * Ephemeral stores that did not answer when counted, with the reason: their list above is empty
+     * because it is unknown, not because nothing was there. A backup never waits for a store it does not back up.
+     */
+    unavailable: z.object({ queue: z.string().optional(), redis: z.string().optional() }).optional(),
   }),
 });
 export type BackupManifest = z.infer<typeof backupManifestSchema>;
@@ -133,6 +161,8 @@ export interface StoreBackupResult {
   clickhouseRowHash?: ClickHouseRowHash;
   /** Artifacts found finished by an earlier attempt and kept (resume after a crash). */
   resumedArtifacts: number;
+  /** Which moment the store's data represents, per object or `*` (see {@link pointInTimeSchema}). */
+  pointsInTime?: PointInTime[];
 }
 
 /** Progress of one artifact, in heartbeats and in the workflow's progress query. */

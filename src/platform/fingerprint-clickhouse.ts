@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { CURRENT_CLICKHOUSE_ROW_HASH, type ClickHouseRowHash } from '../contracts/backup';
 import { clickHouseErrorCode } from './clickhouse-error-code';
 import type { OrganizationDataMap } from './data-map';
-import { collapsesInMerges, dataObjectName, listClickHouseObjects, type ClickHouseObject } from './clickhouse-catalog';
+import { collapsesInMerges, dataObjectName, listClickHouseObjects } from './clickhouse-catalog';
 import { formatHash } from './content-hash';
 import type { ObjectFingerprint } from './fingerprint';
 import { quoteClickHouseIdent, quoteClickHouseQualified, quoteClickHouseString } from './quoting';
@@ -91,27 +91,61 @@ export async function fingerprintClickHouse(
       columnsOf.set(column.table, [...(columnsOf.get(column.table) ?? []), column]);
     }
   }
-  const fingerprintTable = async (table: ClickHouseObject, form: RowHashForm): Promise<ObjectFingerprint> => {
+  return Promise.all(
+    tables.map((table) =>
+      hashTable(
+        client,
+        database,
+        table,
+        columnsOf.get(table.name) ?? [],
+        `clickhouse:${dataObjectName(table)}`,
+        rowHash,
+      ),
+    ),
+  );
+}
+
+/**
+ * Fingerprints one table, `database`.`table.name`, as the object `object`: what a backup does per
+ * table, on the copy it exports, so the data and its fingerprint are the same rows however busy
+ * the source is (activities/clickhouse/table-copy.ts).
+ */
+export async function fingerprintClickHouseTable(
+  client: ClickHouseClient,
+  database: string,
+  table: { name: string; engine: string },
+  object: string,
+  rowHash: ClickHouseRowHash = CURRENT_CLICKHOUSE_ROW_HASH,
+): Promise<ObjectFingerprint> {
+  const result = await client.query({
+    query: `SELECT table, name, type FROM system.columns
+             WHERE database = ${quoteClickHouseString(database)} AND table = ${quoteClickHouseString(table.name)}`,
+    format: 'JSONEachRow',
+  });
+  return hashTable(client, database, table, z.array(columnRow).parse(await result.json<unknown>()), object, rowHash);
+}
+
+/** Row count and hash sum of one table; falls back to text where cityHash64 refuses a column type. */
+async function hashTable(
+  client: ClickHouseClient,
+  database: string,
+  table: { name: string; engine: string },
+  columns: Array<{ name: string; type: string }>,
+  object: string,
+  rowHash: ClickHouseRowHash,
+): Promise<ObjectFingerprint> {
+  const run = async (form: RowHashForm): Promise<ObjectFingerprint> => {
     const final = form.finalValues && collapsesInMerges(table.engine) ? ' FINAL' : '';
     const result = await client.query({
-      query: `SELECT count() AS rows, toString(sum(${rowHashSql(form, columnsOf.get(table.name) ?? [])})) AS hash
+      query: `SELECT count() AS rows, toString(sum(${rowHashSql(form, columns)})) AS hash
                 FROM ${quoteClickHouseQualified(database, table.name)}${final}`,
       format: 'JSONEachRow',
     });
     const row = z.array(resultRow).parse(await result.json<unknown>())[0];
-    return {
-      store: 'clickhouse',
-      object: `clickhouse:${dataObjectName(table)}`,
-      rows: Number(row?.rows ?? 0),
-      hash: formatHash(String(row?.hash ?? '0')),
-    };
+    return { store: 'clickhouse', object, rows: Number(row?.rows ?? 0), hash: formatHash(String(row?.hash ?? '0')) };
   };
-  return Promise.all(
-    tables.map((table) =>
-      fingerprintTable(table, formOf(rowHash)).catch((err: unknown) => {
-        if (rowHash === 'text-tuple' || clickHouseErrorCode(err) !== ILLEGAL_TYPE_OF_ARGUMENT) throw err;
-        return fingerprintTable(table, { ...formOf(rowHash), text: true });
-      }),
-    ),
-  );
+  return run(formOf(rowHash)).catch((err: unknown) => {
+    if (rowHash === 'text-tuple' || clickHouseErrorCode(err) !== ILLEGAL_TYPE_OF_ARGUMENT) throw err;
+    return run({ ...formOf(rowHash), text: true });
+  });
 }

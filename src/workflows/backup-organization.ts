@@ -4,6 +4,7 @@ import {
   defineQuery,
   defineSignal,
   executeChild,
+  isCancellation,
   setHandler,
   upsertSearchAttributes,
   uuid4,
@@ -16,13 +17,21 @@ import {
   type BackupOrganizationInput,
   type BackupProgress,
   type BackupStoreName,
+  type BackupManifest,
   type BackupSummary,
   type StoreBackupResult,
 } from '../contracts/backup';
+import type { PreflightStore } from '../contracts/preflight';
 import { FailureType } from '../errors';
 import { parseOrgId } from '../platform/org-id';
 import { OperationAttribute, OrgIdAttribute } from '../search-attributes';
-import { quickActivities as quick, streamingActivities as streaming } from './shared/activity-proxies';
+import {
+  glanceActivities as glance,
+  quickActivities as quick,
+  streamingActivities as streaming,
+} from './shared/activity-proxies';
+import { rootMessage } from './shared/failures';
+import { hashingActivities } from './shared/scaled-timeouts';
 import { platformPreflight } from './platform-preflight';
 import { verifyBackup } from './verify-backup';
 import { trackProgress } from './shared/progress';
@@ -55,6 +64,25 @@ function parseInput(
     throw ApplicationFailure.nonRetryable('verify: expected true or false', FailureType.InvalidInput);
   }
   return { orgId, reason: input.reason ?? 'on demand', stores: [...new Set(stores)], verify: input.verify ?? true };
+}
+
+/**
+ * What the backup leaves out by design, counted for the manifest: messages on the queue and Redis
+ * keys. A count is a glance (three short attempts), never a condition: a store that does not answer
+ * is recorded as unavailable with its reason, and the backup goes on.
+ */
+async function countLeftOut(orgId: string): Promise<BackupManifest['ephemeral']> {
+  const [queue, redis] = await Promise.allSettled([glance.countQueueMessages(orgId), glance.countRedisKeys(orgId)]);
+  for (const count of [queue, redis])
+    if (count.status === 'rejected' && isCancellation(count.reason)) throw count.reason;
+  const unavailable: NonNullable<BackupManifest['ephemeral']['unavailable']> = {};
+  if (queue.status === 'rejected') unavailable.queue = rootMessage(queue.reason);
+  if (redis.status === 'rejected') unavailable.redis = rootMessage(redis.reason);
+  return {
+    queue: queue.status === 'fulfilled' ? queue.value : [],
+    redis: redis.status === 'fulfilled' ? redis.value : [],
+    ...(unavailable.queue !== undefined || unavailable.redis !== undefined ? { unavailable } : {}),
+  };
 }
 
 /** `20261130T020304Z-1a2b3c4d`: sorts by time, unique per run, safe as a folder name. */
@@ -92,7 +120,10 @@ export async function backupOrganization(rawInput: BackupOrganizationInput): Pro
   };
   setHandler(backupArtifactProgressSignal, (report) => record(report.artifacts));
 
-  await executeChild(platformPreflight, { workflowId: `${info.workflowId}-preflight`, args: [{}] });
+  // Only the stores this backup reads must answer: PostgreSQL (it holds the organization row) and
+  // the stores backed up. The queue and Redis are never backed up, so their outage never blocks one.
+  const touched: PreflightStore[] = [...new Set<PreflightStore>(['postgres', ...input.stores])];
+  await executeChild(platformPreflight, { workflowId: `${info.workflowId}-preflight`, args: [{ stores: touched }] });
   moveTo('checking');
   await quick.assertOrganizationExists(input.orgId);
   // A restore or deletion in flight would make this backup a mix of before and after.
@@ -117,12 +148,11 @@ export async function backupOrganization(rawInput: BackupOrganizationInput): Pro
         return result;
       }),
     );
-    const [queue, redis] = await Promise.all([
-      quick.countQueueMessages(input.orgId),
-      quick.countRedisKeys(input.orgId),
-    ]);
+    const ephemeral = await countLeftOut(input.orgId);
     moveTo('committing');
-    await quick.commitBackup({
+    // The commit re-hashes every artifact: its time limit grows with their bytes.
+    const storedBytes = results.reduce((sum, r) => sum + r.artifacts.reduce((n, a) => n + a.bytes, 0), 0);
+    await hashingActivities(storedBytes).commitBackup({
       orgId: input.orgId,
       backupId,
       workflowId: info.workflowId,
@@ -130,7 +160,7 @@ export async function backupOrganization(rawInput: BackupOrganizationInput): Pro
       startedAt: started.toISOString(),
       stores: input.stores,
       results,
-      ephemeral: { queue, redis },
+      ephemeral,
     });
   } catch (err) {
     moveTo('failed');

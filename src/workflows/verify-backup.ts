@@ -2,16 +2,21 @@ import {
   ApplicationFailure,
   CancellationScope,
   isCancellation,
+  patched,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { manifestRowHashes } from '../contracts/backup';
+import { manifestRowHashes, type BackupManifest } from '../contracts/backup';
 import type { ObjectComparison, VerificationReport, VerifyBackupInput } from '../contracts/verification';
 import { FailureType } from '../errors';
 import { compareObjectFingerprints, describeDifferences } from '../platform/fingerprint-compare';
 import { OperationAttribute, OrgIdAttribute } from '../search-attributes';
 import { quickActivities as quick, streamingActivities as restoring } from './shared/activity-proxies';
 import { rootMessage } from './shared/failures';
+import { fingerprintingActivities, hashingActivities } from './shared/scaled-timeouts';
+
+/** Patch id: the manifest is read before the artifacts are checked, and limits scale with it. */
+export const SCALED_VERIFICATION_TIMEOUTS = 'verify-scaled-timeouts';
 
 /** Scratch names derived from the run, so a retry reuses them and cleanup always finds them. */
 export function scratchNames(runId: string): { postgres: string; clickhouse: string } {
@@ -52,9 +57,23 @@ export async function verifyBackup(input: VerifyBackupInput): Promise<Verificati
   let result: VerificationReport['result'] = 'failed';
   let cancellation: unknown;
   try {
-    problems.push(...(await quick.checkBackupArtifacts({ orgId, backupId })));
+    // Time limits grow with the backup (scaled-timeouts.ts), so it reads the manifest first; runs
+    // recorded before keep their fixed limits and their order.
+    const scaled = patched(SCALED_VERIFICATION_TIMEOUTS);
+    let manifest: BackupManifest | undefined;
+    if (scaled) {
+      manifest = await quick.readBackupManifest({ orgId, backupId });
+      const bytes = manifest.artifacts.reduce((sum, a) => sum + a.bytes, 0);
+      problems.push(...(await hashingActivities(bytes).checkBackupArtifacts({ orgId, backupId })));
+    } else {
+      problems.push(...(await quick.checkBackupArtifacts({ orgId, backupId })));
+    }
     if (problems.length === 0) {
-      const manifest = await quick.readBackupManifest({ orgId, backupId });
+      manifest ??= await quick.readBackupManifest({ orgId, backupId });
+      const rowsOf = (store: 'postgres' | 'clickhouse') =>
+        (manifest?.fingerprint.objects ?? []).filter((o) => o.store === store).reduce((sum, o) => sum + o.rows, 0);
+      const fingerprinting = (store: 'postgres' | 'clickhouse') =>
+        scaled ? fingerprintingActivities(rowsOf(store)) : restoring;
       const restored = { orgId, backupId, targetOrgId: orgId };
       await Promise.all([
         manifest.stores.includes('postgres')
@@ -66,7 +85,7 @@ export async function verifyBackup(input: VerifyBackupInput): Promise<Verificati
       ]);
       const [pg, ch] = await Promise.all([
         manifest.stores.includes('postgres')
-          ? restoring.fingerprintPostgresScratch({
+          ? fingerprinting('postgres').fingerprintPostgresScratch({
               orgId,
               database: scratch.postgres,
               rowHash: manifestRowHashes(manifest).postgresRowHash,
@@ -74,7 +93,7 @@ export async function verifyBackup(input: VerifyBackupInput): Promise<Verificati
             })
           : [],
         manifest.stores.includes('clickhouse')
-          ? restoring.fingerprintClickHouseScratch({
+          ? fingerprinting('clickhouse').fingerprintClickHouseScratch({
               orgId,
               database: scratch.clickhouse,
               rowHash: manifestRowHashes(manifest).clickhouseRowHash,

@@ -6,7 +6,10 @@ import { z } from 'zod';
 import {
   CURRENT_CLICKHOUSE_ROW_HASH,
   manifestArtifactSchema,
+  objectFingerprintSchema,
+  pointInTimeSchema,
   type ManifestArtifact,
+  type PointInTime,
   type StoreBackupResult,
   type StoreProgressReport,
 } from '../../contracts/backup';
@@ -17,18 +20,23 @@ import {
   dataObjectName,
   listClickHouseObjects,
   readCreateStatement,
+  type ClickHouseObject,
 } from '../../platform/clickhouse-catalog';
 import { checkClickHouseStatementMovable, ddlFailure } from '../../platform/clickhouse-ddl';
 import { clickHouseErrorCode } from '../../platform/clickhouse-error-code';
 import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
 import { clickHouseDatabaseExists } from '../../platform/discovery';
-import { fingerprintClickHouse } from '../../platform/fingerprint-clickhouse';
+import { readClickHouseRestoreSettings, type ClickHouseRestoreSettings } from '../../platform/clickhouse-settings';
+import type { ObjectFingerprint } from '../../platform/fingerprint';
+import { fingerprintClickHouseTable } from '../../platform/fingerprint-clickhouse';
 import { encodeObjectFileName } from '../../platform/object-file-name';
-import { quoteClickHouseQualified } from '../../platform/quoting';
+import { quoteClickHouseIdent, quoteClickHouseQualified } from '../../platform/quoting';
 import { findFinishedArtifact, type BackupStore } from '../../storage/backup-store';
 import { ProgressTap, writeFromStream } from '../support/artifact-stream';
 import { progressReport, startHeartbeats, startProgressReports } from '../support/heartbeats';
 import { classifyClickHouseError } from './errors';
+import { dropClickHouseDatabase } from './restore';
+import { backupStagingDatabase, copyTableForBackup, dropTableCopy, isCopyRefused, type TableCopy } from './table-copy';
 
 export interface ClickHouseBackupDeps {
   clickhouse: ClickHouseClient;
@@ -44,7 +52,14 @@ export interface ClickHouseBackupDeps {
 export const clickHouseDdlPath = (table: string) => `clickhouse/${encodeObjectFileName(table)}.sql`;
 export const clickHouseDataPath = (table: string) => `clickhouse/${encodeObjectFileName(table)}.native`;
 
-const heartbeatSchema = z.object({ finished: z.array(manifestArtifactSchema) });
+/** Finished artifacts, and for each data artifact the fingerprint and moment of its rows. */
+const heartbeatSchema = z.object({
+  finished: z.array(manifestArtifactSchema),
+  fingerprints: z.array(objectFingerprintSchema).optional(),
+  pointsInTime: z.array(pointInTimeSchema).optional(),
+});
+/** In-place reads (no right to copy) of a table that keeps changing, before the backup gives up on it. */
+const STABLE_READ_ATTEMPTS = 3;
 const countRow = z.object({ rows: z.union([z.string(), z.number()]) });
 const versionRow = z.object({ version: z.string() });
 
@@ -72,9 +87,12 @@ const SETTINGS_REFUSED = ['164', '452'];
  * that own rows (clickhouse-catalog.ts), its data in `Native` format, streamed; a materialized view's
  * implicit inner table is filed under its view. Views and forwarding engines (Buffer, Distributed,
  * Merge, …) are never read. An object of an unknown engine, or whose statement cannot be moved to
- * another database, fails the backup naming it. ClickHouse has no snapshots, so each table is consistent on its own.
- * A retried attempt keeps every artifact an earlier attempt finished (heartbeat details) when its
- * checksum still matches.
+ * another database, fails the backup naming it. ClickHouse has no snapshots: each table's rows are
+ * exported and fingerprinted from one private copy of it (table-copy.ts, in the backup's own
+ * `eloquent_scratch_backup_<id>_<attempt>` database, dropped at the end), so its data and its fingerprint are
+ * the same rows while the organization writes; tables are each of their own moment (`pointsInTime`).
+ * A retried attempt keeps every artifact an earlier attempt finished (heartbeat details, with the
+ * fingerprint and moment of its rows) when its checksum still matches.
  */
 export async function backupClickHouse(
   deps: ClickHouseBackupDeps,
@@ -86,15 +104,29 @@ export async function backupClickHouse(
   const ctx = Context.current();
   const earlier = heartbeatSchema.safeParse(ctx.info.heartbeatDetails);
   const finishedBefore = new Map((earlier.success ? earlier.data.finished : []).map((a) => [a.file, a]));
+  const fingerprintsBefore = new Map(
+    (earlier.success ? (earlier.data.fingerprints ?? []) : []).map((f) => [f.object, f]),
+  );
+  const momentsBefore = new Map((earlier.success ? (earlier.data.pointsInTime ?? []) : []).map((m) => [m.object, m]));
   const artifacts: ManifestArtifact[] = [];
+  const fingerprint: ObjectFingerprint[] = [];
+  const pointsInTime: PointInTime[] = [];
+  const staging = backupStagingDatabase(backupId, ctx.info.attempt);
+  let copying = true;
+  let restoreSettings: ClickHouseRestoreSettings | undefined;
+  const createSettings = async () => (restoreSettings ??= await readClickHouseRestoreSettings(deps.clickhouse));
   const current = { object: '', bytes: 0 };
-  const heartbeats = startHeartbeats(() => ({ finished: artifacts, current }));
+  const heartbeats = startHeartbeats(() => ({ finished: artifacts, fingerprints: fingerprint, pointsInTime, current }));
   const reports = startProgressReports(() => progressReport('clickhouse', artifacts, current), deps.reportProgress);
   let resumed = 0;
   let serverCompression = true;
   try {
     const version = await queryVersion(deps.clickhouse);
-    serverCompression = await maySetSettings(deps.clickhouse);
+    const readonly = await readonlyLevel(deps.clickhouse);
+    // readonly=1 refuses any setting (such as HTTP compression); readonly=2 sets settings but creates
+    // nothing, so like readonly=1 it reads tables in place (see exportTable).
+    serverCompression = readonly !== '1';
+    copying = readonly === '0';
     if (!(await clickHouseDatabaseExists(deps.clickhouse, database))) {
       return {
         store: 'clickhouse',
@@ -105,6 +137,9 @@ export async function backupClickHouse(
         resumedArtifacts: 0,
       };
     }
+    // Copies of earlier attempts (a crashed worker's) are dropped; this attempt's go at its end.
+    for (let attempt = 1; attempt < ctx.info.attempt; attempt++)
+      await dropClickHouseDatabase(deps.clickhouse, backupStagingDatabase(backupId, attempt));
     const objects = await listClickHouseObjects(deps.clickhouse, database);
     for (const object of objects) {
       const refusal = backupRefusal(object);
@@ -116,7 +151,6 @@ export async function backupClickHouse(
         });
     }
     for (const table of objects) {
-      const qualified = quoteClickHouseQualified(database, table.name);
       const name = dataObjectName(table);
       const steps: Array<{ file: string; object: string; produce: () => Promise<ManifestArtifact> }> = [];
       // An implicit inner table is created by its view's statement.
@@ -151,68 +185,33 @@ export async function backupClickHouse(
         steps.push({
           file: clickHouseDataPath(name),
           object: `clickhouse:${name}`,
-          produce: async () => {
-            const counted = await deps.clickhouse.query({
-              query: `SELECT toString(count()) AS rows FROM ${qualified}`,
-              format: 'JSONEachRow',
-            });
-            const rows = Number(z.array(countRow).parse(await counted.json<unknown>())[0]?.rows ?? 0);
-            const query = `SELECT * FROM ${qualified} FORMAT Native`;
-            // A user who may set no setting (readonly=1) cannot pin the read order either: its export
-            // reads parts as the server schedules them (documented in the README as a limit).
-            const order = serverCompression ? exportOrderSettings(table.engine) : {};
-            let response: Awaited<ReturnType<ClickHouseClient['exec']>>;
-            try {
-              const gzip = serverCompression ? serverGzip(deps.exportGzipLevel) : undefined;
-              response = await deps.clickhouse.exec({
-                query,
-                abort_signal: ctx.cancellationSignal,
-                ...gzip,
-                clickhouse_settings: { ...gzip?.clickhouse_settings, ...order },
-              });
-            } catch (err: unknown) {
-              // Settings refused after all (e.g. a settings constraint): export uncompressed, the store gzips.
-              if (!serverCompression || !SETTINGS_REFUSED.includes(clickHouseErrorCode(err) ?? '')) throw err;
-              serverCompression = false;
-              response = await deps.clickhouse.exec({ query, abort_signal: ctx.cancellationSignal });
-            }
-            const { stream, response_headers } = response;
-            // ClickHouse 18 sends an empty result without Content-Encoding: then the store compresses.
-            const gzipped = String(response_headers['content-encoding'] ?? '').toLowerCase() === 'gzip';
-            const record = await writeFromStream(
-              deps.store,
-              { orgId, backupId, path: clickHouseDataPath(name) },
-              { alreadyCompressed: false, gzipped },
-              (sink) =>
-                pipeline(stream, new ProgressTap((n) => (current.bytes = n)), sink, { signal: ctx.cancellationSignal }),
-            ).catch((err: unknown) => {
-              // A writer that could not open leaves the response unread; free its connection.
-              stream.destroy();
-              throw err;
-            });
-            return {
-              store: 'clickhouse',
-              object: `clickhouse:${name}`,
-              file: clickHouseDataPath(name),
-              ...record,
-              rows,
-            };
-          },
+          produce: () => exportTable(table, name),
         });
       }
       for (const step of steps) {
         current.object = step.object;
         current.bytes = 0;
         const before = finishedBefore.get(step.file);
-        if (before && (await findFinishedArtifact(deps.store, { orgId, backupId, path: step.file }, before.sha256))) {
+        // Rows are kept only with the fingerprint and moment of that same export.
+        const keptRows = step.object.startsWith('clickhouse:')
+          ? { fingerprint: fingerprintsBefore.get(step.object), moment: momentsBefore.get(step.object) }
+          : undefined;
+        if (
+          before &&
+          (keptRows === undefined || (keptRows.fingerprint && keptRows.moment)) &&
+          (await findFinishedArtifact(deps.store, { orgId, backupId, path: step.file }, before.sha256))
+        ) {
           artifacts.push(before);
+          if (keptRows?.fingerprint && keptRows.moment) {
+            fingerprint.push(keptRows.fingerprint);
+            pointsInTime.push(keptRows.moment);
+          }
           resumed++;
           continue;
         }
         artifacts.push(await step.produce());
       }
     }
-    const fingerprint = await fingerprintClickHouse(deps.clickhouse, map, { rowHash: CURRENT_CLICKHOUSE_ROW_HASH });
     return {
       store: 'clickhouse',
       serverVersion: version,
@@ -220,12 +219,107 @@ export async function backupClickHouse(
       fingerprint,
       clickhouseRowHash: CURRENT_CLICKHOUSE_ROW_HASH,
       resumedArtifacts: resumed,
+      pointsInTime,
     };
   } catch (err) {
     throw classifyClickHouseError(err, orgId, current.object || database);
   } finally {
     heartbeats.stop();
     reports.stop();
+    await dropClickHouseDatabase(deps.clickhouse, staging).catch(() => undefined);
+  }
+
+  /**
+   * Exports one table's rows and fingerprints the same rows: both read a private copy of the table
+   * (table-copy.ts), made just before, so writes to the source meanwhile are in neither or in both.
+   * A user without the right to copy reads the table in place, fingerprinted before and after the
+   * export: equal means nothing changed in between; a table that changes during every one of
+   * {@link STABLE_READ_ATTEMPTS} exports fails the backup, naming it.
+   */
+  async function exportTable(table: ClickHouseObject, name: string): Promise<ManifestArtifact> {
+    const object = `clickhouse:${name}`;
+    if (copying) {
+      let copy: TableCopy | undefined;
+      try {
+        await deps.clickhouse.command({ query: `CREATE DATABASE IF NOT EXISTS ${quoteClickHouseIdent(staging)}` });
+        copy = await copyTableForBackup(deps.clickhouse, await createSettings(), database, staging, table);
+        const [artifact, print] = await Promise.all([
+          writeTableData(copy.database, table, name),
+          fingerprintClickHouseTable(deps.clickhouse, copy.database, table, object, CURRENT_CLICKHOUSE_ROW_HASH),
+        ]);
+        fingerprint.push(print);
+        pointsInTime.push({ store: 'clickhouse', object, from: copy.from, to: copy.to, how: copy.how });
+        return artifact;
+      } catch (err) {
+        if (!isCopyRefused(err)) throw err;
+        // Not allowed to make copies (a readonly or a CREATE-less user): read in place from now on.
+        copying = false;
+      } finally {
+        if (copy) await dropTableCopy(deps.clickhouse, copy);
+      }
+    }
+    const fingerprintInPlace = () =>
+      fingerprintClickHouseTable(deps.clickhouse, database, table, object, CURRENT_CLICKHOUSE_ROW_HASH);
+    for (let attempt = 1; attempt <= STABLE_READ_ATTEMPTS; attempt++) {
+      const from = new Date().toISOString();
+      const before = await fingerprintInPlace();
+      const artifact = await writeTableData(database, table, name);
+      const after = await fingerprintInPlace();
+      if (before.rows === after.rows && before.hash === after.hash && after.rows === artifact.rows) {
+        fingerprint.push(after);
+        pointsInTime.push({ store: 'clickhouse', object, from, to: new Date().toISOString(), how: 'unchanged-reads' });
+        return artifact;
+      }
+    }
+    throw permanentFailure(
+      FailureType.StoreRejected,
+      `table ${name} changed during each of ${STABLE_READ_ATTEMPTS} exports, and the backup user may not copy it ` +
+        `(grant it CREATE TABLE and INSERT on eloquent_scratch_* databases, or pause the table's writers)`,
+      { store: 'clickhouse', orgId, object: name },
+    );
+  }
+
+  /** Streams `readFrom`.`table.name` as Native into the table's data artifact. */
+  async function writeTableData(readFrom: string, table: ClickHouseObject, name: string): Promise<ManifestArtifact> {
+    const qualified = quoteClickHouseQualified(readFrom, table.name);
+    const counted = await deps.clickhouse.query({
+      query: `SELECT toString(count()) AS rows FROM ${qualified}`,
+      format: 'JSONEachRow',
+    });
+    const rows = Number(z.array(countRow).parse(await counted.json<unknown>())[0]?.rows ?? 0);
+    const query = `SELECT * FROM ${qualified} FORMAT Native`;
+    // A user who may set no setting (readonly=1) cannot pin the read order either: its export
+    // reads parts as the server schedules them (documented in the README as a limit).
+    const order = serverCompression ? exportOrderSettings(table.engine) : {};
+    let response: Awaited<ReturnType<ClickHouseClient['exec']>>;
+    try {
+      const gzip = serverCompression ? serverGzip(deps.exportGzipLevel) : undefined;
+      response = await deps.clickhouse.exec({
+        query,
+        abort_signal: ctx.cancellationSignal,
+        ...gzip,
+        clickhouse_settings: { ...gzip?.clickhouse_settings, ...order },
+      });
+    } catch (err: unknown) {
+      // Settings refused after all (e.g. a settings constraint): export uncompressed, the store gzips.
+      if (!serverCompression || !SETTINGS_REFUSED.includes(clickHouseErrorCode(err) ?? '')) throw err;
+      serverCompression = false;
+      response = await deps.clickhouse.exec({ query, abort_signal: ctx.cancellationSignal });
+    }
+    const { stream, response_headers } = response;
+    // ClickHouse 18 sends an empty result without Content-Encoding: then the store compresses.
+    const gzipped = String(response_headers['content-encoding'] ?? '').toLowerCase() === 'gzip';
+    const record = await writeFromStream(
+      deps.store,
+      { orgId, backupId, path: clickHouseDataPath(name) },
+      { alreadyCompressed: false, gzipped },
+      (sink) => pipeline(stream, new ProgressTap((n) => (current.bytes = n)), sink, { signal: ctx.cancellationSignal }),
+    ).catch((err: unknown) => {
+      // A writer that could not open leaves the response unread; free its connection.
+      stream.destroy();
+      throw err;
+    });
+    return { store: 'clickhouse', object: `clickhouse:${name}`, file: clickHouseDataPath(name), ...record, rows };
   }
 }
 
@@ -240,13 +334,13 @@ function exportOrderSettings(engine: string): { max_threads?: number } {
   return collapsesInMerges(engine) ? { max_threads: 1 } : {};
 }
 
-/** False for a readonly=1 user, whom the server refuses any setting (such as HTTP compression). */
-async function maySetSettings(client: ClickHouseClient): Promise<boolean> {
+/** The user's `readonly` level: '0' may do anything, '1' only read with no settings, '2' read and set settings. */
+async function readonlyLevel(client: ClickHouseClient): Promise<string> {
   const result = await client.query({
     query: "SELECT value FROM system.settings WHERE name = 'readonly'",
     format: 'JSONEachRow',
   });
-  return z.array(z.object({ value: z.string() })).parse(await result.json<unknown>())[0]?.value !== '1';
+  return z.array(z.object({ value: z.string() })).parse(await result.json<unknown>())[0]?.value ?? '0';
 }
 
 async function queryVersion(client: ClickHouseClient): Promise<string> {

@@ -19,6 +19,7 @@ import {
 import { organizationDataMap } from '../../platform/data-map';
 import { fingerprintClickHouse } from '../../platform/fingerprint-clickhouse';
 import type { ObjectFingerprint } from '../../platform/fingerprint';
+import { withHeartbeats } from '../support/heartbeats';
 import { probeStore } from '../support/probe';
 import { withClickHouseClassification } from './errors';
 
@@ -79,11 +80,16 @@ export function createClickHouseActivities(deps: ClickHouseActivityDeps) {
       rowHash?: ClickHouseRowHash;
     }): Promise<ObjectFingerprint[]> {
       const map = organizationDataMap(input.orgId, deps.model);
-      return withClickHouseClassification(map.orgId, input.database, () =>
-        fingerprintClickHouse(deps.clickhouse, map, {
-          database: input.database,
-          rowHash: input.rowHash ?? CURRENT_CLICKHOUSE_ROW_HASH,
-        }),
+      // One table's hash is one query, which may run longer than the heartbeat timeout.
+      return withHeartbeats(
+        () => ({ fingerprinting: input.database }),
+        () =>
+          withClickHouseClassification(map.orgId, input.database, () =>
+            fingerprintClickHouse(deps.clickhouse, map, {
+              database: input.database,
+              rowHash: input.rowHash ?? CURRENT_CLICKHOUSE_ROW_HASH,
+            }),
+          ),
       );
     },
   };

@@ -132,6 +132,8 @@ export async function backupPostgres(
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const snapshot = (await client.query<{ id: string }>('SELECT pg_export_snapshot() AS id')).rows[0]?.id ?? '';
+    // Every object of the backup is as of this snapshot (the manifest's pointsInTime).
+    const snapshotAt = new Date().toISOString();
     await assertOrganizationExists(client, map);
     // What the data map does not cover is refused by name before anything is written.
     const extensions = await checkOrganizationBoundary(client, map, 'backup');
@@ -231,6 +233,7 @@ export async function backupPostgres(
       postgresRowHash,
       postgresPrivileges,
       resumedArtifacts: 0,
+      pointsInTime: [{ store: 'postgres', object: '*', from: snapshotAt, to: snapshotAt, how: 'snapshot' }],
     };
   } catch (err) {
     // The fingerprint's query must end before the snapshot it reads goes away.

@@ -13,6 +13,7 @@ import type { ObjectFingerprint } from '../../platform/fingerprint';
 import { fingerprintPostgres } from '../../platform/fingerprint-postgres';
 import type { BackupStore } from '../../storage/backup-store';
 import type { StoreClients } from '../../store-clients';
+import { withHeartbeats } from '../support/heartbeats';
 import { probeStore } from '../support/probe';
 import { backupPostgres } from './backup';
 import { withPostgresClassification } from './errors';
@@ -152,15 +153,20 @@ export function createPostgresActivities(deps: PostgresActivityDeps) {
       const map = organizationDataMap(input.orgId, deps.model);
       const pool = deps.openPostgresDatabase(input.database, 1);
       try {
-        return await withPostgresClassification(
-          map.orgId,
-          'fingerprintPostgresScratch',
+        // One table's hash is one query, which may run longer than the heartbeat timeout.
+        return await withHeartbeats(
+          () => ({ fingerprinting: input.database }),
           () =>
-            fingerprintPostgres(pool, map, {
-              rowHash: input.rowHash ?? CURRENT_POSTGRES_ROW_HASH,
-              ...(input.privileges ? { privileges: input.privileges } : {}),
-            }),
-          input.database,
+            withPostgresClassification(
+              map.orgId,
+              'fingerprintPostgresScratch',
+              () =>
+                fingerprintPostgres(pool, map, {
+                  rowHash: input.rowHash ?? CURRENT_POSTGRES_ROW_HASH,
+                  ...(input.privileges ? { privileges: input.privileges } : {}),
+                }),
+              input.database,
+            ),
         );
       } finally {
         await pool.end();

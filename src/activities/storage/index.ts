@@ -12,6 +12,7 @@ import { FailureType, permanentFailure } from '../../errors';
 import { parseOrgId } from '../../platform/org-id';
 import type { VerificationReport } from '../../contracts/verification';
 import { MANIFEST_FILE, VERIFICATION_FILE, type BackupStore } from '../../storage/backup-store';
+import { withHeartbeats } from '../support/heartbeats';
 import { readManifest } from './manifest';
 import { decideRetention, type RetentionDecision, type RetentionPolicy } from '../../storage/retention';
 
@@ -57,10 +58,14 @@ export function createStorageActivities(deps: StorageActivityDeps) {
     async commitBackup(input: CommitBackupInput): Promise<BackupManifest> {
       const artifacts = input.results.flatMap((r) => r.artifacts);
       for (const artifact of artifacts) {
-        Context.current().heartbeat({ checking: artifact.file });
-        const check = await store.verifyArtifactChecksum(
-          { orgId: input.orgId, backupId: input.backupId, path: artifact.file },
-          artifact.sha256,
+        // One large artifact's hash may outlast the heartbeat timeout: beat while it is read.
+        const check = await withHeartbeats(
+          () => ({ checking: artifact.file }),
+          () =>
+            store.verifyArtifactChecksum(
+              { orgId: input.orgId, backupId: input.backupId, path: artifact.file },
+              artifact.sha256,
+            ),
         );
         if (!check.matches) {
           throw permanentFailure(
@@ -103,6 +108,7 @@ export function createStorageActivities(deps: StorageActivityDeps) {
             : {}),
           objects: input.results.flatMap((r) => r.fingerprint),
         },
+        pointsInTime: input.results.flatMap((r) => r.pointsInTime ?? []),
         ephemeral: input.ephemeral,
       };
       await store.writeJson(
@@ -248,8 +254,10 @@ export function createStorageActivities(deps: StorageActivityDeps) {
       const manifest = await readManifest(store, input.orgId, input.backupId);
       const problems: string[] = [];
       for (const artifact of manifest.artifacts) {
-        Context.current().heartbeat({ checking: artifact.file });
-        const check = await store.verifyArtifactChecksum({ ...input, path: artifact.file }, artifact.sha256);
+        const check = await withHeartbeats(
+          () => ({ checking: artifact.file }),
+          () => store.verifyArtifactChecksum({ ...input, path: artifact.file }, artifact.sha256),
+        );
         if (!check.exists) problems.push(`${artifact.file}: missing`);
         else if (check.bytes !== artifact.bytes)
           problems.push(`${artifact.file}: ${check.bytes} bytes, manifest says ${artifact.bytes}`);

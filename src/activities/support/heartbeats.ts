@@ -8,8 +8,28 @@ import type { ManifestArtifact, StoreProgressReport } from '../../contracts/back
 export function startHeartbeats(details: () => unknown, intervalMs = 2_000): { stop(): void } {
   const ctx = Context.current();
   ctx.heartbeat(details());
-  const timer = setInterval(() => ctx.heartbeat(details()), intervalMs);
+  // Three beats per heartbeat timeout at least, however short the caller set it.
+  const timeoutMs = ctx.info.heartbeatTimeoutMs;
+  const everyMs = timeoutMs ? Math.max(100, Math.min(intervalMs, Math.floor(timeoutMs / 3))) : intervalMs;
+  const timer = setInterval(() => ctx.heartbeat(details()), everyMs);
   return { stop: () => clearInterval(timer) };
+}
+
+/**
+ * Runs `work` heartbeating `details()` every `intervalMs` until it settles: for an activity whose one
+ * query or one read (a fingerprint, a checksum of a large artifact) may outlast its heartbeat timeout.
+ */
+export async function withHeartbeats<T>(
+  details: () => unknown,
+  work: () => Promise<T>,
+  intervalMs = 2_000,
+): Promise<T> {
+  const heartbeats = startHeartbeats(details, intervalMs);
+  try {
+    return await work();
+  } finally {
+    heartbeats.stop();
+  }
 }
 
 /**

@@ -1,0 +1,68 @@
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { backupManifestSchema } from '../src/contracts/backup';
+import { seedOrganization } from '../src/platform/seed-organization';
+import { backupOrganization } from '../src/workflows';
+import { freePort } from './support/free-port';
+import { dropTestOrganizations } from './support/organizations';
+import { startTestWorker, uniqueOrgId, type TestWorker } from './support/test-worker';
+
+describe('a backup with the queue and Redis down', () => {
+  let env: TestWorker;
+  let natsPort: number;
+  let redisPort: number;
+  const orgId = uniqueOrgId('down');
+
+  beforeAll(async () => {
+    // The shared servers stay up: this worker alone sees NATS and Redis on ports nothing listens on,
+    // so every connection it makes to them is really refused.
+    natsPort = await freePort();
+    redisPort = await freePort();
+    const seeding = await startTestWorker('backup-seed-down');
+    try {
+      await seedOrganization(seeding.clients, orgId, { scale: 'small', seed: 'down' });
+    } finally {
+      await seeding.shutdown();
+    }
+    env = await startTestWorker('backup-stores-down', {
+      NATS_URL: `nats://127.0.0.1:${natsPort}`,
+      REDIS_URL: `redis://127.0.0.1:${redisPort}/0`,
+      PREFLIGHT_TIMEOUT_MS: '1500',
+    });
+  });
+
+  afterAll(async () => {
+    if (env) {
+      // Cleaning up needs the real queue and Redis.
+      const cleaning = await startTestWorker('backup-clean-down');
+      await dropTestOrganizations(cleaning, [orgId]).finally(() => cleaning.shutdown());
+    }
+    await env?.shutdown();
+  });
+
+  it('backs up PostgreSQL and ClickHouse, verifies, and records the queue and Redis counts as unavailable', async () => {
+    const workflowId = `backup-${orgId}-${Date.now()}`;
+    const summary = await env.client.workflow.execute(backupOrganization, {
+      taskQueue: env.taskQueue,
+      workflowId,
+      args: [{ orgId, stores: ['postgres', 'clickhouse'], verify: true }],
+    });
+    expect(summary.verification?.passed).toBe(true);
+    const manifest = backupManifestSchema.parse(
+      JSON.parse(
+        await readFile(path.join(env.config.backup.directory, orgId, summary.backupId, 'manifest.json'), 'utf8'),
+      ),
+    );
+    expect(manifest.stores).toEqual(['postgres', 'clickhouse']);
+    expect(manifest.artifacts.some((a) => a.store === 'clickhouse')).toBe(true);
+    expect(manifest.artifacts.some((a) => a.store === 'postgres')).toBe(true);
+    // Unknown, not zero: the lists are empty and the reason names the store's address.
+    expect(manifest.ephemeral.queue).toEqual([]);
+    expect(manifest.ephemeral.redis).toEqual([]);
+    expect(manifest.ephemeral.unavailable?.queue).toMatch(/./);
+    expect(manifest.ephemeral.unavailable?.redis).toMatch(/./);
+    // The preflight asked only the stores the backup touches.
+    const preflight = await env.client.workflow.getHandle(`${workflowId}-preflight`).result();
+    expect(preflight.stores.map((s: { store: string }) => s.store).sort()).toEqual(['clickhouse', 'postgres']);
+  }, 180_000);
+});
