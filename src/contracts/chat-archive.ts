@@ -38,6 +38,8 @@ export interface ArchiveChatResult extends ChatArchiveCounts {
   highestSequenceBySubject: Record<string, number>;
   /** Highest stream sequence of the organization written to either table (archive or dead letter); 0 when none. */
   lastSequence: number;
+  /** Why the archival stopped before the end: the organization is past its deletion's point of no return. */
+  skipped?: string;
 }
 
 /** What `archiveChat` returns when it fans out over every organization. */

@@ -2,6 +2,7 @@ import { CancellationScope } from '@temporalio/workflow';
 import type { DeleteOrganizationInput, DeleteOrganizationResult } from '../../contracts/deletion';
 import { certify, failurePastPointOfNoReturn, passPointOfNoReturn, recordCertificate } from './certify';
 import { undoBeforePointOfNoReturn } from './compensations';
+import { secureLastState } from './final-state';
 import { backUp, gracePeriod, holdBackup, markDeleting, preflight, validate } from './prepare';
 import { purgeEveryStore } from './purge';
 import { checkResidue } from './residue-check';
@@ -19,7 +20,9 @@ export {
  * Deletes one organization from every store, provably, and only after a verified backup:
  *
  * validate → preflight → backup + verify → mark `deleting`, revoke sessions → grace period
- * (`cancelDeletion` undoes the mark) → hold the backup → POINT OF NO RETURN → queue → Redis →
+ * (`cancelDeletion` undoes the mark) → hold the backup → POINT OF NO RETURN → revoke API keys and
+ * seal the organization against the project's writers → final backup + verify if anything changed
+ * since the pre-deletion backup → queue → Redis →
  * ClickHouse → PostgreSQL schemas → shared rows, organization row last → residue check →
  * certificate → (child, after the retention) crypto-shredding of the organization's backups.
  *
@@ -48,6 +51,7 @@ export async function deleteOrganization(input: DeleteOrganizationInput): Promis
     try {
       // The log entry first: from now on a restore refuses this organization, even if this run dies.
       await recordCertificate(purging);
+      await secureLastState(purging);
       await purgeEveryStore(purging);
       await checkResidue(purging);
       return await certify(purging);
