@@ -190,4 +190,51 @@ describe('writes during the grace period of a deletion', () => {
     const backups = await createFilesystemBackupStore(env.config.backup).listBackups(orgId);
     expect(backups.map((b) => b.backupId)).toEqual([result.certificate.backup.backupId]);
   }, 120_000);
+
+  it('archiveChat waits for a seal in progress and then skips the sealed organization, alone and in a fan-out, writing nothing', async () => {
+    const orgId = uniqueOrgId('gs');
+    orgs.push(orgId);
+    await seedOrganization(env.clients, orgId, { scale: 'small', seed: 'grace-seal' });
+    const map = organizationDataMap(orgId);
+    const chatPrefix = map.queue.streams.find((s) => s.stream === 'CHAT')?.subjectPrefix ?? '';
+    await jetstream(await env.clients.nats.connection()).publish(
+      `${chatPrefix}.sealed-room`,
+      JSON.stringify({ text: 'sent while sealing' }),
+    );
+    const archiveTable = quoteClickHouseQualified(map.clickhouse.database, map.clickhouse.chatArchiveTable);
+    const archivedNow = () =>
+      chCount(`SELECT count() AS n FROM ${archiveTable} WHERE payload LIKE '%sent while sealing%'`);
+
+    // What the seal does, held open: the organization row locked, its status about to become `deleted`.
+    const sealing = await env.clients.postgres.connect();
+    try {
+      await sealing.query('BEGIN');
+      await sealing.query('SELECT status FROM public.organizations WHERE id = $1 FOR UPDATE', [orgId]);
+      const archival = env.client.workflow.execute(archiveChat, {
+        taskQueue: env.taskQueue,
+        workflowId: `archive-chat-${orgId}-${Date.now()}`,
+        args: [{ orgId, olderThanMs: 0 }],
+      });
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      expect(await archivedNow()).toBe(0);
+      await sealing.query("UPDATE public.organizations SET status = 'deleted' WHERE id = $1", [orgId]);
+      await sealing.query('COMMIT');
+      const result = await archival;
+      if (!('stream' in result)) throw new Error('expected one organization');
+      expect(result.skipped).toMatch(/being deleted/);
+      expect(result.archived).toBe(0);
+    } finally {
+      await sealing.query('ROLLBACK').catch(() => undefined);
+      sealing.release();
+    }
+    expect(await archivedNow()).toBe(0);
+
+    const fanOut = await env.client.workflow.execute(archiveChat, {
+      taskQueue: env.taskQueue,
+      workflowId: `archive-chat-all-${orgId}-${Date.now()}`,
+      args: [{ orgIds: [orgId], olderThanMs: 0 }],
+    });
+    expect(fanOut).toMatchObject({ organizations: 1, skipped: 1, archived: 0, failedCount: 0 });
+    expect(await archivedNow()).toBe(0);
+  }, 180_000);
 });

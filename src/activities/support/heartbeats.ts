@@ -43,12 +43,12 @@ export function startProgressReports(
 }
 
 /**
- * An artifact being written is reported again only once it has grown by this factor since it was
- * last reported: a progress query is then within a factor of 1.5 of the truth (heartbeats carry
- * the exact bytes, shown in the UI's pending activities), and a long artifact makes a few dozen
- * signals in all (1 MiB to 1 TiB: 35) instead of one every interval.
+ * An artifact being written is reported again only once it has doubled since it was last
+ * reported: a progress query is then within a factor of two of the truth (heartbeats carry the
+ * exact bytes, shown in the UI's pending activities), and an artifact makes a handful of signals
+ * however long it streams (1 MiB to 1 TiB: 20) instead of one every interval.
  */
-export const PROGRESS_GROWTH_FACTOR = 1.5;
+export const PROGRESS_GROWTH_FACTOR = 2;
 
 /**
  * The artifacts of `report` that changed since `sent` (by object): finished since, new, or grown
