@@ -9,6 +9,7 @@ import type { StoreClients } from '../store-clients';
 import { createClickHouseActivities } from './clickhouse';
 import { createChatArchiveActivities } from './cross-store/chat-archive';
 import { createDeletionActivities } from './cross-store/deletion';
+import { createFinalStateActivities } from './cross-store/final-state';
 import { createOperationActivities } from './cross-store/operation-conflicts';
 import { createOrganizationActivities } from './cross-store/organization';
 import { createStalenessActivities } from './cross-store/staleness';
@@ -68,7 +69,13 @@ export function createActivities(deps: ActivityDeps) {
     ...createRedisActivities({ redis: clients.redis, redisUrl: config.redis.url, timeoutMs, model }),
     ...createOrganizationActivities({ clients, model }),
     ...createStorageActivities({ store }),
-    ...createChatArchiveActivities({ clickhouse: clients.clickhouse, nats: clients.nats, model }),
+    ...createChatArchiveActivities({
+      clickhouse: clients.clickhouse,
+      postgres: clients.postgres,
+      nats: clients.nats,
+      model,
+    }),
+    ...createFinalStateActivities({ clients, model, store }),
     ...createStalenessActivities({ postgres: clients.postgres, store, model }),
     ...createOperationActivities({ temporal: deps.temporal }),
     ...createDeletionActivities({ config, clients, model, store, keyStore: deps.keyStore }),

@@ -14,6 +14,25 @@ export interface ArchiveChatInput {
   batchSize?: number;
   /** Organizations archived at once when fanning out. @default 4 */
   concurrency?: number;
+  /** When fanning out, only these organizations (sorted, de-duplicated); every organization in PostgreSQL when absent. */
+  orgIds?: string[];
+  /** Organizations per run when fanning out, before it continues as new (keeps its history small). @default 100 */
+  pageSize?: number;
+  /** Carried across continue-as-new; not for callers. */
+  progress?: ArchiveChatFanOutSummary;
+}
+
+/** What a fan-out has done so far: counts and the last failures, the same size for any number of organizations. */
+export interface ArchiveChatFanOutSummary extends ChatArchiveCounts {
+  /** Organizations after this id are still to do. */
+  afterId: string;
+  /** Organizations archived (including those skipped because they are being deleted). */
+  organizations: number;
+  /** Organizations skipped because they are past their deletion's point of no return. */
+  skipped: number;
+  failedCount: number;
+  /** The last 20 failures, oldest first. */
+  failed: Array<{ orgId: string; error: string }>;
 }
 
 /** Progress and result of one organization's archival; also the activity's heartbeat details. */
@@ -38,10 +57,12 @@ export interface ArchiveChatResult extends ChatArchiveCounts {
   highestSequenceBySubject: Record<string, number>;
   /** Highest stream sequence of the organization written to either table (archive or dead letter); 0 when none. */
   lastSequence: number;
+  /** Why the archival stopped before the end: the organization is past its deletion's point of no return. */
+  skipped?: string;
 }
 
-/** What `archiveChat` returns when it fans out over every organization. */
-export interface ArchiveChatPlatformResult {
-  organizations: ArchiveChatResult[];
-  failed: Array<{ orgId: string; error: string }>;
-}
+/**
+ * What `archiveChat` returns when it fans out over every organization: totals, not one entry per
+ * organization, so the result and the history stay small with thousands of them.
+ */
+export type ArchiveChatPlatformResult = Omit<ArchiveChatFanOutSummary, 'afterId'>;

@@ -59,6 +59,8 @@ export type DeletionStep =
   | 'backing-up'
   | 'marking-deleting'
   | 'grace-period'
+  | 'sealing'
+  | 'final-backup'
   | 'purging'
   | 'residue-check'
   | 'certifying'
@@ -94,7 +96,7 @@ export interface PurgeStepStatus {
 
 /** A deletion waiting for an operator: the step, since when and why. */
 export interface ParkedState {
-  step: PurgeStep | 'residue-check' | 'certificate';
+  step: PurgeStep | 'residue-check' | 'certificate' | 'sealing' | 'final-backup';
   since: string;
   reason: string;
   /** What the operator can do. */
@@ -171,6 +173,24 @@ export const deletionCertificateSchema = z.object({
     }),
     z.object({ skipped: z.literal(true), reason: z.string() }),
   ]),
+  /**
+   * The organization's last state, checked at the point of no return after its writers were
+   * stopped: when anything changed since the pre-deletion backup, `backup` is the final backup
+   * taken then (and `finalBackupId` names it). Absent in certificates of runs from before the check.
+   */
+  lastState: z
+    .object({
+      sealedAt: z.string(),
+      /** The organization's API keys, all listed in `public.api_key_revocations`. */
+      apiKeysRevoked: z.number().int().nonnegative(),
+      preDeletionBackupId: z.string().optional(),
+      /** Whether anything changed since the pre-deletion backup (unknown, so absent, when it was skipped). */
+      changed: z.boolean().optional(),
+      /** Fingerprint objects that differed (the deletion's own `status` mark left out). */
+      changedObjects: z.array(z.string()),
+      finalBackupId: z.string().optional(),
+    })
+    .optional(),
   /** What existed of the organization at the point of no return, one line per object. */
   foundAtPointOfNoReturn: z.array(z.string()),
   steps: z.array(certificateStepSchema),

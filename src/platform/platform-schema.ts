@@ -9,6 +9,12 @@ import { quotePgQualified } from './quoting';
  * The shared tables of the platform. Every child table keys its rows by `(org_id, …)` so the rows
  * of one organization can be copied under another id (a clone, a restore into a scratch database)
  * without colliding with the original's keys.
+ *
+ * The platform refuses an API key listed in `api_key_revocations`. The list is a table of its own,
+ * not a column of `api_keys`: it is no organization's data (not backed up, not fingerprinted), so
+ * revoking a deleted organization's keys changes no fingerprint, and the rows of backups taken
+ * before it existed still restore and verify as they were. It has no foreign key: a revocation
+ * outlives the key it names (no secret, no name; the deletion workflow that revoked it).
  */
 const PLATFORM_SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS public.organizations (
@@ -44,6 +50,14 @@ CREATE TABLE IF NOT EXISTS public.api_keys (
   created_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (org_id, id),
   FOREIGN KEY (org_id, user_id) REFERENCES public.users (org_id, id)
+);
+CREATE TABLE IF NOT EXISTS public.api_key_revocations (
+  org_id text NOT NULL,
+  key_id uuid NOT NULL,
+  revoked_at timestamptz NOT NULL DEFAULT now(),
+  revoked_by text NOT NULL,
+  reason text NOT NULL,
+  PRIMARY KEY (org_id, key_id)
 );
 `;
 

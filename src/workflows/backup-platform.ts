@@ -13,6 +13,7 @@ import { OperationAttribute } from '../search-attributes';
 import { backupOrganization } from './backup-organization';
 import { platformPreflight } from './platform-preflight';
 import { ACTIVITY_KINDS, activityProxies } from './shared/activity-proxies';
+import { FAILURES_KEPT, keepLastFailures, type FanOutFailure } from './shared/fan-out';
 import { rootMessage } from './shared/failures';
 
 export interface BackupPlatformInput {
@@ -31,14 +32,19 @@ export interface BackupPlatformInput {
     platformBackupId: string;
     afterId: string;
     succeeded: number;
-    failed: Array<{ orgId: string; error: string }>;
+    /** The last {@link FAILURES_KEPT} failures, oldest first. */
+    failed: FanOutFailure[];
+    /** Every failure so far; absent in runs continued by code that carried the whole list. */
+    failedCount?: number;
   };
 }
 
 export interface BackupPlatformResult {
   platformBackupId: string;
   succeeded: number;
-  failed: Array<{ orgId: string; error: string }>;
+  /** The last {@link FAILURES_KEPT} failures, oldest first; `failedCount` counts them all. */
+  failed: FanOutFailure[];
+  failedCount: number;
 }
 
 const activities = activityProxies(ACTIVITY_KINDS.backupStore);
@@ -71,8 +77,14 @@ export async function backupPlatform(input: BackupPlatformInput = {}): Promise<B
       .replace(/[-:]/g, '')
       .replace(/\.\d+Z$/, 'Z')}-${uuid4().slice(0, 8)}`;
     if (stores.includes('postgres')) await activities.dumpPlatformGlobals({ backupId: platformBackupId });
-    progress = { platformBackupId, afterId: '', succeeded: 0, failed: [] };
+    progress = { platformBackupId, afterId: '', succeeded: 0, failed: [], failedCount: 0 };
   }
+  // The summary stays the same size across continue-as-new: counts, and the last failures by name.
+  progress = {
+    ...progress,
+    failedCount: progress.failedCount ?? progress.failed.length,
+    failed: progress.failed.slice(-FAILURES_KEPT),
+  };
 
   const afterId = progress.afterId;
   const page = input.orgIds
@@ -99,7 +111,8 @@ export async function backupPlatform(input: BackupPlatformInput = {}): Promise<B
         });
         state.succeeded++;
       } catch (err) {
-        state.failed.push({ orgId, error: rootMessage(err) });
+        state.failedCount = (state.failedCount ?? 0) + 1;
+        keepLastFailures(state.failed, { orgId, error: rootMessage(err) });
       }
     }
   };
@@ -109,5 +122,10 @@ export async function backupPlatform(input: BackupPlatformInput = {}): Promise<B
   if (page.length === pageSize && last !== undefined) {
     await continueAsNew<typeof backupPlatform>({ ...input, progress: { ...state, afterId: last } });
   }
-  return { platformBackupId: state.platformBackupId, succeeded: state.succeeded, failed: state.failed };
+  return {
+    platformBackupId: state.platformBackupId,
+    succeeded: state.succeeded,
+    failed: state.failed,
+    failedCount: state.failedCount ?? state.failed.length,
+  };
 }

@@ -1,6 +1,7 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import { Context } from '@temporalio/activity';
+import type { Pool } from 'pg';
 import { z } from 'zod';
 import { CHAT_STREAM, type ArchiveChatResult } from '../../contracts/chat-archive';
 import { FailureType, permanentFailure } from '../../errors';
@@ -9,10 +10,13 @@ import { organizationSubjectCounts } from '../../platform/fingerprint-queue';
 import { quoteClickHouseIdent, quoteClickHouseQualified, quoteClickHouseString } from '../../platform/quoting';
 import type { NatsConnector } from '../../store-clients';
 import { classifyClickHouseError } from '../clickhouse/errors';
+import { whileNotSealed } from './final-state';
 
 /** What the chat archive activities need. */
 export interface ChatArchiveActivityDeps {
   clickhouse: ClickHouseClient;
+  /** The platform database: the organization row fences every batch against a deletion's seal. */
+  postgres: Pool;
   nats: NatsConnector;
   model: PlatformModel;
 }
@@ -25,6 +29,9 @@ export interface ArchiveOrganizationChatInput {
   /** Messages per ClickHouse insert. */
   batchSize: number;
 }
+
+/** Why an archival stopped early: the organization passed its deletion's point of no return. */
+const SKIPPED_SEALED = 'the organization is being deleted (past the point of no return); nothing more is archived';
 
 /** How long one fetch waits for messages that are not there, in milliseconds. */
 const FETCH_EXPIRES_MS = 3_000;
@@ -127,6 +134,20 @@ export async function archiveOrganizationChat(
   const streamLiteral = quoteClickHouseString(stream.stream);
   const ch = deps.clickhouse;
   const cutoffMs = Date.now() - input.olderThanMs;
+  const skippedResult = (): ArchiveChatResult => ({
+    orgId,
+    stream: stream.stream,
+    cutoff: new Date(cutoffMs).toISOString(),
+    read: 0,
+    archived: 0,
+    deadLettered: 0,
+    alreadyArchived: 0,
+    highestSequenceBySubject: {},
+    lastSequence: 0,
+    skipped: SKIPPED_SEALED,
+  });
+  // A sealed organization is being purged: its tables may be gone already, so nothing is read.
+  if ((await whileNotSealed(deps.postgres, map, async () => undefined)).sealed) return skippedResult();
 
   const query = async <T>(sql: string, schema: z.ZodType<T>, object: string): Promise<T[]> => {
     try {
@@ -191,6 +212,8 @@ export async function archiveOrganizationChat(
     }
   };
 
+  /** Set when the organization was sealed for its deletion: the archival stops before the next batch. */
+  let sealed = false;
   const flush = async (batch: ReadMessage[]): Promise<void> => {
     const first = batch[0];
     const last = batch[batch.length - 1];
@@ -229,8 +252,16 @@ export async function archiveOrganizationChat(
       }
     }
     // Dead letters first: if the archive insert then fails, the retry finds them and skips them.
-    await insert(deadLetter, deadLetterTable, deadRows);
-    await insert(archive, chatArchiveTable, archiveRows);
+    // Under the organization row's share lock: a deletion's seal waits for this batch, and no batch
+    // is written after it (the deletion's last backup must hold every archived message).
+    const fenced = await whileNotSealed(deps.postgres, map, async () => {
+      await insert(deadLetter, deadLetterTable, deadRows);
+      await insert(archive, chatArchiveTable, archiveRows);
+    });
+    if (fenced.sealed) {
+      sealed = true;
+      return;
+    }
     state.archived += archiveRows.length;
     state.deadLettered += deadRows.length;
     state.lastSequence = last.seq;
@@ -249,7 +280,7 @@ export async function archiveOrganizationChat(
     const subjectStart = `${stream.subjectPrefix}.`.length;
     try {
       let done = false;
-      while (!done) {
+      while (!done && !sealed) {
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
         const messages = await consumer.fetch({ max_messages: input.batchSize, expires: FETCH_EXPIRES_MS });
         const batch: ReadMessage[] = [];
@@ -286,6 +317,7 @@ export async function archiveOrganizationChat(
   const highestSequenceBySubject = await highestBySubject();
   return {
     orgId,
+    ...(sealed ? { skipped: SKIPPED_SEALED } : {}),
     stream: stream.stream,
     cutoff: new Date(cutoffMs).toISOString(),
     read: state.read,

@@ -109,5 +109,23 @@ export function createStalenessActivities(deps: StalenessDeps) {
       }
       return result;
     },
+    /**
+     * One page of {@link listNewestCompleteBackups}: up to `limit` organizations after `afterOrgId`
+     * (in id order) that have a complete backup, each with its newest one, so the restore drill
+     * pages through them instead of receiving every organization in one result.
+     */
+    async listNewestCompleteBackupsPage(input: {
+      afterOrgId: string;
+      limit: number;
+    }): Promise<Array<{ orgId: string; backupId: string }>> {
+      const result: Array<{ orgId: string; backupId: string }> = [];
+      const orgIds = (await storage.listBackedUpOrganizations()).filter((id) => id > input.afterOrgId).sort();
+      for (const orgId of orgIds) {
+        if (result.length >= input.limit) break;
+        const newest = (await storage.listBackups(orgId)).find((e) => e.status === 'complete');
+        if (newest) result.push({ orgId, backupId: newest.backupId });
+      }
+      return result;
+    },
   };
 }

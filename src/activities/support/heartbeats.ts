@@ -1,5 +1,5 @@
 import { Context } from '@temporalio/activity';
-import type { ManifestArtifact, StoreProgressReport } from '../../contracts/backup';
+import type { ArtifactProgress, ManifestArtifact, StoreProgressReport } from '../../contracts/backup';
 
 /**
  * Heartbeats `details()` every `intervalMs` while a long activity streams, so the Temporal UI shows
@@ -33,25 +33,59 @@ export async function withHeartbeats<T>(
 }
 
 /**
- * Sends `report()` to `send` every `intervalMs` (and never two at once) while an activity streams,
- * so the workflow can answer its progress query with bytes of artifacts still being written. Best
- * effort: a report that fails is dropped, the next one carries the newer state anyway.
+ * Sends what changed in `report()` to `send`, checked every `intervalMs` (never two at once) while
+ * an activity streams, so the workflow can answer its progress query with bytes of artifacts still
+ * being written. Each report is a signal, and so an event in the workflow's history: only changes
+ * are sent (see {@link progressDelta}), never the whole list again. Best effort: a report that
+ * fails is dropped and its changes go with the next one.
  */
-export function startProgressReports<T>(
-  report: () => T,
-  send: ((value: T) => Promise<void>) | undefined,
+export function startProgressReports(
+  report: () => StoreProgressReport,
+  send: ((value: StoreProgressReport) => Promise<void>) | undefined,
   intervalMs = 3_000,
 ): { stop(): void } {
   if (!send) return { stop: () => undefined };
+  const sent = new Map<string, ArtifactProgress>();
   let sending = false;
   const timer = setInterval(() => {
     if (sending) return;
+    const delta = progressDelta(report(), sent);
+    if (!delta) return;
     sending = true;
-    send(report())
+    send(delta)
+      .then(() => {
+        for (const a of delta.artifacts) sent.set(a.object, a);
+      })
       .catch(() => undefined)
       .finally(() => (sending = false));
   }, intervalMs);
   return { stop: () => clearInterval(timer) };
+}
+
+/**
+ * An artifact being written is reported again only once it has doubled since it was last
+ * reported: a progress query is then within a factor of two of the truth (heartbeats carry the
+ * exact bytes, shown in the UI's pending activities), and an artifact makes a handful of signals
+ * however long it streams (1 MiB to 1 TiB: 20) instead of one every interval.
+ */
+export const PROGRESS_GROWTH_FACTOR = 2;
+
+/**
+ * The artifacts of `report` that changed since `sent` (by object): finished since, new, or grown
+ * by {@link PROGRESS_GROWTH_FACTOR}; `undefined` when none did. The workflow merges reports by
+ * store and object, so a delta is enough.
+ */
+export function progressDelta(
+  report: StoreProgressReport,
+  sent: ReadonlyMap<string, ArtifactProgress>,
+): StoreProgressReport | undefined {
+  const artifacts = report.artifacts.filter((a) => {
+    const before = sent.get(a.object);
+    if (!before) return true;
+    if (a.done) return !before.done;
+    return a.bytes >= Math.max(1, before.bytes) * PROGRESS_GROWTH_FACTOR;
+  });
+  return artifacts.length > 0 ? { store: report.store, artifacts } : undefined;
 }
 
 /** Finished artifacts plus the one being written, as the workflow's progress query shows them. */

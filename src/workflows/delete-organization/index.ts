@@ -2,6 +2,7 @@ import { CancellationScope, patched } from '@temporalio/workflow';
 import type { DeleteOrganizationInput, DeleteOrganizationResult } from '../../contracts/deletion';
 import { certify, failurePastPointOfNoReturn, passPointOfNoReturn, recordCertificate } from './certify';
 import { undoBeforePointOfNoReturn } from './compensations';
+import { secureLastState } from './final-state';
 import { backUp, checkOwnership, gracePeriod, holdBackup, markDeleting, preflight, validate } from './prepare';
 import { purgeEveryStore } from './purge';
 import { checkResidue } from './residue-check';
@@ -22,7 +23,9 @@ const CHECKS_POSTGRES_OWNERSHIP = 'deletion-checks-postgres-ownership';
  * Deletes one organization from every store, provably, and only after a verified backup:
  *
  * validate → preflight → what it owns (PostgreSQL) → backup + verify → mark `deleting`, revoke sessions → grace period
- * (`cancelDeletion` undoes the mark) → hold the backup → POINT OF NO RETURN → queue → Redis →
+ * (`cancelDeletion` undoes the mark) → hold the backup → POINT OF NO RETURN → revoke API keys and
+ * seal the organization against the project's writers → final backup + verify if anything changed
+ * since the pre-deletion backup → queue → Redis →
  * ClickHouse → PostgreSQL schemas → shared rows, organization row last → residue check →
  * certificate → (child, after the retention) crypto-shredding of the organization's backups.
  *
@@ -53,6 +56,7 @@ export async function deleteOrganization(input: DeleteOrganizationInput): Promis
     try {
       // The log entry first: from now on a restore refuses this organization, even if this run dies.
       await recordCertificate(purging);
+      await secureLastState(purging);
       await purgeEveryStore(purging);
       await checkResidue(purging);
       return await certify(purging);
