@@ -83,6 +83,22 @@ const SCENARIOS: Scenario[] = [
     },
   },
   {
+    // backup-verified again after verifyBackup began reading the manifest before the checksums
+    // (patch verify-scaled-timeouts) and backups preflighted only the stores they touch;
+    // backup-verified keeps the histories from before.
+    name: 'backup-scaled-verified',
+    async run(env, admin, orgs) {
+      const orgId = await seeded(admin, orgs, 'rhsc');
+      const workflowId = `backup-${orgId}-${Date.now()}`;
+      await env.client.workflow.execute(backupOrganization, {
+        taskQueue: env.taskQueue,
+        workflowId,
+        args: [{ orgId, verify: true, reason: 'record' }],
+      });
+      return [workflowId];
+    },
+  },
+  {
     name: 'restore',
     async run(env, admin, orgs) {
       const orgId = await seeded(admin, orgs, 'rhrs');
