@@ -50,6 +50,7 @@ export function createActivities(deps: ActivityDeps) {
       openPostgresDatabase: clients.openPostgresDatabase,
       postgresUrl: config.postgres.url,
       binDir: config.postgres.binDir,
+      restoreJobs: config.postgres.restoreJobs,
       timeoutMs,
       store,
       model,

@@ -1,4 +1,8 @@
 import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
@@ -25,6 +29,8 @@ export interface PostgresRestoreDeps {
   openPostgresDatabase: StoreClients['openPostgresDatabase'];
   postgresUrl: string;
   binDir: string;
+  /** `pg_restore --jobs` for restores into a scratch database. */
+  restoreJobs: number;
   store: BackupStore;
   model: PlatformModel;
 }
@@ -81,7 +87,10 @@ export async function restorePostgres(
     let schemas: string[] = [];
     if (dump) {
       const restoreArgs = ['--no-owner', '--no-privileges', '--exit-on-error', '--single-transaction'];
-      if (input.targetOrgId === input.orgId) {
+      if (input.targetOrgId === input.orgId && input.scratchDatabase) {
+        step.current = 'pg_restore of the schemas, in parallel';
+        await restoreArchiveInParallel(deps, input, dump, targetUrl, ctx.cancellationSignal);
+      } else if (input.targetOrgId === input.orgId) {
         step.current = 'pg_restore of the schemas';
         await runToolFrom(
           pgTool(deps.binDir, 'pg_restore'),
@@ -151,6 +160,37 @@ export async function restorePostgres(
     heartbeats.stop();
     await scratchPool?.end();
     if (cloneDatabase) await dropScratchDatabase(deps.postgres, cloneDatabase).catch(() => undefined);
+  }
+}
+
+/**
+ * Restores the schemas archive into a scratch database with `pg_restore --jobs`: tables load in
+ * parallel, then indexes and constraints are built in parallel after the data (pg_restore's section
+ * order). Parallel mode needs a seekable file, so the archive is first decoded into a temporary file
+ * (removed in every case). It gives up `--single-transaction`, which parallel mode cannot have: a
+ * scratch database that fails half-way is dropped whole by its caller, never used.
+ */
+async function restoreArchiveInParallel(
+  deps: PostgresRestoreDeps,
+  input: RestorePostgresInput,
+  dump: ManifestArtifact,
+  targetUrl: string,
+  signal: AbortSignal,
+): Promise<void> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'eloquent-pg-restore-'));
+  try {
+    const file = path.join(dir, 'schemas.dump');
+    await pipeline(await openArtifact(deps.store, input, dump), createWriteStream(file), { signal });
+    await runToolFrom(
+      pgTool(deps.binDir, 'pg_restore'),
+      ['--no-owner', '--no-privileges', '--exit-on-error', `--jobs=${deps.restoreJobs}`, `--dbname=${targetUrl}`, file],
+      undefined,
+      signal,
+      'pg_restore',
+      { orgId: input.targetOrgId, object: dump.file },
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 }
 
