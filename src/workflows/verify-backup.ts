@@ -2,16 +2,21 @@ import {
   ApplicationFailure,
   CancellationScope,
   isCancellation,
+  patched,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import { manifestRowHashes } from '../contracts/backup';
 import type { ObjectComparison, VerificationReport, VerifyBackupInput } from '../contracts/verification';
 import { FailureType } from '../errors';
+import type { ObjectFingerprint } from '../platform/fingerprint';
 import { compareObjectFingerprints, describeDifferences } from '../platform/fingerprint-compare';
 import { OperationAttribute, OrgIdAttribute } from '../search-attributes';
 import { quickActivities as quick, streamingActivities as restoring } from './shared/activity-proxies';
 import { rootMessage } from './shared/failures';
+
+/** Runs begun before it fingerprinted both scratch copies only after both restores ended. */
+const FINGERPRINT_EACH_STORE_WHEN_RESTORED = 'verify-fingerprint-each-store-when-restored';
 
 /** Scratch names derived from the run, so a retry reuses them and cleanup always finds them. */
 export function scratchNames(runId: string): { postgres: string; clickhouse: string } {
@@ -56,30 +61,49 @@ export async function verifyBackup(input: VerifyBackupInput): Promise<Verificati
     if (problems.length === 0) {
       const manifest = await quick.readBackupManifest({ orgId, backupId });
       const restored = { orgId, backupId, targetOrgId: orgId };
-      await Promise.all([
+      const restorePostgres = () =>
         manifest.stores.includes('postgres')
           ? restoring.restorePostgres({ ...restored, scratchDatabase: scratch.postgres })
-          : undefined,
+          : undefined;
+      const restoreClickHouse = () =>
         manifest.stores.includes('clickhouse')
           ? restoring.restoreClickHouse({ ...restored, scratchDatabase: scratch.clickhouse })
-          : undefined,
-      ]);
-      const [pg, ch] = await Promise.all([
+          : undefined;
+      const fingerprintPostgres = async () =>
         manifest.stores.includes('postgres')
           ? restoring.fingerprintPostgresScratch({
               orgId,
               database: scratch.postgres,
               rowHash: manifestRowHashes(manifest).postgresRowHash,
             })
-          : [],
+          : [];
+      const fingerprintClickHouse = async () =>
         manifest.stores.includes('clickhouse')
           ? restoring.fingerprintClickHouseScratch({
               orgId,
               database: scratch.clickhouse,
               rowHash: manifestRowHashes(manifest).clickhouseRowHash,
             })
-          : [],
-      ]);
+          : [];
+      let pg: ObjectFingerprint[];
+      let ch: ObjectFingerprint[];
+      if (patched(FINGERPRINT_EACH_STORE_WHEN_RESTORED)) {
+        // Each store is fingerprinted as soon as its own copy is in, so the quicker store's
+        // fingerprint runs beside the slower store's restore instead of after it.
+        [pg, ch] = await Promise.all([
+          (async () => {
+            await restorePostgres();
+            return fingerprintPostgres();
+          })(),
+          (async () => {
+            await restoreClickHouse();
+            return fingerprintClickHouse();
+          })(),
+        ]);
+      } else {
+        await Promise.all([restorePostgres(), restoreClickHouse()]);
+        [pg, ch] = await Promise.all([fingerprintPostgres(), fingerprintClickHouse()]);
+      }
       comparisons = compareObjectFingerprints(manifest.fingerprint.objects, [...pg, ...ch]);
       problems.push(...describeDifferences(comparisons));
     }
