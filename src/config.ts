@@ -20,6 +20,8 @@ export interface AppConfig {
     url: string;
     /** Directory holding pg_dump / pg_restore / psql; empty means "on PATH". */
     binDir: string;
+    /** `pg_restore --jobs` for restores into scratch databases (verification); 1-16. @default 2 */
+    restoreJobs: number;
   };
   clickhouse: {
     url: string;
@@ -136,6 +138,11 @@ function environmentSchema(cwd: string) {
     TEMPORAL_TASK_QUEUE: identifier.default('eloquent-recovery'),
     POSTGRES_URL: urlWithProtocols(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/eloquent'),
     POSTGRES_BIN_DIR: z.string().default(''),
+    POSTGRES_RESTORE_JOBS: z
+      .string()
+      .regex(/^([1-9]|1[0-6])$/, { message: 'expected a number of pg_restore jobs 1-16' })
+      .transform(Number)
+      .default(2),
     CLICKHOUSE_URL: urlWithProtocols(['http:', 'https:']).default('http://127.0.0.1:8123'),
     CLICKHOUSE_USER: z.string().min(1, { message: 'expected a non-empty user name' }).default('default'),
     CLICKHOUSE_PASSWORD: z.string().default(''),
@@ -241,7 +248,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   return {
     logLevel: e.LOG_LEVEL,
     temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, taskQueue: e.TEMPORAL_TASK_QUEUE },
-    postgres: { url: e.POSTGRES_URL, binDir: e.POSTGRES_BIN_DIR },
+    postgres: { url: e.POSTGRES_URL, binDir: e.POSTGRES_BIN_DIR, restoreJobs: e.POSTGRES_RESTORE_JOBS },
     clickhouse: {
       url: e.CLICKHOUSE_URL,
       username: e.CLICKHOUSE_USER,

@@ -51,6 +51,7 @@ export function createActivities(deps: ActivityDeps) {
       openPostgresDatabase: clients.openPostgresDatabase,
       postgresUrl: config.postgres.url,
       binDir: config.postgres.binDir,
+      restoreJobs: config.postgres.restoreJobs,
       timeoutMs,
       store,
       model,

@@ -64,7 +64,8 @@ export const manifestArtifactSchema = z.object({
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   /** Rows in the artifact, where the format tells; null for a pg_dump archive or a DDL file. */
   rows: z.number().int().nonnegative().nullable(),
-  compression: z.enum(['gzip', 'none']),
+  /** How the stored bytes are compressed: `zstd` since the uncompressed pg_dump archives (issue 17). */
+  compression: z.enum(['gzip', 'none', 'zstd']),
   encrypted: z.boolean(),
   keyId: z.string().optional(),
   /** Columns of a COPY artifact in file order, so a restore never depends on today's column order. */

@@ -6,6 +6,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { asError, errorCodes, FailureType, messageOf, permanentFailure, type FailureContext } from '../errors';
 import type { ArtifactCompression, ArtifactRecord, ArtifactWriteOptions } from './backup-store';
 import { createDecryptStream, createEncryptStream, type DataKey } from './encryption';
+import { createZstdStream } from './zstd-stream';
 
 /**
  * The artifact pipeline: original bytes → count → gzip → encrypt → hash → wherever the bytes are
@@ -44,8 +45,12 @@ export interface ArtifactEncoder {
   destroy(): Promise<void>;
 }
 
-/** How `options` store an artifact: gzip unless the format is compressed already; a gzip stream as it came. */
+/**
+ * How `options` store an artifact: zstd when asked, else gzip unless the format is compressed
+ * already; a gzip stream as it came.
+ */
 export function compressionFor(options: ArtifactWriteOptions): ArtifactCompression {
+  if (options.compressWith === 'zstd') return 'zstd';
   return options.gzipped === true || !options.alreadyCompressed ? 'gzip' : 'none';
 }
 
@@ -68,6 +73,7 @@ export function encodeArtifact(
   const stages: Array<Transform | Writable> = [counter];
   if (compression === 'gzip' && write.gzipped !== true)
     stages.push(createGzip({ level: options.gzipLevel, chunkSize: GZIP_CHUNK_BYTES }));
+  if (compression === 'zstd') stages.push(createZstdStream('compress'));
   if (options.dataKey) stages.push(createEncryptStream(options.dataKey));
   stages.push(meter, destination);
   const done = pipeline(stages);
@@ -140,6 +146,7 @@ export function decodeArtifact(stored: Readable, form: StoredForm, name: string,
   const stages: Array<Readable | Transform> = [stored, checker];
   if (form.dataKey) stages.push(createDecryptStream(form.dataKey, name));
   if (form.compression === 'gzip') stages.push(createGunzip());
+  if (form.compression === 'zstd') stages.push(createZstdStream('decompress'));
   // The consumer's stream is the pipeline's destination so every stage's error reaches it; its
   // destroy hook turns raw zlib errors into failures that name the artifact.
   const output = new PassThrough({
@@ -168,10 +175,11 @@ export async function hashStoredBytes(stored: Readable): Promise<{ sha256: strin
 function classifyReadError(err: unknown, name: string, context: FailureContext): Error {
   if (err instanceof ApplicationFailure) return err;
   const codes = errorCodes(err);
-  if (codes.some((code) => code.startsWith('Z_') || code === 'ERR_ZLIB_INITIALIZATION_FAILED')) {
+  const zstd = codes.includes('ERR_ZSTD');
+  if (zstd || codes.some((code) => code.startsWith('Z_') || code === 'ERR_ZLIB_INITIALIZATION_FAILED')) {
     return permanentFailure(
       FailureType.ChecksumMismatch,
-      `artifact ${name} is not a valid gzip stream (corrupted or truncated): ${messageOf(err)}`,
+      `artifact ${name} is not a valid ${zstd ? 'zstd' : 'gzip'} stream (corrupted or truncated): ${messageOf(err)}`,
       context,
       err,
     );

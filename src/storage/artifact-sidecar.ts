@@ -14,7 +14,7 @@ const sidecarSchema = z.object({
   bytes: z.number().int().nonnegative(),
   rawBytes: z.number().int().nonnegative(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  compression: z.enum(['gzip', 'none']),
+  compression: z.enum(['gzip', 'none', 'zstd']),
   encrypted: z.boolean(),
   keyId: z.string().optional(),
   committedAt: z.string(),

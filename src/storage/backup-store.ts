@@ -110,7 +110,7 @@ export interface ArtifactRef extends BackupRef {
   path: string;
 }
 
-export type ArtifactCompression = 'gzip' | 'none';
+export type ArtifactCompression = 'gzip' | 'none' | 'zstd';
 
 export interface ArtifactWriteOptions {
   /**
@@ -125,6 +125,12 @@ export interface ArtifactWriteOptions {
    * the original bytes; `rawBytes` then counts the gzip bytes received.
    */
   gzipped?: boolean;
+  /**
+   * `zstd`: compress with zstd (level 1, in a child process; see zstd-stream.ts) instead of gzip,
+   * recorded as `zstd`; readers get the original bytes back. Used for pg_dump archives written
+   * uncompressed (`--compress=0`), so compression runs beside the dump instead of inside it.
+   */
+  compressWith?: 'zstd';
 }
 
 /** An artifact being written. Pipe the original bytes into `stream`, then `commit()`, or `abort()`. */

@@ -9,6 +9,7 @@ import {
 import { manifestRowHashes, type BackupManifest } from '../contracts/backup';
 import type { ObjectComparison, VerificationReport, VerifyBackupInput } from '../contracts/verification';
 import { FailureType } from '../errors';
+import type { ObjectFingerprint } from '../platform/fingerprint';
 import { compareObjectFingerprints, describeDifferences } from '../platform/fingerprint-compare';
 import { OperationAttribute, OrgIdAttribute } from '../search-attributes';
 import { quickActivities as quick, streamingActivities as restoring } from './shared/activity-proxies';
@@ -17,6 +18,9 @@ import { fingerprintingActivities, hashingActivities } from './shared/scaled-tim
 
 /** Patch id: the manifest is read before the artifacts are checked, and limits scale with it. */
 export const SCALED_VERIFICATION_TIMEOUTS = 'verify-scaled-timeouts';
+
+/** Runs begun before it fingerprinted both scratch copies only after both restores ended. */
+const FINGERPRINT_EACH_STORE_WHEN_RESTORED = 'verify-fingerprint-each-store-when-restored';
 
 /** Scratch names derived from the run, so a retry reuses them and cleanup always finds them. */
 export function scratchNames(runId: string): { postgres: string; clickhouse: string } {
@@ -69,38 +73,57 @@ export async function verifyBackup(input: VerifyBackupInput): Promise<Verificati
       problems.push(...(await quick.checkBackupArtifacts({ orgId, backupId })));
     }
     if (problems.length === 0) {
-      manifest ??= await quick.readBackupManifest({ orgId, backupId });
+      const backup = manifest ?? (await quick.readBackupManifest({ orgId, backupId }));
       const rowsOf = (store: 'postgres' | 'clickhouse') =>
-        (manifest?.fingerprint.objects ?? []).filter((o) => o.store === store).reduce((sum, o) => sum + o.rows, 0);
+        (backup.fingerprint.objects ?? []).filter((o) => o.store === store).reduce((sum, o) => sum + o.rows, 0);
       const fingerprinting = (store: 'postgres' | 'clickhouse') =>
         scaled ? fingerprintingActivities(rowsOf(store)) : restoring;
       const restored = { orgId, backupId, targetOrgId: orgId };
-      await Promise.all([
-        manifest.stores.includes('postgres')
+      const restorePostgres = () =>
+        backup.stores.includes('postgres')
           ? restoring.restorePostgres({ ...restored, scratchDatabase: scratch.postgres })
-          : undefined,
-        manifest.stores.includes('clickhouse')
+          : undefined;
+      const restoreClickHouse = () =>
+        backup.stores.includes('clickhouse')
           ? restoring.restoreClickHouse({ ...restored, scratchDatabase: scratch.clickhouse })
-          : undefined,
-      ]);
-      const [pg, ch] = await Promise.all([
-        manifest.stores.includes('postgres')
+          : undefined;
+      const fingerprintPostgres = async () =>
+        backup.stores.includes('postgres')
           ? fingerprinting('postgres').fingerprintPostgresScratch({
               orgId,
               database: scratch.postgres,
-              rowHash: manifestRowHashes(manifest).postgresRowHash,
-              privileges: manifestRowHashes(manifest).postgresPrivileges,
+              rowHash: manifestRowHashes(backup).postgresRowHash,
+              privileges: manifestRowHashes(backup).postgresPrivileges,
             })
-          : [],
-        manifest.stores.includes('clickhouse')
+          : [];
+      const fingerprintClickHouse = async () =>
+        backup.stores.includes('clickhouse')
           ? fingerprinting('clickhouse').fingerprintClickHouseScratch({
               orgId,
               database: scratch.clickhouse,
-              rowHash: manifestRowHashes(manifest).clickhouseRowHash,
+              rowHash: manifestRowHashes(backup).clickhouseRowHash,
             })
-          : [],
-      ]);
-      comparisons = compareObjectFingerprints(manifest.fingerprint.objects, [...pg, ...ch]);
+          : [];
+      let pg: ObjectFingerprint[];
+      let ch: ObjectFingerprint[];
+      if (patched(FINGERPRINT_EACH_STORE_WHEN_RESTORED)) {
+        // Each store is fingerprinted as soon as its own copy is in, so the quicker store's
+        // fingerprint runs beside the slower store's restore instead of after it.
+        [pg, ch] = await Promise.all([
+          (async () => {
+            await restorePostgres();
+            return fingerprintPostgres();
+          })(),
+          (async () => {
+            await restoreClickHouse();
+            return fingerprintClickHouse();
+          })(),
+        ]);
+      } else {
+        await Promise.all([restorePostgres(), restoreClickHouse()]);
+        [pg, ch] = await Promise.all([fingerprintPostgres(), fingerprintClickHouse()]);
+      }
+      comparisons = compareObjectFingerprints(backup.fingerprint.objects, [...pg, ...ch]);
       problems.push(...describeDifferences(comparisons));
     }
     result = problems.length === 0 ? 'passed' : 'failed';

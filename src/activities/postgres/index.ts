@@ -35,6 +35,8 @@ export interface PostgresActivityDeps {
   openPostgresDatabase: StoreClients['openPostgresDatabase'];
   postgresUrl: string;
   binDir: string;
+  /** `pg_restore --jobs` into scratch databases. */
+  restoreJobs: number;
   timeoutMs: number;
   store: BackupStore;
   model: PlatformModel;

@@ -1,5 +1,9 @@
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
@@ -30,6 +34,8 @@ export interface PostgresRestoreDeps {
   openPostgresDatabase: StoreClients['openPostgresDatabase'];
   postgresUrl: string;
   binDir: string;
+  /** `pg_restore --jobs` for restores into a scratch database. */
+  restoreJobs: number;
   store: BackupStore;
   model: PlatformModel;
 }
@@ -91,8 +97,11 @@ export async function restorePostgres(
     if (checked) {
       const { dump } = checked;
       if (input.targetOrgId === input.orgId) {
-        step.current = 'pg_restore of the schemas';
-        await restoreArchiveInto(deps, input, checked, targetUrl, targetPool, !input.scratchDatabase);
+        // A scratch database (verification) restores with --jobs: the workflow drops it whole on failure.
+        step.current = input.scratchDatabase ? 'pg_restore of the schemas, in parallel' : 'pg_restore of the schemas';
+        await restoreArchiveInto(deps, input, checked, targetUrl, targetPool, !input.scratchDatabase, {
+          parallel: input.scratchDatabase !== undefined,
+        });
       } else {
         // A clone: the archive names the source's schemas, so rename them in a database of their own.
         step.current = 'pg_restore into a temporary database for renaming';
@@ -253,6 +262,8 @@ async function readCatalog(
  * `--no-owner --no-privileges`, then owners, ACLs, default privileges and policies from the catalog
  * under mapped role names.
  * @param platform whether `url` is the platform database, where extensions are never created.
+ * @param options.parallel `pg_restore --jobs` from a temporary file (a scratch database only: no
+ *   single transaction, so a failure leaves it half-restored and its caller drops it).
  */
 async function restoreArchiveInto(
   deps: PostgresRestoreDeps,
@@ -261,6 +272,7 @@ async function restoreArchiveInto(
   url: string,
   pool: Pool,
   platform: boolean,
+  options: { parallel?: boolean } = {},
 ): Promise<void> {
   const ctx = Context.current();
   const source = organizationDataMap(input.orgId, deps.model);
@@ -287,22 +299,43 @@ async function restoreArchiveInto(
       // The SCHEMA entries are not restored (their line cannot be told apart from a schema with a
       // space in its name): the schemas are made here, their owner, ACL and comment come from the catalog.
       for (const schema of list.schemas) await pool.query(`CREATE SCHEMA ${quotePgIdent(schema)}`);
-      await runToolFrom(
-        pgTool(deps.binDir, 'pg_restore'),
-        [
-          '--no-owner',
-          '--no-privileges',
-          '--exit-on-error',
-          '--single-transaction',
-          `--use-list=${list.listFile}`,
-          ...list.schemaArgs,
-          `--dbname=${url}`,
-        ],
-        await openArtifact(deps.store, input, dump),
-        ctx.cancellationSignal,
-        'pg_restore',
-        { orgId: input.targetOrgId, object: dump.file },
-      );
+      const args = [
+        '--no-owner',
+        '--no-privileges',
+        '--exit-on-error',
+        `--use-list=${list.listFile}`,
+        ...list.schemaArgs,
+      ];
+      if (!options.parallel) {
+        await runToolFrom(
+          pgTool(deps.binDir, 'pg_restore'),
+          [...args, '--single-transaction', `--dbname=${url}`],
+          await openArtifact(deps.store, input, dump),
+          ctx.cancellationSignal,
+          'pg_restore',
+          { orgId: input.targetOrgId, object: dump.file },
+        );
+        return;
+      }
+      // Parallel mode needs a seekable file and cannot have --single-transaction: tables load in
+      // parallel, then indexes and constraints are built after the data (pg_restore's section order).
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'eloquent-pg-restore-'));
+      try {
+        const file = path.join(dir, 'schemas.dump');
+        await pipeline(await openArtifact(deps.store, input, dump), createWriteStream(file), {
+          signal: ctx.cancellationSignal,
+        });
+        await runToolFrom(
+          pgTool(deps.binDir, 'pg_restore'),
+          [...args, `--jobs=${deps.restoreJobs}`, `--dbname=${url}`, file],
+          undefined,
+          ctx.cancellationSignal,
+          'pg_restore',
+          { orgId: input.targetOrgId, object: dump.file },
+        );
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     },
   );
   if (catalog) {
