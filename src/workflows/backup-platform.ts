@@ -2,6 +2,7 @@ import {
   ApplicationFailure,
   continueAsNew,
   executeChild,
+  patched,
   upsertSearchAttributes,
   uuid4,
   workflowInfo,
@@ -12,6 +13,7 @@ import { parseOrgId } from '../platform/org-id';
 import { OperationAttribute } from '../search-attributes';
 import { backupOrganization } from './backup-organization';
 import { platformPreflight } from './platform-preflight';
+import { dumpWholePlatform, PLATFORM_DUMP_PATCH, type PlatformDumpSummary } from './platform-dump';
 import { ACTIVITY_KINDS, activityProxies } from './shared/activity-proxies';
 import { rootMessage } from './shared/failures';
 
@@ -24,6 +26,11 @@ export interface BackupPlatformInput {
   pageSize?: number;
   /** Only these organizations (sorted, de-duplicated); every organization in PostgreSQL when absent. */
   orgIds?: string[];
+  /**
+   * Also dump every database of each store whole (platform-dump.ts), restorable with `restorePlatform`.
+   * @default true, unless `orgIds` narrows the run to some organizations (then only the globals are written)
+   */
+  platformDump?: boolean;
   /** Verify each organization's backup. @default false (the weekly restore drill verifies) */
   verify?: boolean;
   /** Carried across continue-as-new; not for callers. */
@@ -32,6 +39,7 @@ export interface BackupPlatformInput {
     afterId: string;
     succeeded: number;
     failed: Array<{ orgId: string; error: string }>;
+    platformDump?: PlatformDumpSummary;
   };
 }
 
@@ -39,6 +47,8 @@ export interface BackupPlatformResult {
   platformBackupId: string;
   succeeded: number;
   failed: Array<{ orgId: string; error: string }>;
+  /** The whole-platform dump (every database of each store), absent in runs of older code. */
+  platformDump?: PlatformDumpSummary;
 }
 
 const activities = activityProxies(ACTIVITY_KINDS.backupStore);
@@ -54,7 +64,8 @@ function positive(value: number | undefined, fallback: number, field: string): n
 }
 
 /**
- * The whole platform: `pg_dumpall --globals-only`, then a `backupOrganization` child per organization,
+ * The whole platform: a dump of every database of each store (platform-dump.ts; globals only in runs
+ * of older code), then a `backupOrganization` child per organization,
  * `concurrency` at a time. One organization's failure is reported, never stops the others. Continues
  * as new every `pageSize` organizations so the history stays small with thousands of them.
  */
@@ -70,8 +81,16 @@ export async function backupPlatform(input: BackupPlatformInput = {}): Promise<B
       .toISOString()
       .replace(/[-:]/g, '')
       .replace(/\.\d+Z$/, 'Z')}-${uuid4().slice(0, 8)}`;
-    if (stores.includes('postgres')) await activities.dumpPlatformGlobals({ backupId: platformBackupId });
-    progress = { platformBackupId, afterId: '', succeeded: 0, failed: [] };
+    let platformDump: PlatformDumpSummary | undefined;
+    if ((input.platformDump ?? input.orgIds === undefined) && patched(PLATFORM_DUMP_PATCH)) {
+      platformDump = await dumpWholePlatform(
+        platformBackupId,
+        stores,
+        input.reason ?? `platform backup ${platformBackupId}`,
+        workflowInfo().workflowId,
+      );
+    } else if (stores.includes('postgres')) await activities.dumpPlatformGlobals({ backupId: platformBackupId });
+    progress = { platformBackupId, afterId: '', succeeded: 0, failed: [], ...(platformDump ? { platformDump } : {}) };
   }
 
   const afterId = progress.afterId;
@@ -109,5 +128,10 @@ export async function backupPlatform(input: BackupPlatformInput = {}): Promise<B
   if (page.length === pageSize && last !== undefined) {
     await continueAsNew<typeof backupPlatform>({ ...input, progress: { ...state, afterId: last } });
   }
-  return { platformBackupId: state.platformBackupId, succeeded: state.succeeded, failed: state.failed };
+  return {
+    platformBackupId: state.platformBackupId,
+    succeeded: state.succeeded,
+    failed: state.failed,
+    ...(state.platformDump ? { platformDump: state.platformDump } : {}),
+  };
 }

@@ -3,6 +3,8 @@
 export { platformPreflight } from './platform-preflight';
 export { backupOrganization, backupProgressQuery } from './backup-organization';
 export { backupPlatform } from './backup-platform';
+export { restorePlatform, platformRestoreProgressQuery } from './restore-platform';
+export { verifyPlatformBackup } from './verify-platform-backup';
 export { pruneBackups } from './prune-backups';
 export { archiveChat, archiveChatProgressQuery } from './archive-chat';
 export { restoreDrill } from './restore-drill';
