@@ -23,4 +23,5 @@ export { restoreOrganization, restoreProgressQuery } from './restore-organizatio
 export { rollbackDeployment } from './rollback-deployment';
 export { rollbackPlatform } from './rollback-platform';
 export { backupKubernetes } from './backup-kubernetes';
+export { recordHelmValues, diffHelmValues } from './helm-values';
 export { listOrganizationBackups } from './list-organization-backups';
