@@ -75,7 +75,11 @@ export function databaseUrl(baseUrl: string, database: string): string {
  * A ClickHouse client with the project's settings: the platform's, or one for another server (a
  * platform restore's target) whose URL may carry the credentials (`http://user:password@host:8123`).
  */
-export function createClickHouseClient(options: { url: string; username?: string; password?: string }): ClickHouseClient {
+export function createClickHouseClient(options: {
+  url: string;
+  username?: string;
+  password?: string;
+}): ClickHouseClient {
   const url = new URL(options.url);
   const username = options.username ?? (url.username ? decodeURIComponent(url.username) : 'default');
   const password = options.password ?? decodeURIComponent(url.password);

@@ -82,10 +82,12 @@ describe('whole-platform backup, verification and restore into an empty cluster'
     try {
       await ch.command({ query: 'CREATE DATABASE platform_metrics' });
       await ch.command({
-        query: 'CREATE TABLE platform_metrics.requests (day Date, path String, hits UInt64) ENGINE = MergeTree ORDER BY (day, path)',
+        query:
+          'CREATE TABLE platform_metrics.requests (day Date, path String, hits UInt64) ENGINE = MergeTree ORDER BY (day, path)',
       });
       await ch.command({
-        query: "INSERT INTO platform_metrics.requests SELECT toDate('2026-11-01') + number % 30, concat('/p', toString(number % 7)), number FROM system.numbers LIMIT 2000",
+        query:
+          "INSERT INTO platform_metrics.requests SELECT toDate('2026-11-01') + number % 30, concat('/p', toString(number % 7)), number FROM system.numbers LIMIT 2000",
       });
       await ch.command({ query: 'CREATE TABLE default.notes (id UInt32, text String) ENGINE = TinyLog' });
       await ch.command({ query: "INSERT INTO default.notes VALUES (1, 'kept'), (2, 'also kept')" });
@@ -116,14 +118,20 @@ describe('whole-platform backup, verification and restore into an empty cluster'
     const postgres = result.platformDump?.parts.find((p) => p.store === 'postgres');
     const clickhouse = result.platformDump?.parts.find((p) => p.store === 'clickhouse');
     expect(postgres?.databases).toEqual(['eloquent', 'postgres', 'side_db']);
-    expect(clickhouse?.databases).toEqual(expect.arrayContaining(['default', 'platform_metrics', ...orgs.map((o) => `org_${o}`)]));
+    expect(clickhouse?.databases).toEqual(
+      expect.arrayContaining(['default', 'platform_metrics', ...orgs.map((o) => `org_${o}`)]),
+    );
     const folder = path.join(backupDir, '_platform', backupId);
     const manifest = JSON.parse(await readFile(path.join(folder, 'manifest.json'), 'utf8')) as {
       parts: Array<{ artifacts: Array<{ file: string; encrypted: boolean }> }>;
     };
     const artifacts = manifest.parts.flatMap((p) => p.artifacts);
     expect(artifacts.map((a) => a.file)).toEqual(
-      expect.arrayContaining(['postgres/globals.sql', 'postgres/databases/eloquent.dump', 'postgres/databases/side_db.dump']),
+      expect.arrayContaining([
+        'postgres/globals.sql',
+        'postgres/databases/eloquent.dump',
+        'postgres/databases/side_db.dump',
+      ]),
     );
     expect(artifacts.every((a) => a.encrypted)).toBe(true);
     // The role's name is in the globals, which are encrypted at rest: no stored byte shows it.
@@ -140,12 +148,14 @@ describe('whole-platform backup, verification and restore into an empty cluster'
     });
     expect(result).toMatchObject({ passed: true, organizations: 3, differences: [] });
     expect(result.platformObjects).toBeGreaterThanOrEqual(4);
-    const databases = await query<{ datname: string }>(target.postgres.url, 'SELECT datname FROM pg_database ORDER BY 1');
+    const databases = await query<{ datname: string }>(
+      target.postgres.url,
+      'SELECT datname FROM pg_database ORDER BY 1',
+    );
     expect(databases.map((d) => d.datname)).toEqual(['postgres', 'template0', 'template1']);
-    expect((await chQuery(target.clickhouse.url, 'SELECT name FROM system.databases ORDER BY name')).trim().split('\n')).toEqual([
-      'default',
-      'system',
-    ]);
+    expect(
+      (await chQuery(target.clickhouse.url, 'SELECT name FROM system.databases ORDER BY name')).trim().split('\n'),
+    ).toEqual(['default', 'system']);
   }, 300_000);
 
   it('an organization deleted after the backup stays deleted after restorePlatform, and everything else comes back equal', async () => {
@@ -175,22 +185,37 @@ describe('whole-platform backup, verification and restore into an empty cluster'
     );
     // Checked with plain queries on the restored servers, not with the project's fingerprint.
     const platformDb = databaseUrl(target.postgres.url, 'eloquent');
-    const schemas = await query<{ nspname: string }>(platformDb, "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'org\\_%' ORDER BY 1");
+    const schemas = await query<{ nspname: string }>(
+      platformDb,
+      "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'org\\_%' ORDER BY 1",
+    );
     expect(schemas.some((s) => s.nspname.startsWith(`org_${deleted}`))).toBe(false);
-    for (const orgId of orgs.filter((o) => o !== deleted)) expect(schemas.map((s) => s.nspname)).toContain(`org_${orgId}`);
-    const rows = await query<{ n: string }>(platformDb, `SELECT count(*)::text AS n FROM public.organizations WHERE id = '${deleted}'`);
+    for (const orgId of orgs.filter((o) => o !== deleted))
+      expect(schemas.map((s) => s.nspname)).toContain(`org_${orgId}`);
+    const rows = await query<{ n: string }>(
+      platformDb,
+      `SELECT count(*)::text AS n FROM public.organizations WHERE id = '${deleted}'`,
+    );
     expect(rows[0]?.n).toBe('0');
-    const invoices = await query<{ n: string; sum: string }>(platformDb, 'SELECT count(*)::text AS n, sum(amount)::text AS sum FROM billing.invoices');
+    const invoices = await query<{ n: string; sum: string }>(
+      platformDb,
+      'SELECT count(*)::text AS n, sum(amount)::text AS sum FROM billing.invoices',
+    );
     expect(invoices[0]).toEqual({ n: '500', sum: '187875.00' });
-    const flags = await query<{ name: string }>(databaseUrl(target.postgres.url, 'side_db'), 'SELECT name FROM feature_flags ORDER BY 1');
+    const flags = await query<{ name: string }>(
+      databaseUrl(target.postgres.url, 'side_db'),
+      'SELECT name FROM feature_flags ORDER BY 1',
+    );
     expect(flags.map((f) => f.name)).toEqual(['beta', 'dark_mode']);
     expect(await query(target.postgres.url, "SELECT 1 FROM pg_roles WHERE rolname = 'reporting'")).toHaveLength(1);
     const chDatabases = (await chQuery(target.clickhouse.url, 'SELECT name FROM system.databases')).trim().split('\n');
     expect(chDatabases).not.toContain(`org_${deleted}`);
-    expect((await chQuery(target.clickhouse.url, 'SELECT count(), sum(hits) FROM platform_metrics.requests')).trim()).toBe(
-      '2000\t1999000',
+    expect(
+      (await chQuery(target.clickhouse.url, 'SELECT count(), sum(hits) FROM platform_metrics.requests')).trim(),
+    ).toBe('2000\t1999000');
+    expect((await chQuery(target.clickhouse.url, 'SELECT text FROM default.notes ORDER BY id')).trim()).toBe(
+      'kept\nalso kept',
     );
-    expect((await chQuery(target.clickhouse.url, 'SELECT text FROM default.notes ORDER BY id')).trim()).toBe('kept\nalso kept');
   }, 300_000);
 
   it('refuses a target that is not empty, naming what it found, and changes nothing', async () => {
@@ -202,7 +227,12 @@ describe('whole-platform backup, verification and restore into an empty cluster'
       }),
     );
     expect(failure).toBeInstanceOf(WorkflowFailedError);
-    expect(failureText(failure)).toMatch(/RestoreRefused|not empty \(database eloquent/);
-    expect(failureText(failure)).toMatch(/not empty \(database eloquent/);
+    // Both servers are checked and both named, before either is touched.
+    expect(failureText(failure)).toMatch(
+      /\[postgres object=127\.0\.0\.1:\d+\/postgres\] the target cluster is not empty \(database eloquent, database side_db, role reporting/,
+    );
+    expect(failureText(failure)).toMatch(
+      /\[clickhouse object=127\.0\.0\.1:\d+\] the target server is not empty \(database org_/,
+    );
   }, 120_000);
 });

@@ -139,3 +139,38 @@ export interface PlatformRestoreProgress {
   done: string[];
 }
 export const PLATFORM_RESTORE_PROGRESS_QUERY = 'progress';
+
+const BACKUP_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
+
+/** Input problems, each naming its field; empty when the input is fine. */
+export function platformTargetProblems(input: Partial<RestorePlatformInput> | null | undefined): string[] {
+  if (input === null || typeof input !== 'object') return ['input: expected an object'];
+  const problems: string[] = [];
+  if (typeof input.backupId !== 'string' || !BACKUP_ID.test(input.backupId))
+    problems.push(
+      `backupId: expected a platform backup id (letters, digits, ".", "_", "-"), got ${JSON.stringify(input.backupId)}`,
+    );
+  if (
+    input.clickhouseBackupId !== undefined &&
+    (typeof input.clickhouseBackupId !== 'string' || !BACKUP_ID.test(input.clickhouseBackupId))
+  )
+    problems.push(`clickhouseBackupId: expected a platform backup id, got ${JSON.stringify(input.clickhouseBackupId)}`);
+  const url = (field: 'postgresUrl' | 'clickhouseUrl', protocols: string[]) => {
+    const value = input[field];
+    let parsed: URL | undefined;
+    try {
+      parsed = typeof value === 'string' ? new URL(value) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || !protocols.includes(parsed.protocol))
+      problems.push(
+        `${field}: expected a ${protocols.join(' or ')}// URL of the target server, got ${JSON.stringify(typeof value === 'string' ? value.replace(/:[^:@/]*@/, ':***@') : value)}`,
+      );
+  };
+  url('postgresUrl', ['postgres:', 'postgresql:']);
+  url('clickhouseUrl', ['http:', 'https:']);
+  if (input.jobs !== undefined && (!Number.isInteger(input.jobs) || input.jobs < 1 || input.jobs > 16))
+    problems.push(`jobs: expected a whole number 1-16, got ${JSON.stringify(input.jobs)}`);
+  return problems;
+}

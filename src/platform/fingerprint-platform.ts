@@ -118,7 +118,10 @@ export const CLICKHOUSE_SYSTEM_DATABASES: readonly string[] = ['system', 'INFORM
 
 /** Every database of the ClickHouse server but the system ones, sorted. */
 export async function listClickHouseDatabases(client: ClickHouseClient): Promise<string[]> {
-  const result = await client.query({ query: 'SELECT name FROM system.databases ORDER BY name', format: 'JSONEachRow' });
+  const result = await client.query({
+    query: 'SELECT name FROM system.databases ORDER BY name',
+    format: 'JSONEachRow',
+  });
   return z
     .array(databaseRow)
     .parse(await result.json<unknown>())
@@ -156,8 +159,14 @@ export interface PlatformComparison {
  * dump must be there with equal objects, and no organization may appear that the dump did not hold.
  */
 export function comparePlatformFingerprints(
-  expected: { organizations: ReadonlyArray<{ orgId: string; objects: ObjectFingerprint[] }>; platformObjects: ObjectFingerprint[] },
-  actual: { organizations: ReadonlyArray<{ orgId: string; objects: ObjectFingerprint[] }>; platformObjects: ObjectFingerprint[] },
+  expected: {
+    organizations: ReadonlyArray<{ orgId: string; objects: ObjectFingerprint[] }>;
+    platformObjects: ObjectFingerprint[];
+  },
+  actual: {
+    organizations: ReadonlyArray<{ orgId: string; objects: ObjectFingerprint[] }>;
+    platformObjects: ObjectFingerprint[];
+  },
   deleted: readonly string[],
 ): PlatformComparison {
   const found = new Map(actual.organizations.map((o) => [o.orgId, o.objects]));
@@ -169,20 +178,32 @@ export function comparePlatformFingerprints(
       organizations.push(
         objects === undefined || objects.every((o) => o.rows === 0)
           ? { orgId: org.orgId, outcome: 'deleted' }
-          : { orgId: org.orgId, outcome: 'differs', differences: ['deleted organization is present after the restore'] },
+          : {
+              orgId: org.orgId,
+              outcome: 'differs',
+              differences: ['deleted organization is present after the restore'],
+            },
       );
       continue;
     }
     const differences = describeDifferences(compareObjectFingerprints(org.objects, objects ?? []));
     organizations.push(
-      differences.length === 0 ? { orgId: org.orgId, outcome: 'matches' } : { orgId: org.orgId, outcome: 'differs', differences },
+      differences.length === 0
+        ? { orgId: org.orgId, outcome: 'matches' }
+        : { orgId: org.orgId, outcome: 'differs', differences },
     );
   }
   for (const [orgId] of found)
-    organizations.push({ orgId, outcome: 'differs', differences: ['organization not in the backup is present after the restore'] });
+    organizations.push({
+      orgId,
+      outcome: 'differs',
+      differences: ['organization not in the backup is present after the restore'],
+    });
   return {
     organizations,
-    platformDifferences: describeDifferences(compareObjectFingerprints(expected.platformObjects, actual.platformObjects)),
+    platformDifferences: describeDifferences(
+      compareObjectFingerprints(expected.platformObjects, actual.platformObjects),
+    ),
     platformObjects: expected.platformObjects.length,
   };
 }

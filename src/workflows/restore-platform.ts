@@ -1,16 +1,18 @@
 import {
+  ActivityFailure,
   ApplicationFailure,
   defineQuery,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type {
-  PlatformRestoreProgress,
-  PlatformTarget,
-  RestoredOrganization,
-  RestorePlatformInput,
-  RestorePlatformResult,
+import {
+  platformTargetProblems,
+  type PlatformRestoreProgress,
+  type PlatformTarget,
+  type RestoredOrganization,
+  type RestorePlatformInput,
+  type RestorePlatformResult,
 } from '../contracts/platform-backup';
 import { FailureType } from '../errors';
 import type { PlatformComparison } from '../platform/fingerprint-platform';
@@ -24,34 +26,6 @@ const log = activityProxies(ACTIVITY_KINDS.deletionLog);
 
 /** `progress` of restorePlatform and verifyPlatformBackup: the current step and those done. */
 export const platformRestoreProgressQuery = defineQuery<PlatformRestoreProgress>('progress');
-
-const BACKUP_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
-
-/** Input problems, each naming its field; empty when the input is fine. */
-export function platformTargetProblems(input: Partial<RestorePlatformInput> | null | undefined): string[] {
-  if (input === null || typeof input !== 'object') return ['input: expected an object'];
-  const problems: string[] = [];
-  if (typeof input.backupId !== 'string' || !BACKUP_ID.test(input.backupId))
-    problems.push(`backupId: expected a platform backup id (letters, digits, ".", "_", "-"), got ${JSON.stringify(input.backupId)}`);
-  if (input.clickhouseBackupId !== undefined && (typeof input.clickhouseBackupId !== 'string' || !BACKUP_ID.test(input.clickhouseBackupId)))
-    problems.push(`clickhouseBackupId: expected a platform backup id, got ${JSON.stringify(input.clickhouseBackupId)}`);
-  const url = (field: 'postgresUrl' | 'clickhouseUrl', protocols: string[]) => {
-    const value = input[field];
-    let parsed: URL | undefined;
-    try {
-      parsed = typeof value === 'string' ? new URL(value) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    if (!parsed || !protocols.includes(parsed.protocol))
-      problems.push(`${field}: expected a ${protocols.join(' or ')}// URL of the target server, got ${JSON.stringify(typeof value === 'string' ? value.replace(/:[^:@/]*@/, ':***@') : value)}`);
-  };
-  url('postgresUrl', ['postgres:', 'postgresql:']);
-  url('clickhouseUrl', ['http:', 'https:']);
-  if (input.jobs !== undefined && (!Number.isInteger(input.jobs) || input.jobs < 1 || input.jobs > 16))
-    problems.push(`jobs: expected a whole number 1-16, got ${JSON.stringify(input.jobs)}`);
-  return problems;
-}
 
 /** Registers the progress query and tags the run; returns the function that moves to the next step. */
 export function startPlatformOperation(title: string): (step: string) => void {
@@ -69,28 +43,51 @@ export function startPlatformOperation(title: string): (step: string) => void {
 export function refusePlatformInput(workflow: string, input: Partial<RestorePlatformInput>): void {
   const problems = platformTargetProblems(input);
   if (problems.length > 0)
-    throw ApplicationFailure.nonRetryable(`${workflow}: invalid input: ${problems.join('; ')}`, FailureType.InvalidInput);
+    throw ApplicationFailure.nonRetryable(
+      `${workflow}: invalid input: ${problems.join('; ')}`,
+      FailureType.InvalidInput,
+    );
 }
 
 /** Both backups exist with the dumps they must hold; returns every organization they hold. */
 export async function readPlatformBackups(backupId: string, clickhouseBackupId: string): Promise<string[]> {
   const postgres = await quick.describePlatformBackup({ backupId });
-  const clickhouse = clickhouseBackupId === backupId ? postgres : await quick.describePlatformBackup({ backupId: clickhouseBackupId });
+  const clickhouse =
+    clickhouseBackupId === backupId ? postgres : await quick.describePlatformBackup({ backupId: clickhouseBackupId });
   const missing = [
     ...(postgres.stores.includes('postgres') ? [] : [`platform backup ${backupId} holds no postgres dump`]),
-    ...(clickhouse.stores.includes('clickhouse') ? [] : [`platform backup ${clickhouseBackupId} holds no clickhouse dump`]),
+    ...(clickhouse.stores.includes('clickhouse')
+      ? []
+      : [`platform backup ${clickhouseBackupId} holds no clickhouse dump`]),
   ];
   if (missing.length > 0)
-    throw ApplicationFailure.nonRetryable(`${missing.join('; ')}: give the one that does as ${missing.length > 1 ? 'backupId' : 'clickhouseBackupId'}`, FailureType.UnknownBackup);
+    throw ApplicationFailure.nonRetryable(
+      `${missing.join('; ')}: give the one that does as ${missing.length > 1 ? 'backupId' : 'clickhouseBackupId'}`,
+      FailureType.UnknownBackup,
+    );
   return [...new Set([...postgres.organizations, ...clickhouse.organizations])].sort();
 }
 
-/** Nothing is restored into a cluster or server that holds anything: both are checked before either is touched. */
+/**
+ * Nothing is restored into a cluster or server that holds anything: both are checked before either
+ * is touched, and a refusal names what each non-empty one holds.
+ */
 export async function assertTargetsEmpty(target: PlatformTarget): Promise<void> {
-  await Promise.all([
+  const checks = await Promise.allSettled([
     quick.assertPostgresTargetEmpty({ targetUrl: target.postgresUrl }),
     quick.assertClickHouseTargetEmpty({ targetUrl: target.clickhouseUrl }),
   ]);
+  const refusals = checks.flatMap((c) => (c.status === 'rejected' ? [c.reason as unknown] : []));
+  if (refusals.length === 0) return;
+  const causes = refusals.map((r) =>
+    r instanceof ActivityFailure && r.cause instanceof ApplicationFailure ? r.cause : r,
+  );
+  const permanent = causes.every((c) => c instanceof ApplicationFailure && c.nonRetryable);
+  if (!permanent) throw refusals[0];
+  throw ApplicationFailure.nonRetryable(
+    causes.map((c) => (c instanceof Error ? c.message : String(c))).join('; '),
+    FailureType.RestoreRefused,
+  );
 }
 
 /** Both stores in parallel: PostgreSQL globals and databases (pg_restore --jobs), ClickHouse databases. */
@@ -116,7 +113,11 @@ export async function compareWithBackup(
 ): Promise<{ organizations: RestoredOrganization[]; platformDifferences: string[]; platformObjects: number }> {
   const [postgres, clickhouse]: PlatformComparison[] = await Promise.all([
     quick.comparePlatformPostgresTarget({ backupId, targetUrl: target.postgresUrl, deletedOrgIds }),
-    quick.comparePlatformClickHouseTarget({ backupId: clickhouseBackupId, targetUrl: target.clickhouseUrl, deletedOrgIds }),
+    quick.comparePlatformClickHouseTarget({
+      backupId: clickhouseBackupId,
+      targetUrl: target.clickhouseUrl,
+      deletedOrgIds,
+    }),
   ]);
   const byOrg = new Map<string, RestoredOrganization>();
   for (const [store, comparison] of [

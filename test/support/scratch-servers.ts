@@ -36,7 +36,17 @@ export async function startScratchPostgres(): Promise<ScratchServer> {
   const port = await freePort();
   const data = path.join(dir, 'data');
   try {
-    await asPostgresUser('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync']);
+    await asPostgresUser('initdb', [
+      '-D',
+      data,
+      '-U',
+      'postgres',
+      '--auth=trust',
+      '-E',
+      'UTF8',
+      '--locale=C',
+      '--no-sync',
+    ]);
     await asPostgresUser('pg_ctl', [
       '-D',
       data,

@@ -81,10 +81,14 @@ export async function dumpPlatformClickHouse(deps: ClickHousePlatformDeps, backu
       for (const object of objects) {
         const refusal = backupRefusal(object);
         if (refusal)
-          throw permanentFailure(FailureType.StoreRejected, `cannot back up table ${database}.${object.name}: ${refusal}`, {
-            store: 'clickhouse',
-            object: `${database}.${object.name}`,
-          });
+          throw permanentFailure(
+            FailureType.StoreRejected,
+            `cannot back up table ${database}.${object.name}: ${refusal}`,
+            {
+              store: 'clickhouse',
+              object: `${database}.${object.name}`,
+            },
+          );
       }
       catalog.set(database, objects);
     }
@@ -201,7 +205,9 @@ export async function assertClickHouseTargetEmpty(targetUrl: string): Promise<vo
 
 /** The part's artifacts by database, from their paths. */
 function artifactsByDatabase(part: PlatformPart): Map<string, ClickHouseDatabaseArtifacts> {
-  const byDatabase = new Map<string, ClickHouseDatabaseArtifacts>(part.databases.map((d) => [d, { ddl: [], data: [] }]));
+  const byDatabase = new Map<string, ClickHouseDatabaseArtifacts>(
+    part.databases.map((d) => [d, { ddl: [], data: [] }]),
+  );
   for (const artifact of part.artifacts) {
     const { database, object, kind } = parsePlatformObjectPath(artifact.file);
     const entry = byDatabase.get(database) ?? { ddl: [], data: [] };
@@ -234,7 +240,9 @@ export async function restorePlatformClickHouse(
         if (database === 'default') {
           for (const existing of await listClickHouseObjects(client, database))
             if (existing.innerTableOf === undefined)
-              await client.command({ query: `DROP TABLE IF EXISTS ${quoteClickHouseQualified(database, existing.name)}` });
+              await client.command({
+                query: `DROP TABLE IF EXISTS ${quoteClickHouseQualified(database, existing.name)}`,
+              });
         } else {
           await dropClickHouseDatabase(client, database);
           await client.command({ query: `CREATE DATABASE ${quoteClickHouseIdent(database)}` });

@@ -3,11 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import {
-  REDACTED_VALUE,
-  type HelmValueChange,
-  type HelmValuesRecord,
-} from '../../contracts/helm-values';
+import { REDACTED_VALUE, type HelmValueChange, type HelmValuesRecord } from '../../contracts/helm-values';
 import { FailureType, permanentFailure } from '../../errors';
 import type { BackupStore } from '../../storage/backup-store';
 
@@ -47,7 +43,8 @@ export async function readSecretValues(kubeConfig: KubeConfig, namespace: string
       const value = Buffer.from(encoded, 'base64').toString('utf8');
       if (value.length >= MIN_SECRET_LENGTH) values.add(value);
       // A multi-line secret (a key file, a .env) may appear line by line in values.
-      for (const line of value.split('\n')) if (line.trim().length >= MIN_EMBEDDED_SECRET_LENGTH) values.add(line.trim());
+      for (const line of value.split('\n'))
+        if (line.trim().length >= MIN_EMBEDDED_SECRET_LENGTH) values.add(line.trim());
     }
   }
   // Longest first, so a secret that contains another is replaced whole.
@@ -144,7 +141,15 @@ export async function storeHelmValuesRecord(store: BackupStore, record: HelmValu
 async function git(directory: string, args: string[]): Promise<string> {
   const { stdout } = await run(
     'git',
-    ['-c', 'user.name=eloquent-recovery', '-c', 'user.email=eloquent-recovery@localhost', '-c', 'commit.gpgsign=false', ...args],
+    [
+      '-c',
+      'user.name=eloquent-recovery',
+      '-c',
+      'user.email=eloquent-recovery@localhost',
+      '-c',
+      'commit.gpgsign=false',
+      ...args,
+    ],
     { cwd: directory, env: { ...process.env, GIT_TERMINAL_PROMPT: '0' } },
   );
   return stdout;

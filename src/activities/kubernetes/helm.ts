@@ -111,7 +111,8 @@ export function createHelmActivities(deps: KubernetesActivityDeps) {
       ['get', 'values', release, '--all', '--revision', String(revision), '--namespace', namespace, '--output', 'json'],
       'helm get values',
     );
-    if (run.code !== 0) throw helmFailure(run, `helm release ${namespace}/${release}`, `helm get values --revision ${revision}`);
+    if (run.code !== 0)
+      throw helmFailure(run, `helm release ${namespace}/${release}`, `helm get values --revision ${revision}`);
     return JSON.parse(run.stdout || 'null') as unknown;
   }
 
@@ -141,7 +142,11 @@ export function createHelmActivities(deps: KubernetesActivityDeps) {
           records.push(existing);
           continue;
         }
-        const redaction = redactHelmValues(await valuesOf(release, namespace, revision.revision), kept.redactKeyPattern, secrets);
+        const redaction = redactHelmValues(
+          await valuesOf(release, namespace, revision.revision),
+          kept.redactKeyPattern,
+          secrets,
+        );
         const record: HelmValuesRecord = {
           release,
           namespace,

@@ -121,14 +121,22 @@ export function createPostgresActivities(deps: PostgresActivityDeps) {
       const actual = await withPostgresClassification(
         undefined,
         'fingerprinting the restore target',
-        () => fingerprintPlatformPostgresTarget(deps, { targetUrl: input.targetUrl, platformDatabase, databases: part.databases }),
+        () =>
+          fingerprintPlatformPostgresTarget(deps, {
+            targetUrl: input.targetUrl,
+            platformDatabase,
+            databases: part.databases,
+          }),
         redactedAddress(input.targetUrl),
       );
       return comparePlatformFingerprints(part, actual, input.deletedOrgIds);
     },
 
     /** Deletes organizations again on a restored target (schemas, shared rows, organization row). Idempotent. */
-    async purgeOrganizationsFromPostgresTarget(input: { targetUrl: string; orgIds: string[] }): Promise<{ removed: string[] }> {
+    async purgeOrganizationsFromPostgresTarget(input: {
+      targetUrl: string;
+      orgIds: string[];
+    }): Promise<{ removed: string[] }> {
       const platformDatabase = new URL(deps.postgresUrl).pathname.slice(1);
       return withPostgresClassification(
         undefined,

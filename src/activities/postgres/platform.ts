@@ -32,7 +32,8 @@ export const PLATFORM_BACKUP_ORG = '_platform';
 /** The globals of the cluster (roles, tablespaces), `pg_dumpall --globals-only`. */
 export const PLATFORM_GLOBALS_ARTIFACT = 'postgres/globals.sql';
 /** One custom-format archive per database: `pg_restore --jobs` restores it in parallel. */
-export const platformDatabaseArtifact = (database: string) => `postgres/databases/${encodeObjectFileName(database)}.dump`;
+export const platformDatabaseArtifact = (database: string) =>
+  `postgres/databases/${encodeObjectFileName(database)}.dump`;
 /** The PostgreSQL part of a platform backup, merged into its manifest last. */
 export const POSTGRES_PART_FILE = 'postgres-part.json';
 
@@ -160,14 +161,19 @@ export async function dumpPlatformPostgres(deps: PostgresPlatformDeps, backupId:
           for (const orgId of await listPostgresOrganizations(client, deps.model)) {
             current.object = `organization ${orgId}`;
             const map = organizationDataMap(orgId, deps.model);
-            const live = await fingerprintPostgres(pool, map, { snapshotId: snapshot, rowHash: CURRENT_POSTGRES_ROW_HASH });
+            const live = await fingerprintPostgres(pool, map, {
+              snapshotId: snapshot,
+              rowHash: CURRENT_POSTGRES_ROW_HASH,
+            });
             const own = dumped.filter((d) => map.postgres.isOrgSchema(d.schema));
             organizations.push({ orgId, objects: withDumpedSequences(map, live, own) });
           }
           platformObjects.push(...(await fingerprintPostgresOutsideOrganizations(client, database, deps.model)));
         } else {
           platformObjects.push(
-            ...(await fingerprintPostgresOutsideOrganizations(client, database, deps.model, { organizationsHere: false })),
+            ...(await fingerprintPostgresOutsideOrganizations(client, database, deps.model, {
+              organizationsHere: false,
+            })),
           );
         }
         await client.query('COMMIT');
@@ -275,7 +281,11 @@ export async function restorePlatformPostgres(
       const stderr = await runToolFrom(
         pgTool(deps.binDir, 'psql'),
         ['-X', '-q', '-v', 'ON_ERROR_STOP=0', `--dbname=${maintenanceUrl}`, '-f', '-'],
-        await deps.store.openArtifactReader({ orgId: PLATFORM_BACKUP_ORG, backupId: input.backupId, path: globals.file }),
+        await deps.store.openArtifactReader({
+          orgId: PLATFORM_BACKUP_ORG,
+          backupId: input.backupId,
+          path: globals.file,
+        }),
         ctx.cancellationSignal,
         'psql (globals)',
         { object: 'globals' },
@@ -285,10 +295,14 @@ export async function restorePlatformPostgres(
         .filter((line) => /ERROR:/.test(line))
         .filter((line) => !ROLE_EXISTS.test(line.trim()));
       if (errors.length > 0)
-        throw permanentFailure(FailureType.StoreRejected, `restoring the globals failed: ${errors.slice(0, 5).join('; ')}`, {
-          store: 'postgres',
-          object: 'globals',
-        });
+        throw permanentFailure(
+          FailureType.StoreRejected,
+          `restoring the globals failed: ${errors.slice(0, 5).join('; ')}`,
+          {
+            store: 'postgres',
+            object: 'globals',
+          },
+        );
     }
     const restored: string[] = [];
     for (const artifact of input.part.artifacts.filter((a) => a.object.startsWith('database:'))) {
@@ -296,7 +310,11 @@ export async function restorePlatformPostgres(
       current.object = `database ${database}`;
       const local = path.join(dir, 'archive.dump');
       await pipeline(
-        await deps.store.openArtifactReader({ orgId: PLATFORM_BACKUP_ORG, backupId: input.backupId, path: artifact.file }),
+        await deps.store.openArtifactReader({
+          orgId: PLATFORM_BACKUP_ORG,
+          backupId: input.backupId,
+          path: artifact.file,
+        }),
         createWriteStream(local),
         { signal: ctx.cancellationSignal },
       );
@@ -345,12 +363,17 @@ export async function fingerprintPlatformPostgresTarget(
       if (database === input.platformDatabase) {
         for (const orgId of await listPostgresOrganizations(client, deps.model)) {
           const map = organizationDataMap(orgId, deps.model);
-          organizations.push({ orgId, objects: await fingerprintPostgres(pool, map, { rowHash: CURRENT_POSTGRES_ROW_HASH }) });
+          organizations.push({
+            orgId,
+            objects: await fingerprintPostgres(pool, map, { rowHash: CURRENT_POSTGRES_ROW_HASH }),
+          });
         }
         platformObjects.push(...(await fingerprintPostgresOutsideOrganizations(client, database, deps.model)));
       } else {
         platformObjects.push(
-          ...(await fingerprintPostgresOutsideOrganizations(client, database, deps.model, { organizationsHere: false })),
+          ...(await fingerprintPostgresOutsideOrganizations(client, database, deps.model, {
+            organizationsHere: false,
+          })),
         );
       }
       await client.query('COMMIT');
@@ -402,7 +425,9 @@ export async function listOrganizationsPage(
  * creates `postgres` again, and drops every role but the connecting superuser and the built-in ones.
  * Only for clusters a verification found empty at its start.
  */
-export async function resetScratchPostgresCluster(targetUrl: string): Promise<{ databases: string[]; roles: string[] }> {
+export async function resetScratchPostgresCluster(
+  targetUrl: string,
+): Promise<{ databases: string[]; roles: string[] }> {
   const pool = new Pool({ connectionString: databaseUrl(targetUrl, 'template1'), max: 1 });
   pool.on('error', () => undefined);
   try {

@@ -27,10 +27,14 @@ export async function writePlatformManifest(
     const raw = await store.readJson({ orgId: PLATFORM_BACKUP_ORG, backupId: input.backupId }, PART_FILES[name]);
     const parsed = platformPartSchema.safeParse(raw);
     if (!parsed.success)
-      throw permanentFailure(FailureType.UnknownBackup, `the ${name} part of platform backup ${input.backupId} is missing or invalid`, {
-        store: 'storage',
-        object: `${PLATFORM_BACKUP_ORG}/${input.backupId}/${PART_FILES[name]}`,
-      });
+      throw permanentFailure(
+        FailureType.UnknownBackup,
+        `the ${name} part of platform backup ${input.backupId} is missing or invalid`,
+        {
+          store: 'storage',
+          object: `${PLATFORM_BACKUP_ORG}/${input.backupId}/${PART_FILES[name]}`,
+        },
+      );
     parts.push(parsed.data);
   }
   for (const artifact of parts.flatMap((p) => p.artifacts)) {
