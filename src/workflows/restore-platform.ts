@@ -111,9 +111,10 @@ export async function compareWithBackup(
   target: PlatformTarget,
   deletedOrgIds: string[],
 ): Promise<{ organizations: RestoredOrganization[]; platformDifferences: string[]; platformObjects: number }> {
+  // Fingerprinting a whole platform takes as long as its data: a streaming call, heartbeating.
   const [postgres, clickhouse]: PlatformComparison[] = await Promise.all([
-    quick.comparePlatformPostgresTarget({ backupId, targetUrl: target.postgresUrl, deletedOrgIds }),
-    quick.comparePlatformClickHouseTarget({
+    streaming.comparePlatformPostgresTarget({ backupId, targetUrl: target.postgresUrl, deletedOrgIds }),
+    streaming.comparePlatformClickHouseTarget({
       backupId: clickhouseBackupId,
       targetUrl: target.clickhouseUrl,
       deletedOrgIds,

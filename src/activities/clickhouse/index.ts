@@ -14,6 +14,7 @@ import { dropClickHouseDatabase, restoreClickHouse, type RestoreClickHouseInput 
 import { organizationDataMap } from '../../platform/data-map';
 import { fingerprintClickHouse } from '../../platform/fingerprint-clickhouse';
 import type { ObjectFingerprint } from '../../platform/fingerprint';
+import { startHeartbeats } from '../support/heartbeats';
 import { probeStore } from '../support/probe';
 import { withClickHouseClassification } from './errors';
 import {
@@ -82,9 +83,10 @@ export function createClickHouseActivities(deps: ClickHouseActivityDeps) {
       deletedOrgIds: string[];
     }): Promise<PlatformComparison> {
       const part = await readPlatformPart(deps.store, input.backupId, 'clickhouse');
+      const heartbeats = startHeartbeats(() => ({ fingerprinting: 'the restore target' }));
       const actual = await withClickHouseClassification(undefined, 'the restore target', () =>
         fingerprintPlatformClickHouseTarget(deps, { targetUrl: input.targetUrl }),
-      );
+      ).finally(() => heartbeats.stop());
       return comparePlatformFingerprints(part, actual, input.deletedOrgIds);
     },
 

@@ -12,6 +12,7 @@ import type { ObjectFingerprint } from '../../platform/fingerprint';
 import { fingerprintPostgres } from '../../platform/fingerprint-postgres';
 import type { BackupStore } from '../../storage/backup-store';
 import type { StoreClients } from '../../store-clients';
+import { startHeartbeats } from '../support/heartbeats';
 import { probeStore } from '../support/probe';
 import { backupPostgres } from './backup';
 import { withPostgresClassification } from './errors';
@@ -118,6 +119,7 @@ export function createPostgresActivities(deps: PostgresActivityDeps) {
     }): Promise<PlatformComparison> {
       const part = await readPlatformPart(deps.store, input.backupId, 'postgres');
       const platformDatabase = part.platformDatabase ?? new URL(deps.postgresUrl).pathname.slice(1);
+      const heartbeats = startHeartbeats(() => ({ fingerprinting: redactedAddress(input.targetUrl) }));
       const actual = await withPostgresClassification(
         undefined,
         'fingerprinting the restore target',
@@ -128,7 +130,7 @@ export function createPostgresActivities(deps: PostgresActivityDeps) {
             databases: part.databases,
           }),
         redactedAddress(input.targetUrl),
-      );
+      ).finally(() => heartbeats.stop());
       return comparePlatformFingerprints(part, actual, input.deletedOrgIds);
     },
 

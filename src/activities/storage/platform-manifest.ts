@@ -1,3 +1,4 @@
+import { Context } from '@temporalio/activity';
 import {
   PLATFORM_MANIFEST_FORMAT_VERSION,
   platformManifestSchema,
@@ -38,6 +39,7 @@ export async function writePlatformManifest(
     parts.push(parsed.data);
   }
   for (const artifact of parts.flatMap((p) => p.artifacts)) {
+    Context.current().heartbeat({ checking: artifact.file });
     const check = await store.verifyArtifactChecksum(
       { orgId: PLATFORM_BACKUP_ORG, backupId: input.backupId, path: artifact.file },
       artifact.sha256,
