@@ -4,7 +4,14 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { REDACTED_VALUE, type HelmValuesRecord } from '../src/contracts/helm-values';
-import { commitHelmValues, diffHelmValues, redactHelmValues } from '../src/activities/kubernetes/helm-values';
+import {
+  commitHelmValues,
+  diffHelmValues,
+  readHelmValuesRecord,
+  redactHelmValues,
+  storeHelmValuesRecord,
+} from '../src/activities/kubernetes/helm-values';
+import { createFilesystemBackupStore } from '../src/storage/filesystem-backup-store';
 import { loadConfig } from '../src/config';
 
 const run = promisify(execFile);
@@ -88,6 +95,24 @@ describe('Helm values redaction', () => {
       expect(log).toContain('+  "image": "v2"');
       expect(log).not.toContain(SECRET);
       const files = (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile());
+      for (const f of files) expect((await readFile(path.join(f.parentPath, f.name))).includes(SECRET)).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('stores each revision once in the backup store, readable back, with no secret in any stored byte', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'helm-values-store-'));
+    try {
+      const store = createFilesystemBackupStore({ directory: dir, masterKeyBase64: undefined });
+      const values = redactHelmValues({ image: 'v1', db: { url: `pg://u:${SECRET}@h/db` } }, KEYS, [SECRET]).values;
+      expect(await storeHelmValuesRecord(store, record(1, values))).toBe(true);
+      // A revision's values never change: a second store keeps the first record.
+      expect(await storeHelmValuesRecord(store, record(1, { image: 'other' }))).toBe(false);
+      expect((await readHelmValuesRecord(store, 'eloquent', 'eloquent', 1))?.values).toEqual(values);
+      expect(await readHelmValuesRecord(store, 'eloquent', 'eloquent', 2)).toBeUndefined();
+      const files = (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile());
+      expect(files.length).toBeGreaterThan(0);
       for (const f of files) expect((await readFile(path.join(f.parentPath, f.name))).includes(SECRET)).toBe(false);
     } finally {
       await rm(dir, { recursive: true, force: true });
