@@ -63,6 +63,12 @@ describe('Helm values redaction', () => {
     expect(JSON.stringify(values)).not.toContain(SECRET);
   });
 
+  it('a HELM_VALUES_REDACT_KEYS that is no regular expression stops start-up, naming the variable', () => {
+    expect(() => loadConfig({ HELM_VALUES_REDACT_KEYS: 'pass(word' })).toThrow(
+      /HELM_VALUES_REDACT_KEYS.*expected a regular expression/,
+    );
+  });
+
   it('a diff lists changed, added and removed leaves by path', () => {
     expect(
       diffHelmValues(
