@@ -50,6 +50,10 @@ export interface AppConfig {
     namespace: string;
     helmRelease: string;
     helmBin: string;
+    /** Keys of Helm values never kept (case-insensitive), besides every value found in a Secret. */
+    helmValuesRedactKeys: RegExp;
+    /** A git work tree Helm values are committed to, one commit per release revision; unset = the backup store only. */
+    helmValuesGitDir: string | undefined;
   };
   /** JSON file overriding the default organization data map (src/platform/data-map.ts); unset = defaults. */
   platformModelFile: string | undefined;
@@ -202,6 +206,22 @@ function environmentSchema(cwd: string) {
       .min(1)
       .default(path.join(cwd, '.tools', 'bin', 'helm')),
     K8S_IN_CLUSTER: z.enum(['true', 'false'], { message: 'expected true or false' }).optional(),
+    HELM_VALUES_REDACT_KEYS: z
+      .string()
+      .min(1)
+      .refine(
+        (source) => {
+          try {
+            new RegExp(source, 'i');
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        { message: 'expected a regular expression' },
+      )
+      .default('password|passw|secret|token|api[-_]?key|private[-_]?key|credential|auth|cert|dsn'),
+    HELM_VALUES_GIT_DIR: z.string().min(1).optional(),
     KUBERNETES_SERVICE_HOST: z.string().optional(),
     PLATFORM_MODEL_FILE: z.string().min(1).optional(),
     PREFLIGHT_TIMEOUT_MS: positiveInt('milliseconds').default(5000),
@@ -287,6 +307,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       namespace: e.K8S_NAMESPACE,
       helmRelease: e.HELM_RELEASE,
       helmBin: e.HELM_BIN,
+      helmValuesRedactKeys: new RegExp(e.HELM_VALUES_REDACT_KEYS, 'i'),
+      helmValuesGitDir: e.HELM_VALUES_GIT_DIR === undefined ? undefined : path.resolve(cwd, e.HELM_VALUES_GIT_DIR),
     },
     platformModelFile: e.PLATFORM_MODEL_FILE === undefined ? undefined : path.resolve(cwd, e.PLATFORM_MODEL_FILE),
     preflightTimeoutMs: e.PREFLIGHT_TIMEOUT_MS,

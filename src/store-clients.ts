@@ -71,6 +71,33 @@ export function databaseUrl(baseUrl: string, database: string): string {
   return url.toString();
 }
 
+/**
+ * A ClickHouse client with the project's settings: the platform's, or one for another server (a
+ * platform restore's target) whose URL may carry the credentials (`http://user:password@host:8123`).
+ */
+export function createClickHouseClient(options: {
+  url: string;
+  username?: string;
+  password?: string;
+}): ClickHouseClient {
+  const url = new URL(options.url);
+  const username = options.username ?? (url.username ? decodeURIComponent(url.username) : 'default');
+  const password = options.password ?? decodeURIComponent(url.password);
+  url.username = '';
+  url.password = '';
+  return createClient({
+    url: url.toString().replace(/\/$/, ''),
+    username,
+    password,
+    // Exports of large tables stream for minutes; progress headers would overflow Node's header limit.
+    request_timeout: 10 * 60_000,
+    // ClickHouse 18 rejects settings it does not know; send none by default.
+    clickhouse_settings: {},
+    // The client warns about the long timeout on every start; errors still reach the caller.
+    log: { level: ClickHouseLogLevel.ERROR },
+  });
+}
+
 export function createStoreClients(config: AppConfig): StoreClients {
   const timeoutMs = config.preflightTimeoutMs;
   const openPostgres = (connectionString: string, max: number): Pool => {
@@ -80,16 +107,10 @@ export function createStoreClients(config: AppConfig): StoreClients {
     return pool;
   };
   const postgres = openPostgres(config.postgres.url, 10);
-  const clickhouse = createClient({
+  const clickhouse = createClickHouseClient({
     url: config.clickhouse.url,
     username: config.clickhouse.username,
     password: config.clickhouse.password,
-    // Exports of large tables stream for minutes; progress headers would overflow Node's header limit.
-    request_timeout: 10 * 60_000,
-    // ClickHouse 18 rejects settings it does not know; send none by default.
-    clickhouse_settings: {},
-    // The client warns about the long timeout on every start; errors still reach the caller.
-    log: { level: ClickHouseLogLevel.ERROR },
   });
   const redis = new Redis(config.redis.url, {
     lazyConnect: true,

@@ -86,6 +86,11 @@ export function createActivities(deps: ActivityDeps) {
       kubeconfigPath: kube.inCluster ? undefined : kube.kubeconfigPath,
       namespace: kube.namespace,
       helmRelease: kube.helmRelease,
+      helmValues: {
+        store,
+        redactKeyPattern: kube.helmValuesRedactKeys,
+        ...(kube.helmValuesGitDir ? { gitDirectory: kube.helmValuesGitDir } : {}),
+      },
     }),
   };
 }

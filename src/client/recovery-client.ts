@@ -30,6 +30,18 @@ import {
   type RollbackPlatformInput,
 } from '../contracts/kubernetes';
 import type { PreflightReport } from '../contracts/preflight';
+import type { BackupPlatformInput } from '../workflows/backup-platform';
+import {
+  platformTargetProblems,
+  type RestorePlatformInput,
+  type VerifyPlatformBackupInput,
+} from '../contracts/platform-backup';
+import type {
+  DiffHelmValuesInput,
+  DiffHelmValuesResult,
+  RecordHelmValuesInput,
+  RecordHelmValuesResult,
+} from '../contracts/helm-values';
 import { deletionWorkflowId, type DeletionStatus } from '../contracts/deletion';
 import { DeletionAlreadyRunningError, graceTimeLeftMs } from './deletion';
 import { InvalidRequestError } from './request-error';
@@ -236,6 +248,92 @@ export class RecoveryClient {
       requestId,
       options,
       'Velero backup of the cluster state',
+    );
+  }
+
+  /**
+   * The runbook's daily full backup: every database of PostgreSQL and ClickHouse whole (restorable
+   * into an empty cluster with {@link startPlatformRestore}), then every organization's backup.
+   * Workflow id `backup-platform-<requestId>`.
+   */
+  async startPlatformBackup(
+    input: Pick<BackupPlatformInput, 'reason' | 'stores' | 'verify' | 'concurrency'> = {},
+    options: StartOptions = {},
+  ): Promise<StartedOperation> {
+    const requestId = requireRequestId(options.requestId ?? randomUUID());
+    return this.start(
+      WorkflowType.backupPlatform,
+      `backup-platform-${requestId}`,
+      input,
+      'backup',
+      undefined,
+      requestId,
+      options,
+      'whole-platform backup',
+    );
+  }
+
+  /**
+   * Restores a platform backup into an EMPTY PostgreSQL cluster and ClickHouse server, re-applies
+   * recorded deletions there and proves every fingerprint. Workflow id `restore-platform-<requestId>`.
+   */
+  async startPlatformRestore(input: RestorePlatformInput, options: StartOptions = {}): Promise<StartedOperation> {
+    rejectProblems(platformTargetProblems(input));
+    const requestId = requireRequestId(options.requestId ?? randomUUID());
+    return this.start(
+      WorkflowType.restorePlatform,
+      `restore-platform-${requestId}`,
+      input,
+      'restore',
+      undefined,
+      requestId,
+      options,
+      `platform restore of ${input.backupId}`,
+    );
+  }
+
+  /** Restores a platform backup into empty scratch servers and compares; empties them again. Workflow id `verify-platform-<backupId>-<requestId>`. */
+  async startPlatformVerification(
+    input: VerifyPlatformBackupInput,
+    options: StartOptions = {},
+  ): Promise<StartedOperation> {
+    rejectProblems(platformTargetProblems(input));
+    const requestId = requireRequestId(options.requestId ?? randomUUID());
+    return this.start(
+      WorkflowType.verifyPlatformBackup,
+      `verify-platform-${input.backupId}-${requestId}`,
+      input,
+      'verify',
+      undefined,
+      requestId,
+      options,
+      `verification of platform backup ${input.backupId}`,
+    );
+  }
+
+  /** Keeps the values of every revision of a Helm release not kept yet (secrets redacted), through the worker. */
+  async recordHelmValues(input: RecordHelmValuesInput = {}): Promise<RecordHelmValuesResult> {
+    return this.temporal.workflow.execute<(input: RecordHelmValuesInput) => Promise<RecordHelmValuesResult>>(
+      WorkflowType.recordHelmValues,
+      {
+        taskQueue: this.taskQueue,
+        workflowId: `helm-values-record-${randomUUID()}`,
+        args: [input],
+        typedSearchAttributes: [{ key: OperationAttribute, value: 'kubernetes' }],
+      },
+    );
+  }
+
+  /** What changed between the kept values of two revisions of a Helm release. */
+  async diffHelmValues(input: DiffHelmValuesInput): Promise<DiffHelmValuesResult> {
+    return this.temporal.workflow.execute<(input: DiffHelmValuesInput) => Promise<DiffHelmValuesResult>>(
+      WorkflowType.diffHelmValues,
+      {
+        taskQueue: this.taskQueue,
+        workflowId: `helm-values-diff-${randomUUID()}`,
+        args: [input],
+        typedSearchAttributes: [{ key: OperationAttribute, value: 'kubernetes' }],
+      },
     );
   }
 

@@ -1,6 +1,8 @@
 // Inputs and reports of the Kubernetes operations (runbook: "Deployment Rollback" and the weekly
 // "cluster state backup (Velero)"). Plain data and pure validation only: workflows import this.
 
+import type { RecordHelmValuesResult } from './helm-values';
+
 /** Failure types of the Kubernetes operations, beside the shared ones in `errors.ts`. */
 export const KubernetesFailureType = {
   /** A Deployment, revision, Helm release or Velero Backup that does not exist. */
@@ -135,6 +137,8 @@ export interface RollbackPlatformReport extends HelmRollbackResult {
   deployments: DeploymentRollout[];
   historyBefore: HelmRevision[];
   historyAfter: HelmRevision[];
+  /** The release's values kept after the rollback, or why they could not be; absent in runs of older code. */
+  helmValues?: RecordHelmValuesResult | { error: string };
 }
 
 export interface BackupKubernetesInput {
@@ -152,6 +156,8 @@ export const VELERO_TERMINAL_PHASES = ['Completed', 'PartiallyFailed', 'Failed',
 export type VeleroTerminalPhase = (typeof VELERO_TERMINAL_PHASES)[number];
 
 export interface VeleroBackupResult {
+  /** The release's values kept with the weekly backup, or why they could not be (backupKubernetes only). */
+  helmValues?: RecordHelmValuesResult | { error: string };
   name: string;
   namespace: string;
   phase: VeleroTerminalPhase;

@@ -21,6 +21,10 @@ export const WorkflowType = {
   staleness: 'backupStaleness',
   kubernetes: 'backupKubernetes',
   listBackups: 'listOrganizationBackups',
+  restorePlatform: 'restorePlatform',
+  verifyPlatformBackup: 'verifyPlatformBackup',
+  recordHelmValues: 'recordHelmValues',
+  diffHelmValues: 'diffHelmValues',
 } as const;
 
 /** The query each workflow type answers with its progress; tried in order for unknown types. */
@@ -32,4 +36,6 @@ export const PROGRESS_QUERY_OF: Readonly<Record<string, string>> = {
   backupKubernetes: 'progress',
   rollbackDeployment: 'progress',
   rollbackPlatform: 'progress',
+  restorePlatform: 'progress',
+  verifyPlatformBackup: 'progress',
 };

@@ -82,7 +82,7 @@ const COLUMNS_HASHED_BY_TEXT_SQL = `
  * Settings that change text forms, pinned for a `portable-record-hash` fingerprint so that the
  * platform database and a scratch database render values alike whatever their defaults.
  */
-const PORTABLE_TEXT_SETTINGS: ReadonlyArray<[string, string]> = [
+export const PORTABLE_TEXT_SETTINGS: ReadonlyArray<[string, string]> = [
   ['search_path', 'pg_catalog'],
   ['TimeZone', 'UTC'],
   ['DateStyle', 'ISO, YMD'],

@@ -7,6 +7,7 @@ import {
   type BackupKubernetesInput,
   type VeleroBackupResult,
 } from '../contracts/kubernetes';
+import { keepHelmValuesAfter } from './helm-values';
 import { kubernetesApi, refuseInvalidInput, startOperation, step, veleroWaits } from './kubernetes-steps';
 
 /**
@@ -39,5 +40,8 @@ export async function backupKubernetes(input: BackupKubernetesInput = {}): Promi
       KubernetesFailureType.BackupFailed,
     );
   }
-  return result;
+  // The runbook keeps Helm values "always": at least weekly with the cluster state, besides after every rollback.
+  moveTo('keeping the Helm values of the release');
+  const helmValues = await keepHelmValuesAfter({});
+  return { ...result, ...(helmValues ? { helmValues } : {}) };
 }

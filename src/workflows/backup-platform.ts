@@ -2,6 +2,7 @@ import {
   ApplicationFailure,
   continueAsNew,
   executeChild,
+  patched,
   upsertSearchAttributes,
   uuid4,
   workflowInfo,
@@ -12,6 +13,7 @@ import { parseOrgId } from '../platform/org-id';
 import { OperationAttribute } from '../search-attributes';
 import { backupOrganization } from './backup-organization';
 import { platformPreflight } from './platform-preflight';
+import { dumpWholePlatform, PLATFORM_DUMP_PATCH, type PlatformDumpSummary } from './platform-dump';
 import { ACTIVITY_KINDS, activityProxies } from './shared/activity-proxies';
 import { FAILURES_KEPT, keepLastFailures, type FanOutFailure } from './shared/fan-out';
 import { rootMessage } from './shared/failures';
@@ -25,6 +27,11 @@ export interface BackupPlatformInput {
   pageSize?: number;
   /** Only these organizations (sorted, de-duplicated); every organization in PostgreSQL when absent. */
   orgIds?: string[];
+  /**
+   * Also dump every database of each store whole (platform-dump.ts), restorable with `restorePlatform`.
+   * @default true, unless `orgIds` narrows the run to some organizations (then only the globals are written)
+   */
+  platformDump?: boolean;
   /** Verify each organization's backup. @default false (the weekly restore drill verifies) */
   verify?: boolean;
   /** Carried across continue-as-new; not for callers. */
@@ -36,6 +43,7 @@ export interface BackupPlatformInput {
     failed: FanOutFailure[];
     /** Every failure so far; absent in runs continued by code that carried the whole list. */
     failedCount?: number;
+    platformDump?: PlatformDumpSummary;
   };
 }
 
@@ -45,6 +53,8 @@ export interface BackupPlatformResult {
   /** The last {@link FAILURES_KEPT} failures, oldest first; `failedCount` counts them all. */
   failed: FanOutFailure[];
   failedCount: number;
+  /** The whole-platform dump (every database of each store), absent in runs of older code. */
+  platformDump?: PlatformDumpSummary;
 }
 
 const activities = activityProxies(ACTIVITY_KINDS.backupStore);
@@ -60,7 +70,8 @@ function positive(value: number | undefined, fallback: number, field: string): n
 }
 
 /**
- * The whole platform: `pg_dumpall --globals-only`, then a `backupOrganization` child per organization,
+ * The whole platform: a dump of every database of each store (platform-dump.ts; globals only in runs
+ * of older code), then a `backupOrganization` child per organization,
  * `concurrency` at a time. One organization's failure is reported, never stops the others. Continues
  * as new every `pageSize` organizations so the history stays small with thousands of them.
  */
@@ -76,8 +87,23 @@ export async function backupPlatform(input: BackupPlatformInput = {}): Promise<B
       .toISOString()
       .replace(/[-:]/g, '')
       .replace(/\.\d+Z$/, 'Z')}-${uuid4().slice(0, 8)}`;
-    if (stores.includes('postgres')) await activities.dumpPlatformGlobals({ backupId: platformBackupId });
-    progress = { platformBackupId, afterId: '', succeeded: 0, failed: [], failedCount: 0 };
+    let platformDump: PlatformDumpSummary | undefined;
+    if ((input.platformDump ?? input.orgIds === undefined) && patched(PLATFORM_DUMP_PATCH)) {
+      platformDump = await dumpWholePlatform(
+        platformBackupId,
+        stores,
+        input.reason ?? `platform backup ${platformBackupId}`,
+        workflowInfo().workflowId,
+      );
+    } else if (stores.includes('postgres')) await activities.dumpPlatformGlobals({ backupId: platformBackupId });
+    progress = {
+      platformBackupId,
+      afterId: '',
+      succeeded: 0,
+      failed: [],
+      failedCount: 0,
+      ...(platformDump ? { platformDump } : {}),
+    };
   }
   // The summary stays the same size across continue-as-new: counts, and the last failures by name.
   progress = {
@@ -127,5 +153,6 @@ export async function backupPlatform(input: BackupPlatformInput = {}): Promise<B
     succeeded: state.succeeded,
     failed: state.failed,
     failedCount: state.failedCount ?? state.failed.length,
+    ...(state.platformDump ? { platformDump: state.platformDump } : {}),
   };
 }

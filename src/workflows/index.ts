@@ -3,6 +3,8 @@
 export { platformPreflight } from './platform-preflight';
 export { backupOrganization, backupProgressQuery } from './backup-organization';
 export { backupPlatform } from './backup-platform';
+export { restorePlatform, platformRestoreProgressQuery } from './restore-platform';
+export { verifyPlatformBackup } from './verify-platform-backup';
 export { pruneBackups } from './prune-backups';
 export { archiveChat, archiveChatProgressQuery } from './archive-chat';
 export { restoreDrill } from './restore-drill';
@@ -21,4 +23,5 @@ export { restoreOrganization, restoreProgressQuery } from './restore-organizatio
 export { rollbackDeployment } from './rollback-deployment';
 export { rollbackPlatform } from './rollback-platform';
 export { backupKubernetes } from './backup-kubernetes';
+export { recordHelmValues, diffHelmValues } from './helm-values';
 export { listOrganizationBackups } from './list-organization-backups';

@@ -1,4 +1,4 @@
-import { ApplicationFailure, upsertSearchAttributes } from '@temporalio/workflow';
+import { ApplicationFailure, patched, upsertSearchAttributes } from '@temporalio/workflow';
 import { FailureType } from '../errors';
 import { parseOrgId } from '../platform/org-id';
 import { OperationAttribute, OrgIdAttribute } from '../search-attributes';
@@ -22,6 +22,11 @@ export interface PruneBackupsResult {
 
 const storage = activityProxies(ACTIVITY_KINDS.pruning);
 
+/** Marker of runs that prune the platform backups too. */
+const PLATFORM_RETENTION_PATCH = 'prune-platform-backups-v1';
+/** The backup store's folder of whole-platform backups (storage/backup-layout.ts `PLATFORM_NAMESPACE`). */
+const PLATFORM_BACKUPS = '_platform';
+
 function count(input: PruneBackupsInput, field: 'keepLast' | 'keepDaily' | 'keepWeekly'): number {
   const value = input[field] ?? DEFAULT_RETENTION[field];
   if (!Number.isInteger(value) || value < 0) {
@@ -35,7 +40,8 @@ function count(input: PruneBackupsInput, field: 'keepLast' | 'keepDaily' | 'keep
 
 /**
  * Retention: keep the last N, daily D and weekly W backups of each organization. Never deletes an
- * organization's newest complete backup, nor a backup held by an unfinished deletion.
+ * organization's newest complete backup, nor a backup held by an unfinished deletion. Without
+ * `orgId`, the whole-platform backups (`_platform`) are pruned by the same policy.
  */
 export async function pruneBackups(input: PruneBackupsInput = {}): Promise<PruneBackupsResult> {
   const policy: RetentionPolicy = {
@@ -53,6 +59,11 @@ export async function pruneBackups(input: PruneBackupsInput = {}): Promise<Prune
   for (const orgId of orgIds) {
     const decision = await storage.pruneOrganizationBackups({ orgId, policy, dryRun });
     organizations.push({ orgId, kept: decision.keep.length, removed: decision.remove });
+  }
+  // Whole-platform backups (`_platform`, backupPlatform's dumps) follow the same policy; runs of older code skip them.
+  if (input.orgId === undefined && patched(PLATFORM_RETENTION_PATCH)) {
+    const decision = await storage.pruneOrganizationBackups({ orgId: PLATFORM_BACKUPS, policy, dryRun });
+    organizations.push({ orgId: PLATFORM_BACKUPS, kept: decision.keep.length, removed: decision.remove });
   }
   return { organizations, dryRun };
 }

@@ -13,6 +13,7 @@ import {
   startOperation,
   step,
 } from './kubernetes-steps';
+import { keepHelmValuesAfter } from './helm-values';
 
 /**
  * The runbook's `helm rollback eloquent <revision> -n eloquent`: checks the revision against
@@ -51,6 +52,7 @@ export async function rollbackPlatform(input: RollbackPlatformInput): Promise<Ro
     services.map((service) => step(kubernetesWaits.waitForDeploymentRollout({ service, namespace }))),
   );
   const after = await step(kubernetesApi.helmHistory({ release, namespace }));
+  const helmValues = await keepHelmValuesAfter({ release, namespace });
 
   const failed = deployments.filter((d) => d.outcome === 'failed');
   if (failed.length > 0) {
@@ -60,5 +62,11 @@ export async function rollbackPlatform(input: RollbackPlatformInput): Promise<Ro
       KubernetesFailureType.RolloutFailed,
     );
   }
-  return { ...rollback, deployments, historyBefore: before.revisions, historyAfter: after.revisions };
+  return {
+    ...rollback,
+    deployments,
+    historyBefore: before.revisions,
+    historyAfter: after.revisions,
+    ...(helmValues ? { helmValues } : {}),
+  };
 }

@@ -31,7 +31,7 @@ import type { ObjectFingerprint } from '../../platform/fingerprint';
 import { fingerprintClickHouseTable } from '../../platform/fingerprint-clickhouse';
 import { encodeObjectFileName } from '../../platform/object-file-name';
 import { quoteClickHouseIdent, quoteClickHouseQualified } from '../../platform/quoting';
-import { findFinishedArtifact, type BackupStore } from '../../storage/backup-store';
+import { findFinishedArtifact, type ArtifactRef, type BackupStore } from '../../storage/backup-store';
 import { ProgressTap, writeFromStream } from '../support/artifact-stream';
 import { progressReport, startHeartbeats, startProgressReports } from '../support/heartbeats';
 import { classifyClickHouseError } from './errors';
@@ -119,13 +119,13 @@ export async function backupClickHouse(
   const heartbeats = startHeartbeats(() => ({ finished: artifacts, fingerprints: fingerprint, pointsInTime, current }));
   const reports = startProgressReports(() => progressReport('clickhouse', artifacts, current), deps.reportProgress);
   let resumed = 0;
-  let serverCompression = true;
+  const compression = { server: true };
   try {
     const version = await queryVersion(deps.clickhouse);
     const readonly = await readonlyLevel(deps.clickhouse);
     // readonly=1 refuses any setting (such as HTTP compression); readonly=2 sets settings but creates
     // nothing, so like readonly=1 it reads tables in place (see exportTable).
-    serverCompression = readonly !== '1';
+    compression.server = readonly !== '1';
     copying = readonly === '0';
     if (!(await clickHouseDatabaseExists(deps.clickhouse, database))) {
       return {
@@ -281,46 +281,68 @@ export async function backupClickHouse(
 
   /** Streams `readFrom`.`table.name` as Native into the table's data artifact. */
   async function writeTableData(readFrom: string, table: ClickHouseObject, name: string): Promise<ManifestArtifact> {
-    const qualified = quoteClickHouseQualified(readFrom, table.name);
-    const counted = await deps.clickhouse.query({
-      query: `SELECT toString(count()) AS rows FROM ${qualified}`,
-      format: 'JSONEachRow',
-    });
-    const rows = Number(z.array(countRow).parse(await counted.json<unknown>())[0]?.rows ?? 0);
-    const query = `SELECT * FROM ${qualified} FORMAT Native`;
-    // A user who may set no setting (readonly=1) cannot pin the read order either: its export
-    // reads parts as the server schedules them (documented in the README as a limit).
-    const order = serverCompression ? exportOrderSettings(table.engine) : {};
-    let response: Awaited<ReturnType<ClickHouseClient['exec']>>;
-    try {
-      const gzip = serverCompression ? serverGzip(deps.exportGzipLevel) : undefined;
-      response = await deps.clickhouse.exec({
-        query,
-        abort_signal: ctx.cancellationSignal,
-        ...gzip,
-        clickhouse_settings: { ...gzip?.clickhouse_settings, ...order },
-      });
-    } catch (err: unknown) {
-      // Settings refused after all (e.g. a settings constraint): export uncompressed, the store gzips.
-      if (!serverCompression || !SETTINGS_REFUSED.includes(clickHouseErrorCode(err) ?? '')) throw err;
-      serverCompression = false;
-      response = await deps.clickhouse.exec({ query, abort_signal: ctx.cancellationSignal });
-    }
-    const { stream, response_headers } = response;
-    // ClickHouse 18 sends an empty result without Content-Encoding: then the store compresses.
-    const gzipped = String(response_headers['content-encoding'] ?? '').toLowerCase() === 'gzip';
-    const record = await writeFromStream(
-      deps.store,
+    const record = await exportTableToArtifact(
+      deps,
       { orgId, backupId, path: clickHouseDataPath(name) },
-      { alreadyCompressed: false, gzipped },
-      (sink) => pipeline(stream, new ProgressTap((n) => (current.bytes = n)), sink, { signal: ctx.cancellationSignal }),
-    ).catch((err: unknown) => {
-      // A writer that could not open leaves the response unread; free its connection.
-      stream.destroy();
-      throw err;
-    });
-    return { store: 'clickhouse', object: `clickhouse:${name}`, file: clickHouseDataPath(name), ...record, rows };
+      quoteClickHouseQualified(readFrom, table.name),
+      table.engine,
+      compression,
+      (n) => (current.bytes = n),
+    );
+    return { store: 'clickhouse', object: `clickhouse:${name}`, file: clickHouseDataPath(name), ...record };
   }
+}
+
+/**
+ * Streams one table's rows (`SELECT * … FORMAT Native`) into an artifact, gzipped by the server
+ * when the user may set settings (`compression.server`, switched off for good when the server
+ * refuses them), with the read order pinned for tables whose merges collapse rows.
+ * @returns the stored record and the row count read just before the export.
+ */
+export async function exportTableToArtifact(
+  deps: Pick<ClickHouseBackupDeps, 'clickhouse' | 'exportGzipLevel' | 'store'>,
+  ref: ArtifactRef,
+  qualified: string,
+  engine: string,
+  compression: { server: boolean },
+  onBytes: (bytes: number) => void,
+): Promise<Omit<ManifestArtifact, 'store' | 'object' | 'file' | 'columns'>> {
+  const signal = Context.current().cancellationSignal;
+  const counted = await deps.clickhouse.query({
+    query: `SELECT toString(count()) AS rows FROM ${qualified}`,
+    format: 'JSONEachRow',
+  });
+  const rows = Number(z.array(countRow).parse(await counted.json<unknown>())[0]?.rows ?? 0);
+  const query = `SELECT * FROM ${qualified} FORMAT Native`;
+  // A user who may set no setting (readonly=1) cannot pin the read order either: its export
+  // reads parts as the server schedules them (documented in the README as a limit).
+  const order = compression.server ? exportOrderSettings(engine) : {};
+  let response: Awaited<ReturnType<ClickHouseClient['exec']>>;
+  try {
+    const gzip = compression.server ? serverGzip(deps.exportGzipLevel) : undefined;
+    response = await deps.clickhouse.exec({
+      query,
+      abort_signal: signal,
+      ...gzip,
+      clickhouse_settings: { ...gzip?.clickhouse_settings, ...order },
+    });
+  } catch (err: unknown) {
+    // Settings refused after all (e.g. a settings constraint): export uncompressed, the store gzips.
+    if (!compression.server || !SETTINGS_REFUSED.includes(clickHouseErrorCode(err) ?? '')) throw err;
+    compression.server = false;
+    response = await deps.clickhouse.exec({ query, abort_signal: signal });
+  }
+  const { stream, response_headers } = response;
+  // ClickHouse 18 sends an empty result without Content-Encoding: then the store compresses.
+  const gzipped = String(response_headers['content-encoding'] ?? '').toLowerCase() === 'gzip';
+  const record = await writeFromStream(deps.store, ref, { alreadyCompressed: false, gzipped }, (sink) =>
+    pipeline(stream, new ProgressTap(onBytes), sink, { signal }),
+  ).catch((err: unknown) => {
+    // A writer that could not open leaves the response unread; free its connection.
+    stream.destroy();
+    throw err;
+  });
+  return { ...record, rows };
 }
 
 /**
@@ -343,7 +365,12 @@ async function readonlyLevel(client: ClickHouseClient): Promise<string> {
   return z.array(z.object({ value: z.string() })).parse(await result.json<unknown>())[0]?.value ?? '0';
 }
 
-async function queryVersion(client: ClickHouseClient): Promise<string> {
+/** False for a readonly=1 user, whom the server refuses any setting (such as HTTP compression). */
+export async function maySetSettings(client: ClickHouseClient): Promise<boolean> {
+  return (await readonlyLevel(client)) !== '1';
+}
+
+export async function queryVersion(client: ClickHouseClient): Promise<string> {
   const result = await client.query({ query: 'SELECT version() AS version', format: 'JSONEachRow' });
   return z.array(versionRow).parse(await result.json<unknown>())[0]?.version ?? 'unknown';
 }

@@ -19,9 +19,20 @@ import {
 import { organizationDataMap } from '../../platform/data-map';
 import { fingerprintClickHouse } from '../../platform/fingerprint-clickhouse';
 import type { ObjectFingerprint } from '../../platform/fingerprint';
-import { withHeartbeats } from '../support/heartbeats';
+import { startHeartbeats, withHeartbeats } from '../support/heartbeats';
 import { probeStore } from '../support/probe';
 import { withClickHouseClassification } from './errors';
+import {
+  assertClickHouseTargetEmpty,
+  dumpPlatformClickHouse,
+  emptyClickHouseTarget,
+  fingerprintPlatformClickHouseTarget,
+  purgeOrganizationsFromClickHouseTarget,
+  restorePlatformClickHouse,
+} from './platform';
+import { summarizePart, type PlatformPartSummary } from '../../contracts/platform-backup';
+import { comparePlatformFingerprints, type PlatformComparison } from '../../platform/fingerprint-platform';
+import { readPlatformPart } from '../storage/platform-manifest';
 
 export interface ClickHouseActivityDeps {
   clickhouse: ClickHouseClient;
@@ -49,6 +60,54 @@ export function createClickHouseActivities(deps: ClickHouseActivityDeps) {
     /** Every table of the organization's database: CREATE statement and Native data; see backup.ts. */
     async backupClickHouse(input: { orgId: string; backupId: string }): Promise<StoreBackupResult> {
       return backupClickHouse(deps, input.orgId, input.backupId);
+    },
+
+    /** Every database of the server (organizations' and others) into `_platform/<backupId>`; see platform.ts. */
+    async dumpPlatformClickHouse(input: { backupId: string }): Promise<PlatformPartSummary> {
+      return summarizePart(await dumpPlatformClickHouse(deps, input.backupId));
+    },
+
+    /** Fails non-retryable `RestoreRefused`, naming what it found, unless the target server is empty. */
+    async assertClickHouseTargetEmpty(input: { targetUrl: string }): Promise<void> {
+      await assertClickHouseTargetEmpty(input.targetUrl);
+    },
+
+    /** Restores a platform backup's ClickHouse databases into the (empty) target server. */
+    async restorePlatformClickHouse(input: {
+      backupId: string;
+      targetUrl: string;
+    }): Promise<{ databases: string[]; tables: number; rows: number }> {
+      const part = await readPlatformPart(deps.store, input.backupId, 'clickhouse');
+      return restorePlatformClickHouse(deps, { ...input, part });
+    },
+
+    /** Fingerprints the target server and compares it with the platform backup's fingerprints. */
+    async comparePlatformClickHouseTarget(input: {
+      backupId: string;
+      targetUrl: string;
+      deletedOrgIds: string[];
+    }): Promise<PlatformComparison> {
+      const part = await readPlatformPart(deps.store, input.backupId, 'clickhouse');
+      const heartbeats = startHeartbeats(() => ({ fingerprinting: 'the restore target' }));
+      const actual = await withClickHouseClassification(undefined, 'the restore target', () =>
+        fingerprintPlatformClickHouseTarget(deps, { targetUrl: input.targetUrl }),
+      ).finally(() => heartbeats.stop());
+      return comparePlatformFingerprints(part, actual, input.deletedOrgIds);
+    },
+
+    /** Drops organizations' databases again on a restored target. Idempotent. */
+    async purgeOrganizationsFromClickHouseTarget(input: {
+      targetUrl: string;
+      orgIds: string[];
+    }): Promise<{ removed: string[] }> {
+      return withClickHouseClassification(undefined, 'the restore target', () =>
+        purgeOrganizationsFromClickHouseTarget(deps, input),
+      );
+    },
+
+    /** Returns a verification's scratch server to empty. */
+    async resetScratchClickHouseServer(input: { targetUrl: string }): Promise<{ dropped: string[] }> {
+      return withClickHouseClassification(undefined, 'the scratch server', () => emptyClickHouseTarget(input));
     },
 
     /** Restores a backup's ClickHouse part as `targetOrgId` (or into a scratch database). */

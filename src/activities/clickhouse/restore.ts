@@ -9,7 +9,7 @@ import { planClickHouseRestore } from '../../platform/clickhouse-restore-plan';
 import { readClickHouseRestoreSettings } from '../../platform/clickhouse-settings';
 import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
 import { quoteClickHouseIdent, quoteClickHouseQualified, quoteClickHouseString } from '../../platform/quoting';
-import type { BackupStore } from '../../storage/backup-store';
+import type { BackupRef, BackupStore } from '../../storage/backup-store';
 import { startHeartbeats } from '../support/heartbeats';
 import { readManifest } from '../storage/manifest';
 import { classifyClickHouseError, isRetryableClickHouseError } from './errors';
@@ -91,93 +91,121 @@ export async function restoreClickHouse(
   const data = manifest.artifacts.filter((a) => a.store === 'clickhouse' && a.object.startsWith('clickhouse:'));
   // Only the organization's own database, restored under its own id, gets its streams back.
   const detachStreams = input.scratchDatabase !== undefined || input.targetOrgId !== input.orgId;
-  const detachedStreams: string[] = [];
   const current = { table: '' };
   const heartbeats = startHeartbeats(() => current);
   try {
-    if (ddl.length === 0) return { database, tables: 0, rows: 0, detachedStreams };
-    const settings = await readClickHouseRestoreSettings(deps.clickhouse);
+    if (ddl.length === 0) return { database, tables: 0, rows: 0, detachedStreams: [] };
     await dropClickHouseDatabase(deps.clickhouse, database);
     await deps.clickhouse.command({ query: `CREATE DATABASE ${quoteClickHouseIdent(database)}` });
-    const statements = new Map<string, string>();
-    for (const artifact of ddl) {
-      const chunks: Buffer[] = [];
-      for await (const chunk of await deps.store.openArtifactReader({
-        orgId: input.orgId,
-        backupId: input.backupId,
-        path: artifact.file,
-      }))
-        chunks.push(chunk as Buffer);
-      statements.set(artifact.object.slice('clickhouse-ddl:'.length), Buffer.concat(chunks).toString('utf8').trim());
-    }
-    const dataFiles = new Map(data.map((a) => [a.object.slice('clickhouse:'.length), a]));
-    let steps: ReturnType<typeof planClickHouseRestore>;
-    try {
-      steps = planClickHouseRestore(
-        [...statements].map(([object, statement]) => ({ object, statement })),
-        [...dataFiles.keys()],
-        source.clickhouse.database,
-      );
-    } catch (err) {
-      throw ddlFailure(err, input.targetOrgId, `the backup's ClickHouse objects`, 'restore');
-    }
-    let rows = 0;
-    for (const step of steps) {
-      current.table = step.object;
-      if (step.kind === 'create') {
-        let statement: string;
-        try {
-          statement = step.statement;
-          if (detachStreams && consumesFromOutside(step.described.engine)) {
-            statement = detachStreamingTable(statement);
-            detachedStreams.push(step.object);
-          }
-          statement = retargetCreateStatement(statement, source.clickhouse.database, database);
-        } catch (err) {
-          throw ddlFailure(err, input.targetOrgId, step.object, 'restore');
-        }
-        try {
-          await deps.clickhouse.command({ query: statement, clickhouse_settings: settings.create });
-        } catch (err) {
-          // A dropped connection is retried like anywhere else; only the server's refusal is final.
-          if (isRetryableClickHouseError(err)) throw err;
-          throw permanentFailure(
-            FailureType.StoreRejected,
-            `cannot create table ${step.object}: ${err instanceof Error ? err.message : String(err)}`,
-            {
-              store: 'clickhouse',
-              orgId: input.targetOrgId,
-              object: `clickhouse-ddl:${step.object}`,
-            },
-          );
-        }
-      } else if (step.kind === 'load') {
-        const artifact = dataFiles.get(step.object);
-        if (!artifact) continue;
-        const table = step.into === 'table' ? step.object : await innerTableOf(deps.clickhouse, database, step.object);
-        const values = await deps.store.openArtifactReader({
-          orgId: input.orgId,
-          backupId: input.backupId,
-          path: artifact.file,
-        });
-        const { stream } = await deps.clickhouse.exec({
-          query: `INSERT INTO ${quoteClickHouseQualified(database, table)} FORMAT Native`,
-          values,
-          clickhouse_settings: settings.insert,
-          abort_signal: ctx.cancellationSignal,
-        });
-        // The answer to an INSERT is empty, but it must be read to free the connection.
-        stream.resume();
-        await finished(stream);
-        rows += artifact.rows ?? 0;
-      }
-    }
-    return { database, tables: statements.size, rows, detachedStreams };
+    const loaded = await loadClickHouseObjects(
+      deps,
+      { orgId: input.orgId, backupId: input.backupId },
+      {
+        ddl: ddl.map((a) => ({ object: a.object.slice('clickhouse-ddl:'.length), file: a.file })),
+        data: data.map((a) => ({ object: a.object.slice('clickhouse:'.length), file: a.file, rows: a.rows })),
+      },
+      { sourceDatabase: source.clickhouse.database, database, orgId: input.targetOrgId, detachStreams },
+      current,
+      ctx.cancellationSignal,
+    );
+    return { database, ...loaded };
   } catch (err) {
     throw classifyClickHouseError(err, input.targetOrgId, current.table || database);
   } finally {
     heartbeats.stop();
   }
+}
+
+/** A backup's statements and data files of one database, by object name (table, view, dictionary). */
+export interface ClickHouseDatabaseArtifacts {
+  ddl: Array<{ object: string; file: string }>;
+  data: Array<{ object: string; file: string; rows: number | null }>;
+}
+
+/**
+ * Creates a backup's objects of one database inside `names.database` (which exists and is empty) and
+ * loads their rows, in the order of clickhouse-restore-plan.ts; see {@link restoreClickHouse}.
+ * `names.orgId` is named in failures; `current.table` follows the object being restored. With
+ * `names.detachStreams` (a copy that is not the organization itself) streaming tables are created
+ * detached, as `ENGINE = Null`.
+ */
+export async function loadClickHouseObjects(
+  deps: Pick<ClickHouseRestoreDeps, 'clickhouse' | 'store'>,
+  backup: BackupRef,
+  artifacts: ClickHouseDatabaseArtifacts,
+  names: { sourceDatabase: string; database: string; orgId: string; detachStreams?: boolean },
+  current: { table: string },
+  signal: AbortSignal,
+): Promise<{ tables: number; rows: number; detachedStreams: string[] }> {
+  const detachedStreams: string[] = [];
+  const { database } = names;
+  const settings = await readClickHouseRestoreSettings(deps.clickhouse);
+  const statements = new Map<string, string>();
+  for (const artifact of artifacts.ddl) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of await deps.store.openArtifactReader({ ...backup, path: artifact.file }))
+      chunks.push(chunk as Buffer);
+    statements.set(artifact.object, Buffer.concat(chunks).toString('utf8').trim());
+  }
+  const dataFiles = new Map(artifacts.data.map((a) => [a.object, a]));
+  let steps: ReturnType<typeof planClickHouseRestore>;
+  try {
+    steps = planClickHouseRestore(
+      [...statements].map(([object, statement]) => ({ object, statement })),
+      [...dataFiles.keys()],
+      names.sourceDatabase,
+    );
+  } catch (err) {
+    throw ddlFailure(err, names.orgId, `the backup's ClickHouse objects`, 'restore');
+  }
+  let rows = 0;
+  for (const step of steps) {
+    current.table = step.object;
+    if (step.kind === 'create') {
+      let statement: string;
+      try {
+        statement = step.statement;
+        if (names.detachStreams && consumesFromOutside(step.described.engine)) {
+          statement = detachStreamingTable(statement);
+          detachedStreams.push(step.object);
+        }
+        statement = retargetCreateStatement(statement, names.sourceDatabase, database);
+      } catch (err) {
+        throw ddlFailure(err, names.orgId, step.object, 'restore');
+      }
+      try {
+        await deps.clickhouse.command({ query: statement, clickhouse_settings: settings.create });
+      } catch (err) {
+        // A dropped connection is retried like anywhere else; only the server's refusal is final.
+        if (isRetryableClickHouseError(err)) throw err;
+        throw permanentFailure(
+          FailureType.StoreRejected,
+          `cannot create table ${step.object}: ${err instanceof Error ? err.message : String(err)}`,
+          {
+            store: 'clickhouse',
+            orgId: names.orgId,
+            object: `clickhouse-ddl:${step.object}`,
+          },
+        );
+      }
+    } else if (step.kind === 'load') {
+      const artifact = dataFiles.get(step.object);
+      if (!artifact) continue;
+      const table = step.into === 'table' ? step.object : await innerTableOf(deps.clickhouse, database, step.object);
+      const values = await deps.store.openArtifactReader({ ...backup, path: artifact.file });
+      const { stream } = await deps.clickhouse.exec({
+        query: `INSERT INTO ${quoteClickHouseQualified(database, table)} FORMAT Native`,
+        values,
+        clickhouse_settings: settings.insert,
+        abort_signal: signal,
+      });
+      // The answer to an INSERT is empty, but it must be read to free the connection.
+      stream.resume();
+      await finished(stream);
+      rows += artifact.rows ?? 0;
+    }
+  }
+  return { tables: statements.size, rows, detachedStreams };
 }
 
 /** The implicit inner table the server made for materialized view `view` (its name depends on the server and the view's UUID). */

@@ -192,6 +192,19 @@ export function createDeletionLogActivities(deps: DeletionLogDeps) {
     },
 
     /**
+     * Of `orgIds`, those whose recorded deletion is in effect (backup store's log only), sorted: what
+     * a platform restore must delete again so no deleted organization comes back.
+     */
+    async deletionsInEffect(input: { orgIds: string[] }): Promise<string[]> {
+      const deleted: string[] = [];
+      for (const orgId of [...new Set(input.orgIds)].sort()) {
+        Context.current().heartbeat({ orgId });
+        if (deletionInEffect(await readDeletionLog(deps.store, parseOrgId(orgId, 'orgIds')))) deleted.push(orgId);
+      }
+      return deleted;
+    },
+
+    /**
      * Records that a restore brings a deleted organization back on purpose. From then on the
      * deletion is no longer in effect: restores are not refused, `reapplyDeletions` leaves the
      * organization alone and the pending crypto-shredding of its backups is skipped. Idempotent per

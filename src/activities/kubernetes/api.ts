@@ -1,5 +1,6 @@
 import { CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { messageOf } from '../../errors';
+import type { HelmValuesDeps } from './helm-values';
 
 /** What the Kubernetes activities are made from; built once in the worker. */
 export interface KubernetesActivityDeps {
@@ -18,6 +19,8 @@ export interface KubernetesActivityDeps {
   helmRelease?: string;
   /** How often waits poll the API server, in milliseconds. @default 1000 */
   pollIntervalMs?: number;
+  /** Where Helm values are kept per revision (helm-values.ts); without it recording them fails, naming why. */
+  helmValues?: HelmValuesDeps;
 }
 
 /**

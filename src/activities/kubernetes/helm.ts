@@ -11,8 +11,24 @@ import {
   type HelmRollbackResult,
 } from '../../contracts/kubernetes';
 import { FailureType } from '../../errors';
+import type {
+  DiffHelmValuesInput,
+  DiffHelmValuesResult,
+  HelmValuesRecord,
+  RecordHelmValuesInput,
+  RecordHelmValuesResult,
+} from '../../contracts/helm-values';
 import type { KubernetesActivityDeps } from './api';
-import { helmFailure, kubernetesRefusal } from './errors';
+import { helmFailure, kubernetesFailure, kubernetesRefusal } from './errors';
+import {
+  commitHelmValues,
+  diffHelmValues,
+  helmValuesUnavailable,
+  readHelmValuesRecord,
+  readSecretValues,
+  redactHelmValues,
+  storeHelmValuesRecord,
+} from './helm-values';
 
 const historySchema = z.array(
   z.looseObject({
@@ -89,7 +105,92 @@ export function createHelmActivities(deps: KubernetesActivityDeps) {
       .sort((a, b) => a.revision - b.revision);
   }
 
+  /** `helm get values --all` of one revision, as JSON. */
+  async function valuesOf(release: string, namespace: string, revision: number): Promise<unknown> {
+    const run = await runHelm(
+      ['get', 'values', release, '--all', '--revision', String(revision), '--namespace', namespace, '--output', 'json'],
+      'helm get values',
+    );
+    if (run.code !== 0)
+      throw helmFailure(run, `helm release ${namespace}/${release}`, `helm get values --revision ${revision}`);
+    return JSON.parse(run.stdout || 'null') as unknown;
+  }
+
   return {
+    /**
+     * The runbook's "Helm values: always, version-controlled (excluding secrets)": `helm get values
+     * --all` of every revision helm still has that is not stored yet, redacted (keys matching the
+     * configured pattern, and every value found in a Secret of the namespace), stored per revision in
+     * the backup store, then committed to the git repository when one is configured. Idempotent.
+     */
+    async recordHelmValues(input: RecordHelmValuesInput): Promise<RecordHelmValuesResult> {
+      const release = releaseOf(input.release);
+      const namespace = namespaceOf(input.namespace);
+      const kept = deps.helmValues;
+      if (!kept) throw helmValuesUnavailable(release, namespace);
+      const revisions = await history(release, namespace);
+      const kubeConfig = typeof deps.kubeConfig === 'function' ? deps.kubeConfig() : deps.kubeConfig;
+      const secrets = await readSecretValues(kubeConfig, namespace).catch((err: unknown) => {
+        throw kubernetesFailure(err, `secrets of namespace ${namespace}`);
+      });
+      const stored: number[] = [];
+      const records: HelmValuesRecord[] = [];
+      for (const revision of revisions) {
+        heartbeat({ step: 'helm get values', revision: revision.revision });
+        const existing = await readHelmValuesRecord(kept.store, namespace, release, revision.revision);
+        if (existing) {
+          records.push(existing);
+          continue;
+        }
+        const redaction = redactHelmValues(
+          await valuesOf(release, namespace, revision.revision),
+          kept.redactKeyPattern,
+          secrets,
+        );
+        const record: HelmValuesRecord = {
+          release,
+          namespace,
+          revision: revision.revision,
+          chart: revision.chart,
+          status: revision.status,
+          updated: revision.updated,
+          description: revision.description,
+          values: redaction.values,
+          redacted: redaction.redacted,
+        };
+        if (await storeHelmValuesRecord(kept.store, record)) stored.push(revision.revision);
+        records.push(record);
+      }
+      const committed = kept.gitDirectory ? await commitHelmValues(kept.gitDirectory, records) : undefined;
+      return {
+        release,
+        namespace,
+        stored,
+        ...(committed ? { committed } : {}),
+        revisions: revisions.map((r) => r.revision),
+      };
+    },
+
+    /** What changed between the stored values of two revisions. @throws `UnknownKubernetesObject` for a revision never stored. */
+    async diffHelmValues(input: DiffHelmValuesInput): Promise<DiffHelmValuesResult> {
+      const release = releaseOf(input.release);
+      const namespace = namespaceOf(input.namespace);
+      const kept = deps.helmValues;
+      if (!kept) throw helmValuesUnavailable(release, namespace);
+      const read = async (revision: number) => {
+        const record = await readHelmValuesRecord(kept.store, namespace, release, revision);
+        if (!record)
+          throw kubernetesRefusal(
+            KubernetesFailureType.UnknownObject,
+            `helm release ${namespace}/${release}`,
+            `no values are stored for revision ${revision} of helm release ${namespace}/${release} (record them with helm-values record)`,
+          );
+        return record;
+      };
+      const [from, to] = [await read(input.from), await read(input.to)];
+      return { release, namespace, from: input.from, to: input.to, changes: diffHelmValues(from.values, to.values) };
+    },
+
     /** `helm history <release>`: every stored revision, oldest first. An unknown release is refused. */
     async helmHistory(input: { release?: string; namespace?: string }): Promise<HelmHistory> {
       const release = releaseOf(input.release);

@@ -13,12 +13,25 @@ import type { ObjectFingerprint } from '../../platform/fingerprint';
 import { fingerprintPostgres } from '../../platform/fingerprint-postgres';
 import type { BackupStore } from '../../storage/backup-store';
 import type { StoreClients } from '../../store-clients';
-import { withHeartbeats } from '../support/heartbeats';
+import { startHeartbeats, withHeartbeats } from '../support/heartbeats';
 import { probeStore } from '../support/probe';
 import { backupPostgres } from './backup';
 import { withPostgresClassification } from './errors';
 import { assertOrganizationExists } from './organization-row';
-import { dumpPlatformGlobals, listOrganizationsPage } from './platform';
+import {
+  assertPostgresTargetEmpty,
+  dumpPlatformGlobals,
+  dumpPlatformPostgres,
+  fingerprintPlatformPostgresTarget,
+  listOrganizationsPage,
+  purgeOrganizationsFromTarget,
+  redactedAddress,
+  resetScratchPostgresCluster,
+  restorePlatformPostgres,
+} from './platform';
+import { summarizePart, type PlatformPartSummary } from '../../contracts/platform-backup';
+import { comparePlatformFingerprints, type PlatformComparison } from '../../platform/fingerprint-platform';
+import { readPlatformPart } from '../storage/platform-manifest';
 import { clearOrganizationPostgres } from './purge';
 import { checkOrganizationBoundary } from './boundary';
 import {
@@ -82,6 +95,76 @@ export function createPostgresActivities(deps: PostgresActivityDeps) {
         'dumpPlatformGlobals',
         () => dumpPlatformGlobals(deps, input.backupId),
         'globals',
+      );
+    },
+
+    /** Every database of the cluster with its globals, restorable in parallel, into `_platform/<backupId>`; see platform.ts. */
+    async dumpPlatformPostgres(input: { backupId: string }): Promise<PlatformPartSummary> {
+      return summarizePart(await dumpPlatformPostgres(deps, input.backupId));
+    },
+
+    /** Fails non-retryable `RestoreRefused`, naming what it found, unless the target cluster is empty. */
+    async assertPostgresTargetEmpty(input: { targetUrl: string }): Promise<void> {
+      await assertPostgresTargetEmpty(input.targetUrl);
+    },
+
+    /** Restores a platform backup's globals and databases into the (empty) target cluster. */
+    async restorePlatformPostgres(input: {
+      backupId: string;
+      targetUrl: string;
+      jobs: number;
+    }): Promise<{ databases: string[] }> {
+      const part = await readPlatformPart(deps.store, input.backupId, 'postgres');
+      return restorePlatformPostgres(deps, { ...input, part });
+    },
+
+    /**
+     * Fingerprints the target cluster and compares it with the platform backup's fingerprints:
+     * organizations in `deletedOrgIds` must be absent, all others equal, and so every table outside them.
+     */
+    async comparePlatformPostgresTarget(input: {
+      backupId: string;
+      targetUrl: string;
+      deletedOrgIds: string[];
+    }): Promise<PlatformComparison> {
+      const part = await readPlatformPart(deps.store, input.backupId, 'postgres');
+      const platformDatabase = part.platformDatabase ?? new URL(deps.postgresUrl).pathname.slice(1);
+      const heartbeats = startHeartbeats(() => ({ fingerprinting: redactedAddress(input.targetUrl) }));
+      const actual = await withPostgresClassification(
+        undefined,
+        'fingerprinting the restore target',
+        () =>
+          fingerprintPlatformPostgresTarget(deps, {
+            targetUrl: input.targetUrl,
+            platformDatabase,
+            databases: part.databases,
+          }),
+        redactedAddress(input.targetUrl),
+      ).finally(() => heartbeats.stop());
+      return comparePlatformFingerprints(part, actual, input.deletedOrgIds);
+    },
+
+    /** Deletes organizations again on a restored target (schemas, shared rows, organization row). Idempotent. */
+    async purgeOrganizationsFromPostgresTarget(input: {
+      targetUrl: string;
+      orgIds: string[];
+    }): Promise<{ removed: string[] }> {
+      const platformDatabase = new URL(deps.postgresUrl).pathname.slice(1);
+      return withPostgresClassification(
+        undefined,
+        'deleting organizations again on the restore target',
+        () => purgeOrganizationsFromTarget(deps, { ...input, platformDatabase }),
+        redactedAddress(input.targetUrl),
+      );
+    },
+
+    /** Returns a verification's scratch cluster to empty: every restored database and role dropped. */
+    async resetScratchPostgresCluster(input: { targetUrl: string }): Promise<{ databases: string[]; roles: string[] }> {
+      return withPostgresClassification(
+        undefined,
+        'emptying the scratch cluster',
+        () => resetScratchPostgresCluster(input.targetUrl),
+        redactedAddress(input.targetUrl),
       );
     },
 

@@ -54,7 +54,7 @@ export async function runToolInto(
   if (code !== 0) throw classifyToolFailure(path.basename(command), stderr.trim() || `exit code ${code}`, context);
 }
 
-/** Runs a tool that reads `input` on stdin; fails with its own words. */
+/** Runs a tool that reads `input` on stdin; fails with its own words. Resolves with its stderr (its first 64 KiB). */
 export async function runToolFrom(
   command: string,
   args: string[],
@@ -62,11 +62,11 @@ export async function runToolFrom(
   signal: AbortSignal,
   what: string,
   context: { orgId?: string; object?: string } = {},
-): Promise<void> {
+): Promise<string> {
   const child = spawn(command, args, { stdio: [input ? 'pipe' : 'ignore', 'ignore', 'pipe'], signal });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
-    if (stderr.length < 8192) stderr += d.toString();
+    if (stderr.length < 65536) stderr += d.toString();
   });
   const exited = new Promise<number | null>((resolve, reject) => {
     child.on('error', reject);
@@ -77,4 +77,5 @@ export async function runToolFrom(
   const [code, feedError] = await Promise.all([exited, feeding]);
   if (code !== 0) throw classifyToolFailure(what, stderr.trim() || `exit code ${code}`, context);
   if (feedError instanceof Error && !/EPIPE/.test(feedError.message)) throw feedError;
+  return stderr;
 }

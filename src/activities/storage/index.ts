@@ -14,6 +14,8 @@ import type { VerificationReport } from '../../contracts/verification';
 import { MANIFEST_FILE, VERIFICATION_FILE, type BackupStore } from '../../storage/backup-store';
 import { withHeartbeats } from '../support/heartbeats';
 import { readManifest } from './manifest';
+import { readPlatformManifest, writePlatformManifest, writePlatformVerification } from './platform-manifest';
+import type { VerifyPlatformBackupResult } from '../../contracts/platform-backup';
 import { decideRetention, type RetentionDecision, type RetentionPolicy } from '../../storage/retention';
 
 /** A JSON document beside the manifest that keeps pruning away from a backup (e.g. a running deletion's). */
@@ -265,6 +267,40 @@ export function createStorageActivities(deps: StorageActivityDeps) {
           problems.push(`${artifact.file}: SHA-256 ${check.actualSha256}, manifest says ${artifact.sha256}`);
       }
       return problems;
+    },
+
+    /** Merges the parts of a platform backup into its manifest, written last; see platform-manifest.ts. */
+    async commitPlatformBackup(input: {
+      backupId: string;
+      stores: Array<'postgres' | 'clickhouse'>;
+      reason: string;
+      workflowId: string;
+    }): Promise<{ backupId: string; artifacts: number; bytes: number; organizations: string[] }> {
+      const manifest = await writePlatformManifest(store, input);
+      const artifacts = manifest.parts.flatMap((p) => p.artifacts);
+      return {
+        backupId: manifest.backupId,
+        artifacts: artifacts.length,
+        bytes: artifacts.reduce((sum, a) => sum + a.bytes, 0),
+        organizations: [...new Set(manifest.parts.flatMap((p) => p.organizations.map((o) => o.orgId)))].sort(),
+      };
+    },
+
+    /** What a platform backup holds: its stores and organizations (fails `UnknownBackup` without a platform dump). */
+    async describePlatformBackup(input: {
+      backupId: string;
+    }): Promise<{ stores: Array<'postgres' | 'clickhouse'>; organizations: string[]; finishedAt: string }> {
+      const manifest = await readPlatformManifest(store, input.backupId);
+      return {
+        stores: manifest.parts.map((p) => p.store),
+        organizations: [...new Set(manifest.parts.flatMap((p) => p.organizations.map((o) => o.orgId)))].sort(),
+        finishedAt: manifest.finishedAt,
+      };
+    },
+
+    /** Writes `verification.json` of a platform backup. */
+    async recordPlatformVerification(input: { backupId: string; report: VerifyPlatformBackupResult }): Promise<void> {
+      await writePlatformVerification(store, input.backupId, input.report);
     },
 
     /** Writes `verification.json` beside the manifest (atomically). */

@@ -5,7 +5,10 @@ import { backupCommand } from './backup';
 import { backupsCommand } from './backups';
 import { cancelDeleteCommand } from './cancel-delete';
 import { deleteCommand } from './delete';
+import { helmValuesCommand } from './helm-values';
 import { k8sBackupCommand } from './k8s-backup';
+import { platformBackupCommand } from './platform-backup';
+import { platformRestoreCommand, platformVerifyCommand } from './platform-restore';
 import { preflightCommand } from './preflight';
 import { reapplyDeletionsCommand } from './reapply-deletions';
 import { restoreCommand } from './restore';
@@ -28,9 +31,13 @@ export const COMMANDS: readonly Command[] = [
   retryDeleteCommand,
   abandonDeleteCommand,
   reapplyDeletionsCommand,
+  platformBackupCommand,
+  platformRestoreCommand,
+  platformVerifyCommand,
   rollbackCommand,
   rollbackPlatformCommand,
   k8sBackupCommand,
+  helmValuesCommand,
   statusCommand,
   backupsCommand,
   staleCommand,
