@@ -31,7 +31,12 @@ import {
 } from '../contracts/kubernetes';
 import type { PreflightReport } from '../contracts/preflight';
 import { deletionWorkflowId, type DeletionStatus } from '../contracts/deletion';
-import { DeletionAlreadyRunningError, graceTimeLeftMs } from './deletion';
+import {
+  DeletionAlreadyRunningError,
+  graceTimeLeftMs,
+  requestOfDeletion,
+  type DeletionRequestOutcome,
+} from './deletion';
 import { InvalidRequestError } from './request-error';
 import { isOrgId } from '../platform/org-id';
 
@@ -239,11 +244,28 @@ export class RecoveryClient {
     );
   }
 
-  /** Sends `cancelDeletion` to the organization's running deletion (`delete-org-<orgId>`). */
-  async cancelDeletion(orgIdInput: string, input: { by: string; reason: string }): Promise<void> {
+  /**
+   * Cancels the organization's deletion (`delete-org-<orgId>`) during its grace period, as an Update:
+   * resolves with what the run accepted.
+   * @throws DeletionRequestRefusedError with the run's reason (the point of no return was passed, it ended).
+   */
+  async cancelDeletion(orgIdInput: string, input: { by: string; reason: string }): Promise<DeletionRequestOutcome> {
     const orgId = requireOrgId(orgIdInput, 'orgId');
-    const signal = validateCancelDeletion(input);
-    await this.temporal.workflow.getHandle(deletionWorkflowId(orgId)).signal('cancelDeletion', signal);
+    return requestOfDeletion(this.temporal, orgId, 'cancelDeletion', validateCancelDeletion(input));
+  }
+
+  /**
+   * `retryNow` (try the parked step again now) or `abandon` (stop, leaving what is not yet purged)
+   * for the organization's parked deletion, as an Update.
+   * @throws DeletionRequestRefusedError when the run is not parked.
+   */
+  async decideParkedDeletion(
+    orgIdInput: string,
+    decision: 'retryNow' | 'abandon',
+    input: { by: string; reason: string },
+  ): Promise<DeletionRequestOutcome> {
+    const orgId = requireOrgId(orgIdInput, 'orgId');
+    return requestOfDeletion(this.temporal, orgId, decision, validateCancelDeletion(input));
   }
 
   /** Archives chat (one organization, or all). Workflow id `archive-chat-<org|all>-<requestId>`. */
