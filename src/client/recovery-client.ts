@@ -150,20 +150,24 @@ export class RecoveryClient {
     );
   }
 
-  /** Restores a backup, into its organization or (`targetOrgId`) a clone. Workflow id `restore-<target>-<requestId>`. */
+  /**
+   * Restores a backup — by id, or with `{orgId, latest: true}` the organization's newest verified
+   * one — into its organization or (`targetOrgId`) a clone. Workflow id `restore-<target>-<requestId>`.
+   */
   async startRestore(input: RestoreOrganizationInput, options: StartOptions = {}): Promise<StartedOperation> {
     const valid = validateRestoreInput(input);
     const requestId = requireRequestId(options.requestId ?? randomUUID());
     const target = valid.targetOrgId ?? valid.orgId;
+    const source = valid.latest ? `the newest verified backup of ${valid.orgId ?? '?'}` : (valid.backupId ?? '?');
     return this.start(
       WorkflowType.restore,
-      `restore-${target ?? valid.backupId}-${requestId}`,
+      `restore-${target ?? valid.backupId ?? 'latest'}-${requestId}`,
       valid,
       'restore',
       target,
       requestId,
       options,
-      `restore of ${valid.backupId}${target ? ` into ${target}` : ''} (${valid.mode})`,
+      `restore of ${source}${target ? ` into ${target}` : ''} (${valid.mode})`,
     );
   }
 

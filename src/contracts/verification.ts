@@ -28,11 +28,14 @@ export interface VerificationReport {
   scratch: { postgres: string; clickhouse: string };
 }
 
-/** Input of `restoreOrganization`. */
+/** Input of `restoreOrganization`: a backup by id, or (`orgId` with `latest`) the organization's newest verified one. */
 export interface RestoreOrganizationInput {
-  backupId: string;
-  /** The backup's organization; found by searching the store when absent. */
+  /** The backup to restore; absent with `latest`. */
+  backupId?: string;
+  /** The backup's organization; found by searching the store when absent. Required with `latest`. */
   orgId?: string;
+  /** Restore the newest backup of `orgId` whose verification passed (as `verifyBackup` takes `latest`). */
+  latest?: boolean;
   /** The organization to restore as; the backup's own by default. Another id makes a clone. */
   targetOrgId?: string;
   /** `into-empty` refuses a target with any data; `replace` backs the target up first, then replaces it. */

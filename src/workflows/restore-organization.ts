@@ -35,8 +35,29 @@ const COMPENSATIONS_CONTINUE_PAST_A_FAILURE = 'restore-compensations-continue-pa
 function parseInput(
   input: RestoreOrganizationInput | undefined,
 ): RestoreOrganizationInput & { mode: 'into-empty' | 'replace' } {
-  if (input === null || typeof input !== 'object' || typeof input.backupId !== 'string' || input.backupId === '') {
-    throw ApplicationFailure.nonRetryable('backupId: expected the id of a complete backup', FailureType.InvalidInput);
+  if (input === null || typeof input !== 'object') {
+    throw ApplicationFailure.nonRetryable(
+      'input: expected {"backupId": "..."} or {"orgId": "...", "latest": true}',
+      FailureType.InvalidInput,
+    );
+  }
+  if (input.latest !== undefined && input.latest !== true) {
+    throw ApplicationFailure.nonRetryable(
+      `latest: expected true (the newest verified backup of orgId) or no field; got ${JSON.stringify(input.latest)}`,
+      FailureType.InvalidInput,
+    );
+  }
+  if (input.latest === true) {
+    if (input.backupId !== undefined || typeof input.orgId !== 'string')
+      throw ApplicationFailure.nonRetryable(
+        'latest: expected "orgId" and no "backupId" (latest restores the newest verified backup of orgId)',
+        FailureType.InvalidInput,
+      );
+  } else if (typeof input.backupId !== 'string' || input.backupId === '') {
+    throw ApplicationFailure.nonRetryable(
+      'backupId: expected the id of a complete backup, or "orgId" with "latest": true',
+      FailureType.InvalidInput,
+    );
   }
   const mode = input.mode ?? 'into-empty';
   if (mode !== 'into-empty' && mode !== 'replace') {
@@ -70,12 +91,18 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
   const input = parseInput(rawInput);
   const info = workflowInfo();
   const started = Date.now();
-  const progress: RestoreProgress = { step: 'locating the backup', backupId: input.backupId };
+  const wanted = input.latest ? `the newest verified backup of ${input.orgId ?? '?'}` : (input.backupId ?? '');
+  const progress: RestoreProgress = { step: 'locating the backup', backupId: input.backupId ?? wanted };
   setHandler(restoreProgressQuery, () => progress);
-  const moveTo = trackProgress(progress, `restore of backup \`${input.backupId}\``);
+  const moveTo = trackProgress(progress, `restore of backup \`${input.backupId ?? wanted}\``);
   const compensations = new Compensations();
 
-  const backup = await quick.locateBackup({ backupId: input.backupId, ...(input.orgId ? { orgId: input.orgId } : {}) });
+  const backup = await quick.locateBackup(
+    input.latest
+      ? { orgId: input.orgId, latest: true, verified: true }
+      : { backupId: input.backupId, ...(input.orgId ? { orgId: input.orgId } : {}) },
+  );
+  progress.backupId = backup.backupId;
   const targetOrgId = input.targetOrgId ?? backup.orgId;
   Object.assign(progress, { sourceOrgId: backup.orgId, targetOrgId });
   upsertSearchAttributes([

@@ -1,4 +1,4 @@
-import { one } from '../arguments';
+import { noArguments, one } from '../arguments';
 import { defineCommand } from '../command';
 import { confirm } from '../confirmation';
 import { UsageError } from '../exit-codes';
@@ -6,10 +6,10 @@ import { finishStarted, STARTED_RUN_OPTIONS, startedRunSettings } from '../start
 
 export const restoreCommand = defineCommand({
   name: 'restore',
-  usage: '<backupId>',
-  summary: 'restore a backup into an empty organization, or over one with --replace',
+  usage: '[<backupId>]',
+  summary: 'restore a backup (or --latest with --org) into an empty organization, or over one with --replace',
   description:
-    '--replace overwrites the target organization: asks for confirmation on a terminal, requires --confirm <target org> otherwise.',
+    "Restores one backup, or with --org <org> --latest the organization's newest verified backup. --replace overwrites the target organization: asks for confirmation on a terminal, requires --confirm <target org> otherwise.",
   options: [
     {
       name: 'org',
@@ -17,6 +17,7 @@ export const restoreCommand = defineCommand({
       placeholder: '<org>',
       description: "the backup's organization (found by searching the store when absent)",
     },
+    { name: 'latest', kind: 'flag', description: 'restore the newest verified backup of --org instead of a named one' },
     {
       name: 'into',
       kind: 'value',
@@ -43,7 +44,12 @@ export const restoreCommand = defineCommand({
     ...STARTED_RUN_OPTIONS,
   ],
   async run(ctx, { positionals, options }) {
-    const backupId = one(positionals, 'backup id');
+    if (options.latest) {
+      noArguments(positionals);
+      if (options.org === undefined) throw new UsageError('--latest needs the organization: --org <org>');
+    }
+    const backupId = options.latest ? undefined : one(positionals, 'backup id');
+    const source = backupId ?? `the newest verified backup of ${options.org ?? '?'}`;
     const run = startedRunSettings(options);
     const mode = options.replace ? 'replace' : 'into-empty';
     const client = await ctx.connect();
@@ -55,12 +61,12 @@ export const restoreCommand = defineCommand({
         ctx,
         options.confirm,
         target,
-        `restore ${backupId} will REPLACE the data of organization ${target}`,
+        `restore of ${source} will REPLACE the data of organization ${target}`,
       );
     }
     const started = await client.startRestore(
       {
-        backupId,
+        ...(backupId !== undefined ? { backupId } : { latest: true }),
         mode,
         ...(options.org ? { orgId: options.org } : {}),
         ...(options.into ? { targetOrgId: options.into } : {}),
