@@ -30,6 +30,8 @@ export interface DeleteOrganizationInput {
    * back some stores and not the organization row).
    */
   reapplyingDeletionRunId?: string;
+  /** Change nothing: return the plan (`DeletionPlan`) of what the deletion would remove. @default false */
+  dryRun?: boolean;
 }
 
 /** Defaults of the optional durations of {@link DeleteOrganizationInput}. */

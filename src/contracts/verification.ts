@@ -42,6 +42,8 @@ export interface RestoreOrganizationInput {
   mode?: 'into-empty' | 'replace';
   /** Needed to restore an organization that has a deletion record; the reason is recorded. */
   override?: { reason: string };
+  /** Change nothing: return the plan (`RestorePlan`) of what the restore would create and replace. */
+  dryRun?: boolean;
 }
 
 export interface RestoreResult {

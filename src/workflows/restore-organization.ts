@@ -8,6 +8,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { manifestRowHashes } from '../contracts/backup';
+import type { RestorePlan } from '../contracts/plans';
 import type { ObjectComparison, RestoreOrganizationInput, RestoreResult } from '../contracts/verification';
 import { FailureType } from '../errors';
 import { compareObjectFingerprints, describeDifferences } from '../platform/fingerprint-compare';
@@ -15,6 +16,7 @@ import { parseOrgId } from '../platform/org-id';
 import { OperationAttribute, OrgIdAttribute } from '../search-attributes';
 import { quickActivities as quick, streamingActivities as restoring } from './shared/activity-proxies';
 import { backupOrganization } from './backup-organization';
+import { planRestore } from './dry-run-plans';
 import { Compensations, describeCompensations } from './shared/compensations';
 import { rootMessage } from './shared/failures';
 import { trackProgress } from './shared/progress';
@@ -72,6 +74,9 @@ function parseInput(
   ) {
     throw ApplicationFailure.nonRetryable('override.reason: expected a non-empty reason', FailureType.InvalidInput);
   }
+  if (input.dryRun !== undefined && typeof input.dryRun !== 'boolean') {
+    throw ApplicationFailure.nonRetryable('dryRun: expected true or false', FailureType.InvalidInput);
+  }
   return {
     ...input,
     mode,
@@ -87,8 +92,12 @@ function parseInput(
  * (from the safety backup for `replace`); the failure names the step. Ends by comparing the target's
  * fingerprint with the manifest's.
  */
-export async function restoreOrganization(rawInput: RestoreOrganizationInput): Promise<RestoreResult> {
+export async function restoreOrganization(rawInput: RestoreOrganizationInput & { dryRun: true }): Promise<RestorePlan>;
+export async function restoreOrganization(rawInput: RestoreOrganizationInput): Promise<RestoreResult>;
+export async function restoreOrganization(rawInput: RestoreOrganizationInput): Promise<RestoreResult | RestorePlan> {
   const input = parseInput(rawInput);
+  // The dry run: the plan of what this restore would create and replace; nothing is changed.
+  if (input.dryRun) return planRestore(input);
   const info = workflowInfo();
   const started = Date.now();
   const wanted = input.latest ? `the newest verified backup of ${input.orgId ?? '?'}` : (input.backupId ?? '');
