@@ -29,6 +29,7 @@ import {
   type RollbackDeploymentInput,
   type RollbackPlatformInput,
 } from '../contracts/kubernetes';
+import type { DeletionPlan, RestorePlan } from '../contracts/plans';
 import type { PreflightReport } from '../contracts/preflight';
 import { deletionWorkflowId, type DeletionStatus } from '../contracts/deletion';
 import {
@@ -168,6 +169,46 @@ export class RecoveryClient {
       requestId,
       options,
       `restore of ${source}${target ? ` into ${target}` : ''} (${valid.mode})`,
+    );
+  }
+
+  /**
+   * The dry run of a restore: what it would create (objects, rows), read (artifacts, bytes) and
+   * replace, the names and id it maps, and why it would refuse. Changes nothing; waits for the plan.
+   * Workflow id `plan-restore-<target>-<uuid>`.
+   */
+  async planRestore(input: RestoreOrganizationInput): Promise<RestorePlan> {
+    const valid = validateRestoreInput({ ...input, dryRun: true });
+    const target = valid.targetOrgId ?? valid.orgId;
+    return this.temporal.workflow.execute<(input: RestoreOrganizationInput) => Promise<RestorePlan>>(
+      WorkflowType.restore,
+      {
+        taskQueue: this.taskQueue,
+        workflowId: `plan-restore-${target ?? valid.backupId ?? 'latest'}-${randomUUID()}`,
+        args: [valid],
+        // OrgId only: a plan is no operation other runs must wait for.
+        ...(target ? { typedSearchAttributes: [{ key: OrgIdAttribute, value: target }] } : {}),
+        staticSummary: `dry run of a restore${target ? ` into ${target}` : ''}`,
+      },
+    );
+  }
+
+  /**
+   * The dry run of a deletion: what each purge step would remove (objects, rows, bytes, counted as
+   * the certificate counts), the sessions revoked, the backup taken first, and why it would refuse.
+   * Changes nothing; waits for the plan. Workflow id `plan-delete-<orgId>-<uuid>`.
+   */
+  async planDeletion(input: DeleteOrganizationInput): Promise<DeletionPlan> {
+    const valid = validateDeleteInput({ ...input, dryRun: true });
+    return this.temporal.workflow.execute<(input: DeleteOrganizationInput) => Promise<DeletionPlan>>(
+      WorkflowType.delete,
+      {
+        taskQueue: this.taskQueue,
+        workflowId: `plan-delete-${valid.orgId}-${randomUUID()}`,
+        args: [valid],
+        typedSearchAttributes: [{ key: OrgIdAttribute, value: valid.orgId }],
+        staticSummary: `dry run of the deletion of ${valid.orgId}`,
+      },
     );
   }
 

@@ -115,6 +115,10 @@ export function validateRestoreInput(input: unknown): RestoreOrganizationInput {
       : { backupId: requireBackupId(input.backupId), mode: mode === 'replace' ? 'replace' : 'into-empty' };
   if (input.orgId !== undefined) out.orgId = requireOrgId(input.orgId, 'orgId');
   if (input.targetOrgId !== undefined) out.targetOrgId = requireOrgId(input.targetOrgId, 'targetOrgId');
+  if (input.dryRun !== undefined) {
+    if (typeof input.dryRun !== 'boolean') throw new InvalidRequestError('dryRun', 'expected true or false');
+    out.dryRun = input.dryRun;
+  }
   // Restoring a deleted organization is refused by the workflow unless the caller says why; the reason is recorded.
   if (input.override !== undefined) {
     if (!isObject(input.override))
@@ -141,6 +145,8 @@ export function validateDeleteInput(input: unknown): DeleteOrganizationInput {
   parseDuration(gracePeriod, 'gracePeriod');
   const skipBackup = input.skipBackup ?? false;
   if (typeof skipBackup !== 'boolean') throw new InvalidRequestError('skipBackup', 'expected true or false');
+  if (input.dryRun !== undefined && typeof input.dryRun !== 'boolean')
+    throw new InvalidRequestError('dryRun', 'expected true or false');
   return {
     orgId,
     confirmOrgId: orgId,
@@ -148,6 +154,7 @@ export function validateDeleteInput(input: unknown): DeleteOrganizationInput {
     reason: requireText(input.reason, 'reason'),
     gracePeriod: String(gracePeriod),
     skipBackup,
+    ...(input.dryRun === true ? { dryRun: true } : {}),
   };
 }
 

@@ -1,7 +1,9 @@
+import type { RestoreOrganizationInput } from '../../contracts/verification';
 import { noArguments, one } from '../arguments';
 import { defineCommand } from '../command';
 import { confirm } from '../confirmation';
-import { UsageError } from '../exit-codes';
+import { ExitCode, UsageError } from '../exit-codes';
+import { restorePlanText } from '../plan-table';
 import { finishStarted, STARTED_RUN_OPTIONS, startedRunSettings } from '../started-run';
 
 export const restoreCommand = defineCommand({
@@ -41,6 +43,11 @@ export const restoreCommand = defineCommand({
       placeholder: '<reason>',
       description: 'restore an organization that was deleted; the reason is recorded in the deletion log',
     },
+    {
+      name: 'dry-run',
+      kind: 'flag',
+      description: 'print what the restore would create and replace (a table), change nothing',
+    },
     ...STARTED_RUN_OPTIONS,
   ],
   async run(ctx, { positionals, options }) {
@@ -54,7 +61,7 @@ export const restoreCommand = defineCommand({
     const mode = options.replace ? 'replace' : 'into-empty';
     const client = await ctx.connect();
     const target = options.into ?? options.org;
-    if (mode === 'replace') {
+    if (mode === 'replace' && !options['dry-run']) {
       if (target === undefined)
         throw new UsageError('--replace needs the organization to overwrite: --into <org> or --org <org>');
       await confirm(
@@ -64,16 +71,19 @@ export const restoreCommand = defineCommand({
         `restore of ${source} will REPLACE the data of organization ${target}`,
       );
     }
-    const started = await client.startRestore(
-      {
-        ...(backupId !== undefined ? { backupId } : { latest: true }),
-        mode,
-        ...(options.org ? { orgId: options.org } : {}),
-        ...(options.into ? { targetOrgId: options.into } : {}),
-        ...(options['override-deletion'] !== undefined ? { override: { reason: options['override-deletion'] } } : {}),
-      },
-      run.request,
-    );
+    const request: RestoreOrganizationInput = {
+      ...(backupId !== undefined ? { backupId } : { latest: true }),
+      mode,
+      ...(options.org ? { orgId: options.org } : {}),
+      ...(options.into ? { targetOrgId: options.into } : {}),
+      ...(options['override-deletion'] !== undefined ? { override: { reason: options['override-deletion'] } } : {}),
+    };
+    if (options['dry-run']) {
+      const plan = await client.planRestore(request);
+      ctx.print(restorePlanText(plan), { ok: true, plan });
+      return ExitCode.Ok;
+    }
+    const started = await client.startRestore(request, run.request);
     return finishStarted(
       ctx,
       client,
