@@ -7,7 +7,7 @@ import { captureIo } from './support/cli-io';
 const offline = { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:1' };
 
 describe('CLI commands, help and option parsing', () => {
-  it('has one module for every command the CLI offered before the split', () => {
+  it('has one module for every command: those before the split, and describe, logs, prune', () => {
     expect(COMMANDS.map((c) => c.name).sort()).toEqual(
       [
         'abandon-delete',
@@ -16,8 +16,11 @@ describe('CLI commands, help and option parsing', () => {
         'backups',
         'cancel-delete',
         'delete',
+        'describe',
         'k8s-backup',
+        'logs',
         'preflight',
+        'prune',
         'reapply-deletions',
         'restore',
         'retry-delete',

@@ -30,7 +30,10 @@ import {
   type RollbackPlatformInput,
 } from '../contracts/kubernetes';
 import type { DeletionPlan, RestorePlan } from '../contracts/plans';
+import type { BackupDescription } from '../contracts/backup-description';
 import type { PreflightReport } from '../contracts/preflight';
+import { historyLines, type HistoryLine } from './history-lines';
+import type { PruneBackupsInput, PruneBackupsResult } from '../workflows/prune-backups';
 import { deletionWorkflowId, type DeletionStatus } from '../contracts/deletion';
 import {
   DeletionAlreadyRunningError,
@@ -44,6 +47,7 @@ import { isOrgId } from '../platform/org-id';
 export { deletionWorkflowId };
 import { OperationAttribute, OrgIdAttribute, type OperationName } from '../search-attributes';
 import {
+  requireBackupId,
   requireOrgId,
   requireRequestId,
   validateBackupInput,
@@ -329,6 +333,31 @@ export class RecoveryClient {
     );
   }
 
+  /**
+   * Applies the retention policy (`pruneBackups`) on the worker's store and waits for the report;
+   * with `dryRun` it only lists what would go. Workflow id `prune-<org|all>-<uuid>`.
+   */
+  async pruneBackups(input: PruneBackupsInput): Promise<PruneBackupsResult> {
+    const orgId = input.orgId !== undefined ? requireOrgId(input.orgId, 'orgId') : undefined;
+    for (const field of ['keepLast', 'keepDaily', 'keepWeekly'] as const) {
+      const value = input[field];
+      if (value !== undefined && (!Number.isInteger(value) || value < 0))
+        throw new InvalidRequestError(field, `expected a whole number >= 0; got ${JSON.stringify(value)}`);
+    }
+    return this.temporal.workflow.execute<(input: PruneBackupsInput) => Promise<PruneBackupsResult>>(
+      WorkflowType.prune,
+      {
+        taskQueue: this.taskQueue,
+        workflowId: `prune-${orgId ?? 'all'}-${randomUUID()}`,
+        args: [{ ...input, ...(orgId ? { orgId } : {}) }],
+        typedSearchAttributes: [
+          { key: OperationAttribute, value: 'prune' },
+          ...(orgId ? [{ key: OrgIdAttribute, value: orgId }] : []),
+        ],
+      },
+    );
+  }
+
   /** Probes every store through the worker; resolves with versions and latencies, rejects naming the store that did not answer. */
   async preflight(): Promise<PreflightReport> {
     return this.temporal.workflow.execute<() => Promise<PreflightReport>>(WorkflowType.preflight, {
@@ -414,6 +443,33 @@ export class RecoveryClient {
         typedSearchAttributes: [{ key: OrgIdAttribute, value: orgId }],
       },
     );
+  }
+
+  /**
+   * One backup — manifest (artifacts, rows, bytes, checksums, versions, key id) and verification —
+   * read by the worker from its store (`describe-backup-<backupId>-<uuid>`).
+   * @throws a workflow failure `UnknownBackup` when no complete backup has the id.
+   */
+  async describeBackup(backupIdInput: string, orgIdInput?: string): Promise<BackupDescription> {
+    const backupId = requireBackupId(backupIdInput);
+    const orgId = orgIdInput !== undefined ? requireOrgId(orgIdInput, 'orgId') : undefined;
+    return this.temporal.workflow.execute<(input: { backupId: string; orgId?: string }) => Promise<BackupDescription>>(
+      WorkflowType.describeBackup,
+      {
+        taskQueue: this.taskQueue,
+        workflowId: `describe-backup-${backupId}-${randomUUID()}`,
+        args: [{ backupId, ...(orgId ? { orgId } : {}) }],
+        ...(orgId ? { typedSearchAttributes: [{ key: OrgIdAttribute, value: orgId }] } : {}),
+      },
+    );
+  }
+
+  /**
+   * The run's history as readable lines, oldest first: steps started, completed, failed (with the
+   * failure's message), timers, signals, updates and children. The latest run of the id.
+   */
+  async workflowLog(workflowId: string): Promise<HistoryLine[]> {
+    return historyLines(await this.temporal.workflow.getHandle(workflowId).fetchHistory());
   }
 
   /** Waits for the run of `workflowId` to finish; resolves with its result, rejects with its failure. */

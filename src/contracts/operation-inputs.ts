@@ -21,6 +21,7 @@ export const WorkflowType = {
   staleness: 'backupStaleness',
   kubernetes: 'backupKubernetes',
   listBackups: 'listOrganizationBackups',
+  describeBackup: 'describeBackup',
 } as const;
 
 /** The query each workflow type answers with its progress; tried in order for unknown types. */

@@ -22,3 +22,4 @@ export { rollbackDeployment } from './rollback-deployment';
 export { rollbackPlatform } from './rollback-platform';
 export { backupKubernetes } from './backup-kubernetes';
 export { listOrganizationBackups } from './list-organization-backups';
+export { describeBackup } from './describe-backup';

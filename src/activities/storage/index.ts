@@ -273,6 +273,12 @@ export function createStorageActivities(deps: StorageActivityDeps) {
       return problems;
     },
 
+    /** The backup's `verification.json`, or undefined when it was never verified. */
+    async readBackupVerification(input: { orgId: string; backupId: string }): Promise<VerificationReport | undefined> {
+      const report = await store.readJson(input, VERIFICATION_FILE);
+      return verificationSummary(report) ? (report as VerificationReport) : undefined;
+    },
+
     /** Writes `verification.json` beside the manifest (atomically). */
     async recordVerification(input: { orgId: string; backupId: string; report: VerificationReport }): Promise<void> {
       await store.writeJson({ orgId: input.orgId, backupId: input.backupId }, VERIFICATION_FILE, input.report);

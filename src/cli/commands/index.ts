@@ -5,8 +5,11 @@ import { backupCommand } from './backup';
 import { backupsCommand } from './backups';
 import { cancelDeleteCommand } from './cancel-delete';
 import { deleteCommand } from './delete';
+import { describeCommand } from './describe';
 import { k8sBackupCommand } from './k8s-backup';
+import { logsCommand } from './logs';
 import { preflightCommand } from './preflight';
+import { pruneCommand } from './prune';
 import { reapplyDeletionsCommand } from './reapply-deletions';
 import { restoreCommand } from './restore';
 import { retryDeleteCommand } from './retry-delete';
@@ -32,8 +35,11 @@ export const COMMANDS: readonly Command[] = [
   rollbackPlatformCommand,
   k8sBackupCommand,
   statusCommand,
+  logsCommand,
   backupsCommand,
+  describeCommand,
   staleCommand,
+  pruneCommand,
   archiveChatCommand,
   schedulesCommand,
 ];
