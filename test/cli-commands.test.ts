@@ -7,7 +7,7 @@ import { captureIo } from './support/cli-io';
 const offline = { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:1' };
 
 describe('CLI commands, help and option parsing', () => {
-  it('has one module for every command the CLI offered before the split', () => {
+  it('has one module for every command: those before the split, and describe, logs, prune', () => {
     expect(COMMANDS.map((c) => c.name).sort()).toEqual(
       [
         'abandon-delete',
@@ -16,12 +16,15 @@ describe('CLI commands, help and option parsing', () => {
         'backups',
         'cancel-delete',
         'delete',
+        'describe',
         'helm-values',
         'k8s-backup',
+        'logs',
         'platform-backup',
         'platform-restore',
         'platform-verify',
         'preflight',
+        'prune',
         'reapply-deletions',
         'restore',
         'retry-delete',

@@ -12,6 +12,7 @@ import { createDeletionActivities } from './cross-store/deletion';
 import { createFinalStateActivities } from './cross-store/final-state';
 import { createOperationActivities } from './cross-store/operation-conflicts';
 import { createOrganizationActivities } from './cross-store/organization';
+import { createPlanActivities } from './cross-store/plans';
 import { createStalenessActivities } from './cross-store/staleness';
 import { createKubernetesActivities, type KubernetesActivityDeps } from './kubernetes';
 import { createPostgresActivities } from './postgres';
@@ -80,6 +81,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createStalenessActivities({ postgres: clients.postgres, store, model }),
     ...createOperationActivities({ temporal: deps.temporal }),
     ...createDeletionActivities({ config, clients, model, store, keyStore: deps.keyStore }),
+    ...createPlanActivities({ clients, model, store }),
     ...createKubernetesActivities({
       kubeConfig: deps.kubeConfig,
       helmBin: kube.helmBin,

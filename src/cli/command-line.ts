@@ -4,12 +4,20 @@ import type { Command, CommandOption } from './command';
 export const GLOBAL_OPTIONS = [
   { name: 'json', kind: 'flag', description: 'machine-readable output on stdout (progress goes to stderr)' },
   {
+    name: 'output',
+    kind: 'value',
+    short: 'o',
+    placeholder: 'json|text',
+    description: 'output format: -o json is --json (kubectl and Velero spell it so); text is the default',
+  },
+  {
     name: 'task-queue',
     kind: 'value',
     placeholder: '<q>',
     description: "the worker's task queue (default: TEMPORAL_TASK_QUEUE)",
   },
   { name: 'help', kind: 'flag', short: 'h', description: 'help for a command' },
+  { name: 'version', kind: 'flag', description: "print eloquent-recovery's version and exit" },
 ] as const satisfies readonly CommandOption[];
 
 /** The pseudo-command that prints the global help. */
@@ -32,9 +40,10 @@ export interface ParsedCommandLine {
   command: Command | undefined;
   /** True when the first positional was `help`. */
   helpCommand: boolean;
-  /** The global options: `--json`, `--help`, `--task-queue`. */
+  /** The global options: `--json` (or `-o json`), `--help`, `--version`, `--task-queue`. */
   json: boolean;
   help: boolean;
+  version: boolean;
   taskQueue: string | undefined;
   /** The command's own option values, by name. */
   options: Record<string, string | boolean>;
@@ -116,11 +125,15 @@ export function parseCommandLine(argv: readonly string[], commands: readonly Com
     values[option.name] = value;
   }
   const taskQueue = globals['task-queue'];
+  const output = globals.output;
+  if (output !== undefined && output !== 'json' && output !== 'text')
+    throw new CommandLineError(`option -o/--output expects json or text; got ${JSON.stringify(output)}`, command);
   return {
     command,
     helpCommand,
-    json: globals.json === true,
+    json: globals.json === true || output === 'json',
     help: globals.help === true,
+    version: globals.version === true,
     taskQueue: typeof taskQueue === 'string' ? taskQueue : undefined,
     options,
     positionals,

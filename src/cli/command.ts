@@ -27,6 +27,8 @@ export interface ValueOption {
   /** Without the dashes: `grace` is given as `--grace`. */
   readonly name: string;
   readonly kind: 'value';
+  /** A one-letter alias, given as `-o json`. */
+  readonly short?: string;
   /** Shown after the name in help: `<text>`, or an example such as `7d`. */
   readonly placeholder: string;
   readonly description: string;

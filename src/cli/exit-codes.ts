@@ -1,6 +1,7 @@
 import { ScheduleNotFoundError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { ConfigError } from '../config';
 import { isTransientNetworkError } from '../errors';
+import { DeletionRequestRefusedError } from '../client/deletion';
 import { InvalidRequestError } from '../client/request-error';
 import { ScheduleFileError } from '../schedules/schedule-file';
 
@@ -11,7 +12,8 @@ import { ScheduleFileError } from '../schedules/schedule-file';
  * - 2 `Usage`: bad command line or input (unknown command, invalid id, missing `--confirm`); nothing was sent.
  * - 3 `Unavailable`: Temporal or a store could not be reached; retry later.
  * - 4 `Refused`: refused as a conflict or because its target does not exist (another operation runs
- *   on the organization, no such workflow or schedule, confirmation declined).
+ *   on the organization, no such workflow or schedule, confirmation declined, a deletion refused a
+ *   cancel after its point of no return or a retry while not parked).
  */
 export const ExitCode = { Ok: 0, OperationFailed: 1, Usage: 2, Unavailable: 3, Refused: 4 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
@@ -49,6 +51,7 @@ export function exitCodeOf(err: unknown): ExitCode {
     return ExitCode.Usage;
   if (
     err instanceof RefusedError ||
+    err instanceof DeletionRequestRefusedError ||
     err instanceof WorkflowNotFoundError ||
     err instanceof ScheduleNotFoundError ||
     err instanceof WorkflowExecutionAlreadyStartedError

@@ -6,7 +6,7 @@ const PROGRAM = 'eloquent-recovery';
 /** `--grace 7d` or `-h, --help`, as an option is written in help. */
 function optionSyntax(option: CommandOption): string {
   const long = option.kind === 'value' ? `--${option.name} ${option.placeholder}` : `--${option.name}`;
-  return option.kind === 'flag' && option.short ? `-${option.short}, ${long}` : long;
+  return option.short ? `-${option.short}, ${long}` : long;
 }
 
 /** The command with its positionals and every option it accepts: `delete <org> [--grace 7d] …`. */

@@ -7,6 +7,7 @@ import { CommandLineError, missingRequiredOptions, parseCommandLine, type Parsed
 import { COMMANDS } from './commands';
 import { ExitCode, exitCodeOf, UsageError } from './exit-codes';
 import { commandHelp, globalHelp } from './help';
+import PACKAGE from '../../package.json';
 
 /** Runs the CLI with `argv` (without node and script); returns the exit code. */
 export async function runCli(argv: string[], io: CliIo): Promise<ExitCode> {
@@ -19,6 +20,14 @@ export async function runCli(argv: string[], io: CliIo): Promise<ExitCode> {
     return ExitCode.Usage;
   }
   const { command, json } = line;
+  if (line.version) {
+    io.stdout(
+      json
+        ? `${JSON.stringify({ name: PACKAGE.name, version: PACKAGE.version })}\n`
+        : `${PACKAGE.name} ${PACKAGE.version}\n`,
+    );
+    return ExitCode.Ok;
+  }
   if (command === undefined) {
     io.stdout(globalHelp(COMMANDS));
     return line.help || line.helpCommand ? ExitCode.Ok : ExitCode.Usage;

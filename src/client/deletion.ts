@@ -1,8 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowUpdateFailedError,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import {
+  DELETION_REQUEST_REFUSED,
   deletionWorkflowId,
   type CancelDeletionSignal,
+  type DeletionRequest,
+  type DeletionRequestAccepted,
   type DeleteOrganizationInput,
   type DeleteOrganizationResult,
   type DeletionStatus,
@@ -68,23 +76,81 @@ export function graceTimeLeftMs(status: DeletionStatus, nowMs: number = Date.now
   return Math.max(0, Date.parse(status.gracePeriodEndsAt) - nowMs);
 }
 
-/** Sends `cancelDeletion`: effective during the grace period, noted and ignored after it. */
+/**
+ * A deletion refused an operator request: a cancel after the point of no return, `retryNow` or
+ * `abandon` of a run that is not parked. The message is the run's own reason; nothing was changed.
+ */
+export class DeletionRequestRefusedError extends Error {
+  override readonly name = 'DeletionRequestRefusedError';
+  constructor(
+    readonly request: DeletionRequest,
+    readonly workflowId: string,
+    /** Why, as the run's validator said it. */
+    readonly reason: string,
+  ) {
+    super(reason);
+  }
+}
+
+/** What a deletion answered to an operator request; `viaSignal` for a run begun before the Updates existed. */
+export type DeletionRequestOutcome =
+  DeletionRequestAccepted | { request: DeletionRequest; workflowId: string; viaSignal: true };
+
+/**
+ * Sends one operator request to the organization's deletion as a Temporal Update, so the run's own
+ * validator decides and the answer comes back: accepted (with what happens now) or refused (thrown).
+ * A run begun before the Updates existed has only the signal: it is sent as one, and the outcome
+ * says so (`viaSignal`: the run may note and ignore it; its `deletionStatus` notes tell).
+ * @throws DeletionRequestRefusedError with the run's reason when it refuses the request.
+ * @throws WorkflowNotFoundError when no deletion of the organization runs (or ever ran).
+ */
+export async function requestOfDeletion(
+  client: Client,
+  orgId: string,
+  request: DeletionRequest,
+  who: { by: string; reason: string },
+): Promise<DeletionRequestOutcome> {
+  const workflowId = deletionWorkflowId(orgId);
+  const handle = client.workflow.getHandle(workflowId);
+  try {
+    return await handle.executeUpdate<DeletionRequestAccepted, [typeof who]>(request, { args: [who] });
+  } catch (err) {
+    if (!(err instanceof WorkflowUpdateFailedError)) throw err;
+    const cause = err.cause;
+    const type = (cause as { type?: unknown } | undefined)?.type;
+    if (type === DELETION_REQUEST_REFUSED)
+      throw new DeletionRequestRefusedError(request, workflowId, cause?.message ?? '');
+    if (cause?.message.startsWith('No registered handler for update')) {
+      await handle.signal(request, who);
+      return { request, workflowId, viaSignal: true };
+    }
+    throw err;
+  }
+}
+
+/**
+ * Cancels the organization's deletion during its grace period (before the point of no return).
+ * @throws DeletionRequestRefusedError naming the reason when the run cannot honour it any more.
+ */
 export async function cancelOrganizationDeletion(
   client: Client,
   orgId: string,
   signal: CancelDeletionSignal,
-): Promise<void> {
-  await client.workflow.getHandle(deletionWorkflowId(orgId)).signal('cancelDeletion', signal);
+): Promise<DeletionRequestOutcome> {
+  return requestOfDeletion(client, orgId, 'cancelDeletion', signal);
 }
 
-/** Sends `retryNow` or `abandon` to a parked deletion. */
+/**
+ * `retryNow` or `abandon` for a parked deletion.
+ * @throws DeletionRequestRefusedError when the run is not parked.
+ */
 export async function decideParkedDeletion(
   client: Client,
   orgId: string,
   decision: 'retryNow' | 'abandon',
   signal: OperatorDecisionSignal,
-): Promise<void> {
-  await client.workflow.getHandle(deletionWorkflowId(orgId)).signal(decision, signal);
+): Promise<DeletionRequestOutcome> {
+  return requestOfDeletion(client, orgId, decision, signal);
 }
 
 /**

@@ -10,11 +10,15 @@ export {
   cancelOrganizationDeletion,
   decideParkedDeletion,
   DeletionAlreadyRunningError,
+  DeletionRequestRefusedError,
+  requestOfDeletion,
   deletionStatus,
   graceTimeLeftMs,
   reapplyDeletions,
   startOrganizationDeletion,
 } from './deletion';
+export type { DeletionRequestOutcome } from './deletion';
+export type { DeletionRequestAccepted } from '../contracts/deletion';
 export type { ConnectOptions, OperationStatus, StartedOperation, StartOptions } from './recovery-client';
 export { InvalidRequestError } from './request-error';
 export { parseDuration } from './validation';

@@ -29,6 +29,8 @@ import {
   type RollbackDeploymentInput,
   type RollbackPlatformInput,
 } from '../contracts/kubernetes';
+import type { DeletionPlan, RestorePlan } from '../contracts/plans';
+import type { BackupDescription } from '../contracts/backup-description';
 import type { PreflightReport } from '../contracts/preflight';
 import type { BackupPlatformInput } from '../workflows/backup-platform';
 import {
@@ -42,14 +44,22 @@ import type {
   RecordHelmValuesInput,
   RecordHelmValuesResult,
 } from '../contracts/helm-values';
+import { historyLines, type HistoryLine } from './history-lines';
+import type { PruneBackupsInput, PruneBackupsResult } from '../workflows/prune-backups';
 import { deletionWorkflowId, type DeletionStatus } from '../contracts/deletion';
-import { DeletionAlreadyRunningError, graceTimeLeftMs } from './deletion';
+import {
+  DeletionAlreadyRunningError,
+  graceTimeLeftMs,
+  requestOfDeletion,
+  type DeletionRequestOutcome,
+} from './deletion';
 import { InvalidRequestError } from './request-error';
 import { isOrgId } from '../platform/org-id';
 
 export { deletionWorkflowId };
 import { OperationAttribute, OrgIdAttribute, type OperationName } from '../search-attributes';
 import {
+  requireBackupId,
   requireOrgId,
   requireRequestId,
   validateBackupInput,
@@ -157,20 +167,64 @@ export class RecoveryClient {
     );
   }
 
-  /** Restores a backup, into its organization or (`targetOrgId`) a clone. Workflow id `restore-<target>-<requestId>`. */
+  /**
+   * Restores a backup — by id, or with `{orgId, latest: true}` the organization's newest verified
+   * one — into its organization or (`targetOrgId`) a clone. Workflow id `restore-<target>-<requestId>`.
+   */
   async startRestore(input: RestoreOrganizationInput, options: StartOptions = {}): Promise<StartedOperation> {
     const valid = validateRestoreInput(input);
     const requestId = requireRequestId(options.requestId ?? randomUUID());
     const target = valid.targetOrgId ?? valid.orgId;
+    const source = valid.latest ? `the newest verified backup of ${valid.orgId ?? '?'}` : (valid.backupId ?? '?');
     return this.start(
       WorkflowType.restore,
-      `restore-${target ?? valid.backupId}-${requestId}`,
+      `restore-${target ?? valid.backupId ?? 'latest'}-${requestId}`,
       valid,
       'restore',
       target,
       requestId,
       options,
-      `restore of ${valid.backupId}${target ? ` into ${target}` : ''} (${valid.mode})`,
+      `restore of ${source}${target ? ` into ${target}` : ''} (${valid.mode})`,
+    );
+  }
+
+  /**
+   * The dry run of a restore: what it would create (objects, rows), read (artifacts, bytes) and
+   * replace, the names and id it maps, and why it would refuse. Changes nothing; waits for the plan.
+   * Workflow id `plan-restore-<target>-<uuid>`.
+   */
+  async planRestore(input: RestoreOrganizationInput): Promise<RestorePlan> {
+    const valid = validateRestoreInput({ ...input, dryRun: true });
+    const target = valid.targetOrgId ?? valid.orgId;
+    return this.temporal.workflow.execute<(input: RestoreOrganizationInput) => Promise<RestorePlan>>(
+      WorkflowType.restore,
+      {
+        taskQueue: this.taskQueue,
+        workflowId: `plan-restore-${target ?? valid.backupId ?? 'latest'}-${randomUUID()}`,
+        args: [valid],
+        // OrgId only: a plan is no operation other runs must wait for.
+        ...(target ? { typedSearchAttributes: [{ key: OrgIdAttribute, value: target }] } : {}),
+        staticSummary: `dry run of a restore${target ? ` into ${target}` : ''}`,
+      },
+    );
+  }
+
+  /**
+   * The dry run of a deletion: what each purge step would remove (objects, rows, bytes, counted as
+   * the certificate counts), the sessions revoked, the backup taken first, and why it would refuse.
+   * Changes nothing; waits for the plan. Workflow id `plan-delete-<orgId>-<uuid>`.
+   */
+  async planDeletion(input: DeleteOrganizationInput): Promise<DeletionPlan> {
+    const valid = validateDeleteInput({ ...input, dryRun: true });
+    return this.temporal.workflow.execute<(input: DeleteOrganizationInput) => Promise<DeletionPlan>>(
+      WorkflowType.delete,
+      {
+        taskQueue: this.taskQueue,
+        workflowId: `plan-delete-${valid.orgId}-${randomUUID()}`,
+        args: [valid],
+        typedSearchAttributes: [{ key: OrgIdAttribute, value: valid.orgId }],
+        staticSummary: `dry run of the deletion of ${valid.orgId}`,
+      },
     );
   }
 
@@ -337,11 +391,28 @@ export class RecoveryClient {
     );
   }
 
-  /** Sends `cancelDeletion` to the organization's running deletion (`delete-org-<orgId>`). */
-  async cancelDeletion(orgIdInput: string, input: { by: string; reason: string }): Promise<void> {
+  /**
+   * Cancels the organization's deletion (`delete-org-<orgId>`) during its grace period, as an Update:
+   * resolves with what the run accepted.
+   * @throws DeletionRequestRefusedError with the run's reason (the point of no return was passed, it ended).
+   */
+  async cancelDeletion(orgIdInput: string, input: { by: string; reason: string }): Promise<DeletionRequestOutcome> {
     const orgId = requireOrgId(orgIdInput, 'orgId');
-    const signal = validateCancelDeletion(input);
-    await this.temporal.workflow.getHandle(deletionWorkflowId(orgId)).signal('cancelDeletion', signal);
+    return requestOfDeletion(this.temporal, orgId, 'cancelDeletion', validateCancelDeletion(input));
+  }
+
+  /**
+   * `retryNow` (try the parked step again now) or `abandon` (stop, leaving what is not yet purged)
+   * for the organization's parked deletion, as an Update.
+   * @throws DeletionRequestRefusedError when the run is not parked.
+   */
+  async decideParkedDeletion(
+    orgIdInput: string,
+    decision: 'retryNow' | 'abandon',
+    input: { by: string; reason: string },
+  ): Promise<DeletionRequestOutcome> {
+    const orgId = requireOrgId(orgIdInput, 'orgId');
+    return requestOfDeletion(this.temporal, orgId, decision, validateCancelDeletion(input));
   }
 
   /** Archives chat (one organization, or all). Workflow id `archive-chat-<org|all>-<requestId>`. */
@@ -357,6 +428,31 @@ export class RecoveryClient {
       requestId,
       options,
       `chat archival of ${orgId ?? 'every organization'}`,
+    );
+  }
+
+  /**
+   * Applies the retention policy (`pruneBackups`) on the worker's store and waits for the report;
+   * with `dryRun` it only lists what would go. Workflow id `prune-<org|all>-<uuid>`.
+   */
+  async pruneBackups(input: PruneBackupsInput): Promise<PruneBackupsResult> {
+    const orgId = input.orgId !== undefined ? requireOrgId(input.orgId, 'orgId') : undefined;
+    for (const field of ['keepLast', 'keepDaily', 'keepWeekly'] as const) {
+      const value = input[field];
+      if (value !== undefined && (!Number.isInteger(value) || value < 0))
+        throw new InvalidRequestError(field, `expected a whole number >= 0; got ${JSON.stringify(value)}`);
+    }
+    return this.temporal.workflow.execute<(input: PruneBackupsInput) => Promise<PruneBackupsResult>>(
+      WorkflowType.prune,
+      {
+        taskQueue: this.taskQueue,
+        workflowId: `prune-${orgId ?? 'all'}-${randomUUID()}`,
+        args: [{ ...input, ...(orgId ? { orgId } : {}) }],
+        typedSearchAttributes: [
+          { key: OperationAttribute, value: 'prune' },
+          ...(orgId ? [{ key: OrgIdAttribute, value: orgId }] : []),
+        ],
+      },
     );
   }
 
@@ -445,6 +541,33 @@ export class RecoveryClient {
         typedSearchAttributes: [{ key: OrgIdAttribute, value: orgId }],
       },
     );
+  }
+
+  /**
+   * One backup — manifest (artifacts, rows, bytes, checksums, versions, key id) and verification —
+   * read by the worker from its store (`describe-backup-<backupId>-<uuid>`).
+   * @throws a workflow failure `UnknownBackup` when no complete backup has the id.
+   */
+  async describeBackup(backupIdInput: string, orgIdInput?: string): Promise<BackupDescription> {
+    const backupId = requireBackupId(backupIdInput);
+    const orgId = orgIdInput !== undefined ? requireOrgId(orgIdInput, 'orgId') : undefined;
+    return this.temporal.workflow.execute<(input: { backupId: string; orgId?: string }) => Promise<BackupDescription>>(
+      WorkflowType.describeBackup,
+      {
+        taskQueue: this.taskQueue,
+        workflowId: `describe-backup-${backupId}-${randomUUID()}`,
+        args: [{ backupId, ...(orgId ? { orgId } : {}) }],
+        ...(orgId ? { typedSearchAttributes: [{ key: OrgIdAttribute, value: orgId }] } : {}),
+      },
+    );
+  }
+
+  /**
+   * The run's history as readable lines, oldest first: steps started, completed, failed (with the
+   * failure's message), timers, signals, updates and children. The latest run of the id.
+   */
+  async workflowLog(workflowId: string): Promise<HistoryLine[]> {
+    return historyLines(await this.temporal.workflow.getHandle(workflowId).fetchHistory());
   }
 
   /** Waits for the run of `workflowId` to finish; resolves with its result, rejects with its failure. */

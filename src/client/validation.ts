@@ -95,17 +95,30 @@ export function validateVerifyInput(input: unknown): VerifyBackupInput {
 
 export function validateRestoreInput(input: unknown): RestoreOrganizationInput {
   if (!isObject(input))
-    throw new InvalidRequestError('input', 'expected {"backupId": "...", "mode": "new" | "replace"}');
-  const backupId = requireBackupId(input.backupId);
+    throw new InvalidRequestError(
+      'input',
+      'expected {"backupId": "...", "mode": "into-empty" | "replace"} or {"orgId": "acme", "latest": true, "mode": …}',
+    );
+  if (input.latest !== undefined && input.latest !== true)
+    throw new InvalidRequestError('latest', `expected true or no field; got ${JSON.stringify(input.latest)}`);
+  if (input.latest === true && input.backupId !== undefined)
+    throw new InvalidRequestError('latest', 'expected either "backupId" or "latest": true with "orgId", not both');
   const mode = input.mode;
   if (!RESTORE_MODES.some((m) => m === mode))
     throw new InvalidRequestError(
       'mode',
       `expected one of ${RESTORE_MODES.map((m) => `"${m}"`).join(', ')}; got ${JSON.stringify(mode)}`,
     );
-  const out: RestoreOrganizationInput = { backupId, mode: mode === 'replace' ? 'replace' : 'into-empty' };
+  const out: RestoreOrganizationInput =
+    input.latest === true
+      ? { orgId: requireOrgId(input.orgId, 'orgId'), latest: true, mode: mode === 'replace' ? 'replace' : 'into-empty' }
+      : { backupId: requireBackupId(input.backupId), mode: mode === 'replace' ? 'replace' : 'into-empty' };
   if (input.orgId !== undefined) out.orgId = requireOrgId(input.orgId, 'orgId');
   if (input.targetOrgId !== undefined) out.targetOrgId = requireOrgId(input.targetOrgId, 'targetOrgId');
+  if (input.dryRun !== undefined) {
+    if (typeof input.dryRun !== 'boolean') throw new InvalidRequestError('dryRun', 'expected true or false');
+    out.dryRun = input.dryRun;
+  }
   // Restoring a deleted organization is refused by the workflow unless the caller says why; the reason is recorded.
   if (input.override !== undefined) {
     if (!isObject(input.override))
@@ -132,6 +145,8 @@ export function validateDeleteInput(input: unknown): DeleteOrganizationInput {
   parseDuration(gracePeriod, 'gracePeriod');
   const skipBackup = input.skipBackup ?? false;
   if (typeof skipBackup !== 'boolean') throw new InvalidRequestError('skipBackup', 'expected true or false');
+  if (input.dryRun !== undefined && typeof input.dryRun !== 'boolean')
+    throw new InvalidRequestError('dryRun', 'expected true or false');
   return {
     orgId,
     confirmOrgId: orgId,
@@ -139,6 +154,7 @@ export function validateDeleteInput(input: unknown): DeleteOrganizationInput {
     reason: requireText(input.reason, 'reason'),
     gracePeriod: String(gracePeriod),
     skipBackup,
+    ...(input.dryRun === true ? { dryRun: true } : {}),
   };
 }
 

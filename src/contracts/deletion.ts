@@ -30,6 +30,8 @@ export interface DeleteOrganizationInput {
    * back some stores and not the organization row).
    */
   reapplyingDeletionRunId?: string;
+  /** Change nothing: return the plan (`DeletionPlan`) of what the deletion would remove. @default false */
+  dryRun?: boolean;
 }
 
 /** Defaults of the optional durations of {@link DeleteOrganizationInput}. */
@@ -310,3 +312,23 @@ export function deletionWorkflowId(orgId: string): string {
 
 // Kept here for the workflows that import it from the deletion contract; the format lives in duration.ts.
 export { parseDurationMs } from './duration';
+
+/** The operator requests a running deletion answers as Temporal Updates (and, for compatibility, as signals). */
+export type DeletionRequest = 'cancelDeletion' | 'retryNow' | 'abandon';
+
+/** Failure type of a request the deletion refused in its validator: the message says why. */
+export const DELETION_REQUEST_REFUSED = 'DeletionRequestRefused';
+
+/** What the `cancelDeletion`, `retryNow` and `abandon` updates answer when they accept a request. */
+export interface DeletionRequestAccepted {
+  request: DeletionRequest;
+  workflowId: string;
+  /** The step the run was at when it accepted the request. */
+  step: DeletionStep;
+  by: string;
+  reason: string;
+  /** What happens now, for the operator: "the deletion stops at the end of this step and is undone". */
+  effect: string;
+  /** True when the same request was already accepted earlier (a repeated cancel); nothing changed. */
+  alreadyRequested?: boolean;
+}

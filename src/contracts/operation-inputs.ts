@@ -25,6 +25,7 @@ export const WorkflowType = {
   verifyPlatformBackup: 'verifyPlatformBackup',
   recordHelmValues: 'recordHelmValues',
   diffHelmValues: 'diffHelmValues',
+  describeBackup: 'describeBackup',
 } as const;
 
 /** The query each workflow type answers with its progress; tried in order for unknown types. */

@@ -28,11 +28,14 @@ export interface VerificationReport {
   scratch: { postgres: string; clickhouse: string };
 }
 
-/** Input of `restoreOrganization`. */
+/** Input of `restoreOrganization`: a backup by id, or (`orgId` with `latest`) the organization's newest verified one. */
 export interface RestoreOrganizationInput {
-  backupId: string;
-  /** The backup's organization; found by searching the store when absent. */
+  /** The backup to restore; absent with `latest`. */
+  backupId?: string;
+  /** The backup's organization; found by searching the store when absent. Required with `latest`. */
   orgId?: string;
+  /** Restore the newest backup of `orgId` whose verification passed (as `verifyBackup` takes `latest`). */
+  latest?: boolean;
   /** The organization to restore as; the backup's own by default. Another id makes a clone. */
   targetOrgId?: string;
   /** `into-empty` refuses a target with any data; `replace` backs the target up first, then replaces it. */
@@ -44,6 +47,8 @@ export interface RestoreOrganizationInput {
    * target server lacks and this does not map refuses the restore before anything changes.
    */
   roleMapping?: Record<string, string>;
+  /** Change nothing: return the plan (`RestorePlan`) of what the restore would create and replace. */
+  dryRun?: boolean;
 }
 
 export interface RestoreResult {

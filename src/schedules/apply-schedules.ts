@@ -22,6 +22,8 @@ export interface ScheduleTarget {
   taskQueue: string;
   /** Id prefix and owner mark. @default "eloquent-" */
   prefix?: string;
+  /** Report what would be created, updated and removed; change nothing. @default false */
+  dryRun?: boolean;
 }
 
 export interface ApplyReport {
@@ -113,6 +115,10 @@ export async function applySchedules(file: ScheduleFile, target: ScheduleTarget)
     const options = optionsFor(entry, target, prefix);
     wanted.add(options.scheduleId);
     const existing = await describeOrUndefined(target.client, options.scheduleId);
+    if (existing === undefined && target.dryRun) {
+      report.created.push(options.scheduleId);
+      continue;
+    }
     if (existing === undefined) {
       try {
         await target.client.schedule.create(options);
@@ -127,6 +133,8 @@ export async function applySchedules(file: ScheduleFile, target: ScheduleTarget)
       report.unchanged.push(options.scheduleId);
       continue;
     }
+    report.updated.push(options.scheduleId);
+    if (target.dryRun) continue;
     await target.client.schedule.getHandle(options.scheduleId).update((previous) => ({
       ...previous,
       spec: options.spec,
@@ -134,11 +142,14 @@ export async function applySchedules(file: ScheduleFile, target: ScheduleTarget)
       policies: options.policies,
       state: { paused: previous.state.paused, note: options.state?.note },
     }));
-    report.updated.push(options.scheduleId);
   }
   // Listing is eventually consistent: a schedule created a moment ago may be missing, never extra.
   for (const id of await listManagedSchedules(target.client, prefix)) {
     if (wanted.has(id)) continue;
+    if (target.dryRun) {
+      report.removed.push(id);
+      continue;
+    }
     try {
       await target.client.schedule.getHandle(id).delete();
       report.removed.push(id);

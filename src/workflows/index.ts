@@ -25,3 +25,4 @@ export { rollbackPlatform } from './rollback-platform';
 export { backupKubernetes } from './backup-kubernetes';
 export { recordHelmValues, diffHelmValues } from './helm-values';
 export { listOrganizationBackups } from './list-organization-backups';
+export { describeBackup } from './describe-backup';

@@ -8,6 +8,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { manifestRowHashes } from '../contracts/backup';
+import type { RestorePlan } from '../contracts/plans';
 import type { ObjectComparison, RestoreOrganizationInput, RestoreResult } from '../contracts/verification';
 import { FailureType } from '../errors';
 import { compareObjectFingerprints, describeDifferences } from '../platform/fingerprint-compare';
@@ -15,6 +16,7 @@ import { parseOrgId } from '../platform/org-id';
 import { OperationAttribute, OrgIdAttribute } from '../search-attributes';
 import { quickActivities as quick, streamingActivities as restoring } from './shared/activity-proxies';
 import { backupOrganization } from './backup-organization';
+import { planRestore } from './dry-run-plans';
 import { Compensations, describeCompensations } from './shared/compensations';
 import { rootMessage } from './shared/failures';
 import { trackProgress } from './shared/progress';
@@ -38,8 +40,29 @@ const COMPENSATIONS_CONTINUE_PAST_A_FAILURE = 'restore-compensations-continue-pa
 function parseInput(
   input: RestoreOrganizationInput | undefined,
 ): RestoreOrganizationInput & { mode: 'into-empty' | 'replace' } {
-  if (input === null || typeof input !== 'object' || typeof input.backupId !== 'string' || input.backupId === '') {
-    throw ApplicationFailure.nonRetryable('backupId: expected the id of a complete backup', FailureType.InvalidInput);
+  if (input === null || typeof input !== 'object') {
+    throw ApplicationFailure.nonRetryable(
+      'input: expected {"backupId": "..."} or {"orgId": "...", "latest": true}',
+      FailureType.InvalidInput,
+    );
+  }
+  if (input.latest !== undefined && input.latest !== true) {
+    throw ApplicationFailure.nonRetryable(
+      `latest: expected true (the newest verified backup of orgId) or no field; got ${JSON.stringify(input.latest)}`,
+      FailureType.InvalidInput,
+    );
+  }
+  if (input.latest === true) {
+    if (input.backupId !== undefined || typeof input.orgId !== 'string')
+      throw ApplicationFailure.nonRetryable(
+        'latest: expected "orgId" and no "backupId" (latest restores the newest verified backup of orgId)',
+        FailureType.InvalidInput,
+      );
+  } else if (typeof input.backupId !== 'string' || input.backupId === '') {
+    throw ApplicationFailure.nonRetryable(
+      'backupId: expected the id of a complete backup, or "orgId" with "latest": true',
+      FailureType.InvalidInput,
+    );
   }
   const mode = input.mode ?? 'into-empty';
   if (mode !== 'into-empty' && mode !== 'replace') {
@@ -75,6 +98,9 @@ function parseInput(
     }
     mappedTo.set(to, from);
   }
+  if (input.dryRun !== undefined && typeof input.dryRun !== 'boolean') {
+    throw ApplicationFailure.nonRetryable('dryRun: expected true or false', FailureType.InvalidInput);
+  }
   return {
     ...input,
     mode,
@@ -90,16 +116,26 @@ function parseInput(
  * (from the safety backup for `replace`); the failure names the step. Ends by comparing the target's
  * fingerprint with the manifest's.
  */
-export async function restoreOrganization(rawInput: RestoreOrganizationInput): Promise<RestoreResult> {
+export async function restoreOrganization(rawInput: RestoreOrganizationInput & { dryRun: true }): Promise<RestorePlan>;
+export async function restoreOrganization(rawInput: RestoreOrganizationInput): Promise<RestoreResult>;
+export async function restoreOrganization(rawInput: RestoreOrganizationInput): Promise<RestoreResult | RestorePlan> {
   const input = parseInput(rawInput);
+  // The dry run: the plan of what this restore would create and replace; nothing is changed.
+  if (input.dryRun) return planRestore(input);
   const info = workflowInfo();
   const started = Date.now();
-  const progress: RestoreProgress = { step: 'locating the backup', backupId: input.backupId };
+  const wanted = input.latest ? `the newest verified backup of ${input.orgId ?? '?'}` : (input.backupId ?? '');
+  const progress: RestoreProgress = { step: 'locating the backup', backupId: input.backupId ?? wanted };
   setHandler(restoreProgressQuery, () => progress);
-  const moveTo = trackProgress(progress, `restore of backup \`${input.backupId}\``);
+  const moveTo = trackProgress(progress, `restore of backup \`${input.backupId ?? wanted}\``);
   const compensations = new Compensations();
 
-  const backup = await quick.locateBackup({ backupId: input.backupId, ...(input.orgId ? { orgId: input.orgId } : {}) });
+  const backup = await quick.locateBackup(
+    input.latest
+      ? { orgId: input.orgId, latest: true, verified: true }
+      : { backupId: input.backupId, ...(input.orgId ? { orgId: input.orgId } : {}) },
+  );
+  progress.backupId = backup.backupId;
   const targetOrgId = input.targetOrgId ?? backup.orgId;
   Object.assign(progress, { sourceOrgId: backup.orgId, targetOrgId });
   upsertSearchAttributes([

@@ -213,15 +213,32 @@ export function createStorageActivities(deps: StorageActivityDeps) {
       backupId?: string;
       orgId?: string;
       latest?: boolean;
+      /** With `latest`: the newest backup whose verification passed, not merely the newest complete one. */
+      verified?: boolean;
     }): Promise<{ orgId: string; backupId: string }> {
       if (input.latest) {
         const orgId = parseOrgId(input.orgId);
-        const newest = (await store.listBackups(orgId)).find((b) => b.complete);
+        const complete = (await store.listBackups(orgId)).filter((b) => b.complete);
+        let newest: (typeof complete)[number] | undefined = complete[0];
+        if (input.verified) {
+          newest = undefined;
+          for (const listing of complete) {
+            if (!listing.verified) continue;
+            const report = verificationSummary(
+              await store.readJson({ orgId, backupId: listing.backupId }, VERIFICATION_FILE),
+            );
+            if (report?.result === 'passed') {
+              newest = listing;
+              break;
+            }
+          }
+        }
         if (!newest)
-          throw permanentFailure(FailureType.UnknownBackup, `organization ${orgId} has no complete backup`, {
-            store: 'storage',
-            orgId,
-          });
+          throw permanentFailure(
+            FailureType.UnknownBackup,
+            `organization ${orgId} has no ${input.verified ? 'verified' : 'complete'} backup${input.verified && complete.length > 0 ? ` (${complete.length} complete, none with a passed verification: run verifyBackup first)` : ''}`,
+            { store: 'storage', orgId },
+          );
         return { orgId, backupId: newest.backupId };
       }
       const backupId = input.backupId ?? '';
@@ -301,6 +318,12 @@ export function createStorageActivities(deps: StorageActivityDeps) {
     /** Writes `verification.json` of a platform backup. */
     async recordPlatformVerification(input: { backupId: string; report: VerifyPlatformBackupResult }): Promise<void> {
       await writePlatformVerification(store, input.backupId, input.report);
+    },
+
+    /** The backup's `verification.json`, or undefined when it was never verified. */
+    async readBackupVerification(input: { orgId: string; backupId: string }): Promise<VerificationReport | undefined> {
+      const report = await store.readJson(input, VERIFICATION_FILE);
+      return verificationSummary(report) ? (report as VerificationReport) : undefined;
     },
 
     /** Writes `verification.json` beside the manifest (atomically). */

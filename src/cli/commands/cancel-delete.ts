@@ -1,11 +1,13 @@
 import { BY_OPTION, one, operatorName } from '../arguments';
 import { defineCommand } from '../command';
-import { ExitCode } from '../exit-codes';
+import { printDeletionAnswer } from './deletion-request';
 
 export const cancelDeleteCommand = defineCommand({
   name: 'cancel-delete',
   usage: '<org>',
   summary: "cancel an organization's deletion during its grace period",
+  description:
+    "Cancels the organization's deletion before its point of no return; its changes are undone. Exits 4 with the deletion's reason when it cannot be cancelled any more.",
   options: [
     {
       name: 'reason',
@@ -18,11 +20,10 @@ export const cancelDeleteCommand = defineCommand({
   async run(ctx, { positionals, options }) {
     const orgId = one(positionals, 'organization id');
     const client = await ctx.connect();
-    await client.cancelDeletion(orgId, {
+    const answer = await client.cancelDeletion(orgId, {
       by: operatorName(ctx, options.by),
       reason: options.reason ?? 'cancelled from the CLI',
     });
-    ctx.print(`cancellation sent to delete-org-${orgId}`, { ok: true, workflowId: `delete-org-${orgId}` });
-    return ExitCode.Ok;
+    return printDeletionAnswer(ctx, answer);
   },
 });

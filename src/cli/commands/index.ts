@@ -5,11 +5,14 @@ import { backupCommand } from './backup';
 import { backupsCommand } from './backups';
 import { cancelDeleteCommand } from './cancel-delete';
 import { deleteCommand } from './delete';
+import { describeCommand } from './describe';
 import { helmValuesCommand } from './helm-values';
 import { k8sBackupCommand } from './k8s-backup';
+import { logsCommand } from './logs';
 import { platformBackupCommand } from './platform-backup';
 import { platformRestoreCommand, platformVerifyCommand } from './platform-restore';
 import { preflightCommand } from './preflight';
+import { pruneCommand } from './prune';
 import { reapplyDeletionsCommand } from './reapply-deletions';
 import { restoreCommand } from './restore';
 import { retryDeleteCommand } from './retry-delete';
@@ -39,8 +42,11 @@ export const COMMANDS: readonly Command[] = [
   k8sBackupCommand,
   helmValuesCommand,
   statusCommand,
+  logsCommand,
   backupsCommand,
+  describeCommand,
   staleCommand,
+  pruneCommand,
   archiveChatCommand,
   schedulesCommand,
 ];

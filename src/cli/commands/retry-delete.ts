@@ -1,9 +1,12 @@
-import { decideParkedDeletion } from '../../client/deletion';
 import { BY_OPTION, one, operatorName } from '../arguments';
 import { defineCommand, type CommandContext } from '../command';
-import { ExitCode } from '../exit-codes';
+import type { ExitCode } from '../exit-codes';
+import { printDeletionAnswer } from './deletion-request';
 
-/** Sends the operator's decision to the organization's parked deletion; shared with `abandon-delete`. */
+/**
+ * Sends the operator's decision to the organization's parked deletion; shared with `abandon-delete`.
+ * A run that is not parked refuses it (exit 4, with its reason).
+ */
 export async function decideParked(
   ctx: CommandContext,
   orgId: string,
@@ -11,12 +14,11 @@ export async function decideParked(
   options: { by?: string; reason?: string },
 ): Promise<ExitCode> {
   const client = await ctx.connect();
-  await decideParkedDeletion(client.temporal, orgId, decision, {
+  const answer = await client.decideParkedDeletion(orgId, decision, {
     by: operatorName(ctx, options.by),
     reason: options.reason ?? 'retry requested from the CLI',
   });
-  ctx.print(`${decision} sent to delete-org-${orgId}`, { ok: true, workflowId: `delete-org-${orgId}`, decision });
-  return ExitCode.Ok;
+  return printDeletionAnswer(ctx, answer);
 }
 
 export const retryDeleteCommand = defineCommand({

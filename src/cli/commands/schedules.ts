@@ -12,6 +12,11 @@ export const schedulesCommand = defineCommand({
     'apply makes Temporal match the file (a second apply reports "no change"); ids are given without the prefix.',
   options: [
     {
+      name: 'dry-run',
+      kind: 'flag',
+      description: 'with apply: list what would be created, updated and removed, change nothing',
+    },
+    {
       name: 'file',
       kind: 'value',
       placeholder: 'schedules/schedules.json',
@@ -27,6 +32,9 @@ export const schedulesCommand = defineCommand({
   async run(ctx, { positionals, options }) {
     const [action, id, ...rest] = positionals;
     if (rest.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(rest[0])}`);
+    if (options['dry-run'] && action !== 'apply')
+      throw new UsageError(`--dry-run is an option of schedules apply, not of schedules ${action ?? ''}`);
+    const dryRun = options['dry-run'] ?? false;
     const prefix = options.prefix ?? DEFAULT_SCHEDULE_PREFIX;
     const client = await ctx.connect();
     const scheduleId = (raw: string | undefined) => {
@@ -36,17 +44,24 @@ export const schedulesCommand = defineCommand({
     switch (action) {
       case 'apply': {
         const file = await loadScheduleFile(path.resolve(options.file ?? path.join('schedules', 'schedules.json')));
-        const report = await applySchedules(file, { client: client.temporal, taskQueue: client.taskQueue, prefix });
+        const report = await applySchedules(file, {
+          client: client.temporal,
+          taskQueue: client.taskQueue,
+          prefix,
+          dryRun,
+        });
+        const would = dryRun ? 'would be ' : '';
         const lines = [
-          ...report.created.map((s) => `created   ${s}`),
-          ...report.updated.map((s) => `updated   ${s}`),
-          ...report.removed.map((s) => `removed   ${s}`),
-          ...report.unchanged.map((s) => `unchanged ${s}`),
+          ...(dryRun ? ['DRY RUN — no schedule was changed.'] : []),
+          ...report.created.map((s) => `${dryRun ? 'would create' : 'created  '} ${s}`),
+          ...report.updated.map((s) => `${dryRun ? 'would update' : 'updated  '} ${s}`),
+          ...report.removed.map((s) => `${dryRun ? 'would remove' : 'removed  '} ${s}`),
+          ...report.unchanged.map((s) => `${dryRun ? 'unchanged   ' : 'unchanged'} ${s}`),
           report.noChange
             ? 'no change: Temporal already matches the file'
-            : `${report.created.length} created, ${report.updated.length} updated, ${report.removed.length} removed`,
+            : `${report.created.length} ${would}created, ${report.updated.length} ${would}updated, ${report.removed.length} ${would}removed`,
         ];
-        ctx.print(lines.join('\n'), { ok: true, ...report });
+        ctx.print(lines.join('\n'), { ok: true, dryRun, ...report });
         return ExitCode.Ok;
       }
       case 'list': {

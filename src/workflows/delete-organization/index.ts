@@ -1,5 +1,8 @@
 import { CancellationScope, patched } from '@temporalio/workflow';
 import type { DeleteOrganizationInput, DeleteOrganizationResult } from '../../contracts/deletion';
+import type { DeletionPlan } from '../../contracts/plans';
+import { planDeletion } from '../dry-run-plans';
+import { invalid, parseDeletionInput } from './input';
 import { certify, failurePastPointOfNoReturn, passPointOfNoReturn, recordCertificate } from './certify';
 import { undoBeforePointOfNoReturn } from './compensations';
 import { secureLastState } from './final-state';
@@ -35,7 +38,17 @@ const CHECKS_POSTGRES_OWNERSHIP = 'deletion-checks-postgres-ownership';
  * the `deletionStatus` query, the memo and the UI's current details, until `retryNow` or `abandon`.
  * The workflow id must be `delete-org-<orgId>`, so a second deletion of one organization cannot start.
  */
-export async function deleteOrganization(input: DeleteOrganizationInput): Promise<DeleteOrganizationResult> {
+export async function deleteOrganization(input: DeleteOrganizationInput & { dryRun: true }): Promise<DeletionPlan>;
+export async function deleteOrganization(input: DeleteOrganizationInput): Promise<DeleteOrganizationResult>;
+export async function deleteOrganization(
+  input: DeleteOrganizationInput,
+): Promise<DeleteOrganizationResult | DeletionPlan> {
+  // The dry run: the plan of what this deletion would remove; nothing is changed, nothing marked.
+  if (input?.dryRun !== undefined && typeof input.dryRun !== 'boolean') throw invalid('dryRun: expected true or false');
+  if (input?.dryRun === true) {
+    const { orgId, skipBackup, reason, gracePeriod } = parseDeletionInput(input);
+    return planDeletion({ orgId, skipBackup, reason, gracePeriod });
+  }
   const run = startDeletion(input);
   try {
     await validate(run);

@@ -20,6 +20,7 @@ import { Compensations } from '../shared/compensations';
 import { trackProgress, type MoveTo } from '../shared/progress';
 import { abandonSignal, cancelDeletionSignal, deletionStatusQuery, retryNowSignal } from './definitions';
 import { parseDeletionInput, type DeletionInput } from './input';
+import { registerOperatorRequests } from './operator-requests';
 
 /** An operator's answer to a parked run. */
 export interface OperatorDecision {
@@ -112,5 +113,7 @@ export function startDeletion(rawInput: DeleteOrganizationInput): DeletionRun {
   };
   setHandler(retryNowSignal, operatorSignal('retry'));
   setHandler(abandonSignal, operatorSignal('abandon'));
+  // The same requests as Updates, which refuse what the signals above can only note and ignore.
+  registerOperatorRequests(run);
   return run;
 }
