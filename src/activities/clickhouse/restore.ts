@@ -4,11 +4,12 @@ import { Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { FailureType, permanentFailure } from '../../errors';
 import { listClickHouseObjects } from '../../platform/clickhouse-catalog';
-import { ddlFailure, retargetCreateStatement } from '../../platform/clickhouse-ddl';
+import { assertRestorableStatement, ddlFailure, retargetCreateStatement } from '../../platform/clickhouse-ddl';
 import { planClickHouseRestore } from '../../platform/clickhouse-restore-plan';
 import { readClickHouseRestoreSettings } from '../../platform/clickhouse-settings';
 import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
 import { quoteClickHouseIdent, quoteClickHouseQualified, quoteClickHouseString } from '../../platform/quoting';
+import type { ManifestArtifact } from '../../contracts/backup';
 import type { BackupStore } from '../../storage/backup-store';
 import { startHeartbeats } from '../support/heartbeats';
 import { readManifest } from '../storage/manifest';
@@ -26,6 +27,60 @@ export interface RestoreClickHouseInput {
   targetOrgId: string;
   /** Restore into this scratch database instead of the target organization's. */
   scratchDatabase?: string;
+}
+
+/**
+ * The most bytes one CREATE statement of a backup may have (1 MiB). `SHOW CREATE` of the widest
+ * table we know is a few hundred KiB; a DDL artifact is held in memory, so a bigger one is refused
+ * before it is read whole instead of exhausting the worker.
+ */
+export const MAX_DDL_ARTIFACT_BYTES = 1024 * 1024;
+
+/**
+ * Reads every DDL artifact of a backup (each at most {@link MAX_DDL_ARTIFACT_BYTES}) and checks each
+ * statement is one CREATE in `sourceDatabase` only (clickhouse-ddl.ts `assertRestorableStatement`),
+ * before anything is executed. @returns object name → statement.
+ * @throws non-retryable `StoreRejected` naming the artifact and the reason.
+ */
+export async function readRestorableDdl(
+  store: BackupStore,
+  backup: { orgId: string; backupId: string },
+  artifacts: readonly ManifestArtifact[],
+  sourceDatabase: string,
+): Promise<Map<string, string>> {
+  const statements = new Map<string, string>();
+  for (const artifact of artifacts) {
+    const object = artifact.object.slice('clickhouse-ddl:'.length);
+    const refuse = (why: string) =>
+      permanentFailure(FailureType.StoreRejected, `DDL artifact ${artifact.file} of ${object} is refused: ${why}`, {
+        store: 'clickhouse',
+        orgId: backup.orgId,
+        object: `${backup.orgId}/${backup.backupId}/${artifact.file}`,
+      });
+    if (artifact.rawBytes > MAX_DDL_ARTIFACT_BYTES)
+      throw refuse(
+        `the manifest records ${artifact.rawBytes} bytes, more than the ${MAX_DDL_ARTIFACT_BYTES} a statement may have`,
+      );
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    const reader = await store.openArtifactReader({ ...backup, path: artifact.file });
+    for await (const chunk of reader) {
+      bytes += (chunk as Buffer).length;
+      if (bytes > MAX_DDL_ARTIFACT_BYTES) {
+        reader.destroy();
+        throw refuse(`it holds more than ${MAX_DDL_ARTIFACT_BYTES} bytes`);
+      }
+      chunks.push(chunk as Buffer);
+    }
+    const statement = Buffer.concat(chunks).toString('utf8').trim();
+    try {
+      assertRestorableStatement(statement, sourceDatabase);
+    } catch (err) {
+      throw refuse(err instanceof Error ? err.message : String(err));
+    }
+    statements.set(object, statement);
+  }
+  return statements;
 }
 
 /** Scratch ClickHouse databases this project creates; only these names are ever dropped as scratch. */
@@ -79,20 +134,9 @@ export async function restoreClickHouse(
   const heartbeats = startHeartbeats(() => current);
   try {
     if (ddl.length === 0) return { database, tables: 0, rows: 0 };
+    // Every statement is read and checked before anything runs: a tampered one changes nothing.
+    const statements = await readRestorableDdl(deps.store, input, ddl, source.clickhouse.database);
     const settings = await readClickHouseRestoreSettings(deps.clickhouse);
-    await dropClickHouseDatabase(deps.clickhouse, database);
-    await deps.clickhouse.command({ query: `CREATE DATABASE ${quoteClickHouseIdent(database)}` });
-    const statements = new Map<string, string>();
-    for (const artifact of ddl) {
-      const chunks: Buffer[] = [];
-      for await (const chunk of await deps.store.openArtifactReader({
-        orgId: input.orgId,
-        backupId: input.backupId,
-        path: artifact.file,
-      }))
-        chunks.push(chunk as Buffer);
-      statements.set(artifact.object.slice('clickhouse-ddl:'.length), Buffer.concat(chunks).toString('utf8').trim());
-    }
     const dataFiles = new Map(data.map((a) => [a.object.slice('clickhouse:'.length), a]));
     let steps: ReturnType<typeof planClickHouseRestore>;
     try {
@@ -104,6 +148,8 @@ export async function restoreClickHouse(
     } catch (err) {
       throw ddlFailure(err, input.targetOrgId, `the backup's ClickHouse objects`, 'restore');
     }
+    await dropClickHouseDatabase(deps.clickhouse, database);
+    await deps.clickhouse.command({ query: `CREATE DATABASE ${quoteClickHouseIdent(database)}` });
     let rows = 0;
     for (const step of steps) {
       current.table = step.object;
