@@ -39,6 +39,17 @@ export interface AppConfig {
     directory: string;
     /** Base64 of a 32-byte master key; when set, artifacts are encrypted per organization. */
     masterKeyBase64: string | undefined;
+    /**
+     * Base64 of at least 32 bytes (`BACKUP_AUTHENTICATION_SECRET`): authenticates manifests and sidecars
+     * (HMAC-SHA-256) of organizations without a data key; with a master key, the data key does.
+     */
+    authenticationSecretBase64: string | undefined;
+    /**
+     * `BACKUP_ACCEPT_UNAUTHENTICATED`: read manifests and sidecars without authentication (written before
+     * it existed) although a master key or secret is configured. Off by default: anyone who can write
+     * the store could otherwise strip a backup's authentication and alter it (a downgrade).
+     */
+    acceptUnauthenticated: boolean;
     /** The bucket of the `s3` store; read whichever store is chosen, so a bad value fails start-up. */
     s3: S3StoreConfig;
   };
@@ -162,6 +173,15 @@ function environmentSchema(cwd: string) {
       .min(1, { message: 'expected a directory path' })
       .default(path.join(cwd, '.data', 'backups')),
     BACKUP_MASTER_KEY: masterKey.optional(),
+    /** Authenticates manifests and sidecars when no data key does (see storage/backup-authentication.ts). */
+    BACKUP_AUTHENTICATION_SECRET: z
+      .string()
+      .refine((value) => Buffer.from(value, 'base64').length >= 32 && /^[A-Za-z0-9+/]+=*$/.test(value), {
+        message: 'expected base64 of at least 32 bytes (e.g. `openssl rand -base64 32`)',
+      })
+      .optional(),
+    /** Accept unauthenticated (older) manifests and sidecars although authentication is configured. */
+    BACKUP_ACCEPT_UNAUTHENTICATED: z.enum(['true', 'false'], { message: 'expected true or false' }).default('false'),
     /** Which backup store the worker writes to and reads from. */
     BACKUP_STORE: z.enum(['filesystem', 's3'], { message: 'expected filesystem or s3' }).default('filesystem'),
     /** Unset with BACKUP_STORE=s3 means AWS S3 itself; the local stack's server is http://127.0.0.1:9510. */
@@ -281,6 +301,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       store: e.BACKUP_STORE,
       directory: path.resolve(cwd, e.BACKUP_DIR),
       masterKeyBase64: e.BACKUP_MASTER_KEY,
+      authenticationSecretBase64: e.BACKUP_AUTHENTICATION_SECRET,
+      acceptUnauthenticated: e.BACKUP_ACCEPT_UNAUTHENTICATED === 'true',
       s3: {
         endpoint: e.S3_ENDPOINT,
         bucket: e.S3_BUCKET,

@@ -5,6 +5,8 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { writeArtifact, type BackupStore } from '../src/storage/backup-store';
+import { ApplicationFailure } from '@temporalio/common';
+import { BackupAuthenticator } from '../src/storage/backup-authentication';
 import { FilesystemBackupStore } from '../src/storage/filesystem-backup-store';
 import { FileKeyStore } from '../src/storage/key-store';
 
@@ -23,9 +25,16 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-function storeAt(directory: string, keys: 'with the fixture key' | 'without a key'): FilesystemBackupStore {
+function storeAt(
+  directory: string,
+  keys: 'with the fixture key' | 'without a key',
+  unauthenticated: 'accepted' | 'refused' = 'accepted',
+): FilesystemBackupStore {
   const masterKey = keys === 'with the fixture key' ? MASTER_KEY : undefined;
-  return new FilesystemBackupStore({ directory, keyStore: new FileKeyStore({ directory, masterKey }) });
+  const keyStore = new FileKeyStore({ directory, masterKey });
+  // The fixture predates authentication: a store with a key reads it only when told to (BACKUP_ACCEPT_UNAUTHENTICATED).
+  const authenticator = new BackupAuthenticator({ keyStore, acceptUnauthenticated: unauthenticated === 'accepted' });
+  return new FilesystemBackupStore({ directory, keyStore, authenticator });
 }
 
 /** Everything the store says about its content: the same walk that wrote description.json. */
@@ -61,6 +70,23 @@ async function describe(store: BackupStore): Promise<Record<string, unknown>> {
 test('a store written before the split into layers lists, stats, verifies and reads back exactly as it did then', async () => {
   const expected = JSON.parse(await readFile(path.join(FIXTURE, 'description.json'), 'utf8')) as unknown;
   expect(await describe(storeAt(root, 'with the fixture key'))).toEqual(expected);
+});
+
+test('with a key configured and unauthenticated documents not accepted, the older backups are refused by name, naming the setting that accepts them', async () => {
+  const store = storeAt(root, 'with the fixture key', 'refused');
+  const manifest = await store.readJson({ orgId: 'org_enc', backupId: 'b2' }, 'manifest.json').catch((e: unknown) => e);
+  expect(manifest).toBeInstanceOf(ApplicationFailure);
+  expect((manifest as Error).message).toMatch(
+    /manifest org_enc\/b2\/manifest.json is not authenticated.*BACKUP_ACCEPT_UNAUTHENTICATED=true/,
+  );
+  const read = await store
+    .openArtifactReader({ orgId: 'org_plain', backupId: 'b1', path: 'postgres/schemas.dump' })
+    .catch((e: unknown) => e);
+  expect((read as Error).message).toMatch(
+    /metadata of artifact org_plain\/b1\/postgres\/schemas.dump is not authenticated/,
+  );
+  // Listing still works: it reads sizes only.
+  expect((await store.listBackups('org_enc')).map((b) => b.backupId)).toEqual(['b2']);
 });
 
 test('artifacts stored as they come are written byte for byte as before, with the same records', async () => {

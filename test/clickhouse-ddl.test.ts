@@ -8,6 +8,7 @@ import { planClickHouseRestore } from '../src/platform/clickhouse-restore-plan';
 import {
   checkClickHouseStatementMovable,
   checkNoHiddenSecrets,
+  assertRestorableStatement,
   ClickHouseDdlRefused,
   describeClickHouseStatement,
   detachStreamingTable,
@@ -407,5 +408,55 @@ describe('secrets the server masked', () => {
     expect(() =>
       checkNoHiddenSecrets("CREATE TABLE org_a.t (id UInt64 COMMENT '[HIDDEN]') ENGINE = Memory COMMENT '[HIDDEN]'"),
     ).not.toThrow();
+  });
+});
+
+describe('a statement read back from a backup must be one CREATE in its own database (assertRestorableStatement)', () => {
+  const own = 'org_acme';
+  const refusal = (statement: string) => {
+    try {
+      assertRestorableStatement(statement, own);
+      return 'accepted';
+    } catch (err) {
+      return (err as Error).message;
+    }
+  };
+  it.each([
+    ['DROP DATABASE org_victim /* org_acme.x */', /not a CREATE statement but "DROP"/],
+    ['CREATE TABLE org_acme.x (a UInt8) ENGINE = Memory; DROP DATABASE org_victim', /more than one statement/],
+    ['CREATE TABLE org_acme.x (a UInt8) ENGINE = Memory;; SELECT 1', /more than one statement/],
+    ['ATTACH TABLE org_acme.x (a UInt8) ENGINE = Memory', /not a CREATE statement/],
+    ['CREATE TEMPORARY TABLE x (a UInt8) ENGINE = Memory', /CREATE TEMPORARY/],
+    ['CREATE TABLE org_victim.x (a UInt8) ENGINE = Memory', /creates org_victim.x, outside/],
+    ['CREATE VIEW org_acme.v AS SELECT * FROM org_victim.secrets', /names org_victim.secrets, outside/],
+    ['CREATE VIEW org_acme.v AS SELECT * FROM system.query_log', /names system.query_log, outside/],
+    [
+      'CREATE TABLE org_acme.b (a UInt8) ENGINE = Buffer(org_victim, t, 1, 1, 1, 1, 1, 1, 1)',
+      /Buffer engine reads database org_victim/,
+    ],
+    ["CREATE TABLE org_acme.m (a UInt8) ENGINE = Merge(org_victim, '^')", /Merge engine reads database org_victim/],
+    [
+      "CREATE TABLE org_acme.d (a UInt8) ENGINE = Distributed(c, 'org_victim', t)",
+      /Distributed engine reads database 'org_victim'/,
+    ],
+    [
+      "CREATE DICTIONARY org_acme.d (k UInt64, v String) PRIMARY KEY k SOURCE(CLICKHOUSE(DB 'org_victim' TABLE 't')) LAYOUT(FLAT()) LIFETIME(0)",
+      /source reads database 'org_victim'/,
+    ],
+    ['INSERT INTO org_acme.x SELECT * FROM org_victim.y', /not a CREATE statement/],
+  ])('refuses %s', (statement, why) => {
+    expect(refusal(statement)).toMatch(why);
+  });
+  it.each([
+    'CREATE TABLE org_acme.x (a UInt8) ENGINE = MergeTree ORDER BY a',
+    'CREATE TABLE `org_acme`.`we;ird` (a UInt8) ENGINE = Memory',
+    "CREATE TABLE org_acme.x (s String DEFAULT 'a; DROP DATABASE org_victim') ENGINE = Memory",
+    'CREATE MATERIALIZED VIEW org_acme.mv TO org_acme.t AS SELECT a FROM org_acme.src',
+    'CREATE VIEW org_acme.v AS SELECT number FROM system.numbers LIMIT 3',
+    'CREATE TABLE org_acme.b (a UInt8) ENGINE = Buffer(org_acme, t, 1, 1, 1, 1, 1, 1, 1)',
+    "CREATE TABLE org_acme.d (a UInt8) ENGINE = Distributed(c, 'org_acme', t)",
+    'CREATE TABLE org_acme.x (a UInt8) ENGINE = Memory;',
+  ])('accepts %s', (statement) => {
+    expect(refusal(statement)).toBe('accepted');
   });
 });

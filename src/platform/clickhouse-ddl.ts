@@ -272,6 +272,8 @@ const PROBE_DATABASE = 'eloquent_scratch_probe';
  */
 export function checkClickHouseStatementMovable(statement: string, database: string): void {
   checkNoHiddenSecrets(statement);
+  // What a restore would refuse is refused now, while the source can still be looked at.
+  assertRestorableStatement(statement, database);
   const { engine, engineArguments } = describeClickHouseStatement(statement);
   // A streaming table moves detached (restore.ts), so its engine clause (a consumer group named
   // after the database, say) never needs retargeting.
@@ -301,4 +303,58 @@ export function ddlFailure(err: unknown, orgId: string, object: string, action: 
     orgId,
     object,
   });
+}
+
+/** Tables of `system` a view may read: generators without data of anyone. */
+const READABLE_SYSTEM_TABLES = new Set(['one', 'numbers', 'numbers_mt', 'zeros', 'zeros_mt']);
+
+/** Engines whose arguments name a database, and which argument (0-based) does. */
+const DATABASE_ARGUMENT_OF_ENGINE: Record<string, number> = { Buffer: 0, Merge: 0, Distributed: 1 };
+
+/**
+ * Refuses a statement read back from a backup unless it is exactly one CREATE of a table, view,
+ * materialized view or dictionary in `database`, mentioning no other database: no second statement
+ * after a `;`, no DROP / ALTER / ATTACH / INSERT, no `OR REPLACE`, no TEMPORARY table, no qualified
+ * name, `Buffer`/`Merge`/`Distributed` database or dictionary `DB` of another database (`system`'s
+ * generators `one`, `numbers`, `zeros` excepted). A backup's DDL is data an attacker with write access
+ * to the store could have written: it is parsed, never trusted because the source name appears in it.
+ * @throws ClickHouseDdlRefused naming the reason; ClickHouseSqlSyntaxError for SQL the lexer cannot split.
+ */
+export function assertRestorableStatement(statement: string, database: string): ClickHouseStatement {
+  const sig = significantTokens(tokenizeClickHouse(statement));
+  const semicolon = sig.findIndex((t) => isSymbol(t, ';'));
+  if (semicolon !== -1 && semicolon !== sig.length - 1)
+    throw new ClickHouseDdlRefused('it holds more than one statement');
+  if (!isKeyword(sig[0], 'CREATE'))
+    throw new ClickHouseDdlRefused(`it is not a CREATE statement but ${JSON.stringify(sig[0]?.text ?? '')}`);
+  if (isKeyword(sig[1], 'OR') || isKeyword(sig[1], 'TEMPORARY'))
+    throw new ClickHouseDdlRefused(`CREATE ${sig[1]?.text ?? ''} is not what a backup holds`);
+  const described = describeClickHouseStatement(statement);
+  if (described.database !== database)
+    throw new ClickHouseDdlRefused(
+      `it creates ${described.database}.${described.name}, outside the organization's database ${database}`,
+    );
+  for (const ref of described.references) {
+    if (ref.database === database) continue;
+    if (ref.database === 'system' && READABLE_SYSTEM_TABLES.has(ref.name)) continue;
+    throw new ClickHouseDdlRefused(
+      `it names ${ref.database}.${ref.name}, outside the organization's database ${database}`,
+    );
+  }
+  const argument = described.engine === undefined ? undefined : DATABASE_ARGUMENT_OF_ENGINE[described.engine];
+  if (argument !== undefined) {
+    const tokens = described.engineArguments[argument] ?? [];
+    const named = tokens.length === 1 ? tokens[0] : undefined;
+    const namesDatabase = named !== undefined && ['word', 'quoted', 'string'].includes(named.kind);
+    if (!namesDatabase || named.value !== database)
+      throw new ClickHouseDdlRefused(
+        `its ${described.engine} engine reads database ${tokens.map((t) => t.text).join(' ') || '(none)'}, not ${database}`,
+      );
+  }
+  if (described.kind === 'dictionary') {
+    for (let i = 0; i < sig.length - 1; i++)
+      if (isKeyword(sig[i], 'DB') && sig[i + 1]?.value !== database)
+        throw new ClickHouseDdlRefused(`its source reads database ${sig[i + 1]?.text ?? ''}, not ${database}`);
+  }
+  return described;
 }

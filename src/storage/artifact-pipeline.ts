@@ -5,7 +5,13 @@ import { createGunzip, createGzip } from 'node:zlib';
 import { ApplicationFailure } from '@temporalio/common';
 import { asError, errorCodes, FailureType, messageOf, permanentFailure, type FailureContext } from '../errors';
 import type { ArtifactCompression, ArtifactRecord, ArtifactWriteOptions } from './backup-store';
-import { createDecryptStream, createEncryptStream, type DataKey } from './encryption';
+import {
+  createDecryptStream,
+  createEncryptStream,
+  DEFAULT_ENCRYPTED_CHUNK_BYTES,
+  type DataKey,
+  type ExpectedBinding,
+} from './encryption';
 import { createZstdStream } from './zstd-stream';
 
 /**
@@ -27,6 +33,8 @@ export interface EncodingOptions {
   gzipLevel: number;
   /** The organization's data key; `undefined` stores the bytes unencrypted. */
   dataKey: DataKey | undefined;
+  /** The artifact's place (encryption.ts `artifactBinding`), bound into every encrypted chunk. */
+  binding?: string;
 }
 
 /** An artifact being encoded into a destination. */
@@ -74,7 +82,8 @@ export function encodeArtifact(
   if (compression === 'gzip' && write.gzipped !== true)
     stages.push(createGzip({ level: options.gzipLevel, chunkSize: GZIP_CHUNK_BYTES }));
   if (compression === 'zstd') stages.push(createZstdStream('compress'));
-  if (options.dataKey) stages.push(createEncryptStream(options.dataKey));
+  if (options.dataKey)
+    stages.push(createEncryptStream(options.dataKey, DEFAULT_ENCRYPTED_CHUNK_BYTES, options.binding));
   stages.push(meter, destination);
   const done = pipeline(stages);
   // Observed by finish() or destroy(); without this an early failure would be an unhandled rejection.
@@ -110,6 +119,8 @@ export interface StoredForm {
   compression: ArtifactCompression;
   /** The key the artifact is encrypted under; `undefined` when it is not encrypted. */
   dataKey: DataKey | undefined;
+  /** Where an encrypted artifact must belong; see encryption.ts {@link ExpectedBinding}. */
+  binding?: ExpectedBinding;
 }
 
 /**
@@ -144,7 +155,7 @@ export function decodeArtifact(stored: Readable, form: StoredForm, name: string,
     },
   });
   const stages: Array<Readable | Transform> = [stored, checker];
-  if (form.dataKey) stages.push(createDecryptStream(form.dataKey, name));
+  if (form.dataKey) stages.push(createDecryptStream(form.dataKey, name, form.binding));
   if (form.compression === 'gzip') stages.push(createGunzip());
   if (form.compression === 'zstd') stages.push(createZstdStream('decompress'));
   // The consumer's stream is the pipeline's destination so every stage's error reaches it; its

@@ -2,7 +2,15 @@ import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { FailureType, permanentFailure, type FailureContext } from '../errors';
 import { decodeArtifact, encodeArtifact, hashStoredBytes } from './artifact-pipeline';
-import { formatSidecar, parseSidecar, recordOf, type Sidecar } from './artifact-sidecar';
+import {
+  formatSidecar,
+  parseSidecar,
+  recordOf,
+  sidecarAuthentication,
+  unsignedSidecar,
+  type Sidecar,
+} from './artifact-sidecar';
+import { BackupAuthenticator, documentAuthenticationSchema } from './backup-authentication';
 import {
   artifactKey,
   assertJsonDocumentName,
@@ -28,6 +36,7 @@ import type {
   BackupStore,
 } from './backup-store';
 import { readBlob, type BlobStore } from './blob-store';
+import { artifactBinding } from './encryption';
 import type { KeyStore } from './key-store';
 
 const markerSchema = z.object({ startedAt: z.string() });
@@ -39,6 +48,11 @@ export interface BlobBackupStoreOptions {
   keyStore: KeyStore;
   /** gzip level 1-9 for formats that are not compressed already. @default 1 (fastest: backups race the raw tools) */
   gzipLevel?: number;
+  /**
+   * Signs and checks manifests and sidecars (backup-authentication.ts).
+   * @default one on `keyStore` alone: documents are authenticated under the data keys when a master key is set.
+   */
+  authenticator?: BackupAuthenticator;
 }
 
 /**
@@ -50,16 +64,21 @@ export interface BlobBackupStoreOptions {
  *   leaves the previous complete artifact, no artifact, or data without sidecar (treated as absent
  *   and replaced by a retry), plus at most an unfinished upload.
  * - A backup exists when its manifest does; it is written last by the caller, and removed first.
+ * - Nothing read back is trusted: with a key configured, the manifest and every sidecar carry an
+ *   HMAC bound to their organization, backup and path, checked on every read, and encrypted chunks
+ *   are bound to their backup and path (encryption format 2), so nothing can be edited or swapped in.
  */
 export class BlobBackupStore implements BackupStore {
   readonly location: string;
   private readonly blobs: BlobStore;
   private readonly keyStore: KeyStore;
   private readonly gzipLevel: number;
+  private readonly authenticator: BackupAuthenticator;
 
   constructor(options: BlobBackupStoreOptions) {
     this.blobs = options.blobs;
     this.keyStore = options.keyStore;
+    this.authenticator = options.authenticator ?? new BackupAuthenticator({ keyStore: options.keyStore });
     this.gzipLevel = options.gzipLevel ?? 1;
     if (!Number.isInteger(this.gzipLevel) || this.gzipLevel < 1 || this.gzipLevel > 9) {
       throw new RangeError(`BackupStore options.gzipLevel must be an integer 1-9, got ${String(options.gzipLevel)}`);
@@ -77,7 +96,11 @@ export class BlobBackupStore implements BackupStore {
     const dataKey = this.encryptsArtifacts ? await this.keyStore.getOrCreateDataKey(ref.orgId) : undefined;
     await this.markBackupStarted(ref);
     const upload = await this.blobs.create(key, context);
-    const encoder = encodeArtifact(upload.stream, options, { gzipLevel: this.gzipLevel, dataKey });
+    const encoder = encodeArtifact(upload.stream, options, {
+      gzipLevel: this.gzipLevel,
+      dataKey,
+      binding: artifactBinding(ref),
+    });
 
     let state: 'open' | 'committed' | 'aborted' = 'open';
     return {
@@ -88,10 +111,16 @@ export class BlobBackupStore implements BackupStore {
         state = 'committed';
         try {
           const record: ArtifactRecord = { path: ref.path, ...(await encoder.finish()) };
+          const unsigned = unsignedSidecar(record);
+          const authentication = await this.authenticator.sign(sidecarBinding(ref), unsigned);
           // The sidecar marks the artifact committed: drop the old one before the data changes under it.
           await this.blobs.delete(sidecarKey(ref), context);
           await upload.commit();
-          await this.blobs.put(sidecarKey(ref), formatSidecar(record), context);
+          await this.blobs.put(
+            sidecarKey(ref),
+            formatSidecar(record, authentication ? { unsigned, authentication } : undefined),
+            context,
+          );
           return record;
         } catch (err: unknown) {
           await upload.abort();
@@ -137,7 +166,14 @@ export class BlobBackupStore implements BackupStore {
       throw permanentFailure(FailureType.UnknownBackup, `artifact ${name} has metadata but no data file`, context);
     return decodeArtifact(
       source,
-      { bytes: sidecar.bytes, sha256: sidecar.sha256, compression: sidecar.compression, dataKey },
+      {
+        bytes: sidecar.bytes,
+        sha256: sidecar.sha256,
+        compression: sidecar.compression,
+        dataKey,
+        // An authenticated sidecar vouches for a bound file; only an older, unauthenticated one for an unbound file.
+        binding: { binding: artifactBinding(ref), allowUnbound: sidecar.formatVersion === 1 },
+      },
       name,
       context,
     );
@@ -176,14 +212,23 @@ export class BlobBackupStore implements BackupStore {
         object: name,
       });
     await this.markBackupStarted(backup);
-    await this.blobs.put(documentKey(backup, name), `${text}\n`, documentContext(backup, name));
+    let stored = text;
+    if (name === MANIFEST_FILE) {
+      // Signed as it will be read back (JSON drops undefined and turns dates into strings).
+      const document = JSON.parse(text) as unknown;
+      const authentication = await this.authenticator.sign(manifestBinding(backup), document);
+      if (authentication && document !== null && typeof document === 'object' && !Array.isArray(document))
+        stored = JSON.stringify({ ...document, authentication }, null, 2);
+    }
+    await this.blobs.put(documentKey(backup, name), `${stored}\n`, documentContext(backup, name));
   }
 
   async readJson(backup: BackupRef, name: string): Promise<unknown> {
     const content = await readBlob(this.blobs, documentKey(backup, name));
     if (content === undefined) return undefined;
+    let parsed: unknown;
     try {
-      return JSON.parse(content.toString('utf8')) as unknown;
+      parsed = JSON.parse(content.toString('utf8')) as unknown;
     } catch (err: unknown) {
       throw permanentFailure(
         FailureType.ChecksumMismatch,
@@ -192,6 +237,27 @@ export class BlobBackupStore implements BackupStore {
         err,
       );
     }
+    if (name !== MANIFEST_FILE) return parsed;
+    return this.authenticatedManifest(backup, parsed);
+  }
+
+  /** The manifest without its `authentication`, once that is checked. */
+  private async authenticatedManifest(backup: BackupRef, parsed: unknown): Promise<unknown> {
+    const where = `manifest ${backup.orgId}/${backup.backupId}/${MANIFEST_FILE}`;
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      await this.authenticator.verify(manifestBinding(backup), parsed, undefined, where);
+      return parsed;
+    }
+    const { authentication: raw, ...document } = parsed as Record<string, unknown>;
+    const authentication = raw === undefined ? undefined : documentAuthenticationSchema.safeParse(raw);
+    if (authentication && !authentication.success)
+      throw permanentFailure(
+        FailureType.ChecksumMismatch,
+        `${where} has a malformed authentication field`,
+        documentContext(backup, MANIFEST_FILE),
+      );
+    await this.authenticator.verify(manifestBinding(backup), document, authentication?.data, where);
+    return document;
   }
 
   async deleteJson(backup: BackupRef, name: string): Promise<{ deleted: boolean }> {
@@ -211,7 +277,8 @@ export class BlobBackupStore implements BackupStore {
       const backup: BackupRef = { orgId, backupId };
       const keys = await this.relativeKeys(backup);
       const contents = backupContents(keys);
-      const artifacts = await this.committedArtifacts(backup, keys);
+      // A listing reports sizes; what is read or restored is authenticated when it is read.
+      const artifacts = await this.committedArtifacts(backup, keys, false);
       listings.push({
         orgId,
         backupId,
@@ -265,23 +332,42 @@ export class BlobBackupStore implements BackupStore {
     return (await this.blobs.list(prefix)).map((key) => key.slice(prefix.length));
   }
 
-  private async committedArtifacts(backup: BackupRef, relativeKeys: readonly string[]): Promise<ArtifactRecord[]> {
+  private async committedArtifacts(
+    backup: BackupRef,
+    relativeKeys: readonly string[],
+    authenticate = true,
+  ): Promise<ArtifactRecord[]> {
     const records: ArtifactRecord[] = [];
     for (const path of backupContents(relativeKeys).artifactPaths) {
-      const sidecar = await this.committedSidecar({ ...backup, path });
+      const sidecar = await this.committedSidecar({ ...backup, path }, authenticate);
       if (sidecar) records.push(recordOf(sidecar));
     }
     return records;
   }
 
-  private async readSidecar(ref: ArtifactRef): Promise<Sidecar | undefined> {
+  /**
+   * The sidecar of `ref`, authenticated unless `authenticate` is false (a listing's sizes only).
+   * @throws `ChecksumMismatch` naming the artifact when it fails authentication, or is unauthenticated where that is refused.
+   */
+  private async readSidecar(ref: ArtifactRef, authenticate = true): Promise<Sidecar | undefined> {
     const content = await readBlob(this.blobs, sidecarKey(ref));
-    return content === undefined ? undefined : parseSidecar(ref, content);
+    if (content === undefined) return undefined;
+    const sidecar = parseSidecar(ref, content);
+    if (authenticate) {
+      const { unsigned, authentication } = sidecarAuthentication(sidecar);
+      await this.authenticator.verify(
+        sidecarBinding(ref),
+        unsigned,
+        authentication,
+        `metadata of artifact ${describeArtifact(ref)}`,
+      );
+    }
+    return sidecar;
   }
 
   /** The sidecar of an artifact whose data is there too: a committed artifact. */
-  private async committedSidecar(ref: ArtifactRef): Promise<Sidecar | undefined> {
-    const sidecar = await this.readSidecar(ref);
+  private async committedSidecar(ref: ArtifactRef, authenticate = true): Promise<Sidecar | undefined> {
+    const sidecar = await this.readSidecar(ref, authenticate);
     return sidecar && (await this.blobs.stat(artifactKey(ref))) ? sidecar : undefined;
   }
 
@@ -317,6 +403,14 @@ export class BlobBackupStore implements BackupStore {
     }
     return times.sort()[0] ?? new Date(0).toISOString();
   }
+}
+
+function sidecarBinding(ref: ArtifactRef) {
+  return { purpose: 'sidecar' as const, orgId: ref.orgId, backupId: ref.backupId, path: ref.path };
+}
+
+function manifestBinding(backup: BackupRef) {
+  return { purpose: 'manifest' as const, orgId: backup.orgId, backupId: backup.backupId };
 }
 
 function artifactContext(ref: ArtifactRef): FailureContext {

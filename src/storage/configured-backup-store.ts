@@ -1,7 +1,7 @@
 import type { AppConfig } from '../config';
 import { BlobBackupStore } from './blob-backup-store';
 import { parseMasterKey } from './encryption';
-import { createFilesystemBackupStore } from './filesystem-backup-store';
+import { configuredAuthenticator, createFilesystemBackupStore } from './filesystem-backup-store';
 import { FileKeyStore } from './key-store';
 import { createS3Client, S3Blobs } from './s3-blobs';
 
@@ -34,9 +34,11 @@ export function createBackupStore(backup: AppConfig['backup'], gzipLevel?: numbe
     partBytes: s3.partBytes,
     conditionalPuts: s3.conditionalPuts,
   });
+  const keyStore = new FileKeyStore({ directory: backup.directory, masterKey });
   return new BlobBackupStore({
     blobs,
-    keyStore: new FileKeyStore({ directory: backup.directory, masterKey }),
+    keyStore,
+    authenticator: configuredAuthenticator(keyStore, backup),
     ...(gzipLevel === undefined ? {} : { gzipLevel }),
   });
 }

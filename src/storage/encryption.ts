@@ -21,9 +21,17 @@ import { FailureType, permanentFailure } from '../errors';
  * the header (key id, chunk size) cannot be altered, chunks cannot be reordered, and a file cut at a
  * chunk boundary or extended fails authentication instead of decrypting to a shorter or longer stream
  * (the "STREAM" construction). A plaintext that fills its last chunk is followed by an empty final chunk.
+ *
+ * Version 2 (written since artifacts are bound to their place) adds to each chunk's additional data
+ * the artifact's binding, `<orgId>\0<backupId>\0<path>` (see {@link artifactBinding}): a file swapped
+ * in from another backup or path of the same organization (same data key) fails authentication. Version
+ * 1 files are read only where the caller allows unbound artifacts (backups written before version 2).
  */
 export const ENCRYPTION_MAGIC = Buffer.from('ELQENC', 'ascii');
-export const ENCRYPTION_FORMAT_VERSION = 1;
+/** The version new artifacts are written in. */
+export const ENCRYPTION_FORMAT_VERSION = 2;
+/** The version before artifacts were bound to their backup and path. */
+const UNBOUND_FORMAT_VERSION = 1;
 const ALGORITHM_AES_256_GCM = 1;
 /** Plaintext bytes per chunk. @default 65536 */
 export const DEFAULT_ENCRYPTED_CHUNK_BYTES = 64 * 1024;
@@ -150,13 +158,28 @@ export function unwrapDataKey(masterKey: Buffer, orgId: string, keyId: string, w
   }
 }
 
-function encodeHeader(chunkBytes: number, noncePrefix: Buffer, keyId: string): Buffer {
+/** What binds an artifact's chunks to their place: the organization, backup and path. */
+export function artifactBinding(ref: { orgId: string; backupId: string; path: string }): string {
+  return `${ref.orgId}\0${ref.backupId}\0${ref.path}`;
+}
+
+/** The additional data of a chunk: the header, the final flag and, from version 2, the binding. */
+function chunkAad(header: Buffer, version: number, binding: string, final: boolean): Buffer {
+  const flag = Buffer.from([final ? 1 : 0]);
+  if (version === UNBOUND_FORMAT_VERSION) return Buffer.concat([header, flag]);
+  const bound = Buffer.from(binding, 'utf8');
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(bound.length);
+  return Buffer.concat([header, flag, length, bound]);
+}
+
+function encodeHeader(chunkBytes: number, noncePrefix: Buffer, keyId: string, version: number): Buffer {
   const id = Buffer.from(keyId, 'ascii');
   if (id.length === 0 || id.length > 255)
     throw new RangeError(`key id must be 1-255 ASCII characters, got ${id.length}`);
   const fixed = Buffer.alloc(FIXED_HEADER_BYTES);
   let offset = ENCRYPTION_MAGIC.copy(fixed, 0);
-  offset = fixed.writeUInt8(ENCRYPTION_FORMAT_VERSION, offset);
+  offset = fixed.writeUInt8(version, offset);
   offset = fixed.writeUInt8(ALGORITHM_AES_256_GCM, offset);
   offset = fixed.writeUInt32BE(chunkBytes, offset);
   offset += noncePrefix.copy(fixed, offset);
@@ -181,8 +204,10 @@ export function parseEncryptionHeader(bytes: Buffer, artifact: string): Encrypti
   if (bytes.length < FIXED_HEADER_BYTES) return undefined;
   let offset = ENCRYPTION_MAGIC.length;
   const version = bytes.readUInt8(offset++);
-  if (version !== ENCRYPTION_FORMAT_VERSION)
-    throw fail(`has encryption format version ${version}; this build reads version ${ENCRYPTION_FORMAT_VERSION}`);
+  if (version !== ENCRYPTION_FORMAT_VERSION && version !== UNBOUND_FORMAT_VERSION)
+    throw fail(
+      `has encryption format version ${version}; this build reads versions ${UNBOUND_FORMAT_VERSION} and ${ENCRYPTION_FORMAT_VERSION}`,
+    );
   const algorithm = bytes.readUInt8(offset++);
   if (algorithm !== ALGORITHM_AES_256_GCM) throw fail(`uses unknown algorithm ${algorithm}`);
   const chunkBytes = bytes.readUInt32BE(offset);
@@ -240,13 +265,22 @@ class ChunkBuffer {
 }
 
 /**
- * A Transform that encrypts a stream under `dataKey` into the framed format.
+ * A Transform that encrypts a stream under `dataKey` into the framed format, version 2 bound to
+ * `binding` ({@link artifactBinding}) when given, else version 1 (unbound; kept for tests of old readers).
  * Memory: about one chunk plus what is in flight. Throws (destroys) only past 2³² chunks (256 TiB).
  */
-export function createEncryptStream(dataKey: DataKey, chunkBytes: number = DEFAULT_ENCRYPTED_CHUNK_BYTES): Transform {
-  const header = encodeHeader(chunkBytes, randomBytes(NONCE_PREFIX_BYTES), dataKey.keyId);
+export function createEncryptStream(
+  dataKey: DataKey,
+  chunkBytes: number = DEFAULT_ENCRYPTED_CHUNK_BYTES,
+  binding?: string,
+): Transform {
+  const version = binding === undefined ? UNBOUND_FORMAT_VERSION : ENCRYPTION_FORMAT_VERSION;
+  const header = encodeHeader(chunkBytes, randomBytes(NONCE_PREFIX_BYTES), dataKey.keyId, version);
   const noncePrefix = header.subarray(ENCRYPTION_MAGIC.length + 6, ENCRYPTION_MAGIC.length + 6 + NONCE_PREFIX_BYTES);
-  const aad = [Buffer.concat([header, Buffer.from([0])]), Buffer.concat([header, Buffer.from([1])])] as const;
+  const aad = [
+    chunkAad(header, version, binding ?? '', false),
+    chunkAad(header, version, binding ?? '', true),
+  ] as const;
   const pending = new ChunkBuffer();
   let counter = 0;
   let headerSent = false;
@@ -294,14 +328,23 @@ export function createEncryptStream(dataKey: DataKey, chunkBytes: number = DEFAU
   });
 }
 
+/** Where a reader expects an artifact to belong; see {@link artifactBinding}. */
+export interface ExpectedBinding {
+  binding: string;
+  /** Accept a version-1 (unbound) file: only for artifacts of backups written before version 2. */
+  allowUnbound: boolean;
+}
+
 /**
  * A Transform that decrypts the framed format with `dataKey`, emitting a chunk only after its GCM tag
  * verified, and failing at the end when the final chunk is missing (truncation).
  * @param artifact named in errors (`org/backup/path`).
+ * @param expected where the artifact must belong; without it only version-1 files are read.
  * Errors: ApplicationFailure `DecryptionFailed` naming the artifact and chunk — for a wrong key, a
- * flipped bit, a truncated or extended file, or a header whose key id is not `dataKey.keyId`.
+ * flipped bit, a truncated or extended file, a file of another backup or path, an unbound file
+ * where a bound one is required, or a header whose key id is not `dataKey.keyId`.
  */
-export function createDecryptStream(dataKey: DataKey, artifact: string): Transform {
+export function createDecryptStream(dataKey: DataKey, artifact: string, expected?: ExpectedBinding): Transform {
   const pending = new ChunkBuffer();
   let header: EncryptionHeader | undefined;
   let aad: readonly [Buffer, Buffer] = [Buffer.alloc(0), Buffer.alloc(0)];
@@ -328,8 +371,8 @@ export function createDecryptStream(dataKey: DataKey, artifact: string): Transfo
     } catch (err: unknown) {
       throw fail(
         final
-          ? `failed authentication at chunk ${counter} (the last one): it is corrupted, truncated, extended, or encrypted under another key`
-          : `failed authentication at chunk ${counter}: it is corrupted or encrypted under another key`,
+          ? `failed authentication at chunk ${counter} (the last one): it is corrupted, truncated, extended, encrypted under another key, or belongs to another backup or path`
+          : `failed authentication at chunk ${counter}: it is corrupted, encrypted under another key, or belongs to another backup or path`,
         err,
       );
     }
@@ -346,8 +389,15 @@ export function createDecryptStream(dataKey: DataKey, artifact: string): Transfo
       return false;
     }
     if (parsed.keyId !== dataKey.keyId) throw fail(`is encrypted under data key ${parsed.keyId}, not ${dataKey.keyId}`);
+    if (parsed.version === UNBOUND_FORMAT_VERSION && expected !== undefined && !expected.allowUnbound)
+      throw fail(
+        'is not bound to its backup and path (encryption format 1) although its metadata is of the authenticated format: it was swapped in',
+      );
+    if (parsed.version !== UNBOUND_FORMAT_VERSION && expected === undefined)
+      throw fail('is bound to its backup and path, but was read without them');
     const headerBytes = all.subarray(0, parsed.headerBytes);
-    aad = [Buffer.concat([headerBytes, Buffer.from([0])]), Buffer.concat([headerBytes, Buffer.from([1])])];
+    const binding = expected?.binding ?? '';
+    aad = [chunkAad(headerBytes, parsed.version, binding, false), chunkAad(headerBytes, parsed.version, binding, true)];
     header = parsed;
     const rest = all.subarray(parsed.headerBytes);
     if (rest.length > 0) pending.push(rest);

@@ -1,3 +1,4 @@
+import { BackupAuthenticator } from './backup-authentication';
 import { BlobBackupStore } from './blob-backup-store';
 import { parseMasterKey } from './encryption';
 import { FilesystemBlobs } from './filesystem-blobs';
@@ -10,6 +11,8 @@ export interface FilesystemBackupStoreOptions {
   keyStore: KeyStore;
   /** gzip level 1-9 for formats that are not compressed already. @default 1 (fastest: backups race the raw tools) */
   gzipLevel?: number;
+  /** Signs and checks manifests and sidecars; @default one on `keyStore` alone. */
+  authenticator?: BackupAuthenticator;
 }
 
 /**
@@ -23,6 +26,7 @@ export class FilesystemBackupStore extends BlobBackupStore {
       blobs: new FilesystemBlobs(options.directory),
       keyStore: options.keyStore,
       ...(options.gzipLevel === undefined ? {} : { gzipLevel: options.gzipLevel }),
+      ...(options.authenticator === undefined ? {} : { authenticator: options.authenticator }),
     });
   }
 }
@@ -33,7 +37,12 @@ export class FilesystemBackupStore extends BlobBackupStore {
  * @throws ApplicationFailure `InvalidInput` when the master key is not base64 of 32 bytes.
  */
 export function createFilesystemBackupStore(
-  backup: { directory: string; masterKeyBase64: string | undefined },
+  backup: {
+    directory: string;
+    masterKeyBase64: string | undefined;
+    authenticationSecretBase64?: string | undefined;
+    acceptUnauthenticated?: boolean;
+  },
   gzipLevel?: number,
 ): FilesystemBackupStore {
   const masterKey =
@@ -42,6 +51,21 @@ export function createFilesystemBackupStore(
   return new FilesystemBackupStore({
     directory: backup.directory,
     keyStore,
+    authenticator: configuredAuthenticator(keyStore, backup),
     ...(gzipLevel === undefined ? {} : { gzipLevel }),
+  });
+}
+
+/** The authenticator of the configuration: `BACKUP_AUTHENTICATION_SECRET` and `BACKUP_ACCEPT_UNAUTHENTICATED`. */
+export function configuredAuthenticator(
+  keyStore: KeyStore,
+  backup: { authenticationSecretBase64?: string | undefined; acceptUnauthenticated?: boolean },
+): BackupAuthenticator {
+  return new BackupAuthenticator({
+    keyStore,
+    ...(backup.authenticationSecretBase64 === undefined
+      ? {}
+      : { secret: Buffer.from(backup.authenticationSecretBase64, 'base64') }),
+    acceptUnauthenticated: backup.acceptUnauthenticated ?? false,
   });
 }

@@ -1,5 +1,6 @@
 import {
   ApplicationFailure,
+  CancellationScope,
   defineQuery,
   executeChild,
   patched,
@@ -36,6 +37,21 @@ const CHECKS_POSTGRES_BEFORE_CHANGES = 'restore-checks-postgres-before-changes';
 
 /** Patch id: a failed compensation no longer stops the ones after it. */
 const COMPENSATIONS_CONTINUE_PAST_A_FAILURE = 'restore-compensations-continue-past-a-failure';
+/**
+ * Patch id: the backup is loaded and proven in scratch databases before the target is touched, the
+ * safety backup is verified, and the live target is never fingerprinted (a busy organization would
+ * differ, and the old code then wiped it). Runs begun before replay the old order.
+ */
+const STAGED_PROOF_BEFORE_TARGET = 'restore-staged-proof-before-target';
+
+/** Scratch names of a restore's staged copy, derived from the run so cleanup always finds them. */
+export function stagingNames(runId: string): { postgres: string; clickhouse: string } {
+  const suffix = runId
+    .replace(/[^a-z0-9]/gi, '')
+    .toLowerCase()
+    .slice(0, 24);
+  return { postgres: `eloquent_scratch_restore_${suffix}`, clickhouse: `eloquent_scratch_restore_${suffix}` };
+}
 
 function parseInput(
   input: RestoreOrganizationInput | undefined,
@@ -179,8 +195,36 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
     });
   }
 
+  const staged = patched(STAGED_PROOF_BEFORE_TARGET);
+  let stagedComparisons: ObjectComparison[] | undefined;
+  if (staged) {
+    // Proof first, beside everything live: a backup that does not load, or loads to other rows,
+    // fails here and the target was never touched.
+    moveTo('staging');
+    stagedComparisons = await proveInScratch(backup, manifest, stagingNames(info.runId), targetOrgId, roleMapping);
+  }
+
   let safetyBackupId: string | undefined;
-  if (input.mode === 'replace' && existing.length > 0) {
+  if (staged && input.mode === 'replace' && existing.length > 0) {
+    moveTo('safety backup of the target');
+    // Verified before anything of the target is dropped: it is what a failure puts back.
+    const safety = await executeChild(backupOrganization, {
+      workflowId: `${info.workflowId}-safety-backup`,
+      args: [{ orgId: targetOrgId, reason: `safety backup before restore ${info.workflowId}`, verify: true }],
+    }).catch((err: unknown) => {
+      throw ApplicationFailure.nonRetryable(
+        `restore of ${backup.orgId}/${backup.backupId} into ${targetOrgId} stopped: the safety backup (${info.workflowId}-safety-backup) failed or did not verify: ${rootMessage(err)}; nothing was changed, ${targetOrgId} is as it was`,
+        FailureType.RestoreRefused,
+      );
+    });
+    safetyBackupId = safety.backupId;
+    progress.safetyBackupId = safetyBackupId;
+    const asBefore = { orgId: targetOrgId, backupId: safetyBackupId, targetOrgId };
+    compensations.add(`target ${targetOrgId} was put back from verified safety backup ${safetyBackupId}`, async () => {
+      await restoring.restorePostgres(asBefore);
+      await restoring.restoreClickHouse(asBefore);
+    });
+  } else if (input.mode === 'replace' && existing.length > 0) {
     moveTo('safety backup of the target');
     const safety = await executeChild(backupOrganization, {
       workflowId: `${info.workflowId}-safety-backup`,
@@ -220,20 +264,25 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
       moveTo('clickhouse');
       await restoring.restoreClickHouse(restoreAs);
     }
-    moveTo('fingerprint');
-    // The target's roles are mapped back to the backup's names, so a mapped grant compares equal.
-    const roleNames = Object.fromEntries(Object.entries(roleMapping).map(([from, to]) => [to, from]));
-    const actual = await quick.fingerprintOrganization(targetOrgId, [...manifest.stores], {
-      ...manifestRowHashes(manifest),
-      roleNames,
-    });
-    comparisons = compareObjectFingerprints(manifest.fingerprint.objects, actual.objects);
-    const differences = describeDifferences(comparisons);
-    if (differences.length > 0) {
-      throw ApplicationFailure.nonRetryable(
-        `restored data differs from the manifest: ${differences.join('; ')}`,
-        FailureType.VerificationFailed,
-      );
+    if (stagedComparisons) {
+      // The proof is the staged copy's: the live target may already be written to again.
+      comparisons = stagedComparisons;
+    } else {
+      moveTo('fingerprint');
+      // The target's roles are mapped back to the backup's names, so a mapped grant compares equal.
+      const roleNames = Object.fromEntries(Object.entries(roleMapping).map(([from, to]) => [to, from]));
+      const actual = await quick.fingerprintOrganization(targetOrgId, [...manifest.stores], {
+        ...manifestRowHashes(manifest),
+        roleNames,
+      });
+      comparisons = compareObjectFingerprints(manifest.fingerprint.objects, actual.objects);
+      const differences = describeDifferences(comparisons);
+      if (differences.length > 0) {
+        throw ApplicationFailure.nonRetryable(
+          `restored data differs from the manifest: ${differences.join('; ')}`,
+          FailureType.VerificationFailed,
+        );
+      }
     }
   } catch (err) {
     const failedStep = progress.step;
@@ -245,9 +294,13 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
     });
     moveTo('failed');
     const undone = describeCompensations(outcomes).join('; ');
-    const notAsBefore = outcomes.some((o) => o.failure !== undefined)
-      ? `; target ${targetOrgId} may NOT be as it was before`
-      : '';
+    const failedCompensation = outcomes.some((o) => o.failure !== undefined);
+    const safetyNote = safetyBackupId ? ` (verified safety backup ${safetyBackupId} holds it as it was)` : '';
+    const notAsBefore = failedCompensation
+      ? `; target ${targetOrgId} may NOT be as it was before${staged ? safetyNote : ''}`
+      : staged
+        ? `; target ${targetOrgId} is as it was before${safetyNote}`
+        : '';
     throw ApplicationFailure.nonRetryable(
       `restore of ${backup.orgId}/${backup.backupId} into ${targetOrgId} failed at step "${failedStep}": ${rootMessage(err)}; ${undone}${notAsBefore}`,
       FailureType.StoreRejected,
@@ -269,4 +322,78 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
     comparisons,
     durationMs: Date.now() - started,
   };
+}
+
+/**
+ * Loads the backup into scratch databases (never the target), fingerprints them with the manifest's
+ * row hashes and compares object by object; the scratch databases are dropped whatever happens.
+ * @throws `VerificationFailed` naming each difference, or the load's failure, saying nothing was changed.
+ */
+async function proveInScratch(
+  backup: { orgId: string; backupId: string },
+  manifest: Awaited<ReturnType<typeof quick.readBackupManifest>>,
+  scratch: { postgres: string; clickhouse: string },
+  targetOrgId: string,
+  roleMapping: Record<string, string>,
+): Promise<ObjectComparison[]> {
+  const { orgId, backupId } = backup;
+  const restored = { orgId, backupId, targetOrgId: orgId };
+  // The staged copy gets the target's roles, as the real restore will; its fingerprint maps them back.
+  const mapped = Object.keys(roleMapping).length > 0;
+  const roleNames = Object.fromEntries(Object.entries(roleMapping).map(([from, to]) => [to, from]));
+  const hashes = manifestRowHashes(manifest);
+  const unchanged = `nothing was changed, ${targetOrgId} is as it was`;
+  try {
+    await Promise.all([
+      manifest.stores.includes('postgres')
+        ? restoring.restorePostgres({
+            ...restored,
+            scratchDatabase: scratch.postgres,
+            ...(mapped ? { roleMapping } : {}),
+          })
+        : undefined,
+      manifest.stores.includes('clickhouse')
+        ? restoring.restoreClickHouse({ ...restored, scratchDatabase: scratch.clickhouse })
+        : undefined,
+    ]);
+    const [pg, ch] = await Promise.all([
+      manifest.stores.includes('postgres')
+        ? restoring.fingerprintPostgresScratch({
+            orgId,
+            database: scratch.postgres,
+            rowHash: hashes.postgresRowHash,
+            privileges: hashes.postgresPrivileges,
+            ...(mapped ? { roleNames } : {}),
+          })
+        : [],
+      manifest.stores.includes('clickhouse')
+        ? restoring.fingerprintClickHouseScratch({
+            orgId,
+            database: scratch.clickhouse,
+            rowHash: hashes.clickhouseRowHash,
+          })
+        : [],
+    ]);
+    const comparisons = compareObjectFingerprints(manifest.fingerprint.objects, [...pg, ...ch]);
+    const differences = describeDifferences(comparisons);
+    if (differences.length > 0)
+      throw ApplicationFailure.nonRetryable(
+        `restore of ${orgId}/${backupId} into ${targetOrgId} stopped: its staged copy differs from the manifest: ${differences.join('; ')}; ${unchanged}`,
+        FailureType.VerificationFailed,
+      );
+    return comparisons;
+  } catch (err) {
+    if (err instanceof ApplicationFailure && err.type === FailureType.VerificationFailed) throw err;
+    throw ApplicationFailure.nonRetryable(
+      `restore of ${orgId}/${backupId} into ${targetOrgId} stopped while loading its staged copy: ${rootMessage(err)}; ${unchanged}`,
+      FailureType.StoreRejected,
+    );
+  } finally {
+    await CancellationScope.nonCancellable(() =>
+      Promise.all([
+        quick.dropPostgresScratch({ database: scratch.postgres }),
+        quick.dropClickHouseScratch({ database: scratch.clickhouse }),
+      ]),
+    );
+  }
 }

@@ -4,7 +4,12 @@ import { Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { FailureType, permanentFailure } from '../../errors';
 import { consumesFromOutside, listClickHouseObjects } from '../../platform/clickhouse-catalog';
-import { ddlFailure, detachStreamingTable, retargetCreateStatement } from '../../platform/clickhouse-ddl';
+import {
+  assertRestorableStatement,
+  ddlFailure,
+  detachStreamingTable,
+  retargetCreateStatement,
+} from '../../platform/clickhouse-ddl';
 import { planClickHouseRestore } from '../../platform/clickhouse-restore-plan';
 import { readClickHouseRestoreSettings } from '../../platform/clickhouse-settings';
 import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
@@ -38,6 +43,60 @@ export interface RestoreClickHouseResult {
    * source's messages. Absent in results of earlier versions.
    */
   detachedStreams?: string[];
+}
+
+/**
+ * The most bytes one CREATE statement of a backup may have (1 MiB). `SHOW CREATE` of the widest
+ * table we know is a few hundred KiB; a DDL artifact is held in memory, so a bigger one is refused
+ * before it is read whole instead of exhausting the worker.
+ */
+export const MAX_DDL_ARTIFACT_BYTES = 1024 * 1024;
+
+/**
+ * Reads every DDL artifact of a backup (each at most {@link MAX_DDL_ARTIFACT_BYTES}) and checks each
+ * statement is one CREATE in `sourceDatabase` only (clickhouse-ddl.ts `assertRestorableStatement`),
+ * before anything is executed. @returns object name → statement.
+ * @throws non-retryable `StoreRejected` naming the artifact and the reason.
+ */
+export async function readRestorableDdl(
+  store: BackupStore,
+  backup: { orgId: string; backupId: string },
+  artifacts: ReadonlyArray<{ object: string; file: string; rawBytes?: number }>,
+  sourceDatabase: string,
+): Promise<Map<string, string>> {
+  const statements = new Map<string, string>();
+  for (const artifact of artifacts) {
+    const object = artifact.object;
+    const refuse = (why: string) =>
+      permanentFailure(FailureType.StoreRejected, `DDL artifact ${artifact.file} of ${object} is refused: ${why}`, {
+        store: 'clickhouse',
+        orgId: backup.orgId,
+        object: `${backup.orgId}/${backup.backupId}/${artifact.file}`,
+      });
+    if (artifact.rawBytes !== undefined && artifact.rawBytes > MAX_DDL_ARTIFACT_BYTES)
+      throw refuse(
+        `the manifest records ${artifact.rawBytes} bytes, more than the ${MAX_DDL_ARTIFACT_BYTES} a statement may have`,
+      );
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    const reader = await store.openArtifactReader({ ...backup, path: artifact.file });
+    for await (const chunk of reader) {
+      bytes += (chunk as Buffer).length;
+      if (bytes > MAX_DDL_ARTIFACT_BYTES) {
+        reader.destroy();
+        throw refuse(`it holds more than ${MAX_DDL_ARTIFACT_BYTES} bytes`);
+      }
+      chunks.push(chunk as Buffer);
+    }
+    const statement = Buffer.concat(chunks).toString('utf8').trim();
+    try {
+      assertRestorableStatement(statement, sourceDatabase);
+    } catch (err) {
+      throw refuse(err instanceof Error ? err.message : String(err));
+    }
+    statements.set(object, statement);
+  }
+  return statements;
 }
 
 /** Scratch ClickHouse databases this project creates; only these names are ever dropped as scratch. */
@@ -95,15 +154,34 @@ export async function restoreClickHouse(
   const heartbeats = startHeartbeats(() => current);
   try {
     if (ddl.length === 0) return { database, tables: 0, rows: 0, detachedStreams: [] };
+    const ddlArtifacts = ddl.map((a) => ({
+      object: a.object.slice('clickhouse-ddl:'.length),
+      file: a.file,
+      rawBytes: a.rawBytes,
+    }));
+    const dataArtifacts = data.map((a) => ({
+      object: a.object.slice('clickhouse:'.length),
+      file: a.file,
+      rows: a.rows,
+    }));
+    // Every statement is read and checked, and the order planned, before anything runs: a tampered
+    // backup changes nothing.
+    const statements = await readRestorableDdl(deps.store, input, ddlArtifacts, source.clickhouse.database);
+    try {
+      planClickHouseRestore(
+        [...statements].map(([object, statement]) => ({ object, statement })),
+        dataArtifacts.map((a) => a.object),
+        source.clickhouse.database,
+      );
+    } catch (err) {
+      throw ddlFailure(err, input.targetOrgId, `the backup's ClickHouse objects`, 'restore');
+    }
     await dropClickHouseDatabase(deps.clickhouse, database);
     await deps.clickhouse.command({ query: `CREATE DATABASE ${quoteClickHouseIdent(database)}` });
     const loaded = await loadClickHouseObjects(
       deps,
       { orgId: input.orgId, backupId: input.backupId },
-      {
-        ddl: ddl.map((a) => ({ object: a.object.slice('clickhouse-ddl:'.length), file: a.file })),
-        data: data.map((a) => ({ object: a.object.slice('clickhouse:'.length), file: a.file, rows: a.rows })),
-      },
+      { ddl: ddlArtifacts, data: dataArtifacts, statements },
       { sourceDatabase: source.clickhouse.database, database, orgId: input.targetOrgId, detachStreams },
       current,
       ctx.cancellationSignal,
@@ -118,7 +196,9 @@ export async function restoreClickHouse(
 
 /** A backup's statements and data files of one database, by object name (table, view, dictionary). */
 export interface ClickHouseDatabaseArtifacts {
-  ddl: Array<{ object: string; file: string }>;
+  ddl: Array<{ object: string; file: string; rawBytes?: number }>;
+  /** The DDL already read and checked by {@link readRestorableDdl}; read here when absent. */
+  statements?: Map<string, string>;
   data: Array<{ object: string; file: string; rows: number | null }>;
 }
 
@@ -140,13 +220,8 @@ export async function loadClickHouseObjects(
   const detachedStreams: string[] = [];
   const { database } = names;
   const settings = await readClickHouseRestoreSettings(deps.clickhouse);
-  const statements = new Map<string, string>();
-  for (const artifact of artifacts.ddl) {
-    const chunks: Buffer[] = [];
-    for await (const chunk of await deps.store.openArtifactReader({ ...backup, path: artifact.file }))
-      chunks.push(chunk as Buffer);
-    statements.set(artifact.object, Buffer.concat(chunks).toString('utf8').trim());
-  }
+  const statements =
+    artifacts.statements ?? (await readRestorableDdl(deps.store, backup, artifacts.ddl, names.sourceDatabase));
   const dataFiles = new Map(artifacts.data.map((a) => [a.object, a]));
   let steps: ReturnType<typeof planClickHouseRestore>;
   try {

@@ -234,6 +234,8 @@ export function createPostgresActivities(deps: PostgresActivityDeps) {
       rowHash?: PostgresRowHash;
       /** The manifest's `postgresPrivileges`; the current one when absent. */
       privileges?: PostgresPrivilegeFingerprint;
+      /** Role names of this database mapped back to the backup's (a restore's `roleMapping`, reversed). */
+      roleNames?: Record<string, string>;
     }): Promise<ObjectFingerprint[]> {
       const map = organizationDataMap(input.orgId, deps.model);
       const pool = deps.openPostgresDatabase(input.database, 1);
@@ -249,6 +251,7 @@ export function createPostgresActivities(deps: PostgresActivityDeps) {
                 fingerprintPostgres(pool, map, {
                   rowHash: input.rowHash ?? CURRENT_POSTGRES_ROW_HASH,
                   ...(input.privileges ? { privileges: input.privileges } : {}),
+                  ...(input.roleNames ? { roleNames: input.roleNames } : {}),
                 }),
               input.database,
             ),

@@ -1,4 +1,5 @@
 import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
 import {
   backupManifestSchema,
   LEGACY_CLICKHOUSE_ROW_HASH,
@@ -273,9 +274,23 @@ export function createStorageActivities(deps: StorageActivityDeps) {
       const manifest = await readManifest(store, input.orgId, input.backupId);
       const problems: string[] = [];
       for (const artifact of manifest.artifacts) {
+        const ref = { ...input, path: artifact.file };
+        // The sidecar is authenticated as it is read: one edited or swapped in from another backup is named here.
+        const stat = await store.statArtifact(ref).catch((err: unknown) => {
+          if (err instanceof ApplicationFailure && err.type === FailureType.ChecksumMismatch) return err;
+          throw err;
+        });
+        if (stat instanceof ApplicationFailure) {
+          problems.push(`${artifact.file}: ${stat.message}`);
+          continue;
+        }
+        if (stat.exists && (stat.sha256 !== artifact.sha256 || stat.bytes !== artifact.bytes))
+          problems.push(
+            `${artifact.file}: its metadata records SHA-256 ${stat.sha256}, manifest says ${artifact.sha256}`,
+          );
         const check = await withHeartbeats(
           () => ({ checking: artifact.file }),
-          () => store.verifyArtifactChecksum({ ...input, path: artifact.file }, artifact.sha256),
+          () => store.verifyArtifactChecksum(ref, artifact.sha256),
         );
         if (!check.exists) problems.push(`${artifact.file}: missing`);
         else if (check.bytes !== artifact.bytes)
