@@ -3,7 +3,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from './activities';
 import { loadKubeConfig } from './activities/kubernetes';
-import { loadConfig, type AppConfig } from './config';
+import { loadConfig, temporalConnectionOptions, type AppConfig } from './config';
 import { JsonLineLogger } from './logger';
 import { startMetrics, temporalTelemetryOptions, type MetricsEndpoint } from './metrics/start-metrics';
 import { loadPlatformModel, type PlatformModel } from './platform/data-map';
@@ -90,8 +90,8 @@ async function main(): Promise<void> {
     );
   }
   const metrics = config.metricsPort > 0 ? await startMetrics({ config, clients, model, store }) : undefined;
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
-  const clientConnection = await Connection.connect({ address: config.temporal.address });
+  const connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal));
+  const clientConnection = await Connection.connect(temporalConnectionOptions(config.temporal));
   const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
   try {
     const worker = await createWorker({
