@@ -17,6 +17,7 @@ import { SCHEMAS_ARTIFACT } from './backup';
 import { classifyPostgresError } from './errors';
 import { clearOrganizationPostgres } from './purge';
 import { createScratchDatabase, dropScratchDatabase, SCRATCH_DATABASE_PREFIX } from './scratch';
+import { pgToolInvocation } from './tool-environment';
 import { pgTool, runToolFrom } from './tools';
 
 export interface PostgresRestoreDeps {
@@ -119,9 +120,11 @@ export async function restorePostgres(
         }
         step.current = 'moving the renamed schemas into the target';
         const dumpArgs = ['--format=custom', '--no-owner', '--no-privileges', `--dbname=${cloneUrl}`];
-        const dumper = spawn(pgTool(deps.binDir, 'pg_dump'), dumpArgs, {
+        const dumpInvocation = pgToolInvocation(dumpArgs);
+        const dumper = spawn(pgTool(deps.binDir, 'pg_dump'), dumpInvocation.args, {
           stdio: ['ignore', 'pipe', 'pipe'],
           signal: ctx.cancellationSignal,
+          env: dumpInvocation.env,
         });
         let dumpErrors = '';
         dumper.stderr.on('data', (d: Buffer) => (dumpErrors += d.toString()));
