@@ -11,7 +11,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime } from '@temporalio/worker';
 import { deletionStatus, graceTimeLeftMs, startOrganizationDeletion } from '../src/client/deletion';
-import { loadConfig } from '../src/config';
+import { loadConfig, temporalConnectionOptions } from '../src/config';
 import type { BackupManifest } from '../src/contracts/backup';
 import type { DeletionStatus } from '../src/contracts/deletion';
 import { backupManifestSchema } from '../src/contracts/backup';
@@ -91,8 +91,8 @@ async function main(): Promise<void> {
   const model = await loadPlatformModel(config.platformModelFile);
   const clients = createStoreClients(config);
   const store = createBackupStore(config.backup);
-  const nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
-  const connection = await Connection.connect({ address: config.temporal.address });
+  const nativeConnection = await NativeConnection.connect(temporalConnectionOptions(config.temporal));
+  const connection = await Connection.connect(temporalConnectionOptions(config.temporal));
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const taskQueue = config.temporal.taskQueue;
   const acme = `demo_${stamp}_acme`;

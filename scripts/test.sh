@@ -11,6 +11,7 @@ fi
 bash scripts/stack.sh up
 bash scripts/stack.sh up kube   # the Kubernetes tests need the control plane: built here on first use
 bash scripts/stack.sh up s3     # the S3-compatible backup store's tests: gofakes3, built here on first use
+bash scripts/promtool-build.sh >/dev/null   # the alert rules' test (promtool check/test rules), built here on first use
 npx tsc --noEmit -p tsconfig.json
 npx eslint .                  # typescript-eslint, and the workflow rule: no Node built-ins in workflow code
 npx prettier --check .        # one layout, 120 columns (`npm run format` fixes it)

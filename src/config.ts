@@ -1,6 +1,9 @@
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import type { LogLevel } from '@temporalio/common';
+import { loadClientConnectConfig } from '@temporalio/envconfig';
+import type { NativeConnectionOptions } from '@temporalio/worker';
 
 /**
  * The one configuration of eloquent-recovery, read once at start-up from environment variables.
@@ -14,6 +17,13 @@ export interface AppConfig {
     address: string;
     namespace: string;
     taskQueue: string;
+    /**
+     * API key, TLS and gRPC headers of the connection, from `@temporalio/envconfig`: the standard
+     * `TEMPORAL_API_KEY`, `TEMPORAL_TLS*`, `TEMPORAL_GRPC_META_*` variables over the profile
+     * `TEMPORAL_PROFILE` (default `default`) of `TEMPORAL_CONFIG_FILE` (default
+     * `~/.config/temporalio/temporal.toml`). Empty against the local dev server.
+     */
+    security: TemporalConnectionSecurity;
   };
   postgres: {
     /** Connection URL of the platform database. */
@@ -76,6 +86,24 @@ export interface AppConfig {
   metricsHost: string;
   /** A pre-built workflow bundle; unset = bundle `src/workflows` at worker start. */
   workflowBundlePath: string | undefined;
+}
+
+/** What a connection to a secured Temporal (a cluster, Temporal Cloud) needs beside its address. */
+export interface TemporalConnectionSecurity {
+  apiKey?: string;
+  /** `true` = TLS with the system's roots; an object = mTLS or a private CA; absent = plaintext (the dev server). */
+  tls?: NativeConnectionOptions['tls'];
+  metadata?: NativeConnectionOptions['metadata'];
+}
+
+/** Options for `NativeConnection.connect` and `Connection.connect` (worker, SDK, CLI, demo): one place. */
+export function temporalConnectionOptions(temporal: AppConfig['temporal']): {
+  address: string;
+  apiKey?: string;
+  tls?: NativeConnectionOptions['tls'];
+  metadata?: NativeConnectionOptions['metadata'];
+} {
+  return { address: temporal.address, ...temporal.security };
 }
 
 /** An S3-compatible bucket holding the backups (`BACKUP_STORE=s3`). */
@@ -148,10 +176,12 @@ const identifier = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/, {
 /** Environment variables, their defaults and rules. Every key is the variable's name. */
 function environmentSchema(cwd: string) {
   return z.object({
-    TEMPORAL_ADDRESS: hostPort.default('127.0.0.1:7233'),
-    TEMPORAL_NAMESPACE: identifier.default('default'),
+    TEMPORAL_ADDRESS: hostPort.optional(),
+    TEMPORAL_NAMESPACE: identifier.optional(),
     TEMPORAL_TASK_QUEUE: identifier.default('eloquent-recovery'),
     POSTGRES_URL: urlWithProtocols(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/eloquent'),
+    /** A file holding the password of POSTGRES_URL's user (a mounted Secret); overrides the URL's. */
+    POSTGRES_PASSWORD_FILE: z.string().min(1).optional(),
     POSTGRES_BIN_DIR: z.string().default(''),
     POSTGRES_RESTORE_JOBS: z
       .string()
@@ -161,6 +191,8 @@ function environmentSchema(cwd: string) {
     CLICKHOUSE_URL: urlWithProtocols(['http:', 'https:']).default('http://127.0.0.1:8123'),
     CLICKHOUSE_USER: z.string().min(1, { message: 'expected a non-empty user name' }).default('default'),
     CLICKHOUSE_PASSWORD: z.string().default(''),
+    /** A file holding CLICKHOUSE_PASSWORD (a mounted Secret); wins over the variable. */
+    CLICKHOUSE_PASSWORD_FILE: z.string().min(1).optional(),
     CLICKHOUSE_EXPORT_GZIP_LEVEL: z
       .string()
       .regex(/^[1-9]$/, { message: 'expected a gzip level 1-9' })
@@ -182,6 +214,8 @@ function environmentSchema(cwd: string) {
       .optional(),
     /** Accept unauthenticated (older) manifests and sidecars although authentication is configured. */
     BACKUP_ACCEPT_UNAUTHENTICATED: z.enum(['true', 'false'], { message: 'expected true or false' }).default('false'),
+    /** A file holding BACKUP_MASTER_KEY (a mounted Secret), so the key is in no environment. */
+    BACKUP_MASTER_KEY_FILE: z.string().min(1).optional(),
     /** Which backup store the worker writes to and reads from. */
     BACKUP_STORE: z.enum(['filesystem', 's3'], { message: 'expected filesystem or s3' }).default('filesystem'),
     /** Unset with BACKUP_STORE=s3 means AWS S3 itself; the local stack's server is http://127.0.0.1:9510. */
@@ -285,14 +319,36 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     );
   }
   const e = parsed.data;
+  const problems: string[] = [];
+  const secret = (variable: string, file: string | undefined): string | undefined =>
+    file === undefined ? undefined : readSecretFile(variable, path.resolve(cwd, file), problems);
+  const postgresPassword = secret('POSTGRES_PASSWORD_FILE', e.POSTGRES_PASSWORD_FILE);
+  const clickhousePassword = secret('CLICKHOUSE_PASSWORD_FILE', e.CLICKHOUSE_PASSWORD_FILE);
+  let masterKeyBase64 = e.BACKUP_MASTER_KEY;
+  const masterKeyFromFile = secret('BACKUP_MASTER_KEY_FILE', e.BACKUP_MASTER_KEY_FILE);
+  if (masterKeyFromFile !== undefined) {
+    if (e.BACKUP_MASTER_KEY !== undefined)
+      problems.push('BACKUP_MASTER_KEY_FILE and BACKUP_MASTER_KEY are both set: give the master key once');
+    else if (!masterKey.safeParse(masterKeyFromFile).success)
+      problems.push(
+        `BACKUP_MASTER_KEY_FILE=${JSON.stringify(e.BACKUP_MASTER_KEY_FILE)}: the file must hold base64 of exactly 32 bytes (e.g. \`openssl rand -base64 32\`)`,
+      );
+    else masterKeyBase64 = masterKeyFromFile;
+  }
+  const temporal = temporalFromEnvironment(env, cwd, problems);
+  if (problems.length > 0) throw new ConfigError(problems);
   return {
     logLevel: e.LOG_LEVEL,
-    temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, taskQueue: e.TEMPORAL_TASK_QUEUE },
-    postgres: { url: e.POSTGRES_URL, binDir: e.POSTGRES_BIN_DIR, restoreJobs: e.POSTGRES_RESTORE_JOBS },
+    temporal: { ...temporal, taskQueue: e.TEMPORAL_TASK_QUEUE },
+    postgres: {
+      url: withPassword(e.POSTGRES_URL, postgresPassword),
+      binDir: e.POSTGRES_BIN_DIR,
+      restoreJobs: e.POSTGRES_RESTORE_JOBS,
+    },
     clickhouse: {
       url: e.CLICKHOUSE_URL,
       username: e.CLICKHOUSE_USER,
-      password: e.CLICKHOUSE_PASSWORD,
+      password: clickhousePassword ?? e.CLICKHOUSE_PASSWORD,
       exportGzipLevel: e.CLICKHOUSE_EXPORT_GZIP_LEVEL,
     },
     nats: { url: e.NATS_URL },
@@ -300,7 +356,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     backup: {
       store: e.BACKUP_STORE,
       directory: path.resolve(cwd, e.BACKUP_DIR),
-      masterKeyBase64: e.BACKUP_MASTER_KEY,
+      masterKeyBase64,
       authenticationSecretBase64: e.BACKUP_AUTHENTICATION_SECRET,
       acceptUnauthenticated: e.BACKUP_ACCEPT_UNAUTHENTICATED === 'true',
       s3: {
@@ -338,6 +394,84 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     metricsHost: e.METRICS_HOST,
     workflowBundlePath: e.WORKFLOW_BUNDLE_PATH === undefined ? undefined : path.resolve(cwd, e.WORKFLOW_BUNDLE_PATH),
   };
+}
+
+/**
+ * A secret from a file (a mounted Kubernetes Secret), without the trailing newline editors add;
+ * a missing, unreadable or empty file is a problem naming the variable and the path.
+ */
+function readSecretFile(variable: string, file: string, problems: string[]): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err: unknown) {
+    problems.push(
+      `${variable}=${JSON.stringify(file)}: cannot read the file (${err instanceof Error ? err.message : String(err)})`,
+    );
+    return undefined;
+  }
+  const value = text.replace(/\r?\n$/, '');
+  if (value === '') {
+    problems.push(`${variable}=${JSON.stringify(file)}: the file is empty`);
+    return undefined;
+  }
+  return value;
+}
+
+/** `url` with `password` as its password (percent-encoded), or unchanged when there is none. */
+function withPassword(url: string, password: string | undefined): string {
+  if (password === undefined) return url;
+  const parsed = new URL(url);
+  parsed.password = encodeURIComponent(password);
+  return parsed.toString();
+}
+
+/**
+ * Address, namespace and security of the Temporal connection through `@temporalio/envconfig`,
+ * which reads the same variables and profiles as the `temporal` CLI and every other SDK. Our
+ * defaults fill what neither the profile nor the variables give: the local dev server.
+ */
+function temporalFromEnvironment(
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+  problems: string[],
+): { address: string; namespace: string; security: TemporalConnectionSecurity } {
+  const variables: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) if (value !== undefined && value !== '') variables[key] = value;
+  const configFile = variables.TEMPORAL_CONFIG_FILE;
+  if (configFile !== undefined) {
+    // envconfig silently ignores a missing file; a named file that is missing is a mistake.
+    variables.TEMPORAL_CONFIG_FILE = path.resolve(cwd, configFile);
+    try {
+      readFileSync(variables.TEMPORAL_CONFIG_FILE);
+    } catch (err: unknown) {
+      problems.push(
+        `TEMPORAL_CONFIG_FILE=${JSON.stringify(configFile)}: cannot read the file (${err instanceof Error ? err.message : String(err)})`,
+      );
+      return { address: '127.0.0.1:7233', namespace: 'default', security: {} };
+    }
+  }
+  let loaded: ReturnType<typeof loadClientConnectConfig>;
+  try {
+    loaded = loadClientConnectConfig({ overrideEnvVars: variables });
+  } catch (err: unknown) {
+    problems.push(
+      `TEMPORAL_PROFILE=${JSON.stringify(variables.TEMPORAL_PROFILE ?? 'default')} of ${variables.TEMPORAL_CONFIG_FILE ?? 'the default Temporal config file'}: ${err instanceof Error ? err.message : String(err)}`,
+    );
+    return { address: '127.0.0.1:7233', namespace: 'default', security: {} };
+  }
+  const options = loaded.connectionOptions;
+  const address = options.address ?? '127.0.0.1:7233';
+  if (!hostPort.safeParse(address).success)
+    problems.push(`Temporal address ${JSON.stringify(address)} (TEMPORAL_ADDRESS or the profile): expected host:port`);
+  const security: TemporalConnectionSecurity = {};
+  if (options.apiKey !== undefined) {
+    if (typeof options.apiKey !== 'string') problems.push('TEMPORAL_API_KEY: expected a string');
+    else security.apiKey = options.apiKey;
+  }
+  if (options.tls !== undefined && options.tls !== null) security.tls = options.tls;
+  if (options.metadata !== undefined && Object.keys(options.metadata).length > 0) security.metadata = options.metadata;
+  return { address, namespace: loaded.namespace ?? 'default', security };
 }
 
 /** host:port of a URL, for messages that must say where a store was looked for. */

@@ -1,9 +1,11 @@
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from './activities';
 import { loadKubeConfig } from './activities/kubernetes';
-import { loadConfig, type AppConfig } from './config';
+import { loadConfig, temporalConnectionOptions, type AppConfig } from './config';
 import { JsonLineLogger } from './logger';
 import { startMetrics, temporalTelemetryOptions, type MetricsEndpoint } from './metrics/start-metrics';
 import { loadPlatformModel, type PlatformModel } from './platform/data-map';
@@ -55,6 +57,26 @@ export function createActivityDeps(
   };
 }
 
+/** Where `npm run bundle` writes the prebuilt workflow bundle, which a worker uses when it is there. */
+export const DEFAULT_WORKFLOW_BUNDLE_PATH = path.join(
+  // This file runs as src/worker.ts (tsx) or, built, as dist/src/worker.js: either way from the package root.
+  path.basename(path.resolve(__dirname, '..')) === 'dist'
+    ? path.resolve(__dirname, '..', '..')
+    : path.resolve(__dirname, '..'),
+  'dist',
+  'workflow-bundle.js',
+);
+
+/**
+ * The workflow bundle a worker loads: `WORKFLOW_BUNDLE_PATH`, else the one `npm run bundle` made
+ * when present, else none (the worker bundles `src/workflows` at start, which takes webpack and
+ * tens of seconds).
+ */
+export function workflowBundleToUse(configured: string | undefined): string | undefined {
+  if (configured !== undefined) return configured;
+  return existsSync(DEFAULT_WORKFLOW_BUNDLE_PATH) ? DEFAULT_WORKFLOW_BUNDLE_PATH : undefined;
+}
+
 /** A worker that runs every workflow and activity of eloquent-recovery on one task queue. */
 export async function createWorker(options: WorkerOptions): Promise<Worker> {
   const { config, connection } = options;
@@ -89,10 +111,11 @@ async function main(): Promise<void> {
       },
     );
   }
-  const metrics = config.metricsPort > 0 ? await startMetrics({ config, clients, model, store }) : undefined;
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
-  const clientConnection = await Connection.connect({ address: config.temporal.address });
+  const connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal));
+  const clientConnection = await Connection.connect(temporalConnectionOptions(config.temporal));
   const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
+  const metrics = config.metricsPort > 0 ? await startMetrics({ config, clients, model, store, temporal }) : undefined;
+  const workflowBundlePath = workflowBundleToUse(config.workflowBundlePath);
   try {
     const worker = await createWorker({
       config,
@@ -102,12 +125,13 @@ async function main(): Promise<void> {
       temporal,
       store,
       ...(metrics ? { instrument: metrics.instrument } : {}),
-      ...(config.workflowBundlePath ? { workflowBundlePath: config.workflowBundlePath } : {}),
+      ...(workflowBundlePath ? { workflowBundlePath } : {}),
     });
     logger.info('worker started', {
       taskQueue: config.temporal.taskQueue,
       temporal: config.temporal.address,
       namespace: config.temporal.namespace,
+      workflowBundle: workflowBundlePath ?? 'bundled at start',
     });
     await worker.run();
     logger.info('worker stopped');

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { ConfigError, loadConfig } from '../src/config';
 
 describe('configuration', () => {
@@ -16,6 +19,7 @@ describe('configuration', () => {
       address: '127.0.0.1:7233',
       namespace: 'default',
       taskQueue: 'eloquent-recovery',
+      security: {},
     });
     expect(config.postgres.url).toBe('postgres://postgres@127.0.0.1:5432/eloquent');
     expect(config.clickhouse.url).toBe('http://127.0.0.1:8123');
@@ -146,5 +150,60 @@ describe('configuration', () => {
     expect(error.message).toContain('S3_PREFIX="../up"');
     expect(error.message).toContain('S3_ENDPOINT="s3.internal": expected a URL starting with http:// or https://');
     expect(error.message).toContain('S3_PART_BYTES="1024": expected at least 5242880 bytes');
+  });
+
+  it('reads the master key and database passwords from files (mounted Secrets), never needing them in a variable', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'config-secrets-'));
+    try {
+      const key = Buffer.alloc(32, 9).toString('base64');
+      writeFileSync(path.join(dir, 'master'), `${key}\n`);
+      writeFileSync(path.join(dir, 'pg'), 'p@ss:w/rd\n');
+      writeFileSync(path.join(dir, 'ch'), 'ch-secret');
+      const config = loadConfig(
+        {
+          BACKUP_MASTER_KEY_FILE: 'master',
+          POSTGRES_URL: 'postgres://backup@db:5432/platform',
+          POSTGRES_PASSWORD_FILE: path.join(dir, 'pg'),
+          CLICKHOUSE_PASSWORD_FILE: path.join(dir, 'ch'),
+        },
+        dir,
+      );
+      expect(config.backup.masterKeyBase64).toBe(key);
+      expect(decodeURIComponent(new URL(config.postgres.url).password)).toBe('p@ss:w/rd');
+      expect(new URL(config.postgres.url).username).toBe('backup');
+      expect(config.clickhouse.password).toBe('ch-secret');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a missing or bad secret file, or a master key given twice, fails start-up naming the variable and the file', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'config-secrets-'));
+    try {
+      writeFileSync(path.join(dir, 'short'), 'c2hvcnQ=\n');
+      writeFileSync(path.join(dir, 'empty'), '');
+      let thrown: unknown;
+      try {
+        loadConfig(
+          { BACKUP_MASTER_KEY_FILE: 'short', POSTGRES_PASSWORD_FILE: 'missing', CLICKHOUSE_PASSWORD_FILE: 'empty' },
+          dir,
+        );
+      } catch (err) {
+        thrown = err;
+      }
+      expect(thrown).toBeInstanceOf(ConfigError);
+      const message = (thrown as ConfigError).message;
+      expect(message).toMatch(/BACKUP_MASTER_KEY_FILE="short": the file must hold base64 of exactly 32 bytes/);
+      expect(message).toMatch(/POSTGRES_PASSWORD_FILE=".*missing": cannot read the file/);
+      expect(message).toMatch(/CLICKHOUSE_PASSWORD_FILE=".*empty": the file is empty/);
+      expect(message).not.toContain('c2hvcnQ');
+      const key = Buffer.alloc(32, 1).toString('base64');
+      writeFileSync(path.join(dir, 'master'), key);
+      expect(() => loadConfig({ BACKUP_MASTER_KEY: key, BACKUP_MASTER_KEY_FILE: 'master' }, dir)).toThrow(
+        /BACKUP_MASTER_KEY_FILE and BACKUP_MASTER_KEY are both set/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -10,7 +10,7 @@ import {
 import type { SearchAttributePair } from '@temporalio/common';
 import type { BackupListEntry } from '../activities/storage';
 import type { StalenessReport } from '../activities/cross-store/staleness';
-import { loadConfig, type AppConfig } from '../config';
+import { loadConfig, temporalConnectionOptions, type AppConfig } from '../config';
 import type { BackupOrganizationInput, BackupSummary } from '../contracts/backup';
 import type { ArchiveChatInput } from '../contracts/chat-archive';
 import {
@@ -655,7 +655,7 @@ export { WorkflowNotFoundError };
  */
 export async function connectRecoveryClient(options: ConnectOptions = {}): Promise<RecoveryClient> {
   const config = options.config ?? loadConfig();
-  const connection = await Connection.connect({ address: config.temporal.address });
+  const connection = await Connection.connect(temporalConnectionOptions(config.temporal));
   const temporal = new Client({ connection, namespace: config.temporal.namespace });
   return new RecoveryClient(temporal, connection, config, options.taskQueue ?? config.temporal.taskQueue);
 }

@@ -1,135 +1,111 @@
-/** Label values of one series, e.g. `{ activity: 'backupPostgres', outcome: 'ok' }`. */
-export type Labels = Record<string, string>;
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
-/** Prometheus label-value escaping: backslash, double quote and newline. */
-function escapeLabel(value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+/**
+ * Names of every metric this project exports itself, for the alert rules (deploy/prometheus/) and
+ * the dashboard (deploy/grafana/), whose test checks they name only exported metrics. Attempts,
+ * latencies and failures of activities and workflows are Temporal's own (`temporal_activity_*`,
+ * `temporal_workflow_*`, re-served on the same endpoint), so they are not counted twice here.
+ */
+export const METRIC_NAMES = {
+  backupBytes: 'eloquent_backup_bytes_total',
+  backupArtifacts: 'eloquent_backup_artifacts_total',
+  chatArchived: 'eloquent_chat_archived_messages_total',
+  lastVerifiedBackup: 'eloquent_last_verified_backup_timestamp_seconds',
+  staleOrganizations: 'eloquent_stale_organizations',
+  parkedDeletions: 'eloquent_parked_deletions',
+  scrapeErrors: 'eloquent_metrics_refresh_errors_total',
+} as const;
+
+/** The label of every per-organization series (README: `{org_id}`). */
+export const ORG_LABEL = 'org_id';
+
+/** What the endpoint reads on each scrape (cached): organizations' verified backups and parked deletions. */
+export interface ScrapeSources {
+  /** Newest verified backup time of every organization, in ms since the epoch; `undefined` = never verified. */
+  lastVerifiedBackups?: () => Promise<ReadonlyMap<string, number | undefined>>;
+  /** How old the newest verified backup may be before the organization counts as stale, in ms. */
+  staleAfterMs: number;
+  /** Organizations whose running deletion is parked waiting for an operator. */
+  parkedDeletions?: () => Promise<readonly string[]>;
 }
 
-function labelText(labels: Labels, extra: Labels = {}): string {
-  const all = { ...labels, ...extra };
-  const keys = Object.keys(all).sort();
-  return keys.length ? `{${keys.map((k) => `${k}="${escapeLabel(all[k] ?? '')}"`).join(',')}}` : '';
-}
-
-const keyOf = (labels: Labels) => JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1)));
-
-/** A monotonically increasing count per label set. */
-export class Counter {
-  private readonly values = new Map<string, { labels: Labels; value: number }>();
-  constructor(
-    readonly name: string,
-    readonly help: string,
-  ) {}
-  inc(labels: Labels = {}, by = 1): void {
-    const key = keyOf(labels);
-    const entry = this.values.get(key) ?? { labels, value: 0 };
-    entry.value += by;
-    this.values.set(key, entry);
-  }
-  /** The current value of one series (0 when never incremented). */
-  get(labels: Labels = {}): number {
-    return this.values.get(keyOf(labels))?.value ?? 0;
-  }
-  expose(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
-    for (const { labels, value } of this.values.values()) lines.push(`${this.name}${labelText(labels)} ${value}`);
-    return lines.join('\n');
-  }
-}
-
-/** A value that goes up and down, set per label set. */
-export class Gauge {
-  private values = new Map<string, { labels: Labels; value: number }>();
-  constructor(
-    readonly name: string,
-    readonly help: string,
-  ) {}
-  set(labels: Labels, value: number): void {
-    this.values.set(keyOf(labels), { labels, value });
-  }
-  /** Forgets every series (before a full refresh, so organizations that are no longer stale disappear). */
-  reset(): void {
-    this.values = new Map();
-  }
-  expose(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`];
-    for (const { labels, value } of this.values.values()) lines.push(`${this.name}${labelText(labels)} ${value}`);
-    return lines.join('\n');
-  }
-}
-
-/** Durations in seconds, with cumulative buckets as Prometheus expects. */
-export class Histogram {
-  private readonly series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
-  constructor(
-    readonly name: string,
-    readonly help: string,
-    readonly buckets: readonly number[] = [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 14400],
-  ) {}
-  observe(labels: Labels, value: number): void {
-    const key = keyOf(labels);
-    const s = this.series.get(key) ?? { labels, counts: this.buckets.map(() => 0), sum: 0, count: 0 };
-    this.buckets.forEach((b, i) => {
-      if (value <= b) s.counts[i] = (s.counts[i] ?? 0) + 1;
-    });
-    s.sum += value;
-    s.count++;
-    this.series.set(key, s);
-  }
-  expose(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
-    for (const s of this.series.values()) {
-      this.buckets.forEach((b, i) =>
-        lines.push(`${this.name}_bucket${labelText(s.labels, { le: String(b) })} ${s.counts[i] ?? 0}`),
-      );
-      lines.push(`${this.name}_bucket${labelText(s.labels, { le: '+Inf' })} ${s.count}`);
-      lines.push(`${this.name}_sum${labelText(s.labels)} ${s.sum}`);
-      lines.push(`${this.name}_count${labelText(s.labels)} ${s.count}`);
-    }
-    return lines.join('\n');
-  }
-}
-
-/** The worker's own metrics, exposed beside Temporal's runtime metrics. */
+/**
+ * The worker's own metrics on a prom-client registry, with the default process metrics (CPU,
+ * resident memory, heap, event-loop lag, GC, open file descriptors) beside them.
+ */
 export class RecoveryMetrics {
-  readonly activityRuns = new Counter(
-    'eloquent_activity_runs_total',
-    'Activity attempts by activity and outcome (ok, failed).',
-  );
-  readonly activityDuration = new Histogram(
-    'eloquent_activity_duration_seconds',
-    'Duration of activity attempts, in seconds.',
-  );
-  readonly backupBytes = new Counter(
-    'eloquent_backup_bytes_total',
-    'Bytes written to the backup store by backups, by store (after compression/encryption).',
-  );
-  readonly backupArtifacts = new Counter('eloquent_backup_artifacts_total', 'Artifacts written by backups, by store.');
-  readonly chatArchived = new Counter(
-    'eloquent_chat_archived_messages_total',
-    'Chat messages archived to ClickHouse, by outcome (archived, dead_letter).',
-  );
-  readonly staleOrganizations = new Gauge(
-    'eloquent_stale_organizations',
-    'Organizations whose newest verified backup is older than the staleness age (one series in total).',
-  );
-  readonly newestVerifiedBackupAge = new Gauge(
-    'eloquent_newest_verified_backup_age_seconds',
-    'Age of the newest verified backup of each stale organization; -1 when it has none.',
-  );
+  readonly registry = new Registry();
+  readonly backupBytes: Counter<'store'>;
+  readonly backupArtifacts: Counter<'store'>;
+  readonly chatArchived: Counter<'outcome'>;
+  readonly lastVerifiedBackup: Gauge<typeof ORG_LABEL>;
+  readonly staleOrganizations: Gauge;
+  readonly parkedDeletions: Gauge<typeof ORG_LABEL>;
+  readonly refreshErrors: Counter<'source'>;
 
-  expose(): string {
-    return [
-      this.activityRuns,
-      this.activityDuration,
-      this.backupBytes,
-      this.backupArtifacts,
-      this.chatArchived,
-      this.staleOrganizations,
-      this.newestVerifiedBackupAge,
-    ]
-      .map((m) => m.expose())
-      .join('\n');
+  constructor() {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    this.backupBytes = new Counter({
+      name: METRIC_NAMES.backupBytes,
+      help: 'Bytes written to the backup store by backups, by store (after compression and encryption).',
+      labelNames: ['store'],
+      registers,
+    });
+    this.backupArtifacts = new Counter({
+      name: METRIC_NAMES.backupArtifacts,
+      help: 'Artifacts written to the backup store by backups, by store.',
+      labelNames: ['store'],
+      registers,
+    });
+    this.chatArchived = new Counter({
+      name: METRIC_NAMES.chatArchived,
+      help: 'Chat messages archived to ClickHouse, by outcome (archived, dead_letter).',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.lastVerifiedBackup = new Gauge({
+      name: METRIC_NAMES.lastVerifiedBackup,
+      help: 'Start time (Unix seconds) of the newest backup of each organization whose verification passed; 0 when it has none.',
+      labelNames: [ORG_LABEL],
+      registers,
+    });
+    this.staleOrganizations = new Gauge({
+      name: METRIC_NAMES.staleOrganizations,
+      help: 'Organizations whose newest verified backup is older than the staleness age (36 h), or that have none.',
+      registers,
+    });
+    this.parkedDeletions = new Gauge({
+      name: METRIC_NAMES.parkedDeletions,
+      help: 'Running deleteOrganization workflows parked for an operator (retryNow or abandon), per organization (1 each).',
+      labelNames: [ORG_LABEL],
+      registers,
+    });
+    this.refreshErrors = new Counter({
+      name: METRIC_NAMES.scrapeErrors,
+      help: 'Scrapes whose refresh of a source failed (the series of that source keep their previous values).',
+      labelNames: ['source'],
+      registers,
+    });
+  }
+
+  /** Replaces the per-organization series with `verifiedAtMs` (organizations that left disappear). */
+  setLastVerifiedBackups(
+    verifiedAtMs: ReadonlyMap<string, number | undefined>,
+    staleAfterMs: number,
+    nowMs: number,
+  ): void {
+    this.lastVerifiedBackup.reset();
+    let stale = 0;
+    for (const [orgId, at] of verifiedAtMs) {
+      this.lastVerifiedBackup.set({ [ORG_LABEL]: orgId }, at === undefined ? 0 : Math.floor(at / 1000));
+      if (at === undefined || nowMs - at > staleAfterMs) stale++;
+    }
+    this.staleOrganizations.set(stale);
+  }
+
+  setParkedDeletions(orgIds: readonly string[]): void {
+    this.parkedDeletions.reset();
+    for (const orgId of orgIds) this.parkedDeletions.set({ [ORG_LABEL]: orgId }, 1);
   }
 }

@@ -1,7 +1,10 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TelemetryOptions } from '@temporalio/worker';
-import { DEFAULT_STALE_AFTER_MS, findStaleOrganizations } from '../activities/cross-store/staleness';
+import type { Client } from '@temporalio/client';
+import { DEFAULT_STALE_AFTER_MS, newestVerified } from '../activities/cross-store/staleness';
+import { listOrganizationsPage } from '../activities/postgres/platform';
+import { createStorageActivities } from '../activities/storage';
 import type { AppConfig } from '../config';
 import type { StoreBackupResult } from '../contracts/backup';
 import type { ArchiveChatResult } from '../contracts/chat-archive';
@@ -34,10 +37,12 @@ export function temporalTelemetryOptions(config: AppConfig): TelemetryOptions | 
 
 export interface MetricsOptions {
   config: AppConfig;
-  /** With clients, `/metrics` also reports stale organizations (newest verified backup older than `staleAfterMs`). */
+  /** With clients, `/metrics` also reports each organization's newest verified backup and the stale ones. */
   clients?: StoreClients;
   model?: PlatformModel;
   store?: BackupStore;
+  /** With a Temporal client, `/metrics` also reports parked deletions (a visibility query). */
+  temporal?: Client;
   /** @default 36 hours */
   staleAfterMs?: number;
   /** Overrides `config.metricsPort` (0 = any free port, for tests). */
@@ -50,7 +55,7 @@ export interface MetricsEndpoint {
   port: number;
   /** The address it is bound to (`config.metricsHost`). */
   host: string;
-  /** Wraps every activity function so each attempt is counted and timed, and backups count their bytes. */
+  /** Wraps every activity function so backups count their bytes and artifacts, chat archival its messages. */
   instrument<A extends Record<string, (...args: never[]) => Promise<unknown>>>(activities: A): A;
   close(): Promise<void>;
 }
@@ -75,31 +80,80 @@ function isArchiveResult(value: unknown): value is ArchiveChatResult {
   );
 }
 
+/** Newest verified backup (start time, ms) of every organization in PostgreSQL; `undefined` when none. */
+async function lastVerifiedBackups(
+  clients: StoreClients,
+  store: BackupStore,
+  model: PlatformModel,
+): Promise<Map<string, number | undefined>> {
+  const storage = createStorageActivities({ store });
+  const result = new Map<string, number | undefined>();
+  let afterId = '';
+  for (;;) {
+    const page = await listOrganizationsPage({ postgres: clients.postgres, model }, afterId, 500);
+    for (const orgId of page) {
+      const verified = newestVerified(await storage.listBackups(orgId));
+      result.set(orgId, verified ? Date.parse(verified.startedAt) : undefined);
+    }
+    const last = page[page.length - 1];
+    if (page.length < 500 || last === undefined) return result;
+    afterId = last;
+  }
+}
+
+/** Organizations whose running deletion is parked: its memo says `PARKED …` (delete-organization/parking.ts). */
+async function parkedDeletions(temporal: Client): Promise<string[]> {
+  const parked: string[] = [];
+  const query = "WorkflowType = 'deleteOrganization' AND ExecutionStatus = 'Running'";
+  for await (const run of temporal.workflow.list({ query })) {
+    const memo = run.memo?.deletion;
+    if (typeof memo === 'string' && memo.startsWith('PARKED')) parked.push(run.workflowId.replace(/^delete-org-/, ''));
+  }
+  return parked.sort();
+}
+
 /**
- * Starts the worker's Prometheus endpoint on `config.metricsPort` (`GET /metrics`): eloquent's own
- * per-activity counters and durations, bytes backed up, chat messages archived and stale
- * organizations, followed by Temporal's runtime metrics fetched from {@link temporalMetricsPort}
- * (when `Runtime.install` was given {@link temporalTelemetryOptions}).
+ * Starts the worker's Prometheus endpoint on `config.metricsHost:config.metricsPort` (`GET /metrics`):
+ * prom-client's process metrics, eloquent's own (bytes backed up, chat archived, each organization's
+ * newest verified backup, stale organizations, parked deletions), followed by Temporal's runtime
+ * metrics fetched from {@link temporalMetricsPort} (when `Runtime.install` was given
+ * {@link temporalTelemetryOptions}). The organization and deletion series are refreshed at most
+ * once a minute, on scrape: they list every organization's backups.
  */
 export async function startMetrics(options: MetricsOptions): Promise<MetricsEndpoint> {
   const metrics = new RecoveryMetrics();
   const { config } = options;
   const store = options.store ?? createBackupStore(config.backup);
   const model = options.model ?? DEFAULT_PLATFORM_MODEL;
-  let stalenessAt = 0;
+  const staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
+  let refreshedAt = 0;
 
-  const refreshStaleness = async (): Promise<void> => {
-    if (!options.clients || Date.now() - stalenessAt < STALENESS_CACHE_MS) return;
-    stalenessAt = Date.now();
-    const report = await findStaleOrganizations(
-      { postgres: options.clients.postgres, store, model },
-      options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS,
-    );
-    metrics.staleOrganizations.reset();
-    metrics.staleOrganizations.set({}, report.stale.length);
-    metrics.newestVerifiedBackupAge.reset();
-    for (const s of report.stale)
-      metrics.newestVerifiedBackupAge.set({ org_id: s.orgId }, s.ageMs === undefined ? -1 : Math.round(s.ageMs / 1000));
+  const refresh = async (): Promise<string> => {
+    if (Date.now() - refreshedAt < STALENESS_CACHE_MS) return '';
+    refreshedAt = Date.now();
+    const notes: string[] = [];
+    const attempt = async (source: string, work: () => Promise<void>) => {
+      try {
+        await work();
+      } catch (err) {
+        metrics.refreshErrors.inc({ source });
+        notes.push(
+          `# ${source} refresh failed: ${err instanceof Error ? err.message.replace(/\n/g, ' ') : String(err)}\n`,
+        );
+      }
+    };
+    const { clients, temporal } = options;
+    await Promise.all([
+      clients
+        ? attempt('backups', async () =>
+            metrics.setLastVerifiedBackups(await lastVerifiedBackups(clients, store, model), staleAfterMs, Date.now()),
+          )
+        : undefined,
+      temporal
+        ? attempt('deletions', async () => metrics.setParkedDeletions(await parkedDeletions(temporal)))
+        : undefined,
+    ]);
+    return notes.join('');
   };
 
   const temporalText = async (): Promise<string> => {
@@ -121,15 +175,12 @@ export async function startMetrics(options: MetricsOptions): Promise<MetricsEndp
       return;
     }
     void (async () => {
-      let stalenessError = '';
-      try {
-        await refreshStaleness();
-      } catch (err) {
-        stalenessError = `# staleness check failed: ${err instanceof Error ? err.message.replace(/\n/g, ' ') : String(err)}\n`;
-      }
-      const body = `${metrics.expose()}\n${stalenessError}${await temporalText()}`;
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(body);
-    })();
+      const notes = await refresh();
+      const body = `${await metrics.registry.metrics()}\n${notes}${await temporalText()}`;
+      res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body);
+    })().catch((err: unknown) => {
+      res.writeHead(500).end(`metrics failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    });
   });
   const port = options.port ?? config.metricsPort;
   await new Promise<void>((resolve, reject) => {
@@ -145,28 +196,19 @@ export async function startMetrics(options: MetricsOptions): Promise<MetricsEndp
       const wrapped: Record<string, (...args: never[]) => Promise<unknown>> = {};
       for (const [name, fn] of Object.entries(activities)) {
         wrapped[name] = async (...args: never[]) => {
-          const started = performance.now();
-          try {
-            const result = await fn(...args);
-            metrics.activityRuns.inc({ activity: name, outcome: 'ok' });
-            if (isBackupResult(result)) {
-              metrics.backupBytes.inc(
-                { store: result.store },
-                result.artifacts.reduce((sum, a) => sum + a.bytes, 0),
-              );
-              metrics.backupArtifacts.inc({ store: result.store }, result.artifacts.length);
-            }
-            if (isArchiveResult(result)) {
-              metrics.chatArchived.inc({ outcome: 'archived' }, result.archived);
-              metrics.chatArchived.inc({ outcome: 'dead_letter' }, result.deadLettered);
-            }
-            return result;
-          } catch (err) {
-            metrics.activityRuns.inc({ activity: name, outcome: 'failed' });
-            throw err;
-          } finally {
-            metrics.activityDuration.observe({ activity: name }, (performance.now() - started) / 1000);
+          const result = await fn(...args);
+          if (isBackupResult(result)) {
+            metrics.backupBytes.inc(
+              { store: result.store },
+              result.artifacts.reduce((sum, a) => sum + a.bytes, 0),
+            );
+            metrics.backupArtifacts.inc({ store: result.store }, result.artifacts.length);
           }
+          if (isArchiveResult(result)) {
+            metrics.chatArchived.inc({ outcome: 'archived' }, result.archived);
+            metrics.chatArchived.inc({ outcome: 'dead_letter' }, result.deadLettered);
+          }
+          return result;
         };
       }
       return Object.assign(Object.create(null) as object, activities, wrapped) as typeof activities;

@@ -26,6 +26,7 @@ import { classifyPostgresError } from './errors';
 import { applyPrivileges, checkRoles, type RoleMapping } from './privileges';
 import { clearOrganizationPostgres } from './purge';
 import { createScratchDatabase, dropScratchDatabase, SCRATCH_DATABASE_PREFIX } from './scratch';
+import { pgToolInvocation } from './tool-environment';
 import { pgTool, runToolFrom } from './tools';
 
 export interface PostgresRestoreDeps {
@@ -127,9 +128,11 @@ export async function restorePostgres(
         // Our own archive of the renamed schemas, owners and privileges included (their roles exist:
         // they were checked and applied in the clone database).
         const dumpArgs = ['--format=custom', `--dbname=${cloneUrl}`, ...renamedSchemas.map((n) => `--schema="${n}"`)];
-        const dumper = spawn(pgTool(deps.binDir, 'pg_dump'), dumpArgs, {
+        const dumpInvocation = pgToolInvocation(dumpArgs);
+        const dumper = spawn(pgTool(deps.binDir, 'pg_dump'), dumpInvocation.args, {
           stdio: ['ignore', 'pipe', 'pipe'],
           signal: ctx.cancellationSignal,
+          env: dumpInvocation.env,
         });
         let dumpErrors = '';
         dumper.stderr.on('data', (d: Buffer) => (dumpErrors += d.toString()));

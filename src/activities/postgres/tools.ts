@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ProgressTap } from '../support/artifact-stream';
 import { classifyToolFailure } from './errors';
+import { pgToolInvocation } from './tool-environment';
 
 /** `pg_dump`'s path, from the configured directory or PATH. */
 export function pgTool(binDir: string, tool: 'pg_dump' | 'pg_dumpall' | 'pg_restore' | 'psql'): string {
@@ -40,7 +41,8 @@ export async function runToolInto(
   onBytes: (bytes: number) => void,
   context: { orgId: string; object: string },
 ): Promise<void> {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], signal });
+  const invocation = pgToolInvocation(args);
+  const child = spawn(command, invocation.args, { stdio: ['ignore', 'pipe', 'pipe'], signal, env: invocation.env });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => {
     if (stderr.length < 8192) stderr += d.toString();
@@ -63,7 +65,12 @@ export async function runToolFrom(
   what: string,
   context: { orgId?: string; object?: string } = {},
 ): Promise<string> {
-  const child = spawn(command, args, { stdio: [input ? 'pipe' : 'ignore', 'ignore', 'pipe'], signal });
+  const invocation = pgToolInvocation(args);
+  const child = spawn(command, invocation.args, {
+    stdio: [input ? 'pipe' : 'ignore', 'ignore', 'pipe'],
+    signal,
+    env: invocation.env,
+  });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     if (stderr.length < 65536) stderr += d.toString();
