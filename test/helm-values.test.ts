@@ -1,5 +1,3 @@
-// NOT YET RUN: the Kubernetes control plane was not built on this machine in time. Rename to
-// `helm-values.test.ts` once `scripts/stack.sh up kube` is up and `npx jest test/helm-values.test.ts` passes.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
