@@ -20,7 +20,7 @@ describe('the worker Helm chart (deploy/chart/eloquent-recovery) installed into 
       '--namespace',
       namespace,
       '--set',
-      'secrets.postgresPassword=pg-secret,secrets.backupMasterKey=bWFzdGVy,secrets.temporalApiKey=api-key',
+      'secrets.postgresPassword=pg-secret,secrets.backupMasterKey=bWFzdGVy,secrets.temporalApiKey=tk-9f3a7e51',
       '--wait=false',
     ]);
   }, 120_000);
@@ -44,7 +44,7 @@ describe('the worker Helm chart (deploy/chart/eloquent-recovery) installed into 
       secretKeyRef: { name: `${release}-secrets`, key: 'temporal-api-key' },
     });
     // No secret value is written into the Deployment itself.
-    expect(JSON.stringify(deployment)).not.toMatch(/pg-secret|bWFzdGVy|api-key"/);
+    expect(JSON.stringify(deployment)).not.toMatch(/pg-secret|bWFzdGVy|tk-9f3a7e51/);
     const secret = await kube.core.readNamespacedSecret({ name: `${release}-secrets`, namespace });
     expect(Object.keys(secret.data ?? {}).sort()).toEqual([
       'backup-master-key',
