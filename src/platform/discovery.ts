@@ -5,6 +5,19 @@ import type { OrganizationDataMap } from './data-map';
 import { quoteClickHouseString, quotePgIdent, quotePgQualified } from './quoting';
 
 /**
+ * The types a type is made of, one level down (an array's element, a domain's base, a composite's
+ * attributes, a range's subtype, a multirange's range), as the body of a `CROSS JOIN LATERAL` over
+ * `pg_type t`: a recursive CTE over it reaches every type a column holds. Shared by the fingerprint
+ * (which columns to hash by text) and discovery (which types of other schemas an organization uses).
+ */
+export const TYPE_COMPONENTS_SQL = `
+  SELECT t.typelem WHERE t.typelem <> 0
+  UNION ALL SELECT t.typbasetype WHERE t.typbasetype <> 0
+  UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE t.typrelid <> 0 AND a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+  UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid
+  UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = t.oid`;
+
+/**
  * The organization's PostgreSQL schemas that exist, sorted. Compared exactly (no LIKE: `_` is a
  * LIKE wildcard, so `org_ab%` would also catch `org_abc`), then checked by the data map.
  */
@@ -207,12 +220,7 @@ export async function findForeignTypes(db: Pool | PoolClient, schemas: readonly 
        SELECT used_by, typ FROM roots
        UNION
        SELECT p.used_by, inner_type.typ FROM parts p JOIN pg_catalog.pg_type t ON t.oid = p.typ
-        CROSS JOIN LATERAL (
-          SELECT t.typelem WHERE t.typelem <> 0
-          UNION ALL SELECT t.typbasetype WHERE t.typbasetype <> 0
-          UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE t.typrelid <> 0 AND a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
-          UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid
-          UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = t.oid) inner_type(typ)
+        CROSS JOIN LATERAL (${TYPE_COMPONENTS_SQL}) inner_type(typ)
      )
      SELECT DISTINCT ON (t.oid) quote_ident(n.nspname) || '.' || quote_ident(t.typname) AS type, p.used_by,
             e.extname::text AS extname, en.nspname::text AS extschema, e.extversion AS extversion

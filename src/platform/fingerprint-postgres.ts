@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Pool, PoolClient, QueryResult } from 'pg';
 import type { DumpedSequence } from './archive-sequences';
 import { ORG_PLACEHOLDER, type OrganizationDataMap } from './data-map';
-import { listOrgSchemas, listRelations } from './discovery';
+import { listOrgSchemas, listRelations, TYPE_COMPONENTS_SQL } from './discovery';
 import { formatHash } from './content-hash';
 import type { ObjectFingerprint } from './fingerprint';
 import { sharedTableSql } from './platform-schema';
@@ -66,12 +66,7 @@ const COLUMNS_HASHED_BY_TEXT_SQL = `
     SELECT attnum, atttypid FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
     UNION
     SELECT p.attnum, inner_type.typ FROM parts p JOIN pg_catalog.pg_type t ON t.oid = p.typ
-     CROSS JOIN LATERAL (
-       SELECT t.typelem WHERE t.typelem <> 0
-       UNION ALL SELECT t.typbasetype WHERE t.typbasetype <> 0
-       UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE t.typrelid <> 0 AND a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
-       UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid
-       UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = t.oid) inner_type(typ)
+     CROSS JOIN LATERAL (${TYPE_COMPONENTS_SQL}) inner_type(typ)
   )
   SELECT a.attname, bool_or(t.typtype = 'e' OR (t.typnamespace = 'pg_catalog'::regnamespace AND t.typname = ANY($2))) AS by_text
     FROM pg_catalog.pg_attribute a JOIN parts p ON p.attnum = a.attnum JOIN pg_catalog.pg_type t ON t.oid = p.typ
