@@ -34,7 +34,7 @@ describe('writes during the grace period of a deletion', () => {
       await dropSeededOrganization(env.clients, orgId).catch(() => undefined);
       await removeDeletionArtifacts(env.clients, env.config.backup.directory, orgId);
       await env.clients.postgres
-        .query('DELETE FROM public.api_key_revocations WHERE org_id = $1', [orgId])
+        .query('DELETE FROM eloquent_ops.api_key_revocations WHERE org_id = $1', [orgId])
         .catch(() => undefined);
     }
     await env.shutdown();
@@ -128,7 +128,7 @@ describe('writes during the grace period of a deletion', () => {
     );
     // Every API key of the organization, the new one too, was revoked at the point of no return.
     expect(certificate.lastState?.apiKeysRevoked).toBe(keysBefore + 1);
-    expect(await pgCount('SELECT count(*) AS n FROM public.api_key_revocations WHERE org_id = $1', [orgId])).toBe(
+    expect(await pgCount('SELECT count(*) AS n FROM eloquent_ops.api_key_revocations WHERE org_id = $1', [orgId])).toBe(
       keysBefore + 1,
     );
     // Both backups are held for the retention.

@@ -343,6 +343,9 @@ describe('backupKubernetes', () => {
       warnings: 0,
       validationErrors: [],
       expiration: '2030-01-01T00:00:00Z',
+      // The weekly backup also keeps the platform's Helm values; this test worker has no store for
+      // them, and says so in the report rather than failing the Velero backup.
+      helmValues: { error: expect.stringMatching(/keeps no Helm values/) },
     });
   });
 

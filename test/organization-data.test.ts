@@ -122,7 +122,9 @@ describe('fingerprints', () => {
     await seed(a, 'same-seed');
     const first = await fingerprintOrganization(clients, a);
     const second = await fingerprintOrganization(clients, a);
-    expect(first.objects.length).toBe(20);
+    // 20 data objects, and the organization's privileges (owners, ACLs, policies) as one more.
+    expect(first.objects.length).toBe(21);
+    expect(first.objects.filter((o) => o.object.startsWith('privileges:'))).toHaveLength(1);
     expect(first.objects.every((o) => !o.object.includes(a))).toBe(true);
     expect(compareFingerprints(first, second)).toEqual({ equal: true, differences: [] });
 

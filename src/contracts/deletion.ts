@@ -183,7 +183,7 @@ export const deletionCertificateSchema = z.object({
   lastState: z
     .object({
       sealedAt: z.string(),
-      /** The organization's API keys, all listed in `public.api_key_revocations`. */
+      /** The organization's API keys, all listed in `eloquent_ops.api_key_revocations`. */
       apiKeysRevoked: z.number().int().nonnegative(),
       preDeletionBackupId: z.string().optional(),
       /** Whether anything changed since the pre-deletion backup (unknown, so absent, when it was skipped). */

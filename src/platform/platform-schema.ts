@@ -10,8 +10,10 @@ import { quotePgQualified } from './quoting';
  * of one organization can be copied under another id (a clone, a restore into a scratch database)
  * without colliding with the original's keys.
  *
- * The platform refuses an API key listed in `api_key_revocations`. The list is a table of its own,
- * not a column of `api_keys`: it is no organization's data (not backed up, not fingerprinted), so
+ * The platform refuses an API key listed in `eloquent_ops.api_key_revocations`. The list is a table
+ * of its own, not a column of `api_keys`, and lives beside the deletion log in the project's own
+ * schema, which discovery knows to outlive the organizations it names (a `public` table with an
+ * `org_id` column outside the model refuses every deletion): it is no organization's data (not backed up, not fingerprinted), so
  * revoking a deleted organization's keys changes no fingerprint, and the rows of backups taken
  * before it existed still restore and verify as they were. It has no foreign key: a revocation
  * outlives the key it names (no secret, no name; the deletion workflow that revoked it).
@@ -51,7 +53,8 @@ CREATE TABLE IF NOT EXISTS public.api_keys (
   PRIMARY KEY (org_id, id),
   FOREIGN KEY (org_id, user_id) REFERENCES public.users (org_id, id)
 );
-CREATE TABLE IF NOT EXISTS public.api_key_revocations (
+CREATE SCHEMA IF NOT EXISTS eloquent_ops;
+CREATE TABLE IF NOT EXISTS eloquent_ops.api_key_revocations (
   org_id text NOT NULL,
   key_id uuid NOT NULL,
   revoked_at timestamptz NOT NULL DEFAULT now(),

@@ -27,7 +27,7 @@ import { startHeartbeats } from '../support/heartbeats';
 export const SEALED_STATUS = 'deleted';
 
 /** The platform's table of revoked API keys (see platform-schema.ts). */
-export const API_KEY_REVOCATIONS_TABLE = 'public.api_key_revocations';
+export const API_KEY_REVOCATIONS_TABLE = 'eloquent_ops.api_key_revocations';
 
 export interface FinalStateActivityDeps {
   clients: StoreClients;
@@ -136,7 +136,7 @@ export function createFinalStateActivities(deps: FinalStateActivityDeps) {
   return {
     /**
      * Seals the organization for its purge, in one transaction: every API key of it is listed in
-     * `public.api_key_revocations` (the platform refuses a listed key), and its status becomes
+     * `eloquent_ops.api_key_revocations` (the platform refuses a listed key), and its status becomes
      * `deleted`, which the chat archival checks under a share lock before each batch and the
      * fan-outs' listing leaves out. The row lock waits for a batch being written, so once this
      * returns nothing of the project writes the organization. Idempotent (a retry revokes nothing twice).
