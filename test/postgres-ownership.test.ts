@@ -206,22 +206,26 @@ describe('PostgreSQL ownership and privileges', () => {
         );
         const dir = path.join(env.config.backup.directory, orgId, summary.backupId);
         const dumpFile = path.join(dir, 'postgres', 'schemas.dump');
+        const plainFile = `${dumpFile}.plain`;
         try {
-          await runPgDump(['--format=custom', `--schema=${schema}`, `--schema=${foreign}`, `--file=${dumpFile}`]);
+          await runPgDump(['--format=custom', `--schema=${schema}`, `--schema=${foreign}`, `--file=${plainFile}`]);
         } finally {
           await env.clients.postgres.query(`DROP SCHEMA ${quotePgIdent(foreign)} CASCADE`);
         }
+        // Stored as the backup stores its archive (zstd, manifest `compression: "zstd"`), so only the TOC is wrong.
+        const rawBytes = (await readFile(plainFile)).length;
+        await runTool('zstd', ['-1', '-q', '-f', '--rm', '-o', dumpFile, plainFile]);
         const bytes = await readFile(dumpFile);
         const sha256 = createHash('sha256').update(bytes).digest('hex');
         const manifestFile = path.join(dir, 'manifest.json');
         const manifest = backupManifestSchema.parse(JSON.parse(await readFile(manifestFile, 'utf8')));
         const patched = manifest.artifacts.map((a) =>
-          a.file === 'postgres/schemas.dump' ? { ...a, sha256, bytes: bytes.length, rawBytes: bytes.length } : a,
+          a.file === 'postgres/schemas.dump' ? { ...a, sha256, bytes: bytes.length, rawBytes } : a,
         );
         await writeFile(manifestFile, JSON.stringify({ ...manifest, artifacts: patched }));
         const sidecar = `${dumpFile}.meta.json`;
         const meta = JSON.parse(await readFile(sidecar, 'utf8').catch(() => '{}')) as Record<string, unknown>;
-        await writeFile(sidecar, JSON.stringify({ ...meta, sha256, bytes: bytes.length, rawBytes: bytes.length }));
+        await writeFile(sidecar, JSON.stringify({ ...meta, sha256, bytes: bytes.length, rawBytes }));
 
         const refused = failureText(await rejectionOf(restore(summary.backupId, orgId, { targetOrgId: clone })));
         expect(refused).toMatch(new RegExp(`TABLE ${foreign} planted`));
@@ -323,14 +327,16 @@ describe('PostgreSQL ownership and privileges', () => {
 
   async function runPgDump(args: string[]): Promise<void> {
     const bin = env.config.postgres.binDir ? path.join(env.config.postgres.binDir, 'pg_dump') : 'pg_dump';
+    await runTool(bin, [...args, `--dbname=${env.config.postgres.url}`]);
+  }
+
+  async function runTool(bin: string, args: string[]): Promise<void> {
     await new Promise<void>((resolve, reject) => {
-      const child = spawn(bin, [...args, `--dbname=${env.config.postgres.url}`], {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
+      const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       child.on('error', reject);
-      child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`pg_dump failed: ${stderr}`))));
+      child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${bin} failed: ${stderr}`))));
     });
   }
 });
