@@ -100,6 +100,11 @@ describe('deleteOrganization and restoreOrganization with mocked activities', ()
       'summarizeOrganization',
       'restorePostgres',
       'restoreClickHouse',
+      'checkPostgresRestore',
+      'fingerprintPostgresScratch',
+      'fingerprintClickHouseScratch',
+      'dropPostgresScratch',
+      'dropClickHouseScratch',
       'clearOrganizationPostgres',
       'clearOrganizationClickHouse',
       'fingerprintOrganization',
@@ -335,7 +340,7 @@ describe('deleteOrganization and restoreOrganization with mocked activities', ()
     const orgId = uniqueOrgId('sagarst');
     const backupId = '20260101T000000Z-mock';
     const calls: string[] = [];
-    const manifest = { stores: ['postgres', 'clickhouse'] } as unknown as BackupManifest;
+    const manifest = { stores: ['postgres', 'clickhouse'], fingerprint: { objects: [] } } as unknown as BackupManifest;
     mocks = {
       locateBackup: async () => ({ orgId, backupId }),
       assertNoConflictingOperation: async () => undefined,
@@ -343,7 +348,18 @@ describe('deleteOrganization and restoreOrganization with mocked activities', ()
       checkBackupArtifacts: async () => [],
       readBackupManifest: async () => manifest,
       summarizeOrganization: async () => [],
-      restorePostgres: async () => {
+      checkPostgresRestore: async () => ({ schemasArchive: true }),
+      // The staged copy proves out; the load into the target then fails.
+      fingerprintPostgresScratch: async () => [],
+      fingerprintClickHouseScratch: async () => [],
+      dropPostgresScratch: async () => ({ dropped: true }),
+      dropClickHouseScratch: async () => undefined,
+      restoreClickHouse: async (input: { scratchDatabase?: string }) => {
+        if (!input.scratchDatabase) calls.push('restoreClickHouse');
+        return { database: input.scratchDatabase ?? 'x', tables: 0, rows: 0, detachedStreams: [] };
+      },
+      restorePostgres: async (input: { scratchDatabase?: string }) => {
+        if (input.scratchDatabase) return { database: input.scratchDatabase, schemas: [], sharedRows: {} };
         calls.push('restorePostgres');
         throw ApplicationFailure.nonRetryable('schema org_x.widgets: permission denied', FailureType.StoreRejected);
       },
