@@ -19,6 +19,12 @@ export const FINAL_STATE_PATCH = 'deletion-seals-and-backs-up-last-state';
  * succeeds, parking in between like a purge step; nothing is purged before it succeeded.
  */
 export async function secureLastState(run: PurgingRun): Promise<void> {
+  await sealAndBackUpChanges(run);
+  // The purge steps that follow report under `purging`, as before this step existed (status only: no command).
+  run.moveTo('purging');
+}
+
+async function sealAndBackUpChanges(run: PurgingRun): Promise<void> {
   if (!patched(FINAL_STATE_PATCH)) return;
   const { certificate, info, input, status } = run;
   const { orgId } = input;
