@@ -29,6 +29,20 @@ const TARGET_OPTIONS = [
   { name: 'jobs', kind: 'value', placeholder: 'N', description: 'parallel pg_restore jobs (default 2)' },
 ] as const;
 
+/** The restore/verification target both commands take: the backup and the two servers' addresses. */
+function targetInput(
+  backupId: string,
+  options: Partial<Record<'postgres' | 'clickhouse' | 'clickhouse-backup' | 'jobs', string>>,
+): { backupId: string; postgresUrl: string; clickhouseUrl: string; clickhouseBackupId?: string; jobs?: number } {
+  return {
+    backupId,
+    postgresUrl: options.postgres ?? '',
+    clickhouseUrl: options.clickhouse ?? '',
+    ...(options['clickhouse-backup'] !== undefined ? { clickhouseBackupId: options['clickhouse-backup'] } : {}),
+    ...(options.jobs !== undefined ? { jobs: Number(options.jobs) } : {}),
+  };
+}
+
 export const platformRestoreCommand = defineCommand({
   name: 'platform-restore',
   usage: '<backup>',
@@ -45,16 +59,7 @@ export const platformRestoreCommand = defineCommand({
     const run = startedRunSettings(options);
     await confirm(ctx, options.confirm, backupId, `this restores platform backup ${backupId} into the target servers`);
     const client = await ctx.connect();
-    const started = await client.startPlatformRestore(
-      {
-        backupId,
-        postgresUrl: options.postgres ?? '',
-        clickhouseUrl: options.clickhouse ?? '',
-        ...(options['clickhouse-backup'] !== undefined ? { clickhouseBackupId: options['clickhouse-backup'] } : {}),
-        ...(options.jobs !== undefined ? { jobs: Number(options.jobs) } : {}),
-      },
-      run.request,
-    );
+    const started = await client.startPlatformRestore(targetInput(backupId, options), run.request);
     return finishStarted(ctx, client, started.workflowId, run, (result) => {
       const r = result as RestorePlatformResult;
       return [
@@ -77,16 +82,7 @@ export const platformVerifyCommand = defineCommand({
     const backupId = one(positionals, 'platform backup id');
     const run = startedRunSettings(options);
     const client = await ctx.connect();
-    const started = await client.startPlatformVerification(
-      {
-        backupId,
-        postgresUrl: options.postgres ?? '',
-        clickhouseUrl: options.clickhouse ?? '',
-        ...(options['clickhouse-backup'] !== undefined ? { clickhouseBackupId: options['clickhouse-backup'] } : {}),
-        ...(options.jobs !== undefined ? { jobs: Number(options.jobs) } : {}),
-      },
-      run.request,
-    );
+    const started = await client.startPlatformVerification(targetInput(backupId, options), run.request);
     return finishStarted(ctx, client, started.workflowId, run, (result) => {
       const r = result as VerifyPlatformBackupResult;
       return r.passed
