@@ -43,12 +43,18 @@ const metadata = z.looseObject({
 });
 const deploymentSchema = z.looseObject({
   metadata,
-  spec: z.looseObject({ replicas: z.number().optional(), paused: z.boolean().optional(), template: podTemplate }),
+  spec: z.looseObject({
+    replicas: z.number().optional(),
+    paused: z.boolean().optional(),
+    progressDeadlineSeconds: z.number().optional(),
+    template: podTemplate,
+  }),
   status: z
     .looseObject({
       observedGeneration: z.number().optional(),
       replicas: z.number().optional(),
       updatedReplicas: z.number().optional(),
+      readyReplicas: z.number().optional(),
       availableReplicas: z.number().optional(),
       conditions: z
         .array(z.looseObject({ type: z.string(), reason: z.string().optional(), message: z.string().optional() }))
@@ -122,6 +128,46 @@ function rolloutState(deployment: Deployment): { state: 'waiting' | 'complete' |
   if (available < updated)
     return { state: 'waiting', message: `${available} of ${updated} updated replicas are available` };
   return { state: 'complete', message: `${updated} of ${wanted} replicas updated and available` };
+}
+
+/** The replica counts whose change the Deployment controller counts as progress, and since when they stand. */
+export interface RolloutProgress {
+  counts: string;
+  sinceMs: number;
+}
+
+const KUBERNETES_DEFAULT_PROGRESS_DEADLINE_SECONDS = 600;
+
+/**
+ * The controller's progress clock misses one case, so the wait keeps its own. A rollout back to a
+ * ReplicaSet that already exists can leave the Progressing condition at NewReplicaSetAvailable
+ * from the previous, complete rollout (when the controller's first sync after the change already
+ * sees the scaled-up ReplicaSet, no count rises, so the condition is never renewed); the controller
+ * never times out a rollout under that reason, and its pods may never become ready. Returns the
+ * failure message when such a rollout made no progress for its progressDeadlineSeconds, measured
+ * from `progress` (updated in place with what it sees).
+ */
+export function stalledRolloutMessage(raw: unknown, progress: RolloutProgress, nowMs: number): string | undefined {
+  const deployment = deploymentSchema.parse(raw);
+  const status = deployment.status ?? {};
+  const counts = [status.replicas, status.updatedReplicas, status.readyReplicas, status.availableReplicas]
+    .map((n) => n ?? 0)
+    .join('/');
+  if (counts !== progress.counts) {
+    progress.counts = counts;
+    progress.sinceMs = nowMs;
+    return undefined;
+  }
+  const progressing = status.conditions?.find((c) => c.type === 'Progressing');
+  if (progressing?.reason !== 'NewReplicaSetAvailable' || deployment.spec.paused === true) return undefined;
+  const deadlineSeconds = deployment.spec.progressDeadlineSeconds ?? KUBERNETES_DEFAULT_PROGRESS_DEADLINE_SECONDS;
+  const stalledSeconds = Math.floor((nowMs - progress.sinceMs) / 1000);
+  if (stalledSeconds < deadlineSeconds) return undefined;
+  return (
+    `revision ${revisionOf(deployment.metadata.annotations)} has timed out progressing: ` +
+    `replicas/updated/ready/available stayed ${counts} for ${stalledSeconds} s (progressDeadlineSeconds ${deadlineSeconds}), ` +
+    'while the controller still reports the previous rollout complete (NewReplicaSetAvailable) and so never times this one out'
+  );
 }
 
 /** {@link rolloutState} of a Deployment as the API server returned it. */
@@ -300,9 +346,13 @@ export function createDeploymentActivities(deps: KubernetesActivityDeps) {
      */
     async waitForDeploymentRollout(input: { service: string; namespace: string }): Promise<DeploymentRollout> {
       const { namespace, service } = input;
+      const progress: RolloutProgress = { counts: '', sinceMs: Date.now() };
       for (;;) {
         const deployment = await readDeployment(namespace, service);
-        const { state, message } = rolloutState(deployment);
+        const judged = rolloutState(deployment);
+        const stalled =
+          judged.state === 'waiting' ? stalledRolloutMessage(deployment, progress, Date.now()) : undefined;
+        const { state, message } = stalled === undefined ? judged : { state: 'failed' as const, message: stalled };
         heartbeat({ service, namespace, state, message });
         if (state !== 'waiting') {
           return {
