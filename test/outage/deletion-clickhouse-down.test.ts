@@ -16,7 +16,7 @@ const stack = (...args: string[]) =>
   run('bash', [path.join(REPO_ROOT, 'scripts', 'stack.sh'), ...args], { cwd: REPO_ROOT });
 
 // Stops the shared ClickHouse server: run alone (`npx jest test/outage --runInBand`).
-describe('deleteOrganization with ClickHouse down during the purge', () => {
+describe('deleteOrganization with ClickHouse down past the point of no return', () => {
   let env: TestWorker;
   const orgId = uniqueOrgId('dlch');
   const neighbour = `${orgId}x`;
@@ -38,7 +38,10 @@ describe('deleteOrganization with ClickHouse down during the purge', () => {
     await env.shutdown();
   });
 
-  it('parks at the ClickHouse step with the reason visible, and completes once ClickHouse is back and an operator says retryNow', async () => {
+  // Past the point of no return the run first compares the organization with its pre-deletion
+  // backup, which reads ClickHouse: with ClickHouse down it parks there, before anything is purged.
+  // (A purge step parking with the earlier stores already purged is test/deletion-parked.test.ts.)
+  it('parks at sealing before anything is purged, with the reason visible, and completes once ClickHouse is back and an operator says retryNow', async () => {
     const neighbourBefore = await fingerprintOrganization(env.clients, neighbour);
     const handle = await startOrganizationDeletion(
       env.client,
@@ -59,17 +62,16 @@ describe('deleteOrganization with ClickHouse down during the purge', () => {
     await stack('down', 'clickhouse');
 
     const parked = await waitForDeletionStatus(env.client, handle.workflowId, (s) => s.parked !== undefined, 90_000);
-    expect(parked.step).toBe('purging');
-    expect(parked.parked).toMatchObject({ step: 'clickhouse', signals: ['retryNow', 'abandon'] });
+    expect(parked.step).toBe('sealing');
+    expect(parked.parked).toMatchObject({ step: 'sealing', signals: ['retryNow', 'abandon'] });
     expect(parked.parked?.reason).toMatch(/ECONNREFUSED|connect|socket|closed/i);
-    expect(parked.purge.queue.state).toBe('done');
-    expect(parked.purge.redis.state).toBe('done');
-    expect(parked.purge.clickhouse).toMatchObject({ state: 'parked' });
-    expect(parked.purge['postgres-schemas'].state).toBe('pending');
+    for (const step of ['queue', 'redis', 'clickhouse', 'postgres-schemas', 'postgres-shared-rows'] as const) {
+      expect(parked.purge[step].state).toBe('pending');
+    }
     // Visible without a query, in the run's memo (the UI shows it).
     const description = await handle.describe();
-    expect(String(description.memo?.deletion)).toMatch(/^PARKED at clickhouse/);
-    // PostgreSQL waits: the order of the runbook holds even when a store in the middle is down.
+    expect(String(description.memo?.deletion)).toMatch(/^PARKED at sealing/);
+    // Nothing was purged: the organization's rows, schemas and queue data wait for the comparison.
     const row = await env.clients.postgres.query<{ status: string }>(
       'SELECT status FROM public.organizations WHERE id = $1',
       [orgId],
@@ -83,12 +85,14 @@ describe('deleteOrganization with ClickHouse down during the purge', () => {
     if (result.outcome !== 'deleted') throw new Error('expected a deletion');
     workflows.push(result.certificate.retention.shredWorkflowId);
     const clickhouseStep = result.certificate.steps.find((s) => s.step === 'clickhouse');
-    expect(clickhouseStep?.rounds).toBe(2);
+    expect(clickhouseStep?.rounds).toBe(1);
     expect(clickhouseStep?.removed.rows).toBeGreaterThan(0);
     expect(result.certificate.residueCheck?.clean).toBe(true);
+    // Nothing was written meanwhile: the comparison, once it could run, found no change to back up.
+    expect(result.certificate.lastState?.changed).toBe(false);
     expect((await describeOrganization(env.clients, orgId)).exists).toBe(false);
     const status = await handle.query<{ notes: string[] }>('deletionStatus');
-    expect(status.notes.join('\n')).toMatch(/retryNow at clickhouse by jest: ClickHouse is back/);
+    expect(status.notes.join('\n')).toMatch(/retryNow at sealing by jest: ClickHouse is back/);
     expect(
       compareFingerprints(neighbourBefore, await fingerprintOrganization(env.clients, neighbour)).differences,
     ).toEqual([]);
