@@ -1,13 +1,17 @@
 // The deletion certificate: begun at the point of no return, recorded in the deletion log before
 // the first purge and after the last, and recorded as abandoned if an operator ends the run.
-import { ApplicationFailure, ParentClosePolicy, startChild, upsertMemo } from '@temporalio/workflow';
+import { ApplicationFailure, ParentClosePolicy, patched, startChild, upsertMemo } from '@temporalio/workflow';
 import { PURGE_STEPS, type DeleteOrganizationResult, type DeletionCertificate } from '../../contracts/deletion';
-import { untilDoneActivities, sagaStepActivities as quick } from '../shared/activity-proxies';
+import { untilDoneActivities, untilDoneAttempts, sagaStepActivities as quick } from '../shared/activity-proxies';
+import { BASE_TIMEOUT_MS } from '../shared/scaled-timeouts';
 import { rootMessage } from '../shared/failures';
 import { shredOrganizationBackups } from '../shred-organization-backups';
 import { DELETION_ABANDONED } from './definitions';
 import { Abandoned, untilSucceeded } from './parking';
 import type { DeletionRun, PurgingRun } from './state';
+
+/** Runs recorded before it retry inside Temporal's retry policy, cut at `storeDownAfter` however healthy the call. */
+export const RETRIES_IN_WORKFLOW_PATCH = 'deletion-retries-failures-in-workflow';
 
 /** Passes the point of no return: from here a cancel is ignored and only `abandon` ends the run. */
 export function passPointOfNoReturn(run: DeletionRun): PurgingRun {
@@ -43,7 +47,15 @@ export function passPointOfNoReturn(run: DeletionRun): PurgingRun {
       shredWorkflowId: `${info.workflowId}-shred-${info.runId}`,
     },
   };
-  return Object.assign(run, { certificate, untilDone: untilDoneActivities(input.storeDownAfterMs) });
+  if (!patched(RETRIES_IN_WORKFLOW_PATCH)) {
+    return Object.assign(run, { certificate, untilDone: untilDoneActivities(input.storeDownAfterMs) });
+  }
+  // Each call may take as long as a healthy store needs; only failures count towards storeDownAfter.
+  return Object.assign(run, {
+    certificate,
+    untilDone: untilDoneAttempts(Math.max(BASE_TIMEOUT_MS, input.storeDownAfterMs)),
+    failuresParkAfterMs: input.storeDownAfterMs,
+  });
 }
 
 /** Writes the certificate to the deletion log, parking while the log cannot be written. */

@@ -4,6 +4,8 @@
 // with no copy.
 import { executeChild, patched } from '@temporalio/workflow';
 import { backupOrganization } from '../backup-organization';
+import { untilDoneAttempts } from '../shared/activity-proxies';
+import { fingerprintTimeoutMs } from '../shared/scaled-timeouts';
 import { recordCertificate } from './certify';
 import { untilSucceeded } from './parking';
 import type { PurgingRun } from './state';
@@ -43,8 +45,18 @@ async function sealAndBackUpChanges(run: PurgingRun): Promise<void> {
   // Skipping the backup was asked for with a reason; the run does not take one on its own.
   if (preDeletion === undefined) return;
 
+  // Fingerprinting takes as long as the organization has rows: the call is allowed that long.
+  const comparing =
+    run.failuresParkAfterMs === undefined || certificate.backup.skipped
+      ? run.untilDone
+      : untilDoneAttempts(
+          Math.max(
+            fingerprintTimeoutMs(certificate.backup.artifacts.reduce((n, a) => n + (a.rows ?? 0), 0)),
+            run.failuresParkAfterMs,
+          ),
+        );
   const changes = await untilSucceeded(run, 'sealing', () =>
-    run.untilDone.changesSinceBackup({ orgId, backupId: preDeletion }),
+    comparing.changesSinceBackup({ orgId, backupId: preDeletion }),
   );
   certificate.lastState.changed = changes.changedObjects.length > 0;
   certificate.lastState.changedObjects = changes.changedObjects;

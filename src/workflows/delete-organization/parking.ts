@@ -1,9 +1,19 @@
 // After the point of no return a step is retried until it succeeds; between failed rounds the run
 // parks for an operator, visible in the status query, the memo and the UI's current details.
-import { condition, setCurrentDetails, upsertMemo } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  condition,
+  setCurrentDetails,
+  sleep,
+  upsertMemo,
+} from '@temporalio/workflow';
+import { NON_RETRYABLE_FAILURE_TYPES } from '../../errors';
 import type { ParkedState } from '../../contracts/deletion';
 import { rootMessage } from '../shared/failures';
 import type { OperatorDecision, PurgingRun } from './state';
+
+const NON_RETRYABLE_TYPES: ReadonlySet<string> = new Set(NON_RETRYABLE_FAILURE_TYPES);
 
 /** Thrown when the operator abandons a parked run; the workflow turns it into the abandoned failure. */
 export class Abandoned extends Error {
@@ -43,7 +53,16 @@ export async function park(run: PurgingRun, step: ParkedState['step'], reason: s
   );
 }
 
-/** Runs `work` until it succeeds, parking between rounds that failed for `storeDownAfter`. */
+/** Backoff of the workflow's own retries, as the activity retry policy had it: 1 s doubling to 30 s. */
+const FIRST_RETRY_MS = 1_000;
+const LAST_RETRY_MS = 30_000;
+
+/**
+ * Runs `work` until it succeeds, parking between rounds that failed for `storeDownAfter`. Where the
+ * run makes one attempt per call ({@link PurgingRun.failuresParkAfterMs}), failed attempts are
+ * retried here with backoff until they have been failing for that long; a failure no retry can fix
+ * parks at once.
+ */
 export async function untilSucceeded<T>(
   run: PurgingRun,
   step: ParkedState['step'],
@@ -51,12 +70,32 @@ export async function untilSucceeded<T>(
   onFailure?: (message: string) => void,
 ): Promise<T> {
   for (;;) {
-    try {
-      return await work();
-    } catch (err) {
-      const message = rootMessage(err);
-      onFailure?.(message);
-      await park(run, step, message);
+    let failingSince: number | undefined;
+    let backoffMs = FIRST_RETRY_MS;
+    for (;;) {
+      try {
+        return await work();
+      } catch (err) {
+        const budgetMs = run.failuresParkAfterMs;
+        failingSince ??= Date.now();
+        // A child workflow (the final backup) retries inside itself; its failure parks at once.
+        const retryable = budgetMs !== undefined && err instanceof ActivityFailure && !isPermanent(err);
+        if (!retryable || Date.now() - failingSince + backoffMs > budgetMs) {
+          const message = rootMessage(err);
+          onFailure?.(message);
+          await park(run, step, message);
+          break;
+        }
+        await sleep(backoffMs);
+        backoffMs = Math.min(backoffMs * 2, LAST_RETRY_MS);
+      }
     }
   }
+}
+
+/** An activity failure its activity marked non-retryable, or of a type no retry can fix. */
+function isPermanent(err: ActivityFailure): boolean {
+  const cause = err.cause;
+  if (!(cause instanceof ApplicationFailure)) return false;
+  return cause.nonRetryable || NON_RETRYABLE_TYPES.has(cause.type ?? '');
 }

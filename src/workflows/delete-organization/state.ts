@@ -53,6 +53,12 @@ export interface PurgingRun extends DeletionRun {
   readonly certificate: DeletionCertificate;
   /** Activities retried for `storeDownAfter` before the run parks. */
   readonly untilDone: ActivityInterfaceFor<Activities>;
+  /**
+   * Set when {@link untilDone} makes one attempt per call: how long the workflow retries failed
+   * attempts before parking (`storeDownAfter`). Unset in runs that began before, whose activities
+   * retry on their own within `storeDownAfter`.
+   */
+  readonly failuresParkAfterMs?: number;
 }
 
 /** Checks the input, tags the run and registers the status query and the signals. */

@@ -116,6 +116,22 @@ export function untilDoneActivities(storeDownAfterMs: number): ActivityInterface
   });
 }
 
+/**
+ * Steps after a deletion's point of no return, as runs started under `deletion-retries-failures-in-workflow`
+ * make them: ONE attempt per call, allowed `startToCloseMs` (heartbeating, so a dead worker is still
+ * noticed in 20 s), and the workflow retries failed attempts for `storeDownAfter` before parking. A
+ * Temporal retry policy can bound retries only with a schedule-to-close limit, which also cuts a
+ * healthy call that is merely long (the residue count or the purge of a big organization, a lock
+ * held by a migration): with it, a slow store parked the run as if it were down.
+ */
+export function untilDoneAttempts(startToCloseMs: number): ActivityInterfaceFor<Activities> {
+  return activityProxies({
+    startToCloseTimeout: startToCloseMs,
+    heartbeatTimeout: '20s',
+    retry: { maximumAttempts: 1 },
+  });
+}
+
 /** A saga's small steps (marks, holds, the deletion log); see {@link ACTIVITY_KINDS.sagaStep}. */
 export const sagaStepActivities = activityProxies(ACTIVITY_KINDS.sagaStep);
 
