@@ -28,7 +28,10 @@ export async function startThrottledProxy(
       upstream.destroy();
     };
     client.on('error', forget).on('close', forget);
-    upstream.on('error', forget).on('close', forget);
+    // The server closing its side (ClickHouse drops an idle keep-alive connection after 3 s, and
+    // an answer held back by the throttle looks idle to it) must not cut what is still being
+    // delivered: the client side is ended once the throttled chain has written everything.
+    upstream.on('error', forget);
     client.pipe(upstream);
     // 10 slices a second, so the rate is smooth at any chunk size the server sends.
     const slice = Math.max(1, Math.floor(bytesPerSecond / 10));
@@ -44,7 +47,7 @@ export async function startThrottledProxy(
         upstream.resume();
       });
     });
-    upstream.on('end', () => {
+    upstream.on('close', () => {
       void chain.then(() => client.end());
     });
   });
