@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FailureType, messageOf, permanentFailure } from '../errors';
+import { ApplicationFailure } from '@temporalio/common';
 
 /**
  * The state of one sequence as a pg_dump archive holds it: what `pg_restore` sets it to.
@@ -119,11 +120,15 @@ export async function pgRestoreOutput(
   const code = await exited.finally(() => archive.destroy());
   const feedError = await feeding;
   if (code !== 0) {
+    // A store that could not be read is the cause, classified by the store (one that is down is
+    // retried, a checksum that does not match is not).
+    if (feedError instanceof ApplicationFailure) throw feedError;
     const reading = feedError === undefined ? '' : ` (reading the archive: ${messageOf(feedError)})`;
-    throw new Error(
-      `${path.basename(command)} ${args[0] ?? ''} failed: ${stderr.trim() || `exit code ${code}`}${reading}`,
-      { cause: feedError },
-    );
+    const message = `${path.basename(command)} ${args[0] ?? ''} failed: ${stderr.trim() || `exit code ${code}`}${reading}`;
+    if (signal.aborted || code === null) throw new Error(message, { cause: feedError });
+    // The whole archive was offered and pg_restore, which reads no server here, refused it: the
+    // archive is not one it can read, and reading it again will not change that.
+    throw permanentFailure(FailureType.VerificationFailed, message, { store: 'postgres', object: 'pg_restore' });
   }
   return stdout;
 }

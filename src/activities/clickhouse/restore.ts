@@ -2,7 +2,7 @@ import { finished } from 'node:stream/promises';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Context } from '@temporalio/activity';
 import { z } from 'zod';
-import { FailureType, permanentFailure } from '../../errors';
+import { FailureType, messageOf, permanentFailure } from '../../errors';
 import { consumesFromOutside, listClickHouseObjects } from '../../platform/clickhouse-catalog';
 import {
   assertRestorableStatement,
@@ -14,6 +14,7 @@ import { planClickHouseRestore } from '../../platform/clickhouse-restore-plan';
 import { readClickHouseRestoreSettings } from '../../platform/clickhouse-settings';
 import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
 import { quoteClickHouseIdent, quoteClickHouseQualified, quoteClickHouseString } from '../../platform/quoting';
+import { clickHouseErrorCode } from '../../platform/clickhouse-error-code';
 import type { BackupRef, BackupStore } from '../../storage/backup-store';
 import { startHeartbeats } from '../support/heartbeats';
 import { readManifest } from '../storage/manifest';
@@ -268,19 +269,40 @@ export async function loadClickHouseObjects(
       if (!artifact) continue;
       const table = step.into === 'table' ? step.object : await innerTableOf(deps.clickhouse, database, step.object);
       const values = await deps.store.openArtifactReader({ ...backup, path: artifact.file });
-      const { stream } = await deps.clickhouse.exec({
-        query: `INSERT INTO ${quoteClickHouseQualified(database, table)} FORMAT Native`,
-        values,
-        clickhouse_settings: settings.insert,
-        abort_signal: signal,
-      });
-      // The answer to an INSERT is empty, but it must be read to free the connection.
-      stream.resume();
-      await finished(stream);
+      // What the reader found wrong (a checksum, the compression) is the cause, whatever the
+      // server then says about a request body that stopped short.
+      let readerFailure: unknown;
+      values.once('error', (err: unknown) => (readerFailure ??= err));
+      try {
+        const { stream } = await deps.clickhouse.exec({
+          query: `INSERT INTO ${quoteClickHouseQualified(database, table)} FORMAT Native`,
+          values,
+          clickhouse_settings: settings.insert,
+          abort_signal: signal,
+        });
+        // The answer to an INSERT is empty, but it must be read to free the connection.
+        stream.resume();
+        await finished(stream);
+      } catch (err) {
+        if (readerFailure !== undefined) throw readerFailure;
+        if (isRetryableClickHouseError(err) || !(err instanceof Error) || err.name === 'AbortError') throw err;
+        throw permanentFailure(
+          FailureType.StoreRejected,
+          `cannot load the rows of table ${step.object} from artifact ${artifact.file}: ClickHouse rejected them (code ${clickHouseErrorCode(err) ?? '?'}): ${printableExcerpt(messageOf(err))}`,
+          // No cause: the workflow reports the root cause's message, which is the server's alone.
+          { store: 'clickhouse', orgId: names.orgId, object: `clickhouse:${step.object}` },
+        );
+      }
       rows += artifact.rows ?? 0;
     }
   }
   return { tables: statements.size, rows, detachedStreams };
+}
+
+/** A server message about bytes it could not parse echoes them: cut to printable text of a readable length. */
+function printableExcerpt(message: string): string {
+  const printable = message.replace(/[^\x20-\x7e]+/g, '?');
+  return printable.length > 300 ? `${printable.slice(0, 300)}…` : printable;
 }
 
 /** The implicit inner table the server made for materialized view `view` (its name depends on the server and the view's UUID). */

@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
+import { ApplicationFailure } from '@temporalio/common';
 import { FailureType, permanentFailure } from '../../errors';
 import { pgRestoreOutput } from '../../platform/archive-sequences';
 
@@ -48,7 +49,16 @@ export async function withArchiveRestoreList<T>(
   work: (list: ArchiveRestoreList) => Promise<T>,
 ): Promise<T> {
   const lines = (text: string) => text.split('\n').filter((line) => ENTRY.test(line));
-  const all = lines(await pgRestoreOutput(pgRestore, ['--list'], await openArchive(), signal));
+  const all = lines(
+    await pgRestoreOutput(pgRestore, ['--list'], await openArchive(), signal).catch((err: unknown) => {
+      if (!(err instanceof ApplicationFailure) || err.type !== FailureType.VerificationFailed) throw err;
+      throw permanentFailure(
+        FailureType.RestoreRefused,
+        `archive ${target.archive} cannot be read by pg_restore, so it is not restored; nothing was changed: ${err.message}`,
+        { store: 'postgres', orgId: target.orgId, object: target.archive },
+      );
+    }),
+  );
   const schemas = [
     ...new Set(all.flatMap((line) => /^\d+; \d+ \d+ SCHEMA - (\S+) /.exec(line)?.[1] ?? []).filter(target.isOrgSchema)),
   ].sort();

@@ -1,0 +1,121 @@
+import { randomBytes } from 'node:crypto';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { backupManifestSchema, type BackupManifest } from '../src/contracts/backup';
+import { dropSeededOrganization, seedOrganization } from '../src/platform/seed-organization';
+import { writeArtifact, type ArtifactWriteOptions } from '../src/storage/backup-store';
+import { createFilesystemBackupStore } from '../src/storage/filesystem-backup-store';
+import { backupOrganization, restoreOrganization } from '../src/workflows';
+import { failureText, rejectionOf } from './support/failures';
+import { startTestWorker, uniqueOrgId, type TestWorker } from './support/test-worker';
+
+/**
+ * An artifact whose checksums match but whose content is not what its table can load: written by
+ * a bug, by another server version, or by anyone with write access to a store that authenticates
+ * nothing. Retrying cannot help, so the restore fails at once naming the artifact, and never
+ * streams it twenty times into a server that rejects it (each attempt restarting from zero).
+ */
+describe('restoreOrganization of an artifact that cannot be read back', () => {
+  let env: TestWorker;
+  const source = uniqueOrgId('rgrb');
+  const targets: string[] = [];
+
+  beforeAll(async () => {
+    env = await startTestWorker('restore-unreadable');
+    await seedOrganization(env.clients, source, { scale: 'small', seed: 'unreadable' });
+  });
+  afterAll(async () => {
+    if (!env) return;
+    for (const orgId of [source, ...targets]) {
+      await dropSeededOrganization(env.clients, orgId).catch(() => undefined);
+      await rm(path.join(env.config.backup.directory, orgId), { recursive: true, force: true });
+    }
+    await env.shutdown();
+  });
+
+  /** A fresh backup of the source whose first ClickHouse data artifact is replaced by `content`, checksums recomputed. */
+  async function backupWithReplacedArtifact(
+    content: Buffer,
+    options: ArtifactWriteOptions,
+    replaced: (a: BackupManifest['artifacts'][number]) => boolean = (a) =>
+      a.store === 'clickhouse' && a.rows !== null && a.rows > 0,
+  ): Promise<string> {
+    const summary = await env.client.workflow.execute(backupOrganization, {
+      taskQueue: env.taskQueue,
+      workflowId: `backup-${source}-${Date.now()}`,
+      args: [{ orgId: source, reason: 'unreadable artifact test', verify: false }],
+    });
+    const manifestPath = path.join(env.config.backup.directory, source, summary.backupId, 'manifest.json');
+    const manifest: BackupManifest = backupManifestSchema.parse(JSON.parse(await readFile(manifestPath, 'utf8')));
+    const index = manifest.artifacts.findIndex(replaced);
+    const artifact = manifest.artifacts[index];
+    if (!artifact) throw new Error('the backup has no artifact to replace');
+    const store = createFilesystemBackupStore(env.config.backup);
+    const ref = { orgId: source, backupId: summary.backupId, path: `${artifact.file}.replaced` };
+    const record = await writeArtifact(store, ref, Readable.from([content]), options);
+    const folder = path.join(env.config.backup.directory, source, summary.backupId);
+    for (const suffix of ['', '.meta.json']) {
+      const from = path.join(folder, `${artifact.file}.replaced${suffix}`);
+      const sidecar = suffix ? JSON.parse(await readFile(from, 'utf8')) : undefined;
+      await writeFile(
+        path.join(folder, `${artifact.file}${suffix}`),
+        sidecar ? JSON.stringify({ ...sidecar, path: artifact.file }) : await readFile(from),
+      );
+      await rm(from);
+    }
+    manifest.artifacts[index] = { ...artifact, ...record, file: artifact.file };
+    await writeFile(manifestPath, JSON.stringify(manifest));
+    return summary.backupId;
+  }
+
+  async function restoreFails(backupId: string): Promise<{ message: string; seconds: number }> {
+    const target = uniqueOrgId('rgrt');
+    targets.push(target);
+    const started = Date.now();
+    const failure = await rejectionOf(
+      env.client.workflow.execute(restoreOrganization, {
+        taskQueue: env.taskQueue,
+        workflowId: `restore-${target}-${Date.now()}`,
+        args: [{ orgId: source, backupId, targetOrgId: target }],
+      }),
+    );
+    return { message: failureText(failure), seconds: (Date.now() - started) / 1000 };
+  }
+
+  it('garbage in place of Native rows (well-formed compression, checksums matching) fails at once, naming the artifact', async () => {
+    const backupId = await backupWithReplacedArtifact(randomBytes(256 * 1024), { alreadyCompressed: false });
+    const { message, seconds } = await restoreFails(backupId);
+    expect(message).toMatch(
+      /cannot load the rows of table \S+ from artifact clickhouse\/\S+\.native: ClickHouse rejected them/,
+    );
+    // The server echoes the bytes it could not parse; the message keeps printable text only.
+    expect(message).not.toContain('\uFFFD');
+    // One attempt: the streaming retry policy's 20 attempts with backoff would take minutes.
+    expect(seconds).toBeLessThan(60);
+  }, 240_000);
+
+  it('bytes that are not the compression the record names fail at once, naming the artifact', async () => {
+    // Stored as they come, recorded as gzip: the reader's gunzip fails on the first bytes.
+    const backupId = await backupWithReplacedArtifact(randomBytes(256 * 1024), {
+      alreadyCompressed: false,
+      gzipped: true,
+    });
+    const { message, seconds } = await restoreFails(backupId);
+    expect(message).toMatch(/clickhouse\/[^ ]+\.native/);
+    expect(seconds).toBeLessThan(60);
+  }, 240_000);
+
+  it('a PostgreSQL archive replaced by garbage (zstd, checksums matching) fails at once, naming the artifact', async () => {
+    const backupId = await backupWithReplacedArtifact(
+      randomBytes(256 * 1024),
+      { alreadyCompressed: true, compressWith: 'zstd' },
+      (a) => a.store === 'postgres' && a.compression === 'zstd',
+    );
+    const { message, seconds } = await restoreFails(backupId);
+    expect(message).toMatch(
+      /archive postgres\/\S+ cannot be read by pg_restore, so it is not restored; nothing was changed/,
+    );
+    expect(seconds).toBeLessThan(60);
+  }, 240_000);
+});
