@@ -7,6 +7,7 @@ import { dropSeededOrganization, seedOrganization } from '../src/platform/seed-o
 import { writeArtifact, type ArtifactWriteOptions } from '../src/storage/backup-store';
 import { createFilesystemBackupStore } from '../src/storage/filesystem-backup-store';
 import { backupOrganization, restoreOrganization } from '../src/workflows';
+import { hashingTimeoutMs, SCALED_HEARTBEAT_TIMEOUT_MS } from '../src/workflows/shared/scaled-timeouts';
 import { failureText, rejectionOf } from './support/failures';
 import { startTestWorker, uniqueOrgId, type TestWorker } from './support/test-worker';
 
@@ -69,23 +70,44 @@ describe('restoreOrganization of an artifact that cannot be read back', () => {
     return summary.backupId;
   }
 
-  async function restoreFails(backupId: string): Promise<{ message: string; seconds: number }> {
+  async function restoreFails(backupId: string): Promise<{ message: string; seconds: number; workflowId: string }> {
     const target = uniqueOrgId('rgrt');
     targets.push(target);
     const started = Date.now();
+    const workflowId = `restore-${target}-${Date.now()}`;
     const failure = await rejectionOf(
       env.client.workflow.execute(restoreOrganization, {
         taskQueue: env.taskQueue,
-        workflowId: `restore-${target}-${Date.now()}`,
+        workflowId,
         args: [{ orgId: source, backupId, targetOrgId: target }],
       }),
     );
-    return { message: failureText(failure), seconds: (Date.now() - started) / 1000 };
+    return { message: failureText(failure), seconds: (Date.now() - started) / 1000, workflowId };
+  }
+
+  /** The limits the restore gave its artifact check, as the history recorded them. */
+  async function artifactCheckLimits(workflowId: string): Promise<{ startToCloseMs: number; heartbeatMs: number }> {
+    const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+    const scheduled = (history.events ?? [])
+      .map((e) => e.activityTaskScheduledEventAttributes)
+      .find((a) => a?.activityType?.name === 'checkBackupArtifacts');
+    const ms = (d: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
+      Number(d?.seconds ?? 0) * 1000 + Math.round((d?.nanos ?? 0) / 1e6);
+    return { startToCloseMs: ms(scheduled?.startToCloseTimeout), heartbeatMs: ms(scheduled?.heartbeatTimeout) };
   }
 
   it('garbage in place of Native rows (well-formed compression, checksums matching) fails at once, naming the artifact', async () => {
     const backupId = await backupWithReplacedArtifact(randomBytes(256 * 1024), { alreadyCompressed: false });
-    const { message, seconds } = await restoreFails(backupId);
+    const { message, seconds, workflowId } = await restoreFails(backupId);
+    // The artifact check is allowed as long as hashing the backup's bytes takes (it was a fixed 10 min).
+    const manifest = backupManifestSchema.parse(
+      JSON.parse(await readFile(path.join(env.config.backup.directory, source, backupId, 'manifest.json'), 'utf8')),
+    );
+    const bytes = manifest.artifacts.reduce((sum, a) => sum + a.bytes, 0);
+    expect(await artifactCheckLimits(workflowId)).toEqual({
+      startToCloseMs: hashingTimeoutMs(bytes),
+      heartbeatMs: SCALED_HEARTBEAT_TIMEOUT_MS,
+    });
     expect(message).toMatch(
       /cannot load the rows of table \S+ from artifact clickhouse\/\S+\.native: ClickHouse rejected them/,
     );

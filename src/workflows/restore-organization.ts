@@ -16,6 +16,7 @@ import { compareObjectFingerprints, describeDifferences } from '../platform/fing
 import { parseOrgId } from '../platform/org-id';
 import { OperationAttribute, OrgIdAttribute } from '../search-attributes';
 import { quickActivities as quick, streamingActivities as restoring } from './shared/activity-proxies';
+import { hashingActivities } from './shared/scaled-timeouts';
 import { backupOrganization } from './backup-organization';
 import { planRestore } from './dry-run-plans';
 import { Compensations, describeCompensations } from './shared/compensations';
@@ -43,6 +44,8 @@ const COMPENSATIONS_CONTINUE_PAST_A_FAILURE = 'restore-compensations-continue-pa
  * differ, and the old code then wiped it). Runs begun before replay the old order.
  */
 const STAGED_PROOF_BEFORE_TARGET = 'restore-staged-proof-before-target';
+/** Patch id: the artifact check's time limit grows with the backup's bytes (it was a fixed 10 min). */
+const SCALED_ARTIFACT_CHECK = 'restore-scaled-artifact-check';
 
 /** Scratch names of a restore's staged copy, derived from the run so cleanup always finds them. */
 export function stagingNames(runId: string): { postgres: string; clickhouse: string } {
@@ -168,14 +171,23 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
       FailureType.RestoreRefused,
     );
   }
-  const problems = await quick.checkBackupArtifacts(backup);
+  // Hashing every artifact takes as long as the backup has bytes (scaled-timeouts.ts), so the
+  // manifest is read first; runs recorded before keep the fixed limit and their order.
+  // A manifest that cannot be read is reported by the check below, as before, naming what is wrong.
+  const manifestFirst = patched(SCALED_ARTIFACT_CHECK)
+    ? await quick.readBackupManifest(backup).catch(() => undefined)
+    : undefined;
+  const checking = manifestFirst
+    ? hashingActivities(manifestFirst.artifacts.reduce((sum, a) => sum + a.bytes, 0))
+    : quick;
+  const problems = await checking.checkBackupArtifacts(backup);
   if (problems.length > 0) {
     throw ApplicationFailure.nonRetryable(
       `backup ${backup.orgId}/${backup.backupId} is damaged: ${problems.join('; ')}`,
       FailureType.ChecksumMismatch,
     );
   }
-  const manifest = await quick.readBackupManifest(backup);
+  const manifest = manifestFirst ?? (await quick.readBackupManifest(backup));
   const roleMapping = input.roleMapping ?? {};
   if (manifest.stores.includes('postgres') && patched(CHECKS_POSTGRES_BEFORE_CHANGES)) {
     await quick.checkPostgresRestore({ orgId: backup.orgId, backupId: backup.backupId, targetOrgId, roleMapping });
