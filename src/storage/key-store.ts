@@ -11,16 +11,23 @@ import { classifyFilesystemError, fsyncDirectory, writeFileAtomically } from './
 /**
  * Where the organizations' data keys live, wrapped by the master key.
  *
- * Decision: the wrapped keys are stored BESIDE THE BACKUPS, in `<backup dir>/<orgId>/keys.json`, not in
- * PostgreSQL. A restore of the platform database (which the platform backup includes) must never bring
- * back a key that crypto-shredding destroyed, and reading a backup must not depend on the database it
- * may be restoring. Consequences an operator must know:
- * - A copy of the backup directory that includes `keys.json` (rsync, snapshots, off-site replicas) is
- *   also a copy of the wrapped keys: shredding removes only the local one. Such copies stay unreadable
- *   only while the master key that wraps them is unknown, so rotate the master key after shredding
- *   when copies exist, and keep `keys.json` out of replicas that outlive a deletion.
+ * Decision: the wrapped keys are stored BESIDE THE BACKUPS, in `<orgId>/keys.json` of the backup store
+ * itself, not in PostgreSQL. A restore of the platform database (which the platform backup includes)
+ * must never bring back a key that crypto-shredding destroyed, and reading a backup must not depend on
+ * the database it may be restoring. Beside the backups means in the same store: {@link FileKeyStore}
+ * under `BACKUP_DIR` for the filesystem store, BlobKeyStore (blob-key-store.ts) in the bucket for
+ * `BACKUP_STORE=s3`, so every worker that reads the backups reads the same keys, and no key lives
+ * on one pod's volume. The filesystem serializes changes with a lock directory; the bucket with
+ * conditional writes on the object's ETag (`If-None-Match: *` to create, `If-Match` to change).
+ * Consequences an operator must know:
+ * - A copy of the backups that includes `keys.json` (rsync, snapshots, bucket replication, off-site
+ *   replicas) is also a copy of the wrapped keys: shredding removes only the store's own, though
+ *   every version of it in a versioned bucket. Such copies stay unreadable only while the master key
+ *   that wraps them is unknown, so rotate the master key after shredding when copies exist, and keep
+ *   `keys.json` out of replicas that outlive a deletion.
  * - Overwriting a file before unlinking it does not erase it on copy-on-write or flash storage; the
- *   overwrite is a best effort, the guarantee rests on the master key.
+ *   overwrite is a best effort, the guarantee rests on the master key. The same holds for an object
+ *   store's own media.
  */
 export interface KeyStore {
   /** Id of the configured master key, or `undefined` when none is configured (no encryption). */
