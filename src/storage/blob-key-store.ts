@@ -28,6 +28,13 @@ export interface BlobKeyStoreOptions {
   masterKey: Buffer | undefined;
 }
 
+/** What rotation found (and did) for one organization. */
+type RotationOutcome =
+  | { kind: 'noKey' }
+  | { kind: 'alreadyRotated' }
+  | { kind: 'rewrapped' }
+  | { kind: 'unknownMasterKey'; masterKeyId: string };
+
 /** A keys document as read, with the entity tag a conditional write must match. */
 interface TaggedKeys {
   keys: KeysFile;
@@ -107,24 +114,25 @@ export class BlobKeyStore implements KeyStore, KeyInventory {
     const report: RotationReport = { fromMasterKeyId: fromId, toMasterKeyId: toId, rewrapped: [], alreadyRotated: [] };
     const unknown: string[] = [];
     for (const orgId of await this.organizationsWithKeys()) {
-      const outcome = await this.change(orgId, async (current) => {
+      const outcome = await this.change<RotationOutcome>(orgId, async (current) => {
         const entry = current?.keys.dataKey;
-        if (!current || !entry) return { result: 'none' as const };
-        if (entry.wrapped.masterKeyId === toId) return { result: 'alreadyRotated' as const };
-        if (entry.wrapped.masterKeyId !== fromId) return { result: `unknown:${entry.wrapped.masterKeyId}` as const };
+        if (!current || !entry) return { result: { kind: 'noKey' } };
+        if (entry.wrapped.masterKeyId === toId) return { result: { kind: 'alreadyRotated' } };
+        if (entry.wrapped.masterKeyId !== fromId)
+          return { result: { kind: 'unknownMasterKey', masterKeyId: entry.wrapped.masterKeyId } };
         const dataKey = unwrapDataKey(oldMasterKey, orgId, entry.keyId, entry.wrapped);
         const rewrapped = wrapDataKey(newMasterKey, dataKey);
         dataKey.key.fill(0);
         return {
-          result: 'rewrapped' as const,
+          result: { kind: 'rewrapped' },
           write: { ...current.keys, dataKey: { ...entry, wrapped: rewrapped } },
         };
       });
-      if (outcome === 'rewrapped') report.rewrapped.push(orgId);
-      else if (outcome === 'alreadyRotated') report.alreadyRotated.push(orgId);
-      else if (outcome.startsWith('unknown:')) unknown.push(`${orgId} (${outcome.slice('unknown:'.length)})`);
+      if (outcome.kind === 'unknownMasterKey') unknown.push(`${orgId} (${outcome.masterKeyId})`);
+      if (outcome.kind === 'rewrapped') report.rewrapped.push(orgId);
+      if (outcome.kind === 'alreadyRotated') report.alreadyRotated.push(orgId);
       // Earlier versions hold the key wrapped under the old master key; a resumed rotation removes them too.
-      if (outcome === 'rewrapped' || outcome === 'alreadyRotated') await this.removeEarlierVersions(orgId);
+      if (outcome.kind === 'rewrapped' || outcome.kind === 'alreadyRotated') await this.removeEarlierVersions(orgId);
     }
     if (unknown.length > 0) throw rotationLeftKeysFailure(report, unknown);
     return report;
