@@ -1,8 +1,10 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import {
   GetObjectCommand,
   ListObjectVersionsCommand,
@@ -18,6 +20,7 @@ import { createBackupStore, createKeyStore } from '../src/storage/configured-bac
 import { masterKeyId } from '../src/storage/encryption';
 import { createS3Client, S3Blobs } from '../src/storage/s3-blobs';
 import { rejectionOf } from './support/failures';
+import { REPO_ROOT } from './support/paths';
 import { localS3Blobs, localS3Env, removeLocalS3Prefix } from './support/local-s3';
 import { startScratchS3, type ScratchServer } from './support/scratch-servers';
 import { uniqueOrgId } from './support/test-worker';
@@ -31,6 +34,7 @@ import { uniqueOrgId } from './support/test-worker';
 const masterKey = randomBytes(32);
 const env = localS3Env('s3-keys');
 const backupDirs: string[] = [];
+const run = promisify(execFile);
 
 afterAll(async () => {
   await removeLocalS3Prefix(env);
@@ -124,6 +128,33 @@ describe('data keys in the bucket (BACKUP_STORE=s3)', () => {
       destroyed: [keyId],
     });
   });
+});
+
+test('npm run keys -- rotate and status work on the keys in the bucket, with no BACKUP_DIR of the worker', async () => {
+  // A prefix of its own: rotation re-wraps every organization's key under the prefix.
+  const cliEnv = localS3Env('s3-keys-cli');
+  const orgId = uniqueOrgId('cli');
+  const newMasterKey = randomBytes(32);
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'eloquent-s3-keys-cli-'));
+  backupDirs.push(dir);
+  const processEnv = { ...process.env, ...cliEnv, BACKUP_DIR: dir, BACKUP_MASTER_KEY: masterKey.toString('base64') };
+  const keysCommand = (...args: string[]) =>
+    run(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'scripts', 'keys.ts'), ...args], {
+      cwd: REPO_ROOT,
+      env: { ...processEnv, NEW_BACKUP_MASTER_KEY: newMasterKey.toString('base64') },
+    });
+  try {
+    const { keyId } = await createKeyStore(loadConfig(processEnv).backup, masterKey).getOrCreateDataKey(orgId);
+    await keysCommand('rotate');
+    const status = JSON.parse((await keysCommand('status')).stdout) as unknown;
+    expect(status).toMatchObject({
+      bucket: loadConfig(processEnv).backup.s3.bucket,
+      organizations: [{ orgId, keyId, masterKeyId: masterKeyId(newMasterKey), destroyed: [] }],
+    });
+    expect(await readdir(dir)).toEqual([]);
+  } finally {
+    await removeLocalS3Prefix(cliEnv);
+  }
 });
 
 describe('data keys in a versioned bucket', () => {
