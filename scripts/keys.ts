@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config';
 import { messageOf } from '../src/errors';
 import { masterKeyId, parseMasterKey } from '../src/storage/encryption';
-import { FileKeyStore } from '../src/storage/key-store';
+import { createKeyStore } from '../src/storage/configured-backup-store';
 
 const USAGE =
   'usage: npm run keys -- rotate [--new-key-file FILE]   (or env NEW_BACKUP_MASTER_KEY)\n       npm run keys -- status';
@@ -34,14 +34,16 @@ async function main(argv: string[]): Promise<void> {
     config.backup.masterKeyBase64 === undefined
       ? undefined
       : parseMasterKey(config.backup.masterKeyBase64, 'BACKUP_MASTER_KEY');
-  const keyStore = new FileKeyStore({ directory: config.backup.directory, masterKey: oldKey });
+  const keyStore = createKeyStore(config.backup, oldKey);
 
   if (command === 'status') {
+    const { store, directory, s3 } = config.backup;
+    const where = store === 'filesystem' ? { directory } : { bucket: s3.bucket, prefix: s3.prefix };
     const organizations = [];
     for (const orgId of await keyStore.organizationsWithKeys())
       organizations.push({ orgId, ...(await keyStore.describe(orgId)) });
     process.stdout.write(
-      `${JSON.stringify({ directory: config.backup.directory, configuredMasterKeyId: keyStore.masterKeyId ?? null, organizations }, null, 2)}\n`,
+      `${JSON.stringify({ ...where, configuredMasterKeyId: keyStore.masterKeyId ?? null, organizations }, null, 2)}\n`,
     );
     return;
   }

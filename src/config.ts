@@ -45,7 +45,7 @@ export interface AppConfig {
   backup: {
     /** Where backups live: a directory (`filesystem`) or an S3-compatible bucket (`s3`). @default 'filesystem' */
     store: 'filesystem' | 's3';
-    /** Root directory of the filesystem backup store (and, for now, of the key files with either store). */
+    /** Root directory of the filesystem backup store and its key files (with `s3` the keys are in the bucket). */
     directory: string;
     /** Base64 of a 32-byte master key; when set, artifacts are encrypted per organization. */
     masterKeyBase64: string | undefined;

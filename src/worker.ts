@@ -10,8 +10,7 @@ import { JsonLineLogger } from './logger';
 import { startMetrics, temporalTelemetryOptions, type MetricsEndpoint } from './metrics/start-metrics';
 import { loadPlatformModel, type PlatformModel } from './platform/data-map';
 import type { BackupStore } from './storage/backup-store';
-import { createBackupStore } from './storage/configured-backup-store';
-import { FileKeyStore } from './storage/key-store';
+import { createBackupStore, createKeyStore } from './storage/configured-backup-store';
 import { closeStoreClients, createStoreClients, type StoreClients } from './store-clients';
 
 export interface WorkerOptions {
@@ -51,7 +50,7 @@ export function createActivityDeps(
     model: options.model,
     store: options.store ?? createBackupStore(config.backup),
     // Destroying a data key needs no master key: shredding works even where none is configured.
-    keyStore: new FileKeyStore({ directory: config.backup.directory, masterKey: undefined }),
+    keyStore: createKeyStore(config.backup, undefined),
     kubeConfig: () =>
       (kubeConfig ??= loadKubeConfig({ kubeconfigPath: kube.kubeconfigPath, inCluster: kube.inCluster })),
   };

@@ -59,6 +59,52 @@ export interface BlobStore {
   deletePrefix(prefix: string, context: FailureContext): Promise<boolean>;
 }
 
+/** A blob read whole with the tag of this content, so that a write can be made conditional on it. */
+export interface TaggedBlob {
+  content: Buffer;
+  /** Entity tag of this content (S3's ETag); {@link VersionedBlobStore.putIfUnchanged} compares it. */
+  etag: string;
+}
+
+/** One stored version of a blob key, as S3's ListObjectVersions reports it. */
+export interface BlobVersion {
+  /** S3's version id; `null` for the object of a bucket that never had versioning on. */
+  versionId: string;
+  /** A delete marker hides older versions without removing them. */
+  isDeleteMarker: boolean;
+  /** Whether this is the key's current version (what a plain read returns, or the marker that hides it). */
+  isLatest: boolean;
+}
+
+/**
+ * Blobs that several writers may change safely and whose every stored version can be removed: what
+ * a document changed by more than one worker needs (compare-and-swap on the entity tag, S3's
+ * `If-None-Match: *` / `If-Match`), and what destroying every copy of a secret needs on a versioned
+ * bucket (ListObjectVersions, DeleteObject with a VersionId). S3Blobs implements it.
+ */
+export interface VersionedBlobStore extends BlobStore {
+  /** The committed bytes of `key` and their entity tag, or `undefined` when there is no such blob. */
+  getTagged(key: string): Promise<TaggedBlob | undefined>;
+
+  /**
+   * Writes `content` only when `key` is still at `expectedEtag` (`undefined`: only when it does not
+   * exist); with concurrent callers at most one succeeds for one expected state.
+   * @returns the new entity tag, or `undefined` when another writer changed the blob first (re-read, retry).
+   */
+  putIfUnchanged(
+    key: string,
+    content: string | Buffer,
+    expectedEtag: string | undefined,
+    context: FailureContext,
+  ): Promise<string | undefined>;
+
+  /** Every stored version of exactly `key` (delete markers included), or `[]` when it has none. */
+  listVersions(key: string, context: FailureContext): Promise<BlobVersion[]>;
+
+  /** Removes one stored version of `key` permanently (a version from {@link VersionedBlobStore.listVersions}). */
+  deleteVersion(key: string, versionId: string, context: FailureContext): Promise<void>;
+}
+
 /** A blob being written: pipe its bytes into `stream`, then `commit()`, or `abort()`. */
 export interface BlobUpload {
   /** Sink of the bytes. Store errors (e.g. `DiskFull`) destroy it with the classified failure. */

@@ -11,16 +11,23 @@ import { classifyFilesystemError, fsyncDirectory, writeFileAtomically } from './
 /**
  * Where the organizations' data keys live, wrapped by the master key.
  *
- * Decision: the wrapped keys are stored BESIDE THE BACKUPS, in `<backup dir>/<orgId>/keys.json`, not in
- * PostgreSQL. A restore of the platform database (which the platform backup includes) must never bring
- * back a key that crypto-shredding destroyed, and reading a backup must not depend on the database it
- * may be restoring. Consequences an operator must know:
- * - A copy of the backup directory that includes `keys.json` (rsync, snapshots, off-site replicas) is
- *   also a copy of the wrapped keys: shredding removes only the local one. Such copies stay unreadable
- *   only while the master key that wraps them is unknown, so rotate the master key after shredding
- *   when copies exist, and keep `keys.json` out of replicas that outlive a deletion.
+ * Decision: the wrapped keys are stored BESIDE THE BACKUPS, in `<orgId>/keys.json` of the backup store
+ * itself, not in PostgreSQL. A restore of the platform database (which the platform backup includes)
+ * must never bring back a key that crypto-shredding destroyed, and reading a backup must not depend on
+ * the database it may be restoring. Beside the backups means in the same store: {@link FileKeyStore}
+ * under `BACKUP_DIR` for the filesystem store, BlobKeyStore (blob-key-store.ts) in the bucket for
+ * `BACKUP_STORE=s3`, so every worker that reads the backups reads the same keys, and no key lives
+ * on one pod's volume. The filesystem serializes changes with a lock directory; the bucket with
+ * conditional writes on the object's ETag (`If-None-Match: *` to create, `If-Match` to change).
+ * Consequences an operator must know:
+ * - A copy of the backups that includes `keys.json` (rsync, snapshots, bucket replication, off-site
+ *   replicas) is also a copy of the wrapped keys: shredding removes only the store's own, though
+ *   every version of it in a versioned bucket. Such copies stay unreadable only while the master key
+ *   that wraps them is unknown, so rotate the master key after shredding when copies exist, and keep
+ *   `keys.json` out of replicas that outlive a deletion.
  * - Overwriting a file before unlinking it does not erase it on copy-on-write or flash storage; the
- *   overwrite is a best effort, the guarantee rests on the master key.
+ *   overwrite is a best effort, the guarantee rests on the master key. The same holds for an object
+ *   store's own media.
  */
 export interface KeyStore {
   /** Id of the configured master key, or `undefined` when none is configured (no encryption). */
@@ -81,7 +88,8 @@ const wrappedKeySchema = z.object({
   tag: z.string().min(1),
 });
 
-const keysFileSchema = z.object({
+/** The document of an organization's keys, the same on a filesystem and in a bucket. */
+export const keysFileSchema = z.object({
   formatVersion: z.literal(1),
   orgId: z.string(),
   dataKey: z
@@ -93,7 +101,101 @@ const keysFileSchema = z.object({
     .nullable(),
   destroyed: z.array(z.object({ keyId: z.string(), destroyedAt: z.string() })),
 });
-type KeysFile = z.infer<typeof keysFileSchema>;
+export type KeysFile = z.infer<typeof keysFileSchema>;
+
+/** What the operator command (`npm run keys -- status`) reads, with no key material. */
+export interface KeyInventory {
+  /** Organizations with a keys document, sorted. */
+  organizationsWithKeys(): Promise<string[]>;
+  /** The organization's current key id, the master key id wrapping it, and the destroyed key ids. */
+  describe(orgId: string): Promise<{ keyId?: string; masterKeyId?: string; destroyed: string[] }>;
+}
+
+/**
+ * Parses an organization's keys document read from `where` (a path or an object URL).
+ * @throws ApplicationFailure `DecryptionFailed` when it is not JSON or does not describe `orgId`'s keys.
+ */
+export function parseKeysFile(text: string, orgId: string, where: string): KeysFile {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err: unknown) {
+    throw permanentFailure(
+      FailureType.DecryptionFailed,
+      `key file ${where} is not valid JSON (corrupted); restore it from a copy`,
+      { store: 'storage', orgId, object: KEYS_FILE },
+      err,
+    );
+  }
+  const result = keysFileSchema.safeParse(parsed);
+  if (!result.success || result.data.orgId !== orgId) {
+    throw permanentFailure(
+      FailureType.DecryptionFailed,
+      `key file ${where} does not describe organization ${orgId}'s keys (corrupted or misplaced)`,
+      {
+        store: 'storage',
+        orgId,
+        object: KEYS_FILE,
+      },
+    );
+  }
+  return result.data;
+}
+
+/**
+ * The data key `keyId` from an organization's keys document, unwrapped.
+ * @throws ApplicationFailure `DecryptionFailed`: destroyed (with the time), not in `where`, no master key, or another master key.
+ */
+export function dataKeyFromKeysFile(
+  keys: KeysFile | undefined,
+  orgId: string,
+  keyId: string,
+  masterKey: Buffer | undefined,
+  where: string,
+): DataKey {
+  const tombstone = keys?.destroyed.find((entry) => entry.keyId === keyId);
+  if (tombstone) {
+    throw permanentFailure(
+      FailureType.DecryptionFailed,
+      `data key ${keyId} was destroyed (crypto-shredded) at ${tombstone.destroyedAt}; artifacts encrypted under it can no longer be read`,
+      { store: 'storage', orgId, object: keyId },
+    );
+  }
+  if (!keys?.dataKey || keys.dataKey.keyId !== keyId) {
+    throw permanentFailure(
+      FailureType.DecryptionFailed,
+      `data key ${keyId} is not in the key store (${where}): it was lost or the artifact belongs to another organization`,
+      { store: 'storage', orgId, object: keyId },
+    );
+  }
+  const master = requireMasterKey(masterKey, orgId, `read artifacts encrypted under data key ${keyId}`);
+  return unwrapDataKey(master, orgId, keyId, keys.dataKey.wrapped);
+}
+
+/** @throws ApplicationFailure `DecryptionFailed` naming BACKUP_MASTER_KEY when none is configured. */
+export function requireMasterKey(masterKey: Buffer | undefined, orgId: string, purpose: string): Buffer {
+  if (!masterKey) {
+    throw permanentFailure(
+      FailureType.DecryptionFailed,
+      `no master key is configured (BACKUP_MASTER_KEY), so the worker cannot ${purpose}`,
+      {
+        store: 'storage',
+        orgId,
+        object: KEYS_FILE,
+      },
+    );
+  }
+  return masterKey;
+}
+
+/** The failure of a rotation that met keys wrapped under neither master key (after rotating every other one). */
+export function rotationLeftKeysFailure(report: RotationReport, unknown: string[]): Error {
+  return permanentFailure(
+    FailureType.DecryptionFailed,
+    `master key rotation ${report.fromMasterKeyId} → ${report.toMasterKeyId} re-wrapped ${report.rewrapped.length} organization(s), but these keys are wrapped under neither: ${unknown.join(', ')}`,
+    { store: 'storage', object: KEYS_FILE },
+  );
+}
 
 export interface FileKeyStoreOptions {
   /** Root of the backup directory; keys go to `<directory>/<orgId>/keys.json`. */
@@ -103,7 +205,7 @@ export interface FileKeyStoreOptions {
 }
 
 /** The {@link KeyStore} in `<backup dir>/<orgId>/keys.json`, one JSON file per organization. */
-export class FileKeyStore implements KeyStore {
+export class FileKeyStore implements KeyStore, KeyInventory {
   readonly masterKeyId: string | undefined;
   private readonly directory: string;
   private readonly masterKey: Buffer | undefined;
@@ -115,7 +217,7 @@ export class FileKeyStore implements KeyStore {
   }
 
   async getOrCreateDataKey(orgId: string): Promise<DataKey> {
-    const master = this.requireMasterKey(orgId, 'encrypt a new artifact');
+    const master = requireMasterKey(this.masterKey, orgId, 'encrypt a new artifact');
     const existing = await this.readKeys(orgId);
     if (existing?.dataKey) return unwrapDataKey(master, orgId, existing.dataKey.keyId, existing.dataKey.wrapped);
     // Creating must be exclusive: two activities creating different keys would leave one's artifacts unreadable.
@@ -135,24 +237,7 @@ export class FileKeyStore implements KeyStore {
   }
 
   async getDataKey(orgId: string, keyId: string): Promise<DataKey> {
-    const keys = await this.readKeys(orgId);
-    const tombstone = keys?.destroyed.find((entry) => entry.keyId === keyId);
-    if (tombstone) {
-      throw permanentFailure(
-        FailureType.DecryptionFailed,
-        `data key ${keyId} was destroyed (crypto-shredded) at ${tombstone.destroyedAt}; artifacts encrypted under it can no longer be read`,
-        { store: 'storage', orgId, object: keyId },
-      );
-    }
-    if (!keys?.dataKey || keys.dataKey.keyId !== keyId) {
-      throw permanentFailure(
-        FailureType.DecryptionFailed,
-        `data key ${keyId} is not in the key store (${this.keysPath(orgId)}): it was lost or the artifact belongs to another organization`,
-        { store: 'storage', orgId, object: keyId },
-      );
-    }
-    const master = this.requireMasterKey(orgId, `read artifacts encrypted under data key ${keyId}`);
-    return unwrapDataKey(master, orgId, keyId, keys.dataKey.wrapped);
+    return dataKeyFromKeysFile(await this.readKeys(orgId), orgId, keyId, this.masterKey, this.keysPath(orgId));
   }
 
   async destroyDataKey(orgId: string): Promise<{ destroyedKeyIds: string[] }> {
@@ -207,13 +292,7 @@ export class FileKeyStore implements KeyStore {
         report.rewrapped.push(orgId);
       });
     }
-    if (unknown.length > 0) {
-      throw permanentFailure(
-        FailureType.DecryptionFailed,
-        `master key rotation ${fromId} → ${toId} re-wrapped ${report.rewrapped.length} organization(s), but these keys are wrapped under neither: ${unknown.join(', ')}`,
-        { store: 'storage', object: KEYS_FILE },
-      );
-    }
+    if (unknown.length > 0) throw rotationLeftKeysFailure(report, unknown);
     return report;
   }
 
@@ -247,21 +326,6 @@ export class FileKeyStore implements KeyStore {
     };
   }
 
-  private requireMasterKey(orgId: string, purpose: string): Buffer {
-    if (!this.masterKey) {
-      throw permanentFailure(
-        FailureType.DecryptionFailed,
-        `no master key is configured (BACKUP_MASTER_KEY), so the worker cannot ${purpose}`,
-        {
-          store: 'storage',
-          orgId,
-          object: KEYS_FILE,
-        },
-      );
-    }
-    return this.masterKey;
-  }
-
   private keysPath(orgId: string): string {
     return path.join(this.directory, ...keysKey(orgId).split('/'));
   }
@@ -275,30 +339,7 @@ export class FileKeyStore implements KeyStore {
       if (isNotFound(err)) return undefined;
       throw classifyFilesystemError(err, { store: 'storage', orgId, object: file });
     }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (err: unknown) {
-      throw permanentFailure(
-        FailureType.DecryptionFailed,
-        `key file ${file} is not valid JSON (corrupted); restore it from a copy`,
-        { store: 'storage', orgId, object: KEYS_FILE },
-        err,
-      );
-    }
-    const result = keysFileSchema.safeParse(parsed);
-    if (!result.success || result.data.orgId !== orgId) {
-      throw permanentFailure(
-        FailureType.DecryptionFailed,
-        `key file ${file} does not describe organization ${orgId}'s keys (corrupted or misplaced)`,
-        {
-          store: 'storage',
-          orgId,
-          object: KEYS_FILE,
-        },
-      );
-    }
-    return result.data;
+    return parseKeysFile(text, orgId, file);
   }
 
   private async writeKeys(orgId: string, keys: KeysFile): Promise<void> {

@@ -6,9 +6,11 @@ import {
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
+  GetBucketVersioningCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  ListObjectVersionsCommand,
   paginateListObjectsV2,
   PutObjectCommand,
   S3Client,
@@ -18,7 +20,14 @@ import {
 } from '@aws-sdk/client-s3';
 import type { ApplicationFailure } from '@temporalio/common';
 import { asError, FailureType, messageOf, permanentFailure, type FailureContext } from '../errors';
-import { blobKeySegments, type BlobStat, type BlobStore, type BlobUpload } from './blob-store';
+import {
+  blobKeySegments,
+  type BlobStat,
+  type BlobUpload,
+  type BlobVersion,
+  type TaggedBlob,
+  type VersionedBlobStore,
+} from './blob-store';
 
 /** S3's smallest part (every part but the last). */
 const MIN_PART_BYTES = 5 * 1024 * 1024;
@@ -30,6 +39,8 @@ const PARTS_IN_FLIGHT = 2;
 const CONNECTION_TIMEOUT_MS = 10_000;
 /** DeleteObjects takes at most this many keys per request. */
 const DELETE_BATCH = 1000;
+/** The version id S3 gives the object of a bucket that never had versioning on. */
+const NULL_VERSION = 'null';
 /** Separates a key from the upload id in the names {@link S3Blobs.listUnfinished} gives; never in a layout key. */
 const UPLOAD_SEPARATOR = '#upload-';
 
@@ -113,15 +124,18 @@ export function createS3Client(settings: S3ConnectionSettings): S3Client {
  * lifecycle rule `AbortIncompleteMultipartUpload` is a good second net in production.)
  *
  * Versioned buckets: delete removes the current version only, so older versions of a key stay
- * until the bucket's lifecycle expires them.
+ * until the bucket's lifecycle expires them; {@link listVersions} and {@link deleteVersion} remove
+ * them one by one where that matters (the data keys, blob-key-store.ts).
  */
-export class S3Blobs implements BlobStore {
+export class S3Blobs implements VersionedBlobStore {
   readonly location: string;
   private readonly client: S3Client;
   private readonly bucket: string;
   private readonly root: string;
   private readonly partBytes: number;
   private readonly conditionalPuts: boolean;
+  /** Set once the server turned out to know no versions at all (gofakes3 on its bolt backend). */
+  private versionless = false;
 
   constructor(options: S3BlobsOptions) {
     this.client = options.client;
@@ -218,6 +232,94 @@ export class S3Blobs implements BlobStore {
       if (httpStatus(err) === 412) return false;
       throw classifyS3Error(err, context);
     }
+  }
+
+  async getTagged(key: string): Promise<TaggedBlob | undefined> {
+    try {
+      const answer = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
+      if (!answer.Body || answer.ETag === undefined)
+        throw new Error(`${this.location}: GetObject of ${key} answered without a body or an ETag`);
+      return { content: Buffer.from(await answer.Body.transformToByteArray()), etag: answer.ETag };
+    } catch (err: unknown) {
+      if (isNotFound(err)) return undefined;
+      throw classifyS3Error(err, this.contextOf(key));
+    }
+  }
+
+  /**
+   * `If-None-Match: *` or `If-Match: <etag>`: S3 answers 412 when the condition fails, and 409 when
+   * a concurrent conditional write to the key is in progress; both mean "re-read and retry".
+   * @throws ApplicationFailure `StoreRejected` when the store is configured without conditional PUTs
+   *   (`S3_CONDITIONAL_PUTS=false`): a check then a write would let two workers both "win".
+   */
+  async putIfUnchanged(
+    key: string,
+    content: string | Buffer,
+    expectedEtag: string | undefined,
+    context: FailureContext,
+  ): Promise<string | undefined> {
+    if (!this.conditionalPuts) {
+      throw permanentFailure(
+        FailureType.StoreRejected,
+        `a conditional write to ${this.location}${key} needs a server that honours If-None-Match and If-Match, and S3_CONDITIONAL_PUTS=false says this one does not`,
+        context,
+      );
+    }
+    try {
+      const answer = await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.objectKey(key),
+          Body: Buffer.from(content),
+          ...(expectedEtag === undefined ? { IfNoneMatch: '*' } : { IfMatch: expectedEtag }),
+        }),
+      );
+      if (answer.ETag === undefined) throw new Error(`${this.location}: PutObject of ${key} answered without an ETag`);
+      return answer.ETag;
+    } catch (err: unknown) {
+      const status = httpStatus(err);
+      // 404: If-Match on a key deleted meanwhile (AWS answers NoSuchKey); gofakes3 answers 412.
+      if (status === 412 || status === 409 || (expectedEtag !== undefined && isNotFound(err))) return undefined;
+      throw classifyS3Error(err, context);
+    }
+  }
+
+  /**
+   * ListObjectVersions of exactly `key`, every page. A server that knows no versions at all
+   * (gofakes3 on its bolt backend answers NotImplemented) is accepted only when the bucket reports
+   * no versioning status: it then holds at most the current object, reported as version `null`
+   * as S3 does on a bucket that never had versioning.
+   * @throws ApplicationFailure `StoreRejected` when the bucket says versioning is on but its versions cannot be listed.
+   */
+  async listVersions(key: string, context: FailureContext): Promise<BlobVersion[]> {
+    const objectKey = this.objectKey(key);
+    if (!this.versionless) {
+      try {
+        return await this.listVersionsOf(objectKey);
+      } catch (err: unknown) {
+        if (errorName(err) !== 'NotImplemented' && httpStatus(err) !== 501) throw classifyS3Error(err, context);
+      }
+      const { Status: status } = await this.client
+        .send(new GetBucketVersioningCommand({ Bucket: this.bucket }))
+        .catch((err: unknown) => Promise.reject(classifyS3Error(err, context)));
+      if (status !== undefined && String(status) !== '') {
+        throw permanentFailure(
+          FailureType.StoreRejected,
+          `bucket ${this.bucket} reports versioning ${status} but the server cannot list the versions of ${objectKey}`,
+          context,
+        );
+      }
+      this.versionless = true;
+    }
+    return (await this.stat(key)) ? [{ versionId: NULL_VERSION, isDeleteMarker: false, isLatest: true }] : [];
+  }
+
+  async deleteVersion(key: string, versionId: string, context: FailureContext): Promise<void> {
+    // A server without versions refuses a VersionId even for the `null` one: its plain delete is that.
+    const version = this.versionless && versionId === NULL_VERSION ? {} : { VersionId: versionId };
+    await this.client
+      .send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key), ...version }))
+      .catch((err: unknown) => Promise.reject(classifyS3Error(err, context)));
   }
 
   async get(key: string): Promise<Readable | undefined> {
@@ -363,6 +465,38 @@ export class S3Blobs implements BlobStore {
       if (!page.IsTruncated) return uploads;
       keyMarker = page.NextKeyMarker;
       uploadIdMarker = page.NextUploadIdMarker;
+    }
+  }
+
+  private async listVersionsOf(objectKey: string): Promise<BlobVersion[]> {
+    const versions: BlobVersion[] = [];
+    let keyMarker: string | undefined;
+    let versionIdMarker: string | undefined;
+    for (;;) {
+      const page = await this.client.send(
+        new ListObjectVersionsCommand({
+          Bucket: this.bucket,
+          Prefix: objectKey,
+          KeyMarker: keyMarker,
+          VersionIdMarker: versionIdMarker,
+        }),
+      );
+      const entries = [
+        ...(page.Versions ?? []).map((entry) => ({ ...entry, isDeleteMarker: false })),
+        ...(page.DeleteMarkers ?? []).map((entry) => ({ ...entry, isDeleteMarker: true })),
+      ];
+      // The prefix also matches longer keys (`keys.json.old`): only this key's versions count.
+      for (const entry of entries) {
+        if (entry.Key !== objectKey) continue;
+        versions.push({
+          versionId: entry.VersionId ?? NULL_VERSION,
+          isDeleteMarker: entry.isDeleteMarker,
+          isLatest: entry.IsLatest === true,
+        });
+      }
+      if (!page.IsTruncated) return versions;
+      keyMarker = page.NextKeyMarker;
+      versionIdMarker = page.NextVersionIdMarker;
     }
   }
 

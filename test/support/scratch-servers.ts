@@ -1,6 +1,7 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chown, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from './free-port';
@@ -109,6 +110,37 @@ export async function startScratchClickHouse(): Promise<ScratchServer> {
   } catch (err) {
     await stop();
     throw err;
+  }
+  return { url, stop };
+}
+
+/**
+ * A second S3-compatible server: the gofakes3 that `scripts/stack.sh up s3` built into the tools
+ * cache, on a free port, with its objects in memory. Unlike the shared one (bolt backend, which
+ * knows no versions) its backend implements versioning, so a test can turn it on with
+ * PutBucketVersioning. One bucket, `bucket`, exists from the start.
+ */
+export async function startScratchS3(bucket: string): Promise<ScratchServer> {
+  const cache = process.env.ELOQUENT_TOOLS_CACHE ?? path.join(homedir(), '.cache', 'eloquent-recovery');
+  const binary = path.join(cache, 'gofakes3-v1.2.0', 'gofakes3-server');
+  if (!existsSync(binary))
+    throw new Error(`${binary} is missing: run \`bash scripts/stack.sh up s3\`, which builds it`);
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const server = spawn(binary, ['-addr', `127.0.0.1:${port}`, '-bucket', bucket], { stdio: 'ignore' });
+  const exited = new Promise<void>((resolve) => server.once('exit', () => resolve()));
+  const stop = async () => {
+    server.kill('SIGTERM');
+    await exited;
+  };
+  for (let attempt = 0; ; attempt++) {
+    const answer = await fetch(`${url}/${bucket}`, { method: 'HEAD' }).catch(() => undefined);
+    if (answer?.ok) break;
+    if (attempt >= 100 || server.exitCode !== null) {
+      await stop();
+      throw new Error(`gofakes3 did not answer on ${url} within 10 s`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
   return { url, stop };
 }
