@@ -196,4 +196,27 @@ describe('a replace restore keeps the original beside the new copy until the cop
     expect(before[table]).toMatch(/edited after the backup/);
     expect(await leftovers(handle.firstExecutionRunId)).toEqual([]);
   }, 300_000);
+
+  it('with a ClickHouse view (RENAME cannot swap it in on ClickHouse 18) ClickHouse is cleared and loaded, and put back from the safety backup when PostgreSQL then fails', async () => {
+    const db = map.clickhouse.database;
+    await env.clients.clickhouse.command({
+      query: `CREATE VIEW ${db}.node_labels AS SELECT id, label FROM ${db}.kg_nodes`,
+    });
+    const backup = await backUp();
+    await editAfterBackup('edited before a failed replace with a view');
+    await refuseIndexesInTarget();
+    let failure: string;
+    try {
+      const before = await snapshot();
+      failure = failureText(await rejectionOf(startReplace(backup.backupId).then((h) => h.result())));
+      expect(await snapshot()).toEqual(before);
+    } finally {
+      await dropRefusal();
+    }
+    expect(failure).toMatch(/failed at step "postgres"/);
+    expect(failure).toMatch(/ClickHouse of \S+ was put back from verified safety backup/);
+    expect(failure).toMatch(
+      /is as it was \(PostgreSQL renamed back, ClickHouse put back from verified safety backup \S+\)/,
+    );
+  }, 300_000);
 });

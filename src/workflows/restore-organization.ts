@@ -502,9 +502,11 @@ async function replaceBesideOriginal(run: {
     const undone = describeCompensations(outcomes).join('; ');
     const state = outcomes.some((o) => o.failure !== undefined)
       ? `target ${target} may NOT be as it was: its originals are in PostgreSQL schemas ${names.postgresAside}_* and ClickHouse database ${names.clickhouseAside}; verified safety backup ${safetyBackupId} holds it as it was`
-      : clickhouseCleared
-        ? `target ${target} is as it was (PostgreSQL renamed back, ClickHouse put back from verified safety backup ${safetyBackupId})`
-        : `target ${target} is as it was (renamed back); verified safety backup ${safetyBackupId} holds it too`;
+      : outcomes.length === 0
+        ? `target ${target} is as it was (nothing had been moved); verified safety backup ${safetyBackupId} holds it too`
+        : clickhouseCleared
+          ? `target ${target} is as it was (PostgreSQL renamed back, ClickHouse put back from verified safety backup ${safetyBackupId})`
+          : `target ${target} is as it was (renamed back); verified safety backup ${safetyBackupId} holds it too`;
     throw ApplicationFailure.nonRetryable(
       `restore of ${source} into ${target} failed at step "${failedStep}": ${rootMessage(err)}; ${undone || 'nothing had been changed'}; ${state}`,
       FailureType.StoreRejected,
