@@ -25,8 +25,12 @@ const ASIDE_DATABASE = /^eloquent_aside_[a-z0-9]{1,24}$/;
 /** Staging databases of a swap are scratch databases: dropping one never loses an original. */
 const STAGING_DATABASE = /^eloquent_scratch_[a-z0-9_]{1,40}$/;
 
-/** Engines whose tables hold their own rows and name no database: RENAME moves them whole. */
+/**
+ * Engines whose tables hold their own rows and name no database: RENAME moves them whole. Not the
+ * Replicated ones: a staged copy would register under the original's ZooKeeper path.
+ */
 export function swappableEngine(engine: string): boolean {
+  if (engine.startsWith('Replicated')) return false;
   return /MergeTree$/.test(engine) || engine === 'Log' || engine === 'TinyLog' || engine === 'StripeLog';
 }
 
