@@ -51,6 +51,9 @@ const STAGED_PROOF_BEFORE_TARGET = 'restore-staged-proof-before-target';
  */
 const SWAP_BESIDE_ORIGINAL = 'restore-replace-swaps-beside-original';
 
+/** Patch id: the staged proof waits for both loads to stop before it drops their scratch databases. */
+const PROOF_WAITS_FOR_BOTH_LOADS = 'restore-proof-waits-for-both-loads';
+
 function runSuffix(runId: string): string {
   return runId
     .replace(/[^a-z0-9]/gi, '')
@@ -385,7 +388,8 @@ async function proveInScratch(
   const hashes = manifestRowHashes(manifest);
   const unchanged = `nothing was changed, ${targetOrgId} is as it was`;
   try {
-    await Promise.all([
+    const waitForBoth = patched(PROOF_WAITS_FOR_BOTH_LOADS);
+    const loads = [
       manifest.stores.includes('postgres')
         ? restoring.restorePostgres({
             ...restored,
@@ -396,7 +400,15 @@ async function proveInScratch(
       manifest.stores.includes('clickhouse')
         ? restoring.restoreClickHouse({ ...restored, scratchDatabase: scratch.clickhouse })
         : undefined,
-    ]);
+    ];
+    if (waitForBoth) {
+      // A failed load must not drop the scratch databases under the other, still running: its
+      // connections would be ended mid-transaction (an unhandled pg client error in the worker).
+      const failed = (await Promise.allSettled(loads)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    } else {
+      await Promise.all(loads);
+    }
     const [pg, ch] = await Promise.all([
       manifest.stores.includes('postgres')
         ? restoring.fingerprintPostgresScratch({
