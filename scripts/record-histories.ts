@@ -125,6 +125,51 @@ const SCENARIOS: Scenario[] = [
     },
   },
   {
+    // A replace that loads beside the original (patch restore-replace-swaps-beside-original): one
+    // whose PostgreSQL load fails midway and is renamed back, then one that succeeds.
+    name: 'replace-swap',
+    async run(env, admin, orgs) {
+      const orgId = await seeded(admin, orgs, 'rhsw');
+      const summary = await env.client.workflow.execute(backupOrganization, {
+        taskQueue: env.taskQueue,
+        workflowId: `backup-${orgId}-${Date.now()}`,
+        args: [{ orgId, verify: false }],
+      });
+      const refusal = `eloquent_record_refuse_${orgId}`;
+      await admin.postgres.query(`
+        CREATE FUNCTION public.${refusal}() RETURNS event_trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() WHERE schema_name = 'org_${orgId}') THEN
+            RAISE EXCEPTION 'refused for the recording';
+          END IF;
+        END $$;
+        CREATE EVENT TRIGGER ${refusal} ON ddl_command_end WHEN TAG IN ('CREATE INDEX') EXECUTE FUNCTION public.${refusal}();`);
+      const failed = `restore-${orgId}-${Date.now()}`;
+      try {
+        await env.client.workflow
+          .execute(restoreOrganization, {
+            taskQueue: env.taskQueue,
+            workflowId: failed,
+            args: [{ backupId: summary.backupId, orgId, mode: 'replace' }],
+          })
+          .then(
+            () => Promise.reject(new Error('the replace was to fail')),
+            () => undefined,
+          );
+      } finally {
+        await admin.postgres.query(`DROP EVENT TRIGGER IF EXISTS ${refusal}`);
+        await admin.postgres.query(`DROP FUNCTION IF EXISTS public.${refusal}()`);
+      }
+      const replaced = `restore-${orgId}-${Date.now()}`;
+      await env.client.workflow.execute(restoreOrganization, {
+        taskQueue: env.taskQueue,
+        workflowId: replaced,
+        args: [{ backupId: summary.backupId, orgId, mode: 'replace' }],
+      });
+      return [failed, replaced];
+    },
+  },
+  {
     name: 'delete-completed',
     async run(env, admin, orgs) {
       const orgId = await seeded(admin, orgs, 'rhdl');

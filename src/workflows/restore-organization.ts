@@ -47,13 +47,45 @@ const STAGED_PROOF_BEFORE_TARGET = 'restore-staged-proof-before-target';
 /** Patch id: the artifact check's time limit grows with the backup's bytes (it was a fixed 10 min). */
 const SCALED_ARTIFACT_CHECK = 'restore-scaled-artifact-check';
 
-/** Scratch names of a restore's staged copy, derived from the run so cleanup always finds them. */
-export function stagingNames(runId: string): { postgres: string; clickhouse: string } {
-  const suffix = runId
+/**
+ * Patch id: a `replace` loads the new data beside the original (PostgreSQL schemas renamed aside,
+ * ClickHouse tables staged and swapped in by RENAME), so a failed load renames the original back
+ * instead of rebuilding it from the safety backup. Runs begun before clear the target and load it.
+ */
+const SWAP_BESIDE_ORIGINAL = 'restore-replace-swaps-beside-original';
+
+/** Patch id: the staged proof waits for both loads to stop before it drops their scratch databases. */
+const PROOF_WAITS_FOR_BOTH_LOADS = 'restore-proof-waits-for-both-loads';
+
+function runSuffix(runId: string): string {
+  return runId
     .replace(/[^a-z0-9]/gi, '')
     .toLowerCase()
     .slice(0, 24);
+}
+
+/** Scratch names of a restore's staged copy, derived from the run so cleanup always finds them. */
+export function stagingNames(runId: string): { postgres: string; clickhouse: string } {
+  const suffix = runSuffix(runId);
   return { postgres: `eloquent_scratch_restore_${suffix}`, clickhouse: `eloquent_scratch_restore_${suffix}` };
+}
+
+/**
+ * Where a swapping `replace` keeps things, derived from the run so cleanup always finds them: the
+ * target's PostgreSQL schemas become `<postgresAside>_<n>`, ClickHouse's new tables are staged in
+ * `clickhouseStaging` and the original ones moved to `clickhouseAside`.
+ */
+export function swapNames(runId: string): {
+  postgresAside: string;
+  clickhouseStaging: string;
+  clickhouseAside: string;
+} {
+  const suffix = runSuffix(runId);
+  return {
+    postgresAside: `eloquent_aside_${suffix}`,
+    clickhouseStaging: `eloquent_scratch_swap_${suffix}`,
+    clickhouseAside: `eloquent_aside_${suffix}`,
+  };
 }
 
 function parseInput(
@@ -259,64 +291,76 @@ export async function restoreOrganization(rawInput: RestoreOrganizationInput): P
     ...(Object.keys(roleMapping).length > 0 ? { roleMapping } : {}),
   };
   let comparisons: ObjectComparison[];
-  try {
-    // Registered before the first write, so a restore that fails half-way is removed whole; newest
-    // first, so PostgreSQL is cleared before ClickHouse, as it is restored first.
-    compensations.add(`what this restore wrote into ClickHouse of ${targetOrgId} was removed`, () =>
-      quick.clearOrganizationClickHouse({ orgId: targetOrgId }),
-    );
-    compensations.add(`what this restore wrote into PostgreSQL of ${targetOrgId} was removed`, () =>
-      quick.clearOrganizationPostgres({ orgId: targetOrgId }),
-    );
-    if (manifest.stores.includes('postgres')) {
-      moveTo('postgres');
-      await restoring.restorePostgres(restoreAs);
-    }
-    if (manifest.stores.includes('clickhouse')) {
-      moveTo('clickhouse');
-      await restoring.restoreClickHouse(restoreAs);
-    }
-    if (stagedComparisons) {
-      // The proof is the staged copy's: the live target may already be written to again.
-      comparisons = stagedComparisons;
-    } else {
-      moveTo('fingerprint');
-      // The target's roles are mapped back to the backup's names, so a mapped grant compares equal.
-      const roleNames = Object.fromEntries(Object.entries(roleMapping).map(([from, to]) => [to, from]));
-      const actual = await quick.fingerprintOrganization(targetOrgId, [...manifest.stores], {
-        ...manifestRowHashes(manifest),
-        roleNames,
-      });
-      comparisons = compareObjectFingerprints(manifest.fingerprint.objects, actual.objects);
-      const differences = describeDifferences(comparisons);
-      if (differences.length > 0) {
-        throw ApplicationFailure.nonRetryable(
-          `restored data differs from the manifest: ${differences.join('; ')}`,
-          FailureType.VerificationFailed,
-        );
-      }
-    }
-  } catch (err) {
-    const failedStep = progress.step;
-    moveTo(`compensating after ${failedStep}`);
-    // Both are reported: the failure, and each compensation's outcome (a failed one included).
-    // Before this patch a failed compensation ended the run at once; runs begun then replay that way.
-    const outcomes = await compensations.runAll({
-      stopAtFirstFailure: !patched(COMPENSATIONS_CONTINUE_PAST_A_FAILURE),
+  if (stagedComparisons && safetyBackupId !== undefined && patched(SWAP_BESIDE_ORIGINAL)) {
+    await replaceBesideOriginal({
+      restoreAs,
+      stores: manifest.stores,
+      safetyBackupId,
+      names: swapNames(info.runId),
+      moveTo,
+      step: () => progress.step,
     });
-    moveTo('failed');
-    const undone = describeCompensations(outcomes).join('; ');
-    const failedCompensation = outcomes.some((o) => o.failure !== undefined);
-    const safetyNote = safetyBackupId ? ` (verified safety backup ${safetyBackupId} holds it as it was)` : '';
-    const notAsBefore = failedCompensation
-      ? `; target ${targetOrgId} may NOT be as it was before${staged ? safetyNote : ''}`
-      : staged
-        ? `; target ${targetOrgId} is as it was before${safetyNote}`
-        : '';
-    throw ApplicationFailure.nonRetryable(
-      `restore of ${backup.orgId}/${backup.backupId} into ${targetOrgId} failed at step "${failedStep}": ${rootMessage(err)}; ${undone}${notAsBefore}`,
-      FailureType.StoreRejected,
-    );
+    comparisons = stagedComparisons;
+  } else {
+    try {
+      // Registered before the first write, so a restore that fails half-way is removed whole; newest
+      // first, so PostgreSQL is cleared before ClickHouse, as it is restored first.
+      compensations.add(`what this restore wrote into ClickHouse of ${targetOrgId} was removed`, () =>
+        quick.clearOrganizationClickHouse({ orgId: targetOrgId }),
+      );
+      compensations.add(`what this restore wrote into PostgreSQL of ${targetOrgId} was removed`, () =>
+        quick.clearOrganizationPostgres({ orgId: targetOrgId }),
+      );
+      if (manifest.stores.includes('postgres')) {
+        moveTo('postgres');
+        await restoring.restorePostgres(restoreAs);
+      }
+      if (manifest.stores.includes('clickhouse')) {
+        moveTo('clickhouse');
+        await restoring.restoreClickHouse(restoreAs);
+      }
+      if (stagedComparisons) {
+        // The proof is the staged copy's: the live target may already be written to again.
+        comparisons = stagedComparisons;
+      } else {
+        moveTo('fingerprint');
+        // The target's roles are mapped back to the backup's names, so a mapped grant compares equal.
+        const roleNames = Object.fromEntries(Object.entries(roleMapping).map(([from, to]) => [to, from]));
+        const actual = await quick.fingerprintOrganization(targetOrgId, [...manifest.stores], {
+          ...manifestRowHashes(manifest),
+          roleNames,
+        });
+        comparisons = compareObjectFingerprints(manifest.fingerprint.objects, actual.objects);
+        const differences = describeDifferences(comparisons);
+        if (differences.length > 0) {
+          throw ApplicationFailure.nonRetryable(
+            `restored data differs from the manifest: ${differences.join('; ')}`,
+            FailureType.VerificationFailed,
+          );
+        }
+      }
+    } catch (err) {
+      const failedStep = progress.step;
+      moveTo(`compensating after ${failedStep}`);
+      // Both are reported: the failure, and each compensation's outcome (a failed one included).
+      // Before this patch a failed compensation ended the run at once; runs begun then replay that way.
+      const outcomes = await compensations.runAll({
+        stopAtFirstFailure: !patched(COMPENSATIONS_CONTINUE_PAST_A_FAILURE),
+      });
+      moveTo('failed');
+      const undone = describeCompensations(outcomes).join('; ');
+      const failedCompensation = outcomes.some((o) => o.failure !== undefined);
+      const safetyNote = safetyBackupId ? ` (verified safety backup ${safetyBackupId} holds it as it was)` : '';
+      const notAsBefore = failedCompensation
+        ? `; target ${targetOrgId} may NOT be as it was before${staged ? safetyNote : ''}`
+        : staged
+          ? `; target ${targetOrgId} is as it was before${safetyNote}`
+          : '';
+      throw ApplicationFailure.nonRetryable(
+        `restore of ${backup.orgId}/${backup.backupId} into ${targetOrgId} failed at step "${failedStep}": ${rootMessage(err)}; ${undone}${notAsBefore}`,
+        FailureType.StoreRejected,
+      );
+    }
   }
 
   if (deletion?.preDeletionBackupId && input.override) {
@@ -356,7 +400,8 @@ async function proveInScratch(
   const hashes = manifestRowHashes(manifest);
   const unchanged = `nothing was changed, ${targetOrgId} is as it was`;
   try {
-    await Promise.all([
+    const waitForBoth = patched(PROOF_WAITS_FOR_BOTH_LOADS);
+    const loads = [
       manifest.stores.includes('postgres')
         ? restoring.restorePostgres({
             ...restored,
@@ -367,7 +412,15 @@ async function proveInScratch(
       manifest.stores.includes('clickhouse')
         ? restoring.restoreClickHouse({ ...restored, scratchDatabase: scratch.clickhouse })
         : undefined,
-    ]);
+    ];
+    if (waitForBoth) {
+      // A failed load must not drop the scratch databases under the other, still running: its
+      // connections would be ended mid-transaction (an unhandled pg client error in the worker).
+      const failed = (await Promise.allSettled(loads)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    } else {
+      await Promise.all(loads);
+    }
     const [pg, ch] = await Promise.all([
       manifest.stores.includes('postgres')
         ? restoring.fingerprintPostgresScratch({
@@ -406,6 +459,97 @@ async function proveInScratch(
         quick.dropPostgresScratch({ database: scratch.postgres }),
         quick.dropClickHouseScratch({ database: scratch.clickhouse }),
       ]),
+    );
+  }
+}
+
+/**
+ * The load of a `replace` beside the original, under a verified safety backup: ClickHouse's tables
+ * are staged on the target server and swapped in by RENAME (or, for objects RENAME cannot move on
+ * ClickHouse 18, cleared and loaded, put back from the safety backup on failure); then PostgreSQL's
+ * schemas are renamed aside in one transaction and the backup loaded under the real names, its
+ * shared rows replaced in one transaction. A failure moves everything back by renaming; once the
+ * new copy is in place, the set-aside originals are dropped, last.
+ * @throws `StoreRejected` naming the failed step, what was undone, the safety backup and the state of the target.
+ */
+async function replaceBesideOriginal(run: {
+  restoreAs: { orgId: string; backupId: string; targetOrgId: string; roleMapping?: Record<string, string> };
+  stores: readonly string[];
+  safetyBackupId: string;
+  names: ReturnType<typeof swapNames>;
+  moveTo: (step: string) => void;
+  step: () => string;
+}): Promise<void> {
+  const { restoreAs, names, moveTo, safetyBackupId } = run;
+  const target = restoreAs.targetOrgId;
+  const source = `${restoreAs.orgId}/${restoreAs.backupId}`;
+  const undo = new Compensations();
+  const swap = { orgId: target, staging: names.clickhouseStaging, aside: names.clickhouseAside };
+  let clickhouseCleared = false;
+  try {
+    if (run.stores.includes('clickhouse')) {
+      moveTo('clickhouse: staging beside the target');
+      const staging = await restoring.stageClickHouseSwap({ ...restoreAs, staging: names.clickhouseStaging });
+      if (staging.swappable) {
+        const moved = { ...swap, stagedTables: staging.stagedTables };
+        undo.add(`ClickHouse tables of ${target} were renamed back`, () => quick.undoClickHouseSwap(moved));
+        moveTo('clickhouse: swapping the tables in');
+        await quick.swapClickHouseTables(moved);
+      } else {
+        // Not every object can be renamed on this server (see activities/clickhouse/swap.ts): this
+        // store alone is cleared and loaded, and put back from the safety backup if a later step fails.
+        const asBefore = { orgId: target, backupId: safetyBackupId, targetOrgId: target };
+        undo.add(`ClickHouse of ${target} was put back from verified safety backup ${safetyBackupId}`, async () => {
+          await quick.clearOrganizationClickHouse({ orgId: target });
+          await restoring.restoreClickHouse(asBefore);
+        });
+        clickhouseCleared = true;
+        moveTo(`clickhouse: cleared and loaded (${staging.reason})`);
+        await restoring.restoreClickHouse(restoreAs);
+      }
+    }
+    if (run.stores.includes('postgres')) {
+      // Registered before the rename: if it committed but its answer was lost, it is still undone.
+      undo.add(`PostgreSQL schemas of ${target} were renamed back, its shared rows left as they were`, () =>
+        quick.putPostgresAsideBack({ orgId: target, prefix: names.postgresAside }),
+      );
+      moveTo('postgres: setting the schemas aside');
+      await quick.setPostgresAside({ orgId: target, prefix: names.postgresAside });
+      moveTo('postgres');
+      await restoring.restorePostgres({ ...restoreAs, asidePrefix: names.postgresAside });
+    }
+  } catch (err) {
+    const failedStep = run.step();
+    moveTo(`compensating after ${failedStep}`);
+    const outcomes = await undo.runAll();
+    moveTo('failed');
+    const undone = describeCompensations(outcomes).join('; ');
+    const state = outcomes.some((o) => o.failure !== undefined)
+      ? `target ${target} may NOT be as it was: its originals are in PostgreSQL schemas ${names.postgresAside}_* and ClickHouse database ${names.clickhouseAside}; verified safety backup ${safetyBackupId} holds it as it was`
+      : outcomes.length === 0
+        ? `target ${target} is as it was (nothing had been moved); verified safety backup ${safetyBackupId} holds it too`
+        : clickhouseCleared
+          ? `target ${target} is as it was (PostgreSQL renamed back, ClickHouse put back from verified safety backup ${safetyBackupId})`
+          : `target ${target} is as it was (renamed back); verified safety backup ${safetyBackupId} holds it too`;
+    throw ApplicationFailure.nonRetryable(
+      `restore of ${source} into ${target} failed at step "${failedStep}": ${rootMessage(err)}; ${undone || 'nothing had been changed'}; ${state}`,
+      FailureType.StoreRejected,
+    );
+  } finally {
+    await CancellationScope.nonCancellable(() => quick.dropClickHouseScratch({ database: names.clickhouseStaging }));
+  }
+
+  // The new copy is in place: the originals are dropped, last. A failure here changes nothing back.
+  moveTo('dropping the set-aside originals');
+  try {
+    await Promise.all([
+      run.stores.includes('postgres') ? quick.dropPostgresAside({ prefix: names.postgresAside }) : undefined,
+      run.stores.includes('clickhouse') ? quick.dropClickHouseAside({ aside: names.clickhouseAside }) : undefined,
+    ]);
+  } catch (err) {
+    throw ApplicationFailure.nonRetryable(
+      `restore of ${source} into ${target} is in place, but dropping its set-aside originals failed: ${rootMessage(err)}; drop PostgreSQL schemas ${names.postgresAside}_* and ClickHouse database ${names.clickhouseAside} by hand (verified safety backup ${safetyBackupId} holds them too)`,
+      FailureType.StoreRejected,
     );
   }
 }

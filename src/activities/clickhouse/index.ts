@@ -33,6 +33,14 @@ import {
 import { summarizePart, type PlatformPartSummary } from '../../contracts/platform-backup';
 import { comparePlatformFingerprints, type PlatformComparison } from '../../platform/fingerprint-platform';
 import { readPlatformPart } from '../storage/platform-manifest';
+import { readManifest } from '../storage/manifest';
+import {
+  dropClickHouseAside,
+  stageClickHouseSwap,
+  swapClickHouseTables,
+  undoClickHouseSwap,
+  type ClickHouseStaging,
+} from './swap';
 
 export interface ClickHouseActivityDeps {
   clickhouse: ClickHouseClient;
@@ -121,6 +129,70 @@ export function createClickHouseActivities(deps: ClickHouseActivityDeps) {
         throw new Error(`not a scratch database: ${input.database}`);
       await withClickHouseClassification(undefined, input.database, () =>
         dropClickHouseDatabase(deps.clickhouse, input.database),
+      );
+    },
+
+    /**
+     * Loads a backup's ClickHouse part into a staging database beside the target, for a swap; see
+     * swap.ts. `swappable: false` says why the target must be cleared and loaded instead.
+     */
+    async stageClickHouseSwap(input: {
+      orgId: string;
+      backupId: string;
+      targetOrgId: string;
+      staging: string;
+    }): Promise<ClickHouseStaging> {
+      const map = organizationDataMap(input.targetOrgId, deps.model);
+      const manifest = await readManifest(deps.store, input.orgId, input.backupId);
+      const rows = new Map(
+        manifest.artifacts
+          .filter((a) => a.store === 'clickhouse' && a.object.startsWith('clickhouse:'))
+          .map((a) => [a.object.slice('clickhouse:'.length), a.rows] as const),
+      );
+      return withClickHouseClassification(map.orgId, input.staging, () =>
+        stageClickHouseSwap(deps.clickhouse, map, input.staging, rows, () =>
+          restoreClickHouse(deps, {
+            orgId: input.orgId,
+            backupId: input.backupId,
+            targetOrgId: input.targetOrgId,
+            scratchDatabase: input.staging,
+          }),
+        ),
+      );
+    },
+
+    /** Moves the target's tables aside and the staged ones into place (RENAME TABLE); see swap.ts. */
+    async swapClickHouseTables(input: {
+      orgId: string;
+      staging: string;
+      aside: string;
+      stagedTables: string[];
+    }): Promise<{ swappedIn: string[]; setAside: string[] }> {
+      const map = organizationDataMap(input.orgId, deps.model);
+      return withClickHouseClassification(map.orgId, map.clickhouse.database, () =>
+        swapClickHouseTables(deps.clickhouse, map, input),
+      );
+    },
+
+    /** Puts the target's original tables back from the aside database, whatever point the swap reached. */
+    async undoClickHouseSwap(input: {
+      orgId: string;
+      staging: string;
+      aside: string;
+      stagedTables: string[];
+    }): Promise<{ movedBack: string[] }> {
+      const map = organizationDataMap(input.orgId, deps.model);
+      return {
+        movedBack: await withClickHouseClassification(map.orgId, map.clickhouse.database, () =>
+          undoClickHouseSwap(deps.clickhouse, map, input),
+        ),
+      };
+    },
+
+    /** Drops the aside database of a finished swap (the target's former tables); gone already is fine. */
+    async dropClickHouseAside(input: { aside: string }): Promise<void> {
+      await withClickHouseClassification(undefined, input.aside, () =>
+        dropClickHouseAside(deps.clickhouse, input.aside),
       );
     },
 

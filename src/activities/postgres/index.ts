@@ -42,6 +42,7 @@ import {
 } from './restore';
 import { readManifest } from '../storage/manifest';
 import { dropScratchDatabase } from './scratch';
+import { dropPostgresAside, putPostgresAsideBack, setPostgresAside, type AsideSchema } from './aside';
 
 export interface PostgresActivityDeps {
   postgres: Pool;
@@ -215,6 +216,34 @@ export function createPostgresActivities(deps: PostgresActivityDeps) {
           'dropPostgresScratch',
           () => dropScratchDatabase(deps.postgres, input.database),
           input.database,
+        ),
+      };
+    },
+
+    /**
+     * Renames the organization's schemas aside (`<prefix>_<n>`) in one transaction, for a `replace`
+     * that loads the backup under the real names; see aside.ts.
+     */
+    async setPostgresAside(input: { orgId: string; prefix: string }): Promise<AsideSchema[]> {
+      const map = organizationDataMap(input.orgId, deps.model);
+      return withPostgresClassification(map.orgId, 'setPostgresAside', () =>
+        setPostgresAside(deps.postgres, map, input.prefix),
+      );
+    },
+
+    /** Drops what a failed load left of the organization's schemas and renames the aside ones back, in one transaction. */
+    async putPostgresAsideBack(input: { orgId: string; prefix: string }): Promise<AsideSchema[]> {
+      const map = organizationDataMap(input.orgId, deps.model);
+      return withPostgresClassification(map.orgId, 'putPostgresAsideBack', () =>
+        putPostgresAsideBack(deps.postgres, map, input.prefix),
+      );
+    },
+
+    /** Drops the schemas set aside under `prefix`: the last step of a `replace` whose new copy is in place. */
+    async dropPostgresAside(input: { prefix: string }): Promise<{ dropped: string[] }> {
+      return {
+        dropped: await withPostgresClassification(undefined, 'dropPostgresAside', () =>
+          dropPostgresAside(deps.postgres, input.prefix),
         ),
       };
     },

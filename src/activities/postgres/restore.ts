@@ -25,6 +25,9 @@ import { assertNoOutsideDependents } from './boundary';
 import { classifyPostgresError } from './errors';
 import { applyPrivileges, checkRoles, type RoleMapping } from './privileges';
 import { clearOrganizationPostgres } from './purge';
+import { hasPostgresAside } from './aside';
+import { sharedTableExists } from './organization-row';
+import { inTransaction } from '../../platform/pg-transaction';
 import { createScratchDatabase, dropScratchDatabase, SCRATCH_DATABASE_PREFIX } from './scratch';
 import { pgToolInvocation } from './tool-environment';
 import { pgTool, runToolFrom } from './tools';
@@ -51,6 +54,12 @@ export interface RestorePostgresInput {
   scratchDatabase?: string;
   /** Roles of the backup to restore under other names (`{"app": "app_eu"}`); see privileges.ts. */
   roleMapping?: RoleMapping;
+  /**
+   * The target's schemas were set aside under this prefix (aside.ts `setPostgresAside`): the target
+   * is not cleared (its shared rows stay until the loading transaction replaces them, delete and
+   * insert together), only schemas of the organization left by an earlier attempt are dropped.
+   */
+  asidePrefix?: string;
 }
 
 export interface RestorePostgresResult {
@@ -91,8 +100,13 @@ export async function restorePostgres(
     // Everything that could refuse the restore is checked before the target is touched.
     step.current = 'checking the archive, roles and extensions';
     const checked = await checkPostgresRestore(deps, input, manifest);
-    step.current = 'clearing the target';
-    await clearOrganizationPostgres(targetPool, target);
+    if (input.asidePrefix !== undefined) {
+      step.current = 'dropping what an earlier attempt loaded';
+      await dropPartialLoad(targetPool, target, input.asidePrefix);
+    } else {
+      step.current = 'clearing the target';
+      await clearOrganizationPostgres(targetPool, target);
+    }
 
     let schemas: string[] = [];
     if (checked) {
@@ -154,7 +168,9 @@ export async function restorePostgres(
     }
 
     step.current = 'shared rows';
-    const sharedRows = await loadSharedRows(deps, targetPool, input, manifest.artifacts, target);
+    const sharedRows = await loadSharedRows(deps, targetPool, input, manifest.artifacts, target, {
+      replace: input.asidePrefix !== undefined,
+    });
     return { database, schemas, sharedRows };
   } catch (err) {
     throw classifyPostgresError(err, input.targetOrgId, 'the restore');
@@ -364,18 +380,52 @@ async function openArtifact(
   return store.openArtifactReader({ orgId: input.orgId, backupId: input.backupId, path: artifact.file });
 }
 
-/** Loads every shared-table artifact in one transaction, parents first, re-keyed to the target id. */
+/**
+ * Drops the organization's schemas a failed attempt of a swap-mode restore left (its privileges are
+ * applied after `pg_restore`'s transaction), in one transaction. Refuses when no schemas are
+ * recorded as set aside under `prefix` but the organization has some: those would be the original.
+ */
+async function dropPartialLoad(pool: Pool, target: OrganizationDataMap, prefix: string): Promise<void> {
+  await inTransaction(pool, async (client) => {
+    const schemas = await listOrgSchemas(client, target);
+    if (schemas.length === 0) return;
+    if (!(await hasPostgresAside(client, prefix))) {
+      throw permanentFailure(
+        FailureType.RestoreRefused,
+        `organization ${target.orgId} still has its schemas ${schemas.join(', ')} but none are set aside under ${prefix}; nothing was dropped`,
+        { store: 'postgres', orgId: target.orgId, object: schemas.join(',') },
+      );
+    }
+    await assertNoOutsideDependents(client, target, schemas);
+    for (const schema of schemas) await client.query(`DROP SCHEMA ${quotePgIdent(schema)} CASCADE`);
+  });
+}
+
+/**
+ * Loads every shared-table artifact in one transaction, parents first, re-keyed to the target id.
+ * With `options.replace` the organization's rows are deleted first in the same transaction
+ * (children first), so a failed load leaves the rows as they were.
+ */
 async function loadSharedRows(
   deps: PostgresRestoreDeps,
   db: Pool,
   input: RestorePostgresInput,
   artifacts: ManifestArtifact[],
   target: OrganizationDataMap,
+  options: { replace: boolean },
 ): Promise<Record<string, number>> {
   const client = await db.connect();
   const counts: Record<string, number> = {};
   try {
     await client.query('BEGIN');
+    if (options.replace) {
+      for (const table of [...target.postgres.sharedTables].reverse()) {
+        if (!(await sharedTableExists(client, table))) continue;
+        await client.query(`DELETE FROM ${sharedTableSql(table)} WHERE ${quotePgIdent(table.keyColumn)} = $1`, [
+          target.orgId,
+        ]);
+      }
+    }
     for (const table of target.postgres.sharedTables) {
       const object = `shared:${table.schema}.${table.table}`;
       const artifact = artifacts.find((a) => a.object === object);
@@ -405,6 +455,15 @@ async function loadSharedRows(
         `INSERT INTO ${sharedTableSql(table)} (${columnList}) SELECT ${columnList} FROM ${staging}`,
       );
       counts[object] = inserted.rowCount ?? 0;
+      if (
+        options.replace &&
+        artifact.rows !== null &&
+        artifact.rows !== undefined &&
+        counts[object] !== artifact.rows
+      ) {
+        // Checked before COMMIT: a replace whose rows differ keeps the target's rows.
+        throw new Error(`${object} got ${counts[object]} rows, the backup holds ${artifact.rows}`);
+      }
     }
     await client.query('COMMIT');
     return counts;
