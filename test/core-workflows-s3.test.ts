@@ -314,4 +314,17 @@ describe('the core workflows on the S3 store', () => {
     expect(logged?.retention).toMatchObject({ removedBackups: [backupId], destroyedKeyIds: [keyId] });
     expect(logged?.retention.shreddedAt).toBeDefined();
   });
+
+  it("pruneBackups over every organization leaves alone what another application keeps beside the backups (S3_PREFIX defaults to the bucket's root)", async () => {
+    // Two "releases" of another application, each with a manifest.json, the older first.
+    const foreign = ['Reports-2024/q1/manifest.json', 'Reports-2024/q2/manifest.json'];
+    for (const key of foreign) await blobs.put(key, '{"app": "reports"}\n', { store: 'storage', object: key });
+    const prune = await env.client.workflow.execute(pruneBackups, {
+      taskQueue: env.taskQueue,
+      workflowId: `prune-all-${Date.now()}`,
+      args: [{ keepLast: 0, keepDaily: 0, keepWeekly: 0 }],
+    });
+    expect((await listLocalS3Objects(s3Env, 'Reports-2024/')).map((o) => o.key)).toEqual(foreign);
+    expect(prune.organizations.map((o) => o.orgId)).not.toContain('Reports-2024');
+  });
 });
