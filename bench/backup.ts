@@ -24,7 +24,6 @@
  * workflow histories. Backups and raw files go to a temporary folder that is removed at the end; the
  * organization is dropped too unless `--keep` is given (the next run then reuses it and skips seeding).
  */
-import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
@@ -58,6 +57,7 @@ import { closeStoreClients, createStoreClients, type StoreClients } from '../src
 import { createWorker } from '../src/worker';
 import type { backupOrganization, verifyBackup } from '../src/workflows';
 import { ERRORS_ONLY_BUNDLE_LOGGER } from '../test/support/bundle-logger';
+import { runTool } from './run-tool';
 import { cpuBetween, describeCpu, sampleCpu, withCpu, type CpuSample } from './process-cpu';
 
 /** Content depends only on the seed; bump it when the seeded shape must change. */
@@ -164,22 +164,6 @@ async function ensureSeeded(
 }
 
 // ------------------------------------------------------------------ raw baseline
-
-/** Runs a tool to completion; `stdin` is written to it (curl reads its credentials there). */
-async function runTool(command: string, args: string[], stdin = ''): Promise<void> {
-  const child = spawn(command, args, { stdio: ['pipe', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => {
-    if (stderr.length < 4096) stderr += d.toString();
-  });
-  const exited = new Promise<number | null>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', resolve);
-  });
-  child.stdin.end(stdin);
-  const code = await exited;
-  if (code !== 0) throw new Error(`${command} exited with ${String(code)}: ${stderr.trim()}`);
-}
 
 async function fileBytes(file: string): Promise<number> {
   return (await stat(file)).size;

@@ -18,7 +18,6 @@
  *    activity's own run time; median and p95. And the largest history, encoded, in bytes.
  * Cleans up at the end too (unless `--keep`): organizations and the temporary backup folder.
  */
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
@@ -41,6 +40,7 @@ import { closeStoreClients, createStoreClients, type StoreClients } from '../src
 import { createWorker } from '../src/worker';
 import type { backupPlatform } from '../src/workflows';
 import { ERRORS_ONLY_BUNDLE_LOGGER } from '../test/support/bundle-logger';
+import { runTool } from './run-tool';
 
 /** Every organization of this benchmark starts so: nothing else is ever seeded or dropped by it. */
 const ORG_PREFIX = 'pbench_';
@@ -148,21 +148,6 @@ async function dropOrganizations(clients: StoreClients, model: PlatformModel, or
 }
 
 // ------------------------------------------------------------------ raw baseline
-
-async function runTool(command: string, args: string[], stdin = ''): Promise<void> {
-  const child = spawn(command, args, { stdio: ['pipe', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => {
-    if (stderr.length < 4096) stderr += d.toString();
-  });
-  const exited = new Promise<number | null>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', resolve);
-  });
-  child.stdin.end(stdin);
-  const code = await exited;
-  if (code !== 0) throw new Error(`${command} exited with ${String(code)}: ${stderr.trim()}`);
-}
 
 /** One organization's raw dump: its schemas with the workflow's codec, its ClickHouse tables gzipped by the server. */
 async function rawDumpSeconds(

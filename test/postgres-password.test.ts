@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { Pool } from 'pg';
 import { runToolInto } from '../src/activities/postgres/tools';
+import { runTool } from '../bench/run-tool';
 import { loadConfig } from '../src/config';
 import { dropSeededOrganization, seedOrganization } from '../src/platform/seed-organization';
 import { backupOrganization, restoreOrganization } from '../src/workflows';
@@ -146,5 +147,25 @@ describe('PostgreSQL tool runners (no worker)', () => {
     expect(line).toBeDefined();
     expect(line).not.toContain(password);
     expect(line).toMatch(/pgpassword=set$/);
+  });
+
+  it("the benchmarks' raw pg_dump, alone and inside a bash pipeline, gets the password through its environment, not argv", async () => {
+    const pgDump = path.join(bin.dir, 'pg_dump');
+    await runTool(pgDump, ['--schema-only', '--schema=public', `--dbname=${url}`, '--file=/dev/null']);
+    // As bench/backup.ts runs `pg_dump … | zstd`: bash's own argv must not carry it either.
+    await runTool('bash', [
+      '-c',
+      `{ tr '\\0' ' ' </proc/$$/cmdline; echo; } >>${JSON.stringify(bin.log)}; set -o pipefail; "$@" | wc -c >/dev/null`,
+      'bash',
+      pgDump,
+      '--schema-only',
+      '--schema=public',
+      `--dbname=${url}`,
+    ]);
+    const lines = (await readFile(bin.log, 'utf8')).trim().split('\n');
+    const dumps = lines.filter((l) => l.startsWith('pg_dump '));
+    expect(dumps.length).toBe(2);
+    for (const line of lines) expect(line).not.toContain(password);
+    for (const line of dumps) expect(line).toMatch(/pgpassword=set$/);
   });
 });

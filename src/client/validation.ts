@@ -128,11 +128,14 @@ export function validateRestoreInput(input: unknown): RestoreOrganizationInput {
   return out;
 }
 
+/** The durations of a deletion besides its grace period, passed on when given. */
+const OPTIONAL_DELETION_DURATIONS = ['backupRetention', 'storeDownAfter', 'parkedRetryInterval'] as const;
+
 export function validateDeleteInput(input: unknown): DeleteOrganizationInput {
   if (!isObject(input))
     throw new InvalidRequestError(
       'input',
-      'expected {"orgId", "confirmOrgId", "requestedBy", "reason", "gracePeriod", "skipBackup"}',
+      'expected {"orgId", "confirmOrgId", "requestedBy", "reason", "gracePeriod", "skipBackup", "backupRetention", "storeDownAfter", "parkedRetryInterval"}',
     );
   const orgId = requireOrgId(input.orgId, 'orgId');
   if (input.confirmOrgId !== orgId) {
@@ -147,6 +150,14 @@ export function validateDeleteInput(input: unknown): DeleteOrganizationInput {
   if (typeof skipBackup !== 'boolean') throw new InvalidRequestError('skipBackup', 'expected true or false');
   if (input.dryRun !== undefined && typeof input.dryRun !== 'boolean')
     throw new InvalidRequestError('dryRun', 'expected true or false');
+  // Absent ones stay absent: the workflow applies its own defaults (DELETION_DEFAULTS).
+  const durations: Pick<DeleteOrganizationInput, (typeof OPTIONAL_DELETION_DURATIONS)[number]> = {};
+  for (const field of OPTIONAL_DELETION_DURATIONS) {
+    const value = input[field];
+    if (value === undefined) continue;
+    parseDuration(value, field);
+    durations[field] = String(value);
+  }
   return {
     orgId,
     confirmOrgId: orgId,
@@ -154,6 +165,7 @@ export function validateDeleteInput(input: unknown): DeleteOrganizationInput {
     reason: requireText(input.reason, 'reason'),
     gracePeriod: String(gracePeriod),
     skipBackup,
+    ...durations,
     ...(input.dryRun === true ? { dryRun: true } : {}),
   };
 }

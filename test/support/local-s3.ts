@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { loadConfig } from '../../src/config';
 import { createS3Client, S3Blobs } from '../../src/storage/s3-blobs';
 
@@ -31,4 +32,41 @@ export async function removeLocalS3Prefix(env: NodeJS.ProcessEnv): Promise<void>
     store: 'storage',
     object: s3.prefix,
   });
+}
+
+/** One object of the bucket as ListObjectsV2 answers, its key relative to the test's prefix. */
+export interface LocalS3Object {
+  key: string;
+  bytes: number;
+  lastModified: Date;
+}
+
+/**
+ * Every object under `under` (relative to `env`'s prefix) as the S3 API lists it, sorted by key:
+ * what the bucket holds, read around the store under test.
+ */
+export async function listLocalS3Objects(env: NodeJS.ProcessEnv, under: string): Promise<LocalS3Object[]> {
+  const { s3 } = loadConfig({ ...process.env, ...env }).backup;
+  const client = createS3Client(s3);
+  const objects: LocalS3Object[] = [];
+  try {
+    let token: string | undefined;
+    do {
+      const page = await client.send(
+        new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `${s3.prefix}${under}`, ContinuationToken: token }),
+      );
+      for (const object of page.Contents ?? []) {
+        if (object.Key === undefined) continue;
+        objects.push({
+          key: object.Key.slice(s3.prefix.length),
+          bytes: object.Size ?? 0,
+          lastModified: object.LastModified ?? new Date(0),
+        });
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+  } finally {
+    client.destroy();
+  }
+  return objects.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }

@@ -10,7 +10,7 @@ import {
   type StoreBackupResult,
 } from '../../contracts/backup';
 import { FailureType, permanentFailure } from '../../errors';
-import { parseOrgId } from '../../platform/org-id';
+import { isOrgId, parseOrgId } from '../../platform/org-id';
 import type { VerificationReport } from '../../contracts/verification';
 import { MANIFEST_FILE, VERIFICATION_FILE, type BackupStore } from '../../storage/backup-store';
 import { withHeartbeats } from '../support/heartbeats';
@@ -201,9 +201,9 @@ export function createStorageActivities(deps: StorageActivityDeps) {
       return { orgId: input.orgId, ...decision };
     },
 
-    /** Organizations that have backups in the store. */
+    /** Organizations that have backups in the store (never another application's folder beside them). */
     async listBackedUpOrganizations(): Promise<string[]> {
-      return (await store.listOrganizations()).filter((id) => !id.startsWith('_'));
+      return organizationsOf(store);
     },
 
     /**
@@ -243,10 +243,7 @@ export function createStorageActivities(deps: StorageActivityDeps) {
         return { orgId, backupId: newest.backupId };
       }
       const backupId = input.backupId ?? '';
-      const orgIds =
-        input.orgId !== undefined
-          ? [parseOrgId(input.orgId)]
-          : (await store.listOrganizations()).filter((id) => !id.startsWith('_'));
+      const orgIds = input.orgId !== undefined ? [parseOrgId(input.orgId)] : await organizationsOf(store);
       for (const orgId of orgIds) {
         if ((await store.listBackups(orgId)).some((b) => b.backupId === backupId && b.complete))
           return { orgId, backupId };
@@ -346,6 +343,16 @@ export function createStorageActivities(deps: StorageActivityDeps) {
       await store.writeJson({ orgId: input.orgId, backupId: input.backupId }, VERIFICATION_FILE, input.report);
     },
   };
+}
+
+/**
+ * The folders of the store that are organizations': named by a valid organization id. A bucket (or
+ * a BACKUP_DIR) is often shared — S3_PREFIX defaults to the bucket's root — and a folder of another
+ * application (`Reports-2024/q1/manifest.json`) read as an organization would be pruned as one.
+ * The `_` namespaces (`_platform`, `_deletions`) are no organization ids either.
+ */
+async function organizationsOf(store: BackupStore): Promise<string[]> {
+  return (await store.listOrganizations()).filter((name) => isOrgId(name));
 }
 
 function verificationSummary(value: unknown): { result: string; verifiedAt: string } | undefined {
