@@ -340,7 +340,11 @@ describe('deleteOrganization and restoreOrganization with mocked activities', ()
     const orgId = uniqueOrgId('sagarst');
     const backupId = '20260101T000000Z-mock';
     const calls: string[] = [];
-    const manifest = { stores: ['postgres', 'clickhouse'], fingerprint: { objects: [] } } as unknown as BackupManifest;
+    const manifest = {
+      stores: ['postgres', 'clickhouse'],
+      artifacts: [],
+      fingerprint: { objects: [] },
+    } as unknown as BackupManifest;
     mocks = {
       locateBackup: async () => ({ orgId, backupId }),
       assertNoConflictingOperation: async () => undefined,

@@ -67,7 +67,7 @@ describe('history budgets', () => {
     it('a backup that streams for about a minute reports its progress in a few signals, not one full artifact list every 3 s', async () => {
       const clickhouse = new URL(process.env.CLICKHOUSE_URL ?? 'http://127.0.0.1:8123');
       // A slow link to the real ClickHouse: the backup lasts as long as a big organization's would.
-      proxy = await startThrottledProxy({ host: clickhouse.hostname, port: Number(clickhouse.port || 8123) }, 48_000);
+      proxy = await startThrottledProxy({ host: clickhouse.hostname, port: Number(clickhouse.port || 8123) }, 32_000);
       env = await startTestWorker('history-backup', { CLICKHOUSE_URL: `http://127.0.0.1:${proxy.port}` });
       await seedOrganization(env.clients, orgId, {
         scale: 'small',
