@@ -95,7 +95,7 @@ describe('history budgets', () => {
       expect(size.signals).toBeLessThanOrEqual(summary.artifacts + 5);
       expect(size.signals).toBeLessThan(durationMs / 3_000 / 2);
       expect(size.signalBytes).toBeLessThanOrEqual(6_000);
-      expect(size.events).toBeLessThanOrEqual(80 + size.signals);
+      expect(size.events).toBeLessThanOrEqual(100 + size.signals);
     }, 360_000);
   });
 
