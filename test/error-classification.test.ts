@@ -1,8 +1,12 @@
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import { classifyClickHouseError } from '../src/activities/clickhouse/errors';
 import { classifyPostgresError } from '../src/activities/postgres/errors';
 import { majorVersion } from '../src/activities/postgres/tools';
 import { isTransientNetworkError } from '../src/errors';
+import { clickHouseErrorCode } from '../src/platform/clickhouse-error-code';
 import { createStoreClients, closeStoreClients } from '../src/store-clients';
 import { loadConfig } from '../src/config';
 
@@ -73,6 +77,35 @@ describe('which errors are retried', () => {
     const classified = classifyClickHouseError(unknownTable, 'acme', 'kg_nodes');
     expect(verdict(classified)).toBe('permanent');
     expect((classified as Error).message).toMatch(/\[clickhouse org=acme object=kg_nodes\]/);
+  });
+
+  it('ClickHouse: a Native body the server cannot parse is permanent, whichever of its parsers refuses it', async () => {
+    // One column, one row, then a column name 2^32-1 bytes long: ClickHouse 18 refuses it from its
+    // HTTP library ("Poco::Exception. Code: 1000, … Too large string size."), modern servers with
+    // code 131. Both are the server's verdict on the bytes; a retry sends the same bytes again.
+    const header = Buffer.from([0x01, 0x01, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+    const database = `error_classification_${randomBytes(4).toString('hex')}`;
+    await clients.clickhouse.command({ query: `CREATE DATABASE ${database}` });
+    let refused: unknown;
+    try {
+      await clients.clickhouse.command({ query: `CREATE TABLE ${database}.t (id UInt64, s String) ENGINE = Memory` });
+      refused = await clients.clickhouse
+        .exec({ query: `INSERT INTO ${database}.t FORMAT Native`, values: Readable.from([header]) })
+        .then(async ({ stream }) => {
+          stream.resume();
+          await finished(stream);
+        })
+        .catch((err: unknown) => err);
+    } finally {
+      await clients.clickhouse.command({ query: `DROP DATABASE IF EXISTS ${database}` });
+    }
+    expect((refused as Error).message).toMatch(/too large string size/i);
+    expect(verdict(classifyClickHouseError(refused, 'acme', 'kg_nodes'))).toBe('permanent');
+    const poco = new Error(
+      'Poco::Exception. Code: 1000, e.code() = 0, e.displayText() = Exception: Too large string size., e.what() = Exception',
+    );
+    expect(clickHouseErrorCode(poco)).toBe('1000');
+    expect(verdict(classifyClickHouseError(poco, 'acme', 'kg_nodes'))).toBe('permanent');
   });
 
   it('reads the major version of pg_dump and of the server, so an older pg_dump is refused', () => {
