@@ -288,6 +288,8 @@ async function main(): Promise<void> {
 
     // Every activity's own run time, by workflow and activity id, and how many organizations are done.
     const runMs = new Map<string, number>();
+    // And every activity's run time by its name: where a small organization's time goes.
+    const runMsByName = new Map<string, number[]>();
     let orgsDone = 0;
     let peakRss = process.memoryUsage.rss();
     const rssAt = new Map<number, number>();
@@ -300,7 +302,9 @@ async function main(): Promise<void> {
           try {
             return await fn(...args);
           } finally {
-            runMs.set(`${info.workflowExecution?.workflowId ?? '?'}/${info.activityId}`, performance.now() - started);
+            const ranMs = performance.now() - started;
+            runMs.set(`${info.workflowExecution?.workflowId ?? '?'}/${info.activityId}`, ranMs);
+            runMsByName.set(name, [...(runMsByName.get(name) ?? []), ranMs]);
             if (name === 'backupPostgres') {
               orgsDone++;
               if (RSS_CHECKPOINTS.includes(orgsDone)) rssAt.set(orgsDone, Math.max(peakRss, process.memoryUsage.rss()));
@@ -382,6 +386,15 @@ async function main(): Promise<void> {
         .join(', ')}; at the end ${mb(peakRss)} MB`,
       `largest history: ${largest.bytes} bytes (${largest.workflow}) of ${histories} read`,
     ];
+    lines.push(
+      'activity run time by name, per organization (sum over the run / organizations; median, p95 of one call):',
+    );
+    const byName = [...runMsByName].map(([name, ms]) => ({ name, ms, total: ms.reduce((a, b) => a + b, 0) }));
+    for (const { name, ms, total } of byName.sort((a, b) => b.total - a.total)) {
+      lines.push(
+        `  ${name.padEnd(34)} ${(total / orgIds.length).toFixed(0).padStart(6)} ms/org  ${ms.length} calls, median ${percentile(ms, 50).toFixed(0)} ms, p95 ${percentile(ms, 95).toFixed(0)} ms`,
+      );
+    }
     for (const failure of result.failed.slice(0, 5)) lines.push(`  failed ${failure.orgId}: ${failure.error}`);
     out(lines.join('\n'));
   } finally {
