@@ -2,6 +2,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import type { Redis } from 'ioredis';
 import type { Pool, PoolClient } from 'pg';
 import type { OrganizationDataMap } from './data-map';
+import { queryWithoutJit } from './pg-transaction';
 import { quoteClickHouseString, quotePgIdent, quotePgQualified } from './quoting';
 
 /**
@@ -190,20 +191,11 @@ export interface ForeignType {
 }
 
 /**
- * Types outside the organization's schemas and `pg_catalog` used by its columns (at any depth:
- * arrays, domains, composites, ranges), each with the extension it belongs to, if any. An extension's
- * type is recreated by creating the extension; any other type lives in no backup of the organization.
+ * The walk of {@link findForeignTypes}, `$1` the organization's schemas: every type its columns,
+ * domains and ranges reach, down through elements, bases, attributes and subtypes, that lives in
+ * another schema. The planner estimates millions of rows for it (see `queryWithoutJit`).
  */
-export async function findForeignTypes(db: Pool | PoolClient, schemas: readonly string[]): Promise<ForeignType[]> {
-  if (schemas.length === 0) return [];
-  const result = await db.query<{
-    type: string;
-    used_by: string;
-    extname: string | null;
-    extschema: string | null;
-    extversion: string | null;
-  }>(
-    `WITH RECURSIVE roots(used_by, typ) AS (
+export const FOREIGN_TYPES_SQL = `WITH RECURSIVE roots(used_by, typ) AS (
        SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(a.attname), a.atttypid
          FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -232,9 +224,22 @@ export async function findForeignTypes(db: Pool | PoolClient, schemas: readonly 
       WHERE n.nspname <> ALL($1) AND n.nspname NOT IN ('pg_catalog', 'information_schema')
         -- An array type is judged by its element, which the walk reaches too.
         AND NOT (t.typelem <> 0 AND t.typlen = -1 AND t.typcategory = 'A')
-      ORDER BY t.oid, p.used_by`,
-    [schemas],
-  );
+      ORDER BY t.oid, p.used_by`;
+
+/**
+ * Types outside the organization's schemas and `pg_catalog` used by its columns (at any depth:
+ * arrays, domains, composites, ranges), each with the extension it belongs to, if any. An extension's
+ * type is recreated by creating the extension; any other type lives in no backup of the organization.
+ */
+export async function findForeignTypes(db: Pool | PoolClient, schemas: readonly string[]): Promise<ForeignType[]> {
+  if (schemas.length === 0) return [];
+  const result = await queryWithoutJit<{
+    type: string;
+    used_by: string;
+    extname: string | null;
+    extschema: string | null;
+    extversion: string | null;
+  }>(db, FOREIGN_TYPES_SQL, [schemas]);
   return result.rows
     .map((r) => ({
       type: r.type,

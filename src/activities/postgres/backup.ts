@@ -19,7 +19,7 @@ import {
 import { FailureType, messageOf, permanentFailure } from '../../errors';
 import { readDumpedSequences } from '../../platform/archive-sequences';
 import { organizationDataMap, type PlatformModel } from '../../platform/data-map';
-import { listOrgSchemas } from '../../platform/discovery';
+import { listOrgSchemas, listRelations } from '../../platform/discovery';
 import type { ObjectFingerprint } from '../../platform/fingerprint';
 import { fingerprintPostgres, withDumpedSequences } from '../../platform/fingerprint-postgres';
 import { readPostgresPrivileges, type PostgresCatalog } from '../../platform/postgres-privileges';
@@ -218,8 +218,11 @@ export async function backupPostgres(
     }
 
     // Sequences are not transactional: their state is what the archive holds, not a read of our own.
+    // The archive holds the sequences this snapshot shows; with none, pg_restore is not run at all
+    // (a process and a read of the archive, a tenth of a small organization's backup).
+    const hasSequences = (await listRelations(client, schemas)).some((r) => r.kind === 'sequence');
     const dumped =
-      schemas.length > 0
+      schemas.length > 0 && hasSequences
         ? await readDumpedSequences(
             pgTool(deps.binDir, 'pg_restore'),
             () => deps.store.openArtifactReader({ orgId, backupId, path: SCHEMAS_ARTIFACT }),

@@ -10,8 +10,28 @@ export function pgTool(binDir: string, tool: 'pg_dump' | 'pg_dumpall' | 'pg_rest
   return binDir ? path.join(binDir, tool) : tool;
 }
 
-/** Runs a tool and returns its stdout as text; used for `--version`. */
+/** A tool's `--version` output, remembered for {@link VERSION_MEMORY_MS}. */
 export async function toolVersion(command: string): Promise<string> {
+  const known = knownVersions.get(command);
+  if (known && Date.now() - known.at < VERSION_MEMORY_MS) return known.version;
+  const version = readToolVersion(command);
+  const entry = { version, at: Date.now() };
+  knownVersions.set(command, entry);
+  // A failure is not remembered: the next backup asks again.
+  version.catch(() => knownVersions.get(command) === entry && knownVersions.delete(command));
+  return version;
+}
+
+/**
+ * How long a tool's `--version` is remembered: a worker asks each tool once a minute instead of once
+ * per backup (a process of about 100 ms on two cores, a twentieth of a small organization's backup).
+ * A tool upgraded under a running worker is seen within the minute.
+ */
+const VERSION_MEMORY_MS = 60_000;
+const knownVersions = new Map<string, { version: Promise<string>; at: number }>();
+
+/** Runs `command --version` and returns what it printed. */
+async function readToolVersion(command: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, ['--version'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
