@@ -1,5 +1,5 @@
 import { temporal } from '@temporalio/proto';
-import type { Client } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import { organizationDataMap } from '../src/platform/data-map';
 import { quoteClickHouseIdent, quoteClickHouseQualified } from '../src/platform/quoting';
 import { dropSeededOrganization, seedOrganization } from '../src/platform/seed-organization';
@@ -31,17 +31,24 @@ async function historySize(client: Client, workflowId: string, runId?: string): 
   };
 }
 
-/** Every run of a workflow id (continue-as-new makes several), oldest first, with its history size. */
+/**
+ * Every run of a workflow id (continue-as-new makes several), oldest first, with its history size and
+ * status. Read from the runs themselves, newest back to oldest through each history's first event,
+ * not from the visibility store, which may still show a just-finished run as RUNNING.
+ */
 async function historySizesOfRuns(
   client: Client,
   workflowId: string,
 ): Promise<Array<HistorySize & { status: string }>> {
-  const runs: Array<{ runId: string; status: string; start: number }> = [];
-  for await (const run of client.workflow.list({ query: `WorkflowId = '${workflowId}'` }))
-    runs.push({ runId: run.runId, status: run.status.name, start: run.startTime.getTime() });
-  runs.sort((a, b) => a.start - b.start);
   const sizes: Array<HistorySize & { status: string }> = [];
-  for (const r of runs) sizes.push({ ...(await historySize(client, workflowId, r.runId)), status: r.status });
+  let runId: string | undefined = (await client.workflow.getHandle(workflowId).describe()).runId;
+  while (runId) {
+    const handle: WorkflowHandle = client.workflow.getHandle(workflowId, runId);
+    const status = (await handle.describe()).status.name;
+    sizes.unshift({ ...(await historySize(client, workflowId, runId)), status });
+    const history: temporal.api.history.v1.IHistory = await handle.fetchHistory();
+    runId = history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
+  }
   return sizes;
 }
 
