@@ -67,9 +67,12 @@ function isGlob(pattern: string): boolean {
 
 /**
  * Every key matching `pattern`, found with SCAN (never KEYS, which blocks the server). An exact key
- * is checked with EXISTS instead of scanning the whole keyspace.
+ * is checked with EXISTS instead of scanning the whole keyspace. A pattern is matched against every
+ * key of the server, so each call walks the whole keyspace: 10,000 keys a call (a few milliseconds
+ * of the server's time each) made it 30 % faster than 1,000 at 40,000 keys, a thousand
+ * organizations' worth (bench:platform: 185 ms of each small organization's backup).
  */
-export async function scanRedisKeys(redis: Redis, pattern: string, batch = 1000): Promise<string[]> {
+export async function scanRedisKeys(redis: Redis, pattern: string, batch = 10_000): Promise<string[]> {
   if (!isGlob(pattern)) return (await redis.exists(pattern)) === 1 ? [pattern] : [];
   const keys = new Set<string>();
   let cursor = '0';
