@@ -2,6 +2,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import type { Redis } from 'ioredis';
 import type { Pool, PoolClient } from 'pg';
 import type { OrganizationDataMap } from './data-map';
+import { OPS_SCHEMA } from './ops-schema';
 import { queryWithoutJit } from './pg-transaction';
 import { quoteClickHouseString, quotePgIdent, quotePgQualified } from './quoting';
 
@@ -84,9 +85,6 @@ export async function scanRedisKeys(redis: Redis, pattern: string, batch = 10_00
   return [...keys].sort();
 }
 
-/** Schema of the project's own records (the deletion log), which must outlive the organizations they name. */
-const OPERATIONS_SCHEMA = 'eloquent_ops';
-
 /** A table outside the organization's schemas and the data map that holds rows of the organization. */
 export interface OutsideTable {
   /** `schema.table`, quoted where needed. */
@@ -133,7 +131,7 @@ export async function findOutsideTablesWithOrganizationRows(
   const found: OutsideTable[] = [];
   const seen = new Set<string>();
   for (const c of candidates.rows) {
-    if (own.has(c.schema) || map.postgres.isOrgSchema(c.schema) || c.schema === OPERATIONS_SCHEMA) continue;
+    if (own.has(c.schema) || map.postgres.isOrgSchema(c.schema) || c.schema === OPS_SCHEMA) continue;
     if (declared.has(`${c.schema}.${c.table}`)) continue;
     const table = `${quotePgIdentForMessage(c.schema)}.${quotePgIdentForMessage(c.table)}`;
     if (seen.has(table)) continue;

@@ -1,4 +1,4 @@
-import { inTransaction } from '../../platform/pg-transaction';
+import { ensureOpsSchema } from '../../platform/ops-schema';
 import { Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import {
@@ -28,45 +28,6 @@ import type { BackupStore } from '../../storage/backup-store';
  */
 export const DELETION_LOG_ROOT = '_deletions';
 export const DELETION_LOG_FILE = 'deletion-log.json';
-export const OPS_SCHEMA = 'eloquent_ops';
-
-const OPS_SCHEMA_SQL = `
-CREATE SCHEMA IF NOT EXISTS eloquent_ops;
-CREATE TABLE IF NOT EXISTS eloquent_ops.deletion_certificates (
-  run_id text PRIMARY KEY,
-  org_id text NOT NULL,
-  workflow_id text NOT NULL,
-  status text NOT NULL,
-  requested_by text NOT NULL,
-  reason text NOT NULL,
-  point_of_no_return_at timestamptz NOT NULL,
-  completed_at timestamptz,
-  shredded_at timestamptz,
-  certificate jsonb NOT NULL,
-  updated_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS deletion_certificates_org_id ON eloquent_ops.deletion_certificates (org_id);
-CREATE TABLE IF NOT EXISTS eloquent_ops.deletion_overrides (
-  org_id text NOT NULL,
-  restore_workflow_id text NOT NULL,
-  reason text NOT NULL,
-  deletion_run_id text,
-  recorded_at timestamptz NOT NULL,
-  PRIMARY KEY (org_id, restore_workflow_id)
-);
-`;
-
-/** Any fixed number, distinct from the platform schema's: serializes concurrent CREATE IF NOT EXISTS. */
-const OPS_SCHEMA_LOCK = 0x454c4f50;
-
-/** Creates `eloquent_ops` and its tables when missing; idempotent and safe to run concurrently. */
-export async function ensureOpsSchema(pool: Pool): Promise<void> {
-  await inTransaction(pool, async (client) => {
-    await client.query('SELECT pg_advisory_xact_lock($1)', [OPS_SCHEMA_LOCK]);
-    await client.query(OPS_SCHEMA_SQL);
-  });
-}
-
 /** The organization's deletion log from the backup store; an empty log when it has none. */
 export async function readDeletionLog(store: BackupStore, orgId: string): Promise<DeletionLog> {
   const raw = await store.readJson({ orgId: DELETION_LOG_ROOT, backupId: orgId }, DELETION_LOG_FILE);

@@ -2,6 +2,7 @@ import type { Pool, PoolClient } from 'pg';
 import { FailureType, permanentFailure } from '../../errors';
 import type { OrganizationDataMap } from '../../platform/data-map';
 import { listOrgSchemas } from '../../platform/discovery';
+import { ensureOpsSchema } from '../../platform/ops-schema';
 import { inTransaction } from '../../platform/pg-transaction';
 import { quotePgIdent } from '../../platform/quoting';
 import { assertNoOutsideDependents } from './boundary';
@@ -17,18 +18,6 @@ import { assertNoOutsideDependents } from './boundary';
 /** Schemas set aside by a restore start with this; no sweeper of scratch places ever matches it. */
 export const ASIDE_PREFIX = 'eloquent_aside_';
 const ASIDE_PREFIX_NAME = /^eloquent_aside_[a-z0-9]{1,24}$/;
-
-const ASIDE_TABLE_SQL = `
-CREATE SCHEMA IF NOT EXISTS eloquent_ops;
-CREATE TABLE IF NOT EXISTS eloquent_ops.restore_asides (
-  aside_schema text PRIMARY KEY,
-  original_schema text NOT NULL,
-  target_org text NOT NULL,
-  set_aside_at timestamptz NOT NULL DEFAULT now()
-);`;
-
-/** Any fixed number: serializes concurrent creations of the record table (CREATE IF NOT EXISTS races). */
-const ASIDE_TABLE_LOCK = 0x41534944;
 
 /** One schema of the target, renamed aside. */
 export interface AsideSchema {
@@ -55,11 +44,6 @@ async function recordedAsides(client: PoolClient, prefix: string): Promise<Aside
   return rows.rows;
 }
 
-async function lockAsideTable(client: PoolClient): Promise<void> {
-  await client.query('SELECT pg_advisory_xact_lock($1)', [ASIDE_TABLE_LOCK]);
-  await client.query(ASIDE_TABLE_SQL);
-}
-
 /**
  * Renames every schema of the organization to `<prefix>_<n>` in ONE transaction and records where
  * each went. Idempotent: a retry after the commit finds the records and returns them.
@@ -68,8 +52,9 @@ async function lockAsideTable(client: PoolClient): Promise<void> {
  */
 export async function setPostgresAside(pool: Pool, map: OrganizationDataMap, prefix: string): Promise<AsideSchema[]> {
   assertAsidePrefix(prefix);
+  // The record table is created before, in a transaction of its own: eloquent_ops is one schema.
+  await ensureOpsSchema(pool);
   return inTransaction(pool, async (client) => {
-    await lockAsideTable(client);
     const recorded = await recordedAsides(client, prefix);
     if (recorded.length > 0) return recorded;
     const schemas = await listOrgSchemas(client, map);
@@ -98,8 +83,8 @@ export async function putPostgresAsideBack(
   prefix: string,
 ): Promise<AsideSchema[]> {
   assertAsidePrefix(prefix);
+  await ensureOpsSchema(pool);
   return inTransaction(pool, async (client) => {
-    await lockAsideTable(client);
     const recorded = await recordedAsides(client, prefix);
     if (recorded.length === 0) return [];
     const partial = await listOrgSchemas(client, map);
@@ -122,8 +107,8 @@ export async function putPostgresAsideBack(
  */
 export async function dropPostgresAside(pool: Pool, prefix: string): Promise<string[]> {
   assertAsidePrefix(prefix);
+  await ensureOpsSchema(pool);
   return inTransaction(pool, async (client) => {
-    await lockAsideTable(client);
     const recorded = await recordedAsides(client, prefix);
     for (const { aside } of recorded) await client.query(`DROP SCHEMA IF EXISTS ${quotePgIdent(aside)} CASCADE`);
     await client.query('DELETE FROM eloquent_ops.restore_asides WHERE aside_schema = ANY($1)', [
