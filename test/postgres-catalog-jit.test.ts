@@ -1,3 +1,4 @@
+import type { PoolClient } from 'pg';
 import { loadConfig } from '../src/config';
 import { findForeignTypes, FOREIGN_TYPES_SQL } from '../src/platform/discovery';
 import { queryWithoutJit } from '../src/platform/pg-transaction';
@@ -78,5 +79,28 @@ describe('catalog walks run without JIT compilation', () => {
     // Through the pool: the organization's own enum, domain and arrays are no foreign types; a
     // timestamptz array is pg_catalog's.
     expect(await findForeignTypes(clients.postgres, schemas)).toEqual([]);
+  });
+
+  it('findForeignTypes runs its walk with jit off, on the connection it was given, and leaves it as it was', async () => {
+    const client = await clients.postgres.connect();
+    try {
+      const jitNow = async () =>
+        (await client.query<{ jit: string }>(`SELECT current_setting('jit') AS jit`)).rows[0]?.jit;
+      const before = await jitNow();
+      // The connection as findForeignTypes sees it, noting the setting in force when the walk is sent.
+      const seenByWalk: Array<string | undefined> = [];
+      const observed = {
+        release: () => undefined,
+        query: async (sql: string, params?: unknown[]) => {
+          if (sql === FOREIGN_TYPES_SQL) seenByWalk.push(await jitNow());
+          return client.query(sql, params);
+        },
+      } as unknown as PoolClient;
+      await findForeignTypes(observed, [schema]);
+      expect(seenByWalk).toEqual(['off']);
+      expect(await jitNow()).toBe(before);
+    } finally {
+      client.release();
+    }
   });
 });
