@@ -98,14 +98,25 @@ export function createClickHouseClient(options: {
   });
 }
 
+/**
+ * A PostgreSQL pool whose connections never crash the worker when their server goes away. An idle
+ * client that loses its server emits 'error' on the pool; a checked-out one (a transaction between
+ * two statements, a scratch database's load whose database is dropped under a cancelled
+ * verification) emits it on itself, and an 'error' event nobody listens to kills the process. The
+ * queries of such a client fail on their own ("Connection terminated unexpectedly", then "not
+ * queryable"), so the events are only noted; the next checkout reconnects.
+ */
+export function createPostgresPool(connectionString: string, max: number, connectionTimeoutMillis?: number): Pool {
+  const pool = new Pool({ connectionString, max, ...(connectionTimeoutMillis ? { connectionTimeoutMillis } : {}) });
+  pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
+  return pool;
+}
+
 export function createStoreClients(config: AppConfig): StoreClients {
   const timeoutMs = config.preflightTimeoutMs;
-  const openPostgres = (connectionString: string, max: number): Pool => {
-    const pool = new Pool({ connectionString, max, connectionTimeoutMillis: timeoutMs });
-    // Idle clients that lose their server emit 'error'; the next checkout reconnects, so only note it.
-    pool.on('error', () => undefined);
-    return pool;
-  };
+  const openPostgres = (connectionString: string, max: number): Pool =>
+    createPostgresPool(connectionString, max, timeoutMs);
   const postgres = openPostgres(config.postgres.url, 10);
   const clickhouse = createClickHouseClient({
     url: config.clickhouse.url,

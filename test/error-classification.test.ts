@@ -7,7 +7,7 @@ import { classifyPostgresError } from '../src/activities/postgres/errors';
 import { majorVersion } from '../src/activities/postgres/tools';
 import { isTransientNetworkError } from '../src/errors';
 import { clickHouseErrorCode } from '../src/platform/clickhouse-error-code';
-import { createStoreClients, closeStoreClients } from '../src/store-clients';
+import { closeStoreClients, createPostgresPool, createStoreClients } from '../src/store-clients';
 import { loadConfig } from '../src/config';
 
 /** What a store error becomes: retried (thrown as it is) or permanent (a non-retryable failure). */
@@ -106,6 +106,23 @@ describe('which errors are retried', () => {
     );
     expect(clickHouseErrorCode(poco)).toBe('1000');
     expect(verdict(classifyClickHouseError(poco, 'acme', 'kg_nodes'))).toBe('permanent');
+  });
+
+  it('PostgreSQL: a checked-out connection whose server ends it fails its next query, and the worker lives on', async () => {
+    // A scratch database dropped under a cancelled load terminates such a connection; its 'error'
+    // event, with nobody listening, used to end the worker process ("Connection terminated unexpectedly").
+    const pool = createPostgresPool(loadConfig().postgres.url, 1);
+    const client = await pool.connect();
+    try {
+      const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
+      const ended = new Promise((resolve) => client.once('end', resolve));
+      await clients.postgres.query('SELECT pg_terminate_backend($1)', [pid]);
+      await ended;
+      await expect(client.query('SELECT 1')).rejects.toThrow(/terminated|not queryable/);
+    } finally {
+      client.release(true);
+      await pool.end();
+    }
   });
 
   it('reads the major version of pg_dump and of the server, so an older pg_dump is refused', () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Context } from '@temporalio/activity';
-import { Pool, type PoolClient } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { CURRENT_POSTGRES_ROW_HASH, type ManifestArtifact } from '../../contracts/backup';
 import type { PlatformOrganization, PlatformPart } from '../../contracts/platform-backup';
 import { FailureType, messageOf, permanentFailure } from '../../errors';
@@ -19,7 +19,7 @@ import { encodeObjectFileName } from '../../platform/object-file-name';
 import { sharedTableSql } from '../../platform/platform-schema';
 import { quotePgIdent } from '../../platform/quoting';
 import type { BackupStore } from '../../storage/backup-store';
-import { databaseUrl } from '../../store-clients';
+import { createPostgresPool, databaseUrl } from '../../store-clients';
 import { writeFromStream } from '../support/artifact-stream';
 import { startHeartbeats } from '../support/heartbeats';
 import { classifyPostgresError } from './errors';
@@ -128,7 +128,7 @@ export async function dumpPlatformPostgres(deps: PostgresPlatformDeps, backupId:
       current.object = `database:${database}`;
       current.bytes = 0;
       const url = databaseUrl(deps.postgresUrl, database);
-      const pool = new Pool({ connectionString: url, max: 2 });
+      const pool = createPostgresPool(url, 2);
       pool.on('error', () => undefined);
       let client: PoolClient | undefined;
       try {
@@ -211,7 +211,7 @@ const BUILT_IN_ROLE = /^pg_/;
  * never merges into or overwrites a live cluster.
  */
 export async function assertPostgresTargetEmpty(targetUrl: string): Promise<void> {
-  const pool = new Pool({ connectionString: targetUrl, max: 1 });
+  const pool = createPostgresPool(targetUrl, 1);
   pool.on('error', () => undefined);
   try {
     const found: string[] = [];
@@ -223,7 +223,7 @@ export async function assertPostgresTargetEmpty(targetUrl: string): Promise<void
       'SELECT rolname FROM pg_roles WHERE rolname <> current_user ORDER BY 1',
     );
     found.push(...roles.rows.filter((r) => !BUILT_IN_ROLE.test(r.rolname)).map((r) => `role ${r.rolname}`));
-    const postgresDb = new Pool({ connectionString: databaseUrl(targetUrl, 'postgres'), max: 1 });
+    const postgresDb = createPostgresPool(databaseUrl(targetUrl, 'postgres'), 1);
     postgresDb.on('error', () => undefined);
     try {
       const tables = await postgresDb.query<{ name: string }>(
@@ -271,7 +271,7 @@ export async function restorePlatformPostgres(
   const current = { object: 'globals' };
   const heartbeats = startHeartbeats(() => current);
   const maintenanceUrl = databaseUrl(input.targetUrl, 'template1');
-  const maintenance = new Pool({ connectionString: maintenanceUrl, max: 1 });
+  const maintenance = createPostgresPool(maintenanceUrl, 1);
   maintenance.on('error', () => undefined);
   const dir = await mkdtemp(path.join(tmpdir(), 'platform-restore-'));
   try {
@@ -355,7 +355,7 @@ export async function fingerprintPlatformPostgresTarget(
   const organizations: PlatformOrganization[] = [];
   const platformObjects: PlatformPart['platformObjects'] = [];
   for (const database of input.databases) {
-    const pool = new Pool({ connectionString: databaseUrl(input.targetUrl, database), max: 2 });
+    const pool = createPostgresPool(databaseUrl(input.targetUrl, database), 2);
     pool.on('error', () => undefined);
     const client = await pool.connect();
     try {
@@ -390,7 +390,7 @@ export async function purgeOrganizationsFromTarget(
   deps: Pick<PostgresPlatformDeps, 'model'>,
   input: { targetUrl: string; platformDatabase: string; orgIds: string[] },
 ): Promise<{ removed: string[] }> {
-  const pool = new Pool({ connectionString: databaseUrl(input.targetUrl, input.platformDatabase), max: 1 });
+  const pool = createPostgresPool(databaseUrl(input.targetUrl, input.platformDatabase), 1);
   pool.on('error', () => undefined);
   try {
     const removed: string[] = [];
@@ -428,7 +428,7 @@ export async function listOrganizationsPage(
 export async function resetScratchPostgresCluster(
   targetUrl: string,
 ): Promise<{ databases: string[]; roles: string[] }> {
-  const pool = new Pool({ connectionString: databaseUrl(targetUrl, 'template1'), max: 1 });
+  const pool = createPostgresPool(databaseUrl(targetUrl, 'template1'), 1);
   pool.on('error', () => undefined);
   try {
     const dbs = await pool.query<{ datname: string }>(
