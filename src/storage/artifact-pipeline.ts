@@ -121,6 +121,11 @@ export interface StoredForm {
   dataKey: DataKey | undefined;
   /** Where an encrypted artifact must belong; see encryption.ts {@link ExpectedBinding}. */
   binding?: ExpectedBinding;
+  /**
+   * False: the bytes are passed on still compressed (`compression` says how), for a consumer that
+   * decompresses them in a process of its own. @default true
+   */
+  decompress?: boolean;
 }
 
 /**
@@ -156,8 +161,8 @@ export function decodeArtifact(stored: Readable, form: StoredForm, name: string,
   });
   const stages: Array<Readable | Transform> = [stored, checker];
   if (form.dataKey) stages.push(createDecryptStream(form.dataKey, name, form.binding));
-  if (form.compression === 'gzip') stages.push(createGunzip());
-  if (form.compression === 'zstd') stages.push(createZstdStream('decompress'));
+  if (form.decompress !== false && form.compression === 'gzip') stages.push(createGunzip());
+  if (form.decompress !== false && form.compression === 'zstd') stages.push(createZstdStream('decompress'));
   // The consumer's stream is the pipeline's destination so every stage's error reaches it; its
   // destroy hook turns raw zlib errors into failures that name the artifact.
   const output = new PassThrough({
@@ -182,8 +187,11 @@ export async function hashStoredBytes(stored: Readable): Promise<{ sha256: strin
   return { sha256: hash.digest('hex'), bytes };
 }
 
-/** A failure while reading, named after the artifact: zlib errors mean the stored bytes are not what was written. */
-function classifyReadError(err: unknown, name: string, context: FailureContext): Error {
+/**
+ * A failure while reading, named after the artifact: zlib and zstd errors mean the stored bytes are
+ * not what was written (also when a consumer decompressed them itself with {@link createZstdStream}).
+ */
+export function classifyReadError(err: unknown, name: string, context: FailureContext): Error {
   if (err instanceof ApplicationFailure) return err;
   const codes = errorCodes(err);
   const zstd = codes.includes('ERR_ZSTD');

@@ -43,6 +43,22 @@ export interface BackupStore {
    */
   openArtifactReader(ref: ArtifactRef): Promise<Readable>;
 
+  /**
+   * The bytes of a committed artifact as compressed in the store (decrypted, checked like
+   * {@link openArtifactReader}, not decompressed), for a consumer that decompresses in a process of
+   * its own: ClickHouse reads a gzip request body, `zstd -d` writes a file. Fewer bytes pass through
+   * the worker. A consumer of a compressed stream must still treat an error at its end as a failure.
+   */
+  openStoredArtifactReader(ref: ArtifactRef): Promise<StoredArtifactReader>;
+
+  /**
+   * Writes the ORIGINAL bytes of a committed artifact into the local `file` (created or replaced),
+   * for a tool that needs a seekable file (`pg_restore --jobs`). A zstd artifact is decompressed by
+   * the zstd process straight into the file. Fails like {@link openArtifactReader}; the caller
+   * removes the file on failure.
+   */
+  copyArtifactToFile(ref: ArtifactRef, file: string, signal?: AbortSignal): Promise<void>;
+
   /** Whether a committed artifact exists and what its sidecar records. Never hashes the file. */
   statArtifact(ref: ArtifactRef): Promise<ArtifactStat>;
 
@@ -111,6 +127,12 @@ export interface ArtifactRef extends BackupRef {
 }
 
 export type ArtifactCompression = 'gzip' | 'none' | 'zstd';
+
+/** An artifact's stored bytes and how they are compressed (`none`: they are the original bytes). */
+export interface StoredArtifactReader {
+  stream: Readable;
+  compression: ArtifactCompression;
+}
 
 export interface ArtifactWriteOptions {
   /**

@@ -1,7 +1,10 @@
+import { createWriteStream } from 'node:fs';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import { FailureType, permanentFailure, type FailureContext } from '../errors';
-import { decodeArtifact, encodeArtifact, hashStoredBytes } from './artifact-pipeline';
+import { classifyReadError, decodeArtifact, encodeArtifact, hashStoredBytes } from './artifact-pipeline';
+import { decompressZstdToFile } from './zstd-stream';
 import {
   formatSidecar,
   parseSidecar,
@@ -34,6 +37,7 @@ import type {
   BackupListing,
   BackupRef,
   BackupStore,
+  StoredArtifactReader,
 } from './backup-store';
 import { readBlob, type BlobStore } from './blob-store';
 import { artifactBinding } from './encryption';
@@ -137,6 +141,28 @@ export class BlobBackupStore implements BackupStore {
   }
 
   async openArtifactReader(ref: ArtifactRef): Promise<Readable> {
+    return (await this.openDecoded(ref, true)).stream;
+  }
+
+  async openStoredArtifactReader(ref: ArtifactRef): Promise<StoredArtifactReader> {
+    return this.openDecoded(ref, false);
+  }
+
+  async copyArtifactToFile(ref: ArtifactRef, file: string, signal?: AbortSignal): Promise<void> {
+    const stored = await this.openDecoded(ref, false);
+    if (stored.compression !== 'zstd') {
+      stored.stream.destroy();
+      await pipeline(await this.openArtifactReader(ref), createWriteStream(file), signal ? { signal } : {});
+      return;
+    }
+    try {
+      await decompressZstdToFile(stored.stream, file, signal);
+    } catch (err) {
+      throw classifyReadError(err, describeArtifact(ref), artifactContext(ref));
+    }
+  }
+
+  private async openDecoded(ref: ArtifactRef, decompress: boolean): Promise<StoredArtifactReader> {
     const key = artifactKey(ref);
     const name = describeArtifact(ref);
     const context = artifactContext(ref);
@@ -164,9 +190,10 @@ export class BlobBackupStore implements BackupStore {
     const source = await this.blobs.get(key);
     if (!source)
       throw permanentFailure(FailureType.UnknownBackup, `artifact ${name} has metadata but no data file`, context);
-    return decodeArtifact(
+    const stream = decodeArtifact(
       source,
       {
+        decompress,
         bytes: sidecar.bytes,
         sha256: sidecar.sha256,
         compression: sidecar.compression,
@@ -177,6 +204,7 @@ export class BlobBackupStore implements BackupStore {
       name,
       context,
     );
+    return { stream, compression: decompress ? 'none' : sidecar.compression };
   }
 
   async statArtifact(ref: ArtifactRef): Promise<ArtifactStat> {

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { Duplex } from 'node:stream';
+import { Duplex, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 
 /**
  * zstd through Debian's `zstd` binary (Node 20's zlib has no zstd): a Duplex whose writes go to the
@@ -71,4 +72,37 @@ export function createZstdStream(mode: 'compress' | 'decompress'): Duplex {
     else stream.destroy(failure(code));
   });
   return stream;
+}
+
+/**
+ * Decompresses a zstd stream straight into `file` (created or replaced): the zstd process writes the
+ * file itself, so the original bytes, often several times the compressed ones, never pass through
+ * the worker. Resolves when zstd exited with 0 and `input` ended cleanly.
+ * @throws `input`'s own error when it failed (a checksum, the store), else a {@link ZstdError}.
+ */
+export async function decompressZstdToFile(input: Readable, file: string, signal?: AbortSignal): Promise<void> {
+  const child = spawn(ZSTD_BINARY, ['-d', '-q', '-f', '-o', file], { stdio: ['pipe', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    if (stderr.length < 4096) stderr += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.on('error', (err) => reject(new Error(`cannot run ${ZSTD_BINARY}: ${err.message}`, { cause: err })));
+    child.on('close', (code) => resolve(code));
+  });
+  exited.catch(() => undefined);
+  let inputError: unknown;
+  input.once('error', (err: unknown) => (inputError ??= err));
+  const fed = pipeline(input, child.stdin, signal ? { signal } : {}).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  const feedError = await fed;
+  // A failed feed (the input's error, a cancellation) must not leave zstd waiting on its stdin.
+  if (feedError !== undefined && child.exitCode === null) child.kill('SIGKILL');
+  const code = await exited;
+  if (inputError !== undefined) throw inputError;
+  if (signal?.aborted) throw feedError ?? signal.reason;
+  if (code !== 0) throw new ZstdError(`${ZSTD_BINARY} -d failed: ${stderr.trim() || `exit code ${String(code)}`}`);
+  if (feedError !== undefined) throw feedError;
 }

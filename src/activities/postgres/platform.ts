@@ -1,8 +1,6 @@
-import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { Context } from '@temporalio/activity';
 import type { Pool, PoolClient } from 'pg';
 import { CURRENT_POSTGRES_ROW_HASH, type ManifestArtifact } from '../../contracts/backup';
@@ -309,14 +307,10 @@ export async function restorePlatformPostgres(
       const database = artifact.object.slice('database:'.length);
       current.object = `database ${database}`;
       const local = path.join(dir, 'archive.dump');
-      await pipeline(
-        await deps.store.openArtifactReader({
-          orgId: PLATFORM_BACKUP_ORG,
-          backupId: input.backupId,
-          path: artifact.file,
-        }),
-        createWriteStream(local),
-        { signal: ctx.cancellationSignal },
+      await deps.store.copyArtifactToFile(
+        { orgId: PLATFORM_BACKUP_ORG, backupId: input.backupId, path: artifact.file },
+        local,
+        ctx.cancellationSignal,
       );
       await maintenance.query(
         'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',

@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -341,9 +340,11 @@ async function restoreArchiveInto(
       const dir = await mkdtemp(path.join(os.tmpdir(), 'eloquent-pg-restore-'));
       try {
         const file = path.join(dir, 'schemas.dump');
-        await pipeline(await openArtifact(deps.store, input, dump), createWriteStream(file), {
-          signal: ctx.cancellationSignal,
-        });
+        await deps.store.copyArtifactToFile(
+          { orgId: input.orgId, backupId: input.backupId, path: dump.file },
+          file,
+          ctx.cancellationSignal,
+        );
         await runToolFrom(
           pgTool(deps.binDir, 'pg_restore'),
           [...args, `--jobs=${deps.restoreJobs}`, `--dbname=${url}`, file],
