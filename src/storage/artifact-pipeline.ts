@@ -58,7 +58,7 @@ export interface ArtifactEncoder {
  * already; a gzip stream as it came.
  */
 export function compressionFor(options: ArtifactWriteOptions): ArtifactCompression {
-  if (options.compressWith === 'zstd') return 'zstd';
+  if (options.compressWith === 'zstd' || options.zstdCompressed === true) return 'zstd';
   return options.gzipped === true || !options.alreadyCompressed ? 'gzip' : 'none';
 }
 
@@ -81,7 +81,7 @@ export function encodeArtifact(
   const stages: Array<Transform | Writable> = [counter];
   if (compression === 'gzip' && write.gzipped !== true)
     stages.push(createGzip({ level: options.gzipLevel, chunkSize: GZIP_CHUNK_BYTES }));
-  if (compression === 'zstd') stages.push(createZstdStream('compress'));
+  if (compression === 'zstd' && write.zstdCompressed !== true) stages.push(createZstdStream('compress'));
   if (options.dataKey)
     stages.push(createEncryptStream(options.dataKey, DEFAULT_ENCRYPTED_CHUNK_BYTES, options.binding));
   stages.push(meter, destination);

@@ -153,6 +153,12 @@ export interface ArtifactWriteOptions {
    * uncompressed (`--compress=0`), so compression runs beside the dump instead of inside it.
    */
   compressWith?: 'zstd';
+  /**
+   * True when the bytes piped in are one zstd stream already (a tool's output compressed by zstd
+   * reading it directly, zstd-stream.ts `compressZstdFrom`): stored as they come and recorded as
+   * `zstd`; `rawBytes` then counts the zstd bytes received, as for `gzipped`.
+   */
+  zstdCompressed?: boolean;
 }
 
 /** An artifact being written. Pipe the original bytes into `stream`, then `commit()`, or `abort()`. */

@@ -106,3 +106,30 @@ export async function decompressZstdToFile(input: Readable, file: string, signal
   if (code !== 0) throw new ZstdError(`${ZSTD_BINARY} -d failed: ${stderr.trim() || `exit code ${String(code)}`}`);
   if (feedError !== undefined) throw feedError;
 }
+
+/**
+ * Compresses what another process writes, with zstd reading that process's output pipe itself: the
+ * original bytes go from one child to the other and never through the worker, which reads only the
+ * compressed `output`. `done` resolves when zstd exited with 0.
+ * @param source the producing child's stdout (a pipe); the worker's own copy of it is closed here.
+ * @throws (from `done`) a {@link ZstdError} with zstd's stderr.
+ */
+export function compressZstdFrom(source: Readable): { output: Readable; done: Promise<void> } {
+  const child = spawn(ZSTD_BINARY, [`-${ZSTD_LEVEL}`, '-q', '-c'], { stdio: [source, 'pipe', 'pipe'] });
+  // zstd holds its own descriptor of the pipe now; the worker's would only keep it open.
+  source.destroy();
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    if (stderr.length < 4096) stderr += d.toString();
+  });
+  const done = new Promise<void>((resolve, reject) => {
+    child.on('error', (err) => reject(new Error(`cannot run ${ZSTD_BINARY}: ${err.message}`, { cause: err })));
+    child.on('close', (code, signal) => {
+      if (code === 0) resolve();
+      else
+        reject(new ZstdError(`${ZSTD_BINARY} compress failed: ${stderr.trim() || `exit ${String(code ?? signal)}`}`));
+    });
+  });
+  done.catch(() => undefined);
+  return { output: child.stdout, done };
+}

@@ -50,9 +50,11 @@ export const CATALOG_ARTIFACT = 'postgres/catalog.json';
 /**
  * How the schemas archive is stored: since issue 17 an uncompressed custom-format archive in zstd
  * (manifest `compression: "zstd"`); earlier backups hold pg_dump's own gzip (`compression: "none"`).
+ * zstd reads pg_dump's output itself (tools.ts `runToolInto`), so the store gets the zstd stream and
+ * the manifest's `rawBytes` counts its bytes (it counted the archive's before 2026-12-01).
  * The store decodes either, so every reader (pg_restore, archive-sequences.ts) gets a custom archive.
  */
-export const SCHEMAS_ARTIFACT_WRITE = { alreadyCompressed: false, compressWith: 'zstd' } as const;
+export const SCHEMAS_ARTIFACT_WRITE = { alreadyCompressed: true, zstdCompressed: true } as const;
 export const sharedArtifactPath = (schema: string, table: string) => `postgres/shared/${schema}.${table}.copy`;
 
 /** Heartbeat of a PostgreSQL backup: every artifact is from one snapshot, so they resume as one group. */
@@ -188,10 +190,15 @@ export async function backupPostgres(
         { orgId, backupId, path: SCHEMAS_ARTIFACT },
         SCHEMAS_ARTIFACT_WRITE,
         (sink) =>
-          runToolInto(pgDump, args, sink, ctx.cancellationSignal, (n) => (current.bytes = n), {
-            orgId,
-            object: schemas.join(','),
-          }),
+          runToolInto(
+            pgDump,
+            args,
+            sink,
+            ctx.cancellationSignal,
+            (n) => (current.bytes = n),
+            { orgId, object: schemas.join(',') },
+            { zstd: true },
+          ),
       );
       artifacts.push({ store: 'postgres', object: 'schemas', file: SCHEMAS_ARTIFACT, ...record, rows: null });
 

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { compressZstdFrom } from '../../storage/zstd-stream';
 import { ProgressTap } from '../support/artifact-stream';
 import { classifyToolFailure } from './errors';
 import { pgToolInvocation } from './tool-environment';
@@ -52,6 +53,9 @@ export function majorVersion(version: string): number {
 /**
  * Runs a trusted tool (pg_dump) and streams its stdout into `sink`; stderr is kept for the message.
  * Cancellation kills the tool. A non-zero exit fails with the tool's own words.
+ * @param options.zstd the tool's output goes straight into zstd (`compressZstdFrom`), which reads
+ *   the tool's pipe itself; `sink` and `onBytes` get the compressed bytes. Piping a dump of 1.5 GB
+ *   through the worker into zstd cost a core a second per 1.5 GB beside the dump (bench/backup.ts).
  */
 export async function runToolInto(
   command: string,
@@ -60,6 +64,7 @@ export async function runToolInto(
   signal: AbortSignal,
   onBytes: (bytes: number) => void,
   context: { orgId: string; object: string },
+  options: { zstd?: boolean } = {},
 ): Promise<void> {
   const invocation = pgToolInvocation(args);
   const child = spawn(command, invocation.args, { stdio: ['ignore', 'pipe', 'pipe'], signal, env: invocation.env });
@@ -71,9 +76,22 @@ export async function runToolInto(
     child.on('error', reject);
     child.on('close', (code) => resolve(code));
   });
-  await pipeline(child.stdout, new ProgressTap(onBytes), sink);
+  exited.catch(() => undefined);
+  const compressed = options.zstd ? compressZstdFrom(child.stdout) : undefined;
+  try {
+    await pipeline(compressed?.output ?? child.stdout, new ProgressTap(onBytes), sink);
+  } catch (err) {
+    // zstd's output ended early: the tool's exit says why when it failed first (zstd then read an
+    // early end and stopped, or was killed with the tool on cancellation).
+    if (child.exitCode === null) child.kill('SIGKILL');
+    const code = await exited.catch(() => null);
+    if (code !== 0 && code !== null)
+      throw classifyToolFailure(path.basename(command), stderr.trim() || `exit code ${code}`, context);
+    throw err;
+  }
   const code = await exited;
   if (code !== 0) throw classifyToolFailure(path.basename(command), stderr.trim() || `exit code ${code}`, context);
+  await compressed?.done;
 }
 
 /** Runs a tool that reads `input` on stdin; fails with its own words. Resolves with its stderr (its first 64 KiB). */
