@@ -44,12 +44,13 @@ export interface BackupStore {
   openArtifactReader(ref: ArtifactRef): Promise<Readable>;
 
   /**
-   * The bytes of a committed artifact as compressed in the store (decrypted, checked like
-   * {@link openArtifactReader}, not decompressed), for a consumer that decompresses in a process of
-   * its own: ClickHouse reads a gzip request body, `zstd -d` writes a file. Fewer bytes pass through
-   * the worker. A consumer of a compressed stream must still treat an error at its end as a failure.
+   * The bytes of a committed artifact (decrypted, checked like {@link openArtifactReader}) left
+   * compressed when stored in one of `passOn`, for a consumer that decompresses in a process of its
+   * own: ClickHouse reads a gzip request body, `zstd -d` writes a file. Fewer bytes pass through the
+   * worker. Any other compression is undone by the store (`compression: 'none'` then). A consumer of
+   * a compressed stream must still treat an error at its end as a failure.
    */
-  openStoredArtifactReader(ref: ArtifactRef): Promise<StoredArtifactReader>;
+  openStoredArtifactReader(ref: ArtifactRef, passOn: readonly ArtifactCompression[]): Promise<StoredArtifactReader>;
 
   /**
    * Writes the ORIGINAL bytes of a committed artifact into the local `file` (created or replaced),

@@ -28,6 +28,7 @@ import {
   sidecarKey,
 } from './backup-layout';
 import type {
+  ArtifactCompression,
   ArtifactRecord,
   ArtifactRef,
   ArtifactStat,
@@ -141,18 +142,13 @@ export class BlobBackupStore implements BackupStore {
   }
 
   async openArtifactReader(ref: ArtifactRef): Promise<Readable> {
-    return (await this.openDecoded(ref, true)).stream;
-  }
-
-  async openStoredArtifactReader(ref: ArtifactRef): Promise<StoredArtifactReader> {
-    return this.openDecoded(ref, false);
+    return (await this.openStoredArtifactReader(ref, [])).stream;
   }
 
   async copyArtifactToFile(ref: ArtifactRef, file: string, signal?: AbortSignal): Promise<void> {
-    const stored = await this.openDecoded(ref, false);
+    const stored = await this.openStoredArtifactReader(ref, ['zstd']);
     if (stored.compression !== 'zstd') {
-      stored.stream.destroy();
-      await pipeline(await this.openArtifactReader(ref), createWriteStream(file), signal ? { signal } : {});
+      await pipeline(stored.stream, createWriteStream(file), signal ? { signal } : {});
       return;
     }
     try {
@@ -162,7 +158,10 @@ export class BlobBackupStore implements BackupStore {
     }
   }
 
-  private async openDecoded(ref: ArtifactRef, decompress: boolean): Promise<StoredArtifactReader> {
+  async openStoredArtifactReader(
+    ref: ArtifactRef,
+    passOn: readonly ArtifactCompression[],
+  ): Promise<StoredArtifactReader> {
     const key = artifactKey(ref);
     const name = describeArtifact(ref);
     const context = artifactContext(ref);
@@ -190,6 +189,7 @@ export class BlobBackupStore implements BackupStore {
     const source = await this.blobs.get(key);
     if (!source)
       throw permanentFailure(FailureType.UnknownBackup, `artifact ${name} has metadata but no data file`, context);
+    const decompress = !passOn.includes(sidecar.compression);
     const stream = decodeArtifact(
       source,
       {

@@ -289,9 +289,6 @@ export async function loadClickHouseObjects(
       } catch (err) {
         if (readerFailure !== undefined) throw readerFailure;
         if (isRetryableClickHouseError(err) || !(err instanceof Error) || err.name === 'AbortError') throw err;
-        // The server decompressed the body itself and may refuse it before the reader reached the
-        // end, where its checksum is checked: a changed artifact is named as such, not as bad rows.
-        if (contentEncoding) await assertArtifactIntact(deps.store, ref);
         throw permanentFailure(
           FailureType.StoreRejected,
           `cannot load the rows of table ${step.object} from artifact ${artifact.file}: ClickHouse rejected them (code ${clickHouseErrorCode(err) ?? '?'}): ${printableExcerpt(messageOf(err))}`,
@@ -315,25 +312,8 @@ async function openRowsForInsert(
   store: BackupStore,
   ref: ArtifactRef,
 ): Promise<{ values: Readable; contentEncoding?: 'gzip' }> {
-  const stored = await store.openStoredArtifactReader(ref);
-  if (stored.compression === 'gzip') return { values: stored.stream, contentEncoding: 'gzip' };
-  if (stored.compression === 'none') return { values: stored.stream };
-  stored.stream.destroy();
-  return { values: await store.openArtifactReader(ref) };
-}
-
-/** @throws non-retryable `ChecksumMismatch` naming the artifact when its stored bytes are not the ones its record hashes. */
-async function assertArtifactIntact(store: BackupStore, ref: ArtifactRef): Promise<void> {
-  const record = await store.statArtifact(ref);
-  const check = record.exists ? await store.verifyArtifactChecksum(ref, record.sha256) : undefined;
-  if (check?.matches) return;
-  throw permanentFailure(
-    FailureType.ChecksumMismatch,
-    record.exists
-      ? `artifact ${ref.orgId}/${ref.backupId}/${ref.path} hashes to ${check?.actualSha256 ?? '?'} (${check?.bytes ?? 0} bytes), but ${record.sha256} was recorded`
-      : `artifact ${ref.orgId}/${ref.backupId}/${ref.path} does not exist`,
-    { store: 'storage', orgId: ref.orgId, object: `${ref.orgId}/${ref.backupId}/${ref.path}` },
-  );
+  const stored = await store.openStoredArtifactReader(ref, ['gzip']);
+  return stored.compression === 'gzip' ? { values: stored.stream, contentEncoding: 'gzip' } : { values: stored.stream };
 }
 
 /** A server message about bytes it could not parse echoes them: cut to printable text of a readable length. */
