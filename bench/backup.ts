@@ -12,7 +12,9 @@
  *    workflow uses, both stores in parallel: `pg_dump -Fd -j N -Z1` ‖ every ClickHouse table's
  *    `Native` gzipped by the server at CLICKHOUSE_EXPORT_GZIP_LEVEL; then, alone, for reference,
  *    `pg_dump -Fd -j N -Z0` (the floor: the server's COPY output) and `pg_dump -Fc -Z0 | zstd -1`
- *    (the workflow's own codec, raw). CPU per process group is read from /proc (process-cpu.ts).
+ *    (the workflow's own codec, raw), and that zstd archive restored raw (`zstd -d`, then
+ *    `pg_restore -j N` into an empty database): the floor of the verification's PostgreSQL half.
+ *    CPU per process group is read from /proc (process-cpu.ts).
  * 3. The old comparison (unless `--skip-old-baseline`): `pg_dump -Fc` at default gzip and plain
  *    `Native`, sequential then parallel; printed as a labelled second line.
  * 4. `backupOrganization` (verify: false) on a worker in this process, with peak RSS and CPU per process.
@@ -53,7 +55,7 @@ import {
   type SeedScale,
 } from '../src/platform/seed-organization';
 import { MANIFEST_FILE } from '../src/storage/backup-store';
-import { closeStoreClients, createStoreClients, type StoreClients } from '../src/store-clients';
+import { closeStoreClients, createStoreClients, databaseUrl, type StoreClients } from '../src/store-clients';
 import { createWorker } from '../src/worker';
 import type { backupOrganization, verifyBackup } from '../src/workflows';
 import { ERRORS_ONLY_BUNDLE_LOGGER } from '../test/support/bundle-logger';
@@ -331,9 +333,14 @@ interface HonestPlan {
   pgCustomZstd: (file: string) => Promise<void>;
   /** Every data table's `Native` export, gzipped by the server at `gzipLevel`, one after the other as backupClickHouse does. */
   clickhouseGzipped: (dir: string) => Promise<void>;
+  /**
+   * `zstd -d` of that zstd archive into a file, then `pg_restore -j N` of it into a new, empty
+   * database (dropped after): what the verification's scratch restore of PostgreSQL does, raw.
+   */
+  pgRestore: (zstdFile: string, dir: string) => Promise<void>;
 }
 
-function planHonestBaseline(config: AppConfig, plan: RawPlan, jobs: number): HonestPlan {
+function planHonestBaseline(config: AppConfig, clients: StoreClients, plan: RawPlan, jobs: number): HonestPlan {
   const pgDump = pgTool(config.postgres.binDir, 'pg_dump');
   const schemaArgs = plan.pgDump.schemas.map((s) => `--schema="${s}"`);
   const common = ['--no-owner', '--no-privileges', `--dbname=${config.postgres.url}`, ...schemaArgs];
@@ -357,6 +364,25 @@ function planHonestBaseline(config: AppConfig, plan: RawPlan, jobs: number): Hon
     clickhouseGzipped: async (dir) => {
       for (const table of plan.tables) await table.runGzipped(path.join(dir, `${table.name}.native.gz`), gzipLevel);
     },
+    pgRestore: async (zstdFile, dir) => {
+      const archive = path.join(dir, 'schemas.dump');
+      const database = `eloquent_bench_restore_${randomBytes(4).toString('hex')}`;
+      await mkdir(dir, { recursive: true });
+      await clients.postgres.query(`CREATE DATABASE ${quotePgIdent(database)}`);
+      try {
+        await runTool('zstd', ['-d', '-q', '-f', '-o', archive, zstdFile]);
+        await runTool(pgTool(config.postgres.binDir, 'pg_restore'), [
+          '--no-owner',
+          '--no-privileges',
+          '--exit-on-error',
+          `--jobs=${jobs}`,
+          `--dbname=${databaseUrl(config.postgres.url, database)}`,
+          archive,
+        ]);
+      } finally {
+        await clients.postgres.query(`DROP DATABASE IF EXISTS ${quotePgIdent(database)}`);
+      }
+    },
   };
 }
 
@@ -370,17 +396,25 @@ interface HonestBaseline {
   /** Alone, for reference: the floor (no compression) and the workflow's codec. */
   floor: Timing;
   zstd: Timing;
+  /** The zstd archive restored into an empty database: the verification's floor for PostgreSQL. */
+  restore: Timing;
 }
 
 /** The honest baseline: both stores in parallel at the workflow's compression, then two references alone. */
 async function honestBaseline(honest: HonestPlan, dir: string): Promise<HonestBaseline> {
   await mkdir(dir, { recursive: true });
-  const timed = async (label: string, target: string, run: () => Promise<void>, bytes: () => Promise<number>) => {
+  const timed = async (
+    label: string,
+    target: string,
+    run: () => Promise<void>,
+    bytes: () => Promise<number>,
+    keep = false,
+  ) => {
     const started = performance.now();
     await run();
     const timing: Timing = { label, seconds: seconds(started), bytes: await bytes() };
     process.stdout.write(`  ${label}: ${timing.seconds.toFixed(1)} s, ${mb(timing.bytes).toFixed(0)} MB\n`);
-    await rm(target, { recursive: true, force: true });
+    if (!keep) await rm(target, { recursive: true, force: true });
     return timing;
   };
   const pgDir = path.join(dir, 'pg-directory');
@@ -426,9 +460,19 @@ async function honestBaseline(honest: HonestPlan, dir: string): Promise<HonestBa
     zstdFile,
     () => honest.pgCustomZstd(zstdFile),
     () => fileBytes(zstdFile),
+    true,
   );
   zstd.note = 'the codec backupPostgres uses, raw';
-  return { postgres, clickhouse, parallel, cpu, floor, zstd };
+  const restoreDir = path.join(dir, 'pg-restore');
+  const restore = await timed(
+    `  (reference) zstd -d; pg_restore -j${honest.jobs}`,
+    restoreDir,
+    () => honest.pgRestore(zstdFile, restoreDir),
+    () => fileBytes(path.join(restoreDir, 'schemas.dump')),
+  );
+  restore.note = "that archive into an empty database: the verification's PostgreSQL floor";
+  await rm(zstdFile, { force: true });
+  return { postgres, clickhouse, parallel, cpu, floor, zstd, restore };
 }
 
 function sum(values: number[]): number {
@@ -655,6 +699,7 @@ function printReport(args: {
   lines.push(row(honest.parallel.label, honest.parallel.seconds, honest.parallel.bytes, '', honest.parallel.note));
   lines.push(row(honest.floor.label, honest.floor.seconds, honest.floor.bytes, '', honest.floor.note));
   lines.push(row(honest.zstd.label, honest.zstd.seconds, honest.zstd.bytes, '', honest.zstd.note));
+  lines.push(row(honest.restore.label, honest.restore.seconds, honest.restore.bytes, '', honest.restore.note));
   const wfNote = `stored ${mb(storedBytes).toFixed(0)} MB of ${mb(rawBytes).toFixed(0)} MB streamed in; peak RSS ${mb(backup.peakRssBytes).toFixed(0)} MB; ${describeCpu(backup.processes)}`;
   lines.push(
     row('backupOrganization (verify: false)', backup.seconds, storedBytes, ratio(backup.seconds, baseline), wfNote),
@@ -726,7 +771,7 @@ function printReport(args: {
     );
   if (plain.verify)
     lines.push(
-      `verification ${plain.verify.seconds.toFixed(1)} s next to backup ${backup.seconds.toFixed(1)} s: ${ratio(plain.verify.seconds, backup.seconds)}× (target ≤ 1.5)`,
+      `verification ${plain.verify.seconds.toFixed(1)} s next to backup ${backup.seconds.toFixed(1)} s: ${ratio(plain.verify.seconds, backup.seconds)}× (target ≤ 1.5); raw restore (zstd -d; pg_restore -j${args.options.jobs}) ${honest.restore.seconds.toFixed(1)} s = ${ratio(honest.restore.seconds, backup.seconds)}× the backup, verification / raw restore = ${ratio(plain.verify.seconds, honest.restore.seconds)}`,
     );
   process.stdout.write(`${lines.join('\n')}\n`);
 }
@@ -762,7 +807,10 @@ async function main(): Promise<void> {
     process.stdout.write(
       `honest baseline: pg_dump -Fd -j${options.jobs} -Z1 ‖ ClickHouse Native gzipped by the server, then references…\n`,
     );
-    const honest = await honestBaseline(planHonestBaseline(config, plan, options.jobs), path.join(workDir, 'honest'));
+    const honest = await honestBaseline(
+      planHonestBaseline(config, clients, plan, options.jobs),
+      path.join(workDir, 'honest'),
+    );
     let old: OldBaseline | undefined;
     if (options.oldBaseline) {
       process.stdout.write(
