@@ -34,6 +34,11 @@ import { parseArgs } from 'node:util';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Runtime } from '@temporalio/worker';
 import { z } from 'zod';
+import {
+  createScratchDatabase,
+  dropScratchDatabase,
+  SCRATCH_DATABASE_PREFIX,
+} from '../src/activities/postgres/scratch';
 import { pgTool } from '../src/activities/postgres/tools';
 import { loadConfig, type AppConfig } from '../src/config';
 import { backupManifestSchema, type BackupManifest, type BackupSummary } from '../src/contracts/backup';
@@ -366,9 +371,10 @@ function planHonestBaseline(config: AppConfig, clients: StoreClients, plan: RawP
     },
     pgRestore: async (zstdFile, dir) => {
       const archive = path.join(dir, 'schemas.dump');
-      const database = `eloquent_bench_restore_${randomBytes(4).toString('hex')}`;
+      // A scratch name: a benchmark killed midway leaves a database the scratch sweep removes.
+      const database = `${SCRATCH_DATABASE_PREFIX}bench_restore_${randomBytes(4).toString('hex')}`;
       await mkdir(dir, { recursive: true });
-      await clients.postgres.query(`CREATE DATABASE ${quotePgIdent(database)}`);
+      await createScratchDatabase(clients.postgres, database);
       try {
         await runTool('zstd', ['-d', '-q', '-f', '-o', archive, zstdFile]);
         await runTool(pgTool(config.postgres.binDir, 'pg_restore'), [
@@ -380,7 +386,7 @@ function planHonestBaseline(config: AppConfig, clients: StoreClients, plan: RawP
           archive,
         ]);
       } finally {
-        await clients.postgres.query(`DROP DATABASE IF EXISTS ${quotePgIdent(database)}`);
+        await dropScratchDatabase(clients.postgres, database);
       }
     },
   };
@@ -400,7 +406,7 @@ interface HonestBaseline {
   restore: Timing;
 }
 
-/** The honest baseline: both stores in parallel at the workflow's compression, then two references alone. */
+/** The honest baseline: both stores in parallel at the workflow's compression, then three references alone. */
 async function honestBaseline(honest: HonestPlan, dir: string): Promise<HonestBaseline> {
   await mkdir(dir, { recursive: true });
   const timed = async (
