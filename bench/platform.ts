@@ -13,6 +13,8 @@
  * 3. `backupPlatform` {orgIds, concurrency} on a worker in this process, with a wrapper around every
  *    activity that records its run time, and the worker's RSS sampled every 100 ms: the peak is
  *    noted when the 10th, 100th and 1,000th organization's PostgreSQL backup finishes.
+ *    CPU per process group (process-cpu.ts: worker, its tools, PostgreSQL, ClickHouse, Temporal) is
+ *    read from /proc around the raw baseline and around the run, and printed per organization.
  * 4. From every history of the run (the platform runs, each organization's backup and preflight):
  *    orchestration overhead per activity = (completed − scheduled, by the server's event times) − the
  *    activity's own run time; median and p95. And the largest history, encoded, in bytes.
@@ -40,6 +42,7 @@ import { closeStoreClients, createStoreClients, type StoreClients } from '../src
 import { createWorker } from '../src/worker';
 import type { backupPlatform } from '../src/workflows';
 import { ERRORS_ONLY_BUNDLE_LOGGER } from '../test/support/bundle-logger';
+import { cpuBetween, describeCpu, sampleCpu, type CpuSample } from './process-cpu';
 import { runTool } from './run-tool';
 
 /** Every organization of this benchmark starts so: nothing else is ever seeded or dropped by it. */
@@ -114,6 +117,19 @@ async function inParallel<T>(items: T[], limit: number, work: (item: T) => Promi
       for (let item = queue.shift(); item !== undefined; item = queue.shift()) await work(item);
     }),
   );
+}
+
+/** `CPU per organization: worker 0.41 s, …`: where a small organization's work goes, by process group. */
+function perOrganization(cpu: CpuSample, organizations: number): string {
+  const n = Math.max(1, organizations);
+  const each: CpuSample = {
+    workerSeconds: cpu.workerSeconds / n,
+    toolSeconds: cpu.toolSeconds / n,
+    postgresSeconds: cpu.postgresSeconds / n,
+    clickhouseSeconds: cpu.clickhouseSeconds / n,
+    temporalSeconds: cpu.temporalSeconds / n,
+  };
+  return `${describeCpu(each, 2).replace('CPU:', 'CPU per organization:')} (${(cpu.workerSeconds + cpu.toolSeconds + cpu.postgresSeconds + cpu.clickhouseSeconds + cpu.temporalSeconds).toFixed(0)} s in all)`;
 }
 
 // ------------------------------------------------------------------ organizations
@@ -274,7 +290,9 @@ async function main(): Promise<void> {
         : orgIds;
     out(`raw baseline: ${sample.length} organizations dumped one after the other…`);
     let rawSum = 0;
+    const rawCpuBefore = await sampleCpu();
     for (const orgId of sample) rawSum += await rawDumpSeconds(config, clients, model, orgId, rawDir);
+    const rawCpu = cpuBetween(rawCpuBefore, await sampleCpu());
     const rawTotal = (rawSum * orgIds.length) / sample.length;
     const rawPerfect = rawTotal / options.concurrency;
 
@@ -319,6 +337,7 @@ async function main(): Promise<void> {
     const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), RSS_SAMPLE_MS);
     const workflowId = `backup-platform-bench-${Date.now()}`;
     let wallSeconds = 0;
+    let runCpu: CpuSample | undefined;
     let result: Awaited<ReturnType<typeof backupPlatform>>;
     try {
       const worker = await createWorker({
@@ -333,6 +352,7 @@ async function main(): Promise<void> {
       });
       out(`backupPlatform of ${orgIds.length} organizations at concurrency ${options.concurrency}…`);
       result = await worker.runUntil(async () => {
+        const cpuBefore = await sampleCpu();
         const started = performance.now();
         const value = await client.workflow.execute<typeof backupPlatform>('backupPlatform', {
           taskQueue,
@@ -340,6 +360,7 @@ async function main(): Promise<void> {
           args: [{ orgIds, concurrency: options.concurrency, reason: 'platform benchmark', verify: false }],
         });
         wallSeconds = seconds(started);
+        runCpu = cpuBetween(cpuBefore, await sampleCpu());
         return value;
       });
     } finally {
@@ -380,6 +401,8 @@ async function main(): Promise<void> {
       `seeding                                   ${seedSeconds.toFixed(1)} s`,
       `raw dumps, sum over organizations          ${rawTotal.toFixed(1)} s${sample.length < orgIds.length ? ` (scaled from ${sample.length} timed)` : ''}; / ${options.concurrency} = ${rawPerfect.toFixed(1)} s`,
       `backupPlatform wall time                  ${wallSeconds.toFixed(1)} s: ${(wallSeconds / rawPerfect).toFixed(2)}× (sum of raw dumps) / concurrency (target ≤ 1.10); ${result.succeeded} succeeded, ${result.failed.length} failed`,
+      `raw dumps, ${perOrganization(rawCpu, sample.length)}`,
+      ...(runCpu ? [`backupPlatform, ${perOrganization(runCpu, orgIds.length)}`] : []),
       `orchestration per activity (${overheads.length} activities): median ${percentile(overheads, 50).toFixed(0)} ms, p95 ${percentile(overheads, 95).toFixed(0)} ms (target median < 50 ms)`,
       `worker peak RSS: ${RSS_CHECKPOINTS.filter((n) => rssAt.has(n))
         .map((n) => `${n} orgs ${mb(rssAt.get(n) ?? 0)} MB`)

@@ -4,7 +4,8 @@ import { readdir, readFile } from 'node:fs/promises';
  * CPU time per process group, read from /proc (Linux), to say where a benchmark's time went: the
  * worker itself (Node: activities, pipeline, hashing), the tools it ran (pg_dump, zstd, pg_restore,
  * curl: children it waited for), the PostgreSQL server (backends, and the ones that exited, counted in
- * the postmaster's children time) and the ClickHouse server. The servers are shared: their figures
+ * the postmaster's children time), the ClickHouse server and the Temporal dev server (its history
+ * store: every workflow and activity task is a write there). The servers are shared: their figures
  * include whatever else ran on them meanwhile, so read them on a quiet machine.
  */
 export interface CpuSample {
@@ -12,6 +13,7 @@ export interface CpuSample {
   toolSeconds: number;
   postgresSeconds: number;
   clickhouseSeconds: number;
+  temporalSeconds: number;
 }
 
 /** Clock ticks per second of /proc's times; 100 on every Linux this runs on (getconf CLK_TCK). */
@@ -51,6 +53,7 @@ export async function sampleCpu(): Promise<CpuSample> {
   const self = await readStat('self');
   let postgresSeconds = 0;
   let clickhouseSeconds = 0;
+  let temporalSeconds = 0;
   const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name));
   const stats = await Promise.all(pids.map(async (pid) => ({ pid: Number(pid), stat: await readStat(pid) })));
   const postgresPids = new Set(stats.filter((s) => s.stat?.comm === 'postgres').map((s) => s.pid));
@@ -61,12 +64,14 @@ export async function sampleCpu(): Promise<CpuSample> {
       // The postmaster (whose parent is not postgres) holds the time of backends that exited.
       if (!postgresPids.has(stat.ppid)) postgresSeconds += stat.children;
     } else if (stat.comm.startsWith('clickhouse')) clickhouseSeconds += stat.own;
+    else if (stat.comm === 'temporal') temporalSeconds += stat.own;
   }
   return {
     workerSeconds: self?.own ?? 0,
     toolSeconds: self?.children ?? 0,
     postgresSeconds,
     clickhouseSeconds,
+    temporalSeconds,
   };
 }
 
@@ -77,12 +82,14 @@ export function cpuBetween(before: CpuSample, after: CpuSample): CpuSample {
     toolSeconds: after.toolSeconds - before.toolSeconds,
     postgresSeconds: after.postgresSeconds - before.postgresSeconds,
     clickhouseSeconds: after.clickhouseSeconds - before.clickhouseSeconds,
+    temporalSeconds: after.temporalSeconds - before.temporalSeconds,
   };
 }
 
-/** `worker 3.1 s, tools 9.8 s, postgres 12.0 s, clickhouse 4.2 s (CPU)`. */
-export function describeCpu(cpu: CpuSample): string {
-  return `CPU: worker ${cpu.workerSeconds.toFixed(1)} s, tools ${cpu.toolSeconds.toFixed(1)} s, postgres ${cpu.postgresSeconds.toFixed(1)} s, clickhouse ${cpu.clickhouseSeconds.toFixed(1)} s`;
+/** `CPU: worker 3.1 s, tools 9.8 s, postgres 12.0 s, clickhouse 4.2 s, temporal 0.3 s`. */
+export function describeCpu(cpu: CpuSample, digits = 1): string {
+  const s = (v: number) => `${v.toFixed(digits)} s`;
+  return `CPU: worker ${s(cpu.workerSeconds)}, tools ${s(cpu.toolSeconds)}, postgres ${s(cpu.postgresSeconds)}, clickhouse ${s(cpu.clickhouseSeconds)}, temporal ${s(cpu.temporalSeconds)}`;
 }
 
 /** Runs `work` and returns its value with the CPU each process group spent meanwhile. */
