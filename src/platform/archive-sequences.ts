@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FailureType, messageOf, permanentFailure } from '../errors';
 import { ApplicationFailure } from '@temporalio/common';
+import { readCustomArchiveToc, UnreadableArchiveHead } from './custom-archive-toc';
 
 /**
  * The state of one sequence as a pg_dump archive holds it: what `pg_restore` sets it to.
@@ -59,13 +60,25 @@ export function parseSetvalStatements(script: string): DumpedSequence[] {
 
 /**
  * The sequence states a custom-format pg_dump archive holds. They sit in its table of contents at the
- * head of the archive, so pg_restore reads only that far (twice: `--list`, then `--use-list` with the
- * SEQUENCE SET entries alone) however large the archive is.
+ * head of the archive, so only that far is read, however large the archive is: by the worker itself
+ * when the archive's layout is one custom-archive-toc.ts knows (no process is started), otherwise by
+ * pg_restore (twice: `--list`, then `--use-list` with the SEQUENCE SET entries alone).
  * @param openArchive opens the archive from its start; called once per pass.
  * @throws when pg_restore fails; a non-retryable `ToolVersionMismatch` when it prints statements this
  *   parser does not read (every entry must parse).
  */
 export async function readDumpedSequences(
+  pgRestore: string,
+  openArchive: () => Promise<Readable>,
+  signal: AbortSignal,
+): Promise<DumpedSequence[]> {
+  return (
+    (await sequencesFromArchiveHead(await openArchive())) ?? readSequencesWithPgRestore(pgRestore, openArchive, signal)
+  );
+}
+
+/** {@link readDumpedSequences} by pg_restore alone: any archive it can read. */
+export async function readSequencesWithPgRestore(
   pgRestore: string,
   openArchive: () => Promise<Readable>,
   signal: AbortSignal,
@@ -90,6 +103,30 @@ export async function readDumpedSequences(
     return sequences;
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The SEQUENCE SET entries of the archive's table of contents, each statement parsed as pg_restore
+ * would print it; undefined when the layout is not one the reader knows (then pg_restore reads it).
+ */
+async function sequencesFromArchiveHead(archive: Readable): Promise<DumpedSequence[] | undefined> {
+  try {
+    const entries = (await readCustomArchiveToc(archive)).filter((e) => e.desc === 'SEQUENCE SET');
+    const sequences = entries.flatMap((e) => parseSetvalStatements(e.defn));
+    if (sequences.length !== entries.length) {
+      throw permanentFailure(
+        FailureType.ToolVersionMismatch,
+        `the archive lists ${entries.length} SEQUENCE SET entries, but ${sequences.length} hold a setval statement of the form this backup reads`,
+        { store: 'postgres', object: 'pg_dump archive' },
+      );
+    }
+    return sequences;
+  } catch (err) {
+    if (err instanceof UnreadableArchiveHead) return undefined;
+    throw err;
+  } finally {
+    archive.destroy();
   }
 }
 
