@@ -15,7 +15,7 @@
  *    noted when the 10th, 100th and 1,000th organization's PostgreSQL backup finishes.
  *    CPU per process group (process-cpu.ts: worker, its tools, PostgreSQL, ClickHouse, Temporal) is
  *    read from /proc around the raw baseline and around the run, and printed per organization.
- * 4. From every history of the run (the platform runs, each organization's backup and preflight):
+ * 4. From every history of the run (the platform runs and each organization's backup):
  *    orchestration overhead per activity = (completed − scheduled, by the server's event times) − the
  *    activity's own run time; median and p95. And the largest history, encoded, in bytes.
  * Cleans up at the end too (unless `--keep`): organizations and the temporary backup folder.
@@ -388,8 +388,7 @@ async function main(): Promise<void> {
     }
     for (const orgId of orgIds) {
       const backupId = `backup-${orgId}-${result.platformBackupId}`;
-      for (const id of [backupId, `${backupId}-preflight`])
-        account(id, await client.workflow.getHandle(id).fetchHistory());
+      account(backupId, await client.workflow.getHandle(backupId).fetchHistory());
     }
 
     const lines = [

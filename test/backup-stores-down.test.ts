@@ -1,8 +1,9 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { backupManifestSchema } from '../src/contracts/backup';
 import { seedOrganization } from '../src/platform/seed-organization';
 import { backupOrganization } from '../src/workflows';
+import { failureText, rejectionOf } from './support/failures';
 import { freePort } from './support/free-port';
 import { dropTestOrganizations } from './support/organizations';
 import { startTestWorker, uniqueOrgId, type TestWorker } from './support/test-worker';
@@ -61,8 +62,41 @@ describe('a backup with the queue and Redis down', () => {
     expect(manifest.ephemeral.redis).toEqual([]);
     expect(manifest.ephemeral.unavailable?.queue).toMatch(/./);
     expect(manifest.ephemeral.unavailable?.redis).toMatch(/./);
-    // The preflight asked only the stores the backup touches.
-    const preflight = await env.client.workflow.getHandle(`${workflowId}-preflight`).result();
-    expect(preflight.stores.map((s: { store: string }) => s.store).sort()).toEqual(['clickhouse', 'postgres']);
+    // The preflight asked only the stores the backup touches, in the backup's own history (no child).
+    const events = (await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+    const probed = events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+    expect(probed.filter((name) => name.startsWith('probe')).sort()).toEqual(['probeClickHouse', 'probePostgres']);
+    expect(
+      events.some(
+        (e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowType?.name === 'platformPreflight',
+      ),
+    ).toBe(false);
   }, 180_000);
+
+  it('a store the backup needs that does not answer fails it as the preflight, naming the store, before its checks and with nothing written', async () => {
+    const clickhousePort = await freePort();
+    const noClickHouse = await startTestWorker('backup-clickhouse-down', {
+      CLICKHOUSE_URL: `http://127.0.0.1:${clickhousePort}`,
+      PREFLIGHT_TIMEOUT_MS: '1500',
+    });
+    // An organization that does not exist: the checks would refuse it, but the preflight speaks first.
+    const missing = uniqueOrgId('downmissing');
+    try {
+      const failure = failureText(
+        await rejectionOf(
+          noClickHouse.client.workflow.execute(backupOrganization, {
+            taskQueue: noClickHouse.taskQueue,
+            workflowId: `backup-${missing}-${Date.now()}`,
+            args: [{ orgId: missing, stores: ['postgres', 'clickhouse'], verify: false }],
+          }),
+        ),
+      );
+      expect(failure).toMatch(/preflight failed: .*clickhouse/i);
+      expect(failure).toContain(`127.0.0.1:${clickhousePort}`);
+      expect(failure).not.toMatch(/does not exist/);
+      await expect(stat(path.join(noClickHouse.config.backup.directory, missing))).rejects.toThrow(/ENOENT/);
+    } finally {
+      await noClickHouse.shutdown();
+    }
+  }, 120_000);
 });
