@@ -2,6 +2,7 @@ import type { PoolClient } from 'pg';
 import { loadConfig } from '../src/config';
 import { findForeignTypes, FOREIGN_TYPES_SQL } from '../src/platform/discovery';
 import { queryWithoutJit } from '../src/platform/pg-transaction';
+import { PRIVILEGE_OBJECTS_SQL, readPostgresPrivileges } from '../src/platform/postgres-privileges';
 import { quotePgIdent } from '../src/platform/quoting';
 import { dropSeededOrganization } from '../src/platform/seed-organization';
 import { closeStoreClients, createStoreClients } from '../src/store-clients';
@@ -100,6 +101,35 @@ describe('catalog walks run without JIT compilation', () => {
       expect(seenByWalk).toEqual(['off']);
       expect(await jitNow()).toBe(before);
     } finally {
+      client.release();
+    }
+  });
+
+  it('the privileges read sends its objects query with jit off, even where every query would be compiled', async () => {
+    const client = await clients.postgres.connect();
+    try {
+      const jitNow = async () =>
+        (await client.query<{ jit: string }>(`SELECT current_setting('jit') AS jit`)).rows[0]?.jit;
+      // A catalog of 1,000 organizations plans the objects query above jit_above_cost; here every
+      // query is, so the setting in force when it is sent is what decides.
+      await client.query('SET jit_above_cost = 0');
+      const before = await jitNow();
+      const seenByObjects: Array<string | undefined> = [];
+      const observed = {
+        release: () => undefined,
+        query: async (sql: string, params?: unknown[]) => {
+          if (sql === PRIVILEGE_OBJECTS_SQL) seenByObjects.push(await jitNow());
+          return client.query(sql, params);
+        },
+      } as unknown as PoolClient;
+      await client.query('BEGIN READ ONLY');
+      const privileges = await readPostgresPrivileges(observed, [schema]);
+      await client.query('COMMIT');
+      expect(seenByObjects).toEqual(['off']);
+      expect(await jitNow()).toBe(before);
+      expect(privileges.objects.map((o) => o.identity)).toEqual(expect.arrayContaining([`${schema}.moods`]));
+    } finally {
+      await client.query('RESET jit_above_cost').catch(() => undefined);
       client.release();
     }
   });
