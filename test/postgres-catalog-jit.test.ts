@@ -82,24 +82,31 @@ describe('catalog walks run without JIT compilation', () => {
     expect(await findForeignTypes(clients.postgres, schemas)).toEqual([]);
   });
 
+  /** The setting of `jit` on `client` now. */
+  const jitOf = async (client: PoolClient) =>
+    (await client.query<{ jit: string }>(`SELECT current_setting('jit') AS jit`)).rows[0]?.jit;
+
+  /** The connection as the code under test sees it, noting the `jit` in force each time `sql` is sent. */
+  function observing(client: PoolClient, sql: string): { observed: PoolClient; seen: Array<string | undefined> } {
+    const seen: Array<string | undefined> = [];
+    const observed = {
+      release: () => undefined,
+      query: async (text: string, params?: unknown[]) => {
+        if (text === sql) seen.push(await jitOf(client));
+        return client.query(text, params);
+      },
+    } as unknown as PoolClient;
+    return { observed, seen };
+  }
+
   it('findForeignTypes runs its walk with jit off, on the connection it was given, and leaves it as it was', async () => {
     const client = await clients.postgres.connect();
     try {
-      const jitNow = async () =>
-        (await client.query<{ jit: string }>(`SELECT current_setting('jit') AS jit`)).rows[0]?.jit;
-      const before = await jitNow();
-      // The connection as findForeignTypes sees it, noting the setting in force when the walk is sent.
-      const seenByWalk: Array<string | undefined> = [];
-      const observed = {
-        release: () => undefined,
-        query: async (sql: string, params?: unknown[]) => {
-          if (sql === FOREIGN_TYPES_SQL) seenByWalk.push(await jitNow());
-          return client.query(sql, params);
-        },
-      } as unknown as PoolClient;
+      const before = await jitOf(client);
+      const { observed, seen } = observing(client, FOREIGN_TYPES_SQL);
       await findForeignTypes(observed, [schema]);
-      expect(seenByWalk).toEqual(['off']);
-      expect(await jitNow()).toBe(before);
+      expect(seen).toEqual(['off']);
+      expect(await jitOf(client)).toBe(before);
     } finally {
       client.release();
     }
@@ -108,25 +115,16 @@ describe('catalog walks run without JIT compilation', () => {
   it('the privileges read sends its objects query with jit off, even where every query would be compiled', async () => {
     const client = await clients.postgres.connect();
     try {
-      const jitNow = async () =>
-        (await client.query<{ jit: string }>(`SELECT current_setting('jit') AS jit`)).rows[0]?.jit;
       // A catalog of 1,000 organizations plans the objects query above jit_above_cost; here every
       // query is, so the setting in force when it is sent is what decides.
       await client.query('SET jit_above_cost = 0');
-      const before = await jitNow();
-      const seenByObjects: Array<string | undefined> = [];
-      const observed = {
-        release: () => undefined,
-        query: async (sql: string, params?: unknown[]) => {
-          if (sql === PRIVILEGE_OBJECTS_SQL) seenByObjects.push(await jitNow());
-          return client.query(sql, params);
-        },
-      } as unknown as PoolClient;
+      const before = await jitOf(client);
+      const { observed, seen } = observing(client, PRIVILEGE_OBJECTS_SQL);
       await client.query('BEGIN READ ONLY');
       const privileges = await readPostgresPrivileges(observed, [schema]);
       await client.query('COMMIT');
-      expect(seenByObjects).toEqual(['off']);
-      expect(await jitNow()).toBe(before);
+      expect(seen).toEqual(['off']);
+      expect(await jitOf(client)).toBe(before);
       expect(privileges.objects.map((o) => o.identity)).toEqual(expect.arrayContaining([`${schema}.moods`]));
     } finally {
       await client.query('RESET jit_above_cost').catch(() => undefined);
