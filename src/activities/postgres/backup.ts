@@ -137,10 +137,6 @@ export async function backupPostgres(
   const heartbeats = startHeartbeats(() => ({ snapshotGroup: artifacts, complete: false, current }));
   const reports = startProgressReports(() => progressReport('postgres', artifacts, current), deps.reportProgress);
   let fingerprinting: Promise<ObjectFingerprint[]> | undefined;
-  let dumping: Promise<ManifestArtifact> | undefined;
-  // A failure elsewhere stops the dump before the attempt ends: nothing writes after it.
-  const stopDump = new AbortController();
-  const dumpSignal = AbortSignal.any([ctx.cancellationSignal, stopDump.signal]);
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const snapshot = (await client.query<{ id: string }>('SELECT pg_export_snapshot() AS id')).rows[0]?.id ?? '';
@@ -156,42 +152,6 @@ export async function backupPostgres(
       rowHash: CURRENT_POSTGRES_ROW_HASH,
     });
     fingerprinting.catch(() => undefined);
-
-    const schemas = await listOrgSchemas(client, map);
-    // pg_dump reads the snapshot on a connection of its own, so it starts now and dumps the schemas
-    // while this connection copies the shared rows and reads the privileges (bench:platform: a
-    // tenth of a small organization's backup ran one after the other).
-    const dumpProgress = { bytes: 0 };
-    const dumpSchemas = async (): Promise<ManifestArtifact> => {
-      // Uncompressed, and compressed by zstd in a process of its own as it streams: pg_dump's own
-      // gzip (even at level 1) runs in pg_dump's single thread and made the dump 25 % slower than
-      // the server's COPY output; zstd -1 is smaller and runs on the other core (bench/backup.ts).
-      // Owners and privileges stay in the archive; a restore filters its list (restore.ts).
-      const args = ['--format=custom', '--compress=0', `--snapshot=${snapshot}`, `--dbname=${deps.postgresUrl}`];
-      // Double quotes make each -n an exact name, not a pattern.
-      for (const schema of schemas) args.push(`--schema="${schema}"`);
-      const record = await writeFromStream(
-        deps.store,
-        { orgId, backupId, path: SCHEMAS_ARTIFACT },
-        SCHEMAS_ARTIFACT_WRITE,
-        (sink) =>
-          runToolInto(
-            pgDump,
-            args,
-            sink,
-            dumpSignal,
-            (n) => {
-              dumpProgress.bytes = n;
-              if (current.object === 'schemas') current.bytes = n;
-            },
-            { orgId, object: schemas.join(',') },
-            { zstd: true },
-          ),
-      );
-      return { store: 'postgres', object: 'schemas', file: SCHEMAS_ARTIFACT, ...record, rows: null };
-    };
-    dumping = schemas.length > 0 ? dumpSchemas() : undefined;
-    dumping?.catch(() => undefined);
 
     for (const table of map.postgres.sharedTables) {
       const columns = await tableColumns(client, table.schema, table.table);
@@ -215,7 +175,33 @@ export async function backupPostgres(
       artifacts.push({ store: 'postgres', object: current.object, file, ...record, rows: counter.lines, columns });
     }
 
-    if (dumping) {
+    const schemas = await listOrgSchemas(client, map);
+    if (schemas.length > 0) {
+      current.object = 'schemas';
+      // Uncompressed, and compressed by zstd in a process of its own as it streams: pg_dump's own
+      // gzip (even at level 1) runs in pg_dump's single thread and made the dump 25 % slower than
+      // the server's COPY output; zstd -1 is smaller and runs on the other core (bench/backup.ts).
+      // Owners and privileges stay in the archive; a restore filters its list (restore.ts).
+      const args = ['--format=custom', '--compress=0', `--snapshot=${snapshot}`, `--dbname=${deps.postgresUrl}`];
+      // Double quotes make each -n an exact name, not a pattern.
+      for (const schema of schemas) args.push(`--schema="${schema}"`);
+      const record = await writeFromStream(
+        deps.store,
+        { orgId, backupId, path: SCHEMAS_ARTIFACT },
+        SCHEMAS_ARTIFACT_WRITE,
+        (sink) =>
+          runToolInto(
+            pgDump,
+            args,
+            sink,
+            ctx.cancellationSignal,
+            (n) => (current.bytes = n),
+            { orgId, object: schemas.join(',') },
+            { zstd: true },
+          ),
+      );
+      artifacts.push({ store: 'postgres', object: 'schemas', file: SCHEMAS_ARTIFACT, ...record, rows: null });
+
       // Privileges are data: read in the dump's snapshot, applied by a restore under mapped role names.
       current.object = 'catalog';
       const catalog: PostgresCatalog = {
@@ -229,9 +215,7 @@ export async function backupPostgres(
         { alreadyCompressed: false },
         (sink) => pipeline(Readable.from([Buffer.from(JSON.stringify(catalog))]), sink),
       );
-      current.object = 'schemas';
-      current.bytes = dumpProgress.bytes;
-      artifacts.push(await dumping, {
+      artifacts.push({
         store: 'postgres',
         object: 'catalog',
         file: CATALOG_ARTIFACT,
@@ -270,10 +254,8 @@ export async function backupPostgres(
       pointsInTime: [{ store: 'postgres', object: '*', from: snapshotAt, to: snapshotAt, how: 'snapshot' }],
     };
   } catch (err) {
-    // The fingerprint's query must end before the snapshot it reads goes away, and the dump before
-    // the attempt is given up.
-    stopDump.abort();
-    await Promise.all([fingerprinting?.catch(() => undefined), dumping?.catch(() => undefined)]);
+    // The fingerprint's query must end before the snapshot it reads goes away.
+    await fingerprinting?.catch(() => undefined);
     await client.query('ROLLBACK').catch(() => undefined);
     throw classifyPostgresError(err, orgId, 'the backup');
   } finally {
