@@ -116,14 +116,15 @@ export async function backupClickHouse(
   const pointsInTime: PointInTime[] = [];
   const staging = backupStagingDatabase(backupId, ctx.info.attempt);
   let copying = true;
-  let restoreSettings: ClickHouseRestoreSettings | undefined;
-  const createSettings = async () => (restoreSettings ??= await readClickHouseRestoreSettings(deps.clickhouse));
+  // Read once, by whichever of the tables copied at once asks first.
+  let restoreSettings: Promise<ClickHouseRestoreSettings> | undefined;
+  const createSettings = () => (restoreSettings ??= readClickHouseRestoreSettings(deps.clickhouse));
   const current = { object: '', bytes: 0 };
   const heartbeats = startHeartbeats(() => ({ finished: artifacts, fingerprints: fingerprint, pointsInTime, current }));
   const reports = startProgressReports(() => progressReport('clickhouse', artifacts, current), deps.reportProgress);
   let resumed = 0;
   const compression = { server: true };
-  // Created once for the tables being copied at once (CREATE … IF NOT EXISTS is no lock among them).
+  // Created once for the tables copied at once, not raced by each (a failed creation is tried again).
   let stagingCreated: Promise<void> | undefined;
   const createStaging = () =>
     (stagingCreated ??= deps.clickhouse
