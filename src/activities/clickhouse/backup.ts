@@ -34,7 +34,6 @@ import { quoteClickHouseIdent, quoteClickHouseQualified } from '../../platform/q
 import { findFinishedArtifact, type ArtifactRef, type BackupStore } from '../../storage/backup-store';
 import { ProgressTap, writeFromStream } from '../support/artifact-stream';
 import { progressReport, startHeartbeats, startProgressReports } from '../support/heartbeats';
-import { mapInParallel } from '../support/in-parallel';
 import { classifyClickHouseError } from './errors';
 import { dropClickHouseDatabase } from './restore';
 import { backupStagingDatabase, copyTableForBackup, dropTableCopy, isCopyRefused, type TableCopy } from './table-copy';
@@ -61,8 +60,6 @@ const heartbeatSchema = z.object({
 });
 /** In-place reads (no right to copy) of a table that keeps changing, before the backup gives up on it. */
 const STABLE_READ_ATTEMPTS = 3;
-/** Tables of one organization backed up at once. */
-const TABLES_AT_ONCE = 3;
 const countRow = z.object({ rows: z.union([z.string(), z.number()]) });
 const versionRow = z.object({ version: z.string() });
 
@@ -116,26 +113,13 @@ export async function backupClickHouse(
   const pointsInTime: PointInTime[] = [];
   const staging = backupStagingDatabase(backupId, ctx.info.attempt);
   let copying = true;
-  // Read once, by whichever of the tables copied at once asks first.
-  let restoreSettings: Promise<ClickHouseRestoreSettings> | undefined;
-  const createSettings = () => (restoreSettings ??= readClickHouseRestoreSettings(deps.clickhouse));
+  let restoreSettings: ClickHouseRestoreSettings | undefined;
+  const createSettings = async () => (restoreSettings ??= await readClickHouseRestoreSettings(deps.clickhouse));
   const current = { object: '', bytes: 0 };
   const heartbeats = startHeartbeats(() => ({ finished: artifacts, fingerprints: fingerprint, pointsInTime, current }));
   const reports = startProgressReports(() => progressReport('clickhouse', artifacts, current), deps.reportProgress);
   let resumed = 0;
   const compression = { server: true };
-  // Created once for the tables copied at once, not raced by each (a failed creation is tried again).
-  let stagingCreated: Promise<void> | undefined;
-  const createStaging = () =>
-    (stagingCreated ??= deps.clickhouse
-      .command({ query: `CREATE DATABASE IF NOT EXISTS ${quoteClickHouseIdent(staging)}` })
-      .then(
-        () => undefined,
-        (err: unknown) => {
-          stagingCreated = undefined;
-          throw err;
-        },
-      ));
   try {
     const version = await queryVersion(deps.clickhouse);
     const readonly = await readonlyLevel(deps.clickhouse);
@@ -166,10 +150,7 @@ export async function backupClickHouse(
           object: object.name,
         });
     }
-    // Tables are backed up a few at a time: a small table's copy, export and fingerprint are a dozen
-    // round trips of a few milliseconds each, so one after the other they were a small organization's
-    // slowest step (bench:platform); a large table's export is the server's work either way.
-    await mapInParallel(objects, TABLES_AT_ONCE, async (table) => {
+    for (const table of objects) {
       const name = dataObjectName(table);
       const steps: Array<{ file: string; object: string; produce: () => Promise<ManifestArtifact> }> = [];
       // An implicit inner table is created by its view's statement.
@@ -230,15 +211,7 @@ export async function backupClickHouse(
         }
         artifacts.push(await step.produce());
       }
-    });
-    // In the order of the objects, as one table after the other wrote them.
-    const rank = new Map(
-      objects.flatMap((t) => [clickHouseDdlPath(t.name), clickHouseDataPath(dataObjectName(t))]).map((f, i) => [f, i]),
-    );
-    artifacts.sort((a, b) => (rank.get(a.file) ?? 0) - (rank.get(b.file) ?? 0));
-    const objectRank = new Map(objects.map((t, i) => [`clickhouse:${dataObjectName(t)}`, i]));
-    fingerprint.sort((a, b) => (objectRank.get(a.object) ?? 0) - (objectRank.get(b.object) ?? 0));
-    pointsInTime.sort((a, b) => (objectRank.get(a.object) ?? 0) - (objectRank.get(b.object) ?? 0));
+    }
     return {
       store: 'clickhouse',
       serverVersion: version,
@@ -268,7 +241,7 @@ export async function backupClickHouse(
     if (copying) {
       let copy: TableCopy | undefined;
       try {
-        await createStaging();
+        await deps.clickhouse.command({ query: `CREATE DATABASE IF NOT EXISTS ${quoteClickHouseIdent(staging)}` });
         copy = await copyTableForBackup(deps.clickhouse, await createSettings(), database, staging, table);
         const [artifact, print] = await Promise.all([
           writeTableData(copy.database, table, name),
