@@ -99,4 +99,32 @@ describe('a backup with the queue and Redis down', () => {
       await noClickHouse.shutdown();
     }
   }, 120_000);
+
+  it('PostgreSQL down fails the backup as the preflight within seconds: the organization check, which reads it too, is cancelled, not retried for minutes', async () => {
+    const postgresPort = await freePort();
+    const noPostgres = await startTestWorker('backup-postgres-down', {
+      POSTGRES_URL: `postgres://postgres@127.0.0.1:${postgresPort}/eloquent`,
+      PREFLIGHT_TIMEOUT_MS: '1500',
+    });
+    const orgId = uniqueOrgId('downpg');
+    try {
+      const started = Date.now();
+      const failure = failureText(
+        await rejectionOf(
+          noPostgres.client.workflow.execute(backupOrganization, {
+            taskQueue: noPostgres.taskQueue,
+            workflowId: `backup-${orgId}-${Date.now()}`,
+            args: [{ orgId, stores: ['postgres'], verify: false }],
+          }),
+        ),
+      );
+      expect(failure).toMatch(/preflight failed: .*postgres/i);
+      expect(failure).toContain(`127.0.0.1:${postgresPort}`);
+      // Three probe attempts take a few seconds; assertOrganizationExists alone would retry ten times.
+      expect(Date.now() - started).toBeLessThan(30_000);
+      await expect(stat(path.join(noPostgres.config.backup.directory, orgId))).rejects.toThrow(/ENOENT/);
+    } finally {
+      await noPostgres.shutdown();
+    }
+  }, 240_000);
 });

@@ -101,15 +101,25 @@ type ConflictCheck = Parameters<typeof quick.assertNoConflictingOperation>[0];
 /**
  * The preflight and the checks in one round: all three only read, so they run at once. A store that
  * does not answer fails the run as the preflight's failure (one message naming every such store),
- * before whatever the checks said about it.
+ * before whatever the checks said, and cancels the checks: one that reads the dead store would
+ * otherwise hold the failure back through its own ten retries (2.5 min with PostgreSQL down).
  */
 async function preflightAndChecks(stores: PreflightStore[], orgId: string, conflicts: ConflictCheck): Promise<void> {
-  const outcomes = await Promise.allSettled([
-    probeStores(stores),
-    quick.assertOrganizationExists(orgId),
-    quick.assertNoConflictingOperation(conflicts),
-  ]);
-  for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
+  // The probes are scheduled first, then the checks: the order recorded histories replay.
+  const probing = probeStores(stores);
+  probing.catch(() => undefined);
+  const checks = new CancellationScope();
+  const checking = checks.run(() =>
+    Promise.all([quick.assertOrganizationExists(orgId), quick.assertNoConflictingOperation(conflicts)]),
+  );
+  checking.catch(() => undefined);
+  try {
+    await probing;
+  } catch (err) {
+    checks.cancel();
+    throw err;
+  }
+  await checking;
 }
 
 /** `20261130T020304Z-1a2b3c4d`: sorts by time, unique per run, safe as a folder name. */
