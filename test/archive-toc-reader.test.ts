@@ -56,6 +56,16 @@ describe('the table of contents of a pg_dump archive, read in the worker', () =>
       Array.from({ length: Math.ceil(archive.length / size) }, (_, i) => archive.subarray(i * size, (i + 1) * size)),
     );
 
+  /** The archive with its first TOC entry's first string (catalog tableoid) claiming 2 GB. */
+  function withCorruptFirstEntryLength(archive: Buffer): Buffer {
+    const copy = Buffer.from(archive);
+    // pg_dump writes the ENCODING entry first: dump id, hadDumper, then the tableoid string "0".
+    const at = copy.indexOf(Buffer.from([0, 1, 0, 0, 0, 0x30]));
+    if (at < 0) throw new Error('no tableoid string "0" found in the archive head');
+    copy.writeUInt32LE(0x7fffffff, at + 1);
+    return copy;
+  }
+
   it('lists the same entries as pg_restore --list, in 1-byte chunks as in one', async () => {
     const archive = dump('--format=custom', '--compress=0');
     const listed = execFileSync(pgRestore, ['--list'], { input: archive })
@@ -101,6 +111,7 @@ describe('the table of contents of a pg_dump archive, read in the worker', () =>
       ['tar', tar],
       ['version 1.15', laterVersion],
       ['truncated', custom.subarray(0, 200)],
+      ['corrupt length', withCorruptFirstEntryLength(custom)],
     ] as const) {
       const refusal = await readCustomArchiveToc(Readable.from([archive])).then(
         () => `${what}: read`,
@@ -109,6 +120,10 @@ describe('the table of contents of a pg_dump archive, read in the worker', () =>
       );
       expect(refusal).toBe(`${what}: left to pg_restore`);
     }
+    // A corrupt length is refused as soon as it is read, not after buffering the rest of the archive.
+    await expect(readCustomArchiveToc(Readable.from([withCorruptFirstEntryLength(custom)]))).rejects.toThrow(
+      /a string of 2147483647 bytes/,
+    );
     // A tar archive is pg_restore's to read: the fallback answers with the same states.
     const fromTar = await readDumpedSequences(pgRestore, async () => Readable.from([tar]), signal);
     expect(fromTar).toEqual(await readDumpedSequences(pgRestore, async () => Readable.from([custom]), signal));

@@ -28,6 +28,11 @@ export interface ArchiveTocEntry {
 const READ_VERSIONS = new Set(['1.14']);
 /** `archCustom` in pg_backup.h. */
 const CUSTOM_FORMAT = 1;
+/**
+ * The longest string of the table of contents read here: a corrupt length would otherwise make the
+ * reader hold up to the whole archive in memory looking for it; a longer one is left to pg_restore.
+ */
+const MAX_TOC_STRING_BYTES = 256 * 1024 * 1024;
 
 /** The archive is not one this reader knows: the caller falls back to pg_restore. */
 export class UnreadableArchiveHead extends Error {}
@@ -97,6 +102,8 @@ export async function readCustomArchiveToc(stream: Readable): Promise<ArchiveToc
   const readStr = async (): Promise<string | null> => {
     const length = await readInt();
     if (length < 0) return null;
+    if (length > MAX_TOC_STRING_BYTES)
+      throw new UnreadableArchiveHead(`a string of ${length} bytes in the table of contents`);
     return (await reader.bytes(length)).toString('utf8');
   };
 
