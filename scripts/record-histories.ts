@@ -60,6 +60,20 @@ async function seeded(admin: StoreClients, orgs: string[], prefix: string): Prom
   return orgId;
 }
 
+/** A scenario that seeds an organization and backs it up with verification: one root workflow. */
+function verifiedBackup(prefix: string): Scenario['run'] {
+  return async (env, admin, orgs) => {
+    const orgId = await seeded(admin, orgs, prefix);
+    const workflowId = `backup-${orgId}-${Date.now()}`;
+    await env.client.workflow.execute(backupOrganization, {
+      taskQueue: env.taskQueue,
+      workflowId,
+      args: [{ orgId, verify: true, reason: 'record' }],
+    });
+    return [workflowId];
+  };
+}
+
 let aclUser = '';
 
 const SCENARIOS: Scenario[] = [
@@ -87,32 +101,20 @@ const SCENARIOS: Scenario[] = [
     // (patch verify-scaled-timeouts) and backups preflighted only the stores they touch;
     // backup-verified keeps the histories from before.
     name: 'backup-scaled-verified',
-    async run(env, admin, orgs) {
-      const orgId = await seeded(admin, orgs, 'rhsc');
-      const workflowId = `backup-${orgId}-${Date.now()}`;
-      await env.client.workflow.execute(backupOrganization, {
-        taskQueue: env.taskQueue,
-        workflowId,
-        args: [{ orgId, verify: true, reason: 'record' }],
-      });
-      return [workflowId];
-    },
+    run: verifiedBackup('rhsc'),
   },
   {
     // A backup after it probed its stores inline with its checks and counted what it leaves out
     // while backing up (patch backup-organization-fewer-rounds); the scenarios above keep the
     // histories of the preflight child.
     name: 'backup-fewer-rounds',
-    async run(env, admin, orgs) {
-      const orgId = await seeded(admin, orgs, 'rhfr');
-      const workflowId = `backup-${orgId}-${Date.now()}`;
-      await env.client.workflow.execute(backupOrganization, {
-        taskQueue: env.taskQueue,
-        workflowId,
-        args: [{ orgId, verify: true, reason: 'record' }],
-      });
-      return [workflowId];
-    },
+    run: verifiedBackup('rhfr'),
+  },
+  {
+    // The same after the probes, checks and counts became local activities (patch
+    // backup-organization-local-steps); backup-fewer-rounds keeps them as regular ones.
+    name: 'backup-local-steps',
+    run: verifiedBackup('rhls'),
   },
   {
     name: 'restore',

@@ -4,6 +4,7 @@ import { backupManifestSchema } from '../src/contracts/backup';
 import { seedOrganization } from '../src/platform/seed-organization';
 import { backupOrganization } from '../src/workflows';
 import { failureText, rejectionOf } from './support/failures';
+import { localActivityTypes, regularActivityTypes } from './support/history-activities';
 import { freePort } from './support/free-port';
 import { dropTestOrganizations } from './support/organizations';
 import { startTestWorker, uniqueOrgId, type TestWorker } from './support/test-worker';
@@ -62,10 +63,19 @@ describe('a backup with the queue and Redis down', () => {
     expect(manifest.ephemeral.redis).toEqual([]);
     expect(manifest.ephemeral.unavailable?.queue).toMatch(/./);
     expect(manifest.ephemeral.unavailable?.redis).toMatch(/./);
-    // The preflight asked only the stores the backup touches, in the backup's own history (no child).
-    const events = (await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
-    const probed = events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
-    expect(probed.filter((name) => name.startsWith('probe')).sort()).toEqual(['probeClickHouse', 'probePostgres']);
+    // The preflight asked only the stores the backup touches, in the backup's own history (no child),
+    // as local activities, like the checks and counts; the store backups and the commit as regular ones.
+    const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+    const events = history.events ?? [];
+    const local = localActivityTypes(history);
+    expect(local.filter((name) => name.startsWith('probe')).sort()).toEqual(['probeClickHouse', 'probePostgres']);
+    expect(local.filter((name) => !name.startsWith('probe')).sort()).toEqual([
+      'assertNoConflictingOperation',
+      'assertOrganizationExists',
+      'countQueueMessages',
+      'countRedisKeys',
+    ]);
+    expect(regularActivityTypes(history).sort()).toEqual(['backupClickHouse', 'backupPostgres', 'commitBackup']);
     expect(
       events.some(
         (e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowType?.name === 'platformPreflight',

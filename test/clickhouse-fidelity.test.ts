@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { backupManifestSchema, type BackupManifest } from '../src/contracts/backup';
@@ -6,6 +6,7 @@ import { organizationDataMap } from '../src/platform/data-map';
 import { seedOrganization } from '../src/platform/seed-organization';
 import { backupOrganization, restoreOrganization, verifyBackup } from '../src/workflows';
 import { failureText, rejectionOf } from './support/failures';
+import { openActivities } from './support/history-activities';
 import { dropTestOrganizations } from './support/organizations';
 import { startTestWorker, uniqueOrgId, type TestWorker } from './support/test-worker';
 
@@ -51,6 +52,22 @@ describe('ClickHouse fidelity', () => {
       workflowId: `backup-${orgId}-${Date.now()}`,
       args: [{ orgId, reason: 'clickhouse fidelity test', verify: false }],
     });
+  /**
+   * A backup that must fail: returns its failure once it has, after checking that the store backup
+   * beside the failed one was stopped before the run ended and that nothing of it is left on disk.
+   */
+  const backUpFailing = async (orgId: string): Promise<unknown> => {
+    const handle = await env.client.workflow.start(backupOrganization, {
+      taskQueue: env.taskQueue,
+      workflowId: `backup-${orgId}-${Date.now()}`,
+      args: [{ orgId, reason: 'clickhouse fidelity test', verify: false }],
+    });
+    const failure = await rejectionOf(handle.result());
+    expect(openActivities(await handle.fetchHistory())).toEqual([]);
+    const left = await readdir(path.join(env.config.backup.directory, orgId)).catch(() => []);
+    expect(left).toEqual([]);
+    return failure;
+  };
   const verify = (backupId: string) =>
     env.client.workflow.execute(verifyBackup, {
       taskQueue: env.taskQueue,
@@ -230,20 +247,20 @@ describe('ClickHouse fidelity', () => {
     expect(await engineOf(db, 'events_queue')).toMatch(/^Kafka\('127\.0\.0\.1:1'/);
   });
 
-  it('a table the backup cannot hold fails it, naming the table: an engine of unknown kind, a Set, a view naming the database inside a string', async () => {
+  it('a table the backup cannot hold fails it, naming the table, with the PostgreSQL backup beside it stopped and nothing left: an engine of unknown kind, a Set, a view naming the database inside a string', async () => {
     const orgId = await newOrganization('chno');
     const db = dbOf(orgId);
     await ch(`CREATE TABLE ${db}.\`file table\` (id UInt64) ENGINE = File(TSV)`);
-    const unknown = await rejectionOf(backUp(orgId));
+    const unknown = await backUpFailing(orgId);
     expect(failureText(unknown)).toMatch(/cannot back up table file table: engine File is not known/);
     await ch(`DROP TABLE ${db}.\`file table\``);
     await ch(`CREATE TABLE ${db}.allowed (id UInt64) ENGINE = Set`);
-    expect(failureText(await rejectionOf(backUp(orgId)))).toMatch(
+    expect(failureText(await backUpFailing(orgId))).toMatch(
       /cannot back up table allowed: a Set table owns rows that no query can read back/,
     );
     await ch(`DROP TABLE ${db}.allowed`);
     await ch(`CREATE VIEW ${db}.notes AS SELECT 'copied from ${db} yesterday' AS note`);
-    const unmovable = await rejectionOf(backUp(orgId));
+    const unmovable = await backUpFailing(orgId);
     expect(failureText(unmovable)).toMatch(
       new RegExp(`cannot back up notes: the statement names database ${db} inside the string`),
     );

@@ -3,22 +3,33 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import type { PreflightReport, PreflightStore, StoreProbe } from '../../contracts/preflight';
 import { FailureType } from '../../errors';
-import { probeActivities as probes } from './activity-proxies';
+import { probeActivities } from './activity-proxies';
+
+/** The probe activities, through regular or local proxies. */
+export type ProbeProxies = Pick<
+  typeof probeActivities,
+  'probePostgres' | 'probeClickHouse' | 'probeQueue' | 'probeRedis'
+>;
 
 // A probe either answers within seconds or the store is down: three quick attempts, then fail.
-const PROBE_OF: Record<PreflightStore, () => Promise<StoreProbe>> = {
+const probeOf = (probes: ProbeProxies): Record<PreflightStore, () => Promise<StoreProbe>> => ({
   postgres: () => probes.probePostgres(),
   clickhouse: () => probes.probeClickHouse(),
   queue: () => probes.probeQueue(),
   redis: () => probes.probeRedis(),
-};
+});
 
 /**
  * Probes `stores` in parallel and returns their versions and latencies. Fails, non-retryable, with
- * one message naming every store that did not answer and where it was looked for.
+ * one message naming every store that did not answer and where it was looked for. `probes`: the
+ * proxies to call them through (regular activities unless the caller runs them locally).
  */
-export async function probeStores(stores: readonly PreflightStore[]): Promise<PreflightReport> {
-  const results = await Promise.allSettled(stores.map((store) => PROBE_OF[store]()));
+export async function probeStores(
+  stores: readonly PreflightStore[],
+  probes: ProbeProxies = probeActivities,
+): Promise<PreflightReport> {
+  const probe = probeOf(probes);
+  const results = await Promise.allSettled(stores.map((store) => probe[store]()));
   const failures = results.flatMap((result) => (result.status === 'rejected' ? [causeMessage(result.reason)] : []));
   if (failures.length > 0) {
     throw ApplicationFailure.nonRetryable(`preflight failed: ${failures.join('; ')}`, FailureType.StoreUnavailable);
