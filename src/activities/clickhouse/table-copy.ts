@@ -18,6 +18,9 @@ const MERGE_TREE = /MergeTree$/;
  */
 const NO_RIGHT_TO_COPY = ['164', '497'];
 
+/** 57 TABLE_ALREADY_EXISTS, the same code from ClickHouse 18 to 25. */
+const TABLE_ALREADY_EXISTS = '57';
+
 const partitionRow = z.object({ partition_id: z.string() });
 
 /**
@@ -67,8 +70,14 @@ export async function copyTableForBackup(
   const from = new Date().toISOString();
   const target = quoteClickHouseQualified(staging, table.name);
   const original = quoteClickHouseQualified(source, table.name);
-  await client.command({ query: `DROP TABLE IF EXISTS ${target}` });
-  await client.command({ query: `CREATE TABLE ${target} AS ${original}`, clickhouse_settings: settings.create });
+  const create = () =>
+    client.command({ query: `CREATE TABLE ${target} AS ${original}`, clickhouse_settings: settings.create });
+  // Created first, dropped only if there: a round trip per table saved in the usual case.
+  await create().catch(async (err: unknown) => {
+    if (clickHouseErrorCode(err) !== TABLE_ALREADY_EXISTS) throw err;
+    await client.command({ query: `DROP TABLE IF EXISTS ${target}` });
+    await create();
+  });
   let how: PointInTime['how'];
   if (MERGE_TREE.test(table.engine)) {
     // A merge would collapse the copy's unmerged duplicates, which the source still holds; a user
