@@ -112,7 +112,8 @@ const SCENARIOS: Scenario[] = [
   },
   {
     // The same after the probes, checks and counts became local activities (patch
-    // backup-organization-local-steps); backup-fewer-rounds keeps them as regular ones.
+    // backup-organization-local-steps) and a verification stops one store's restore when the
+    // other's fails (verify-stops-the-other-restore); backup-fewer-rounds keeps the runs before.
     name: 'backup-local-steps',
     run: verifiedBackup('rhls'),
   },

@@ -6,7 +6,7 @@ import { organizationDataMap } from '../src/platform/data-map';
 import { seedOrganization } from '../src/platform/seed-organization';
 import { backupOrganization, restoreOrganization, verifyBackup } from '../src/workflows';
 import { failureText, rejectionOf } from './support/failures';
-import { openActivities } from './support/history-activities';
+import { openActivities, openWhenScheduled } from './support/history-activities';
 import { dropTestOrganizations } from './support/organizations';
 import { startTestWorker, uniqueOrgId, type TestWorker } from './support/test-worker';
 
@@ -63,7 +63,9 @@ describe('ClickHouse fidelity', () => {
       args: [{ orgId, reason: 'clickhouse fidelity test', verify: false }],
     });
     const failure = await rejectionOf(handle.result());
-    expect(openActivities(await handle.fetchHistory())).toEqual([]);
+    const history = await handle.fetchHistory();
+    expect(openWhenScheduled(history, 'discardIncompleteBackup')).toEqual([]);
+    expect(openActivities(history)).toEqual([]);
     const left = await readdir(path.join(env.config.backup.directory, orgId)).catch(() => []);
     expect(left).toEqual([]);
     return failure;

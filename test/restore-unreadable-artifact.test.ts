@@ -3,12 +3,16 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { backupManifestSchema, type BackupManifest } from '../src/contracts/backup';
+import { organizationDataMap } from '../src/platform/data-map';
+import { quoteClickHouseString, quotePgIdent } from '../src/platform/quoting';
 import { dropSeededOrganization, seedOrganization } from '../src/platform/seed-organization';
 import { writeArtifact, type ArtifactWriteOptions } from '../src/storage/backup-store';
 import { createFilesystemBackupStore } from '../src/storage/filesystem-backup-store';
-import { backupOrganization, restoreOrganization } from '../src/workflows';
+import { backupOrganization, restoreOrganization, verifyBackup } from '../src/workflows';
+import { scratchNames } from '../src/workflows/verify-backup';
 import { hashingTimeoutMs, SCALED_HEARTBEAT_TIMEOUT_MS } from '../src/workflows/shared/scaled-timeouts';
 import { failureText, rejectionOf } from './support/failures';
+import { openActivities, openWhenScheduled } from './support/history-activities';
 import { startTestWorker, uniqueOrgId, type TestWorker } from './support/test-worker';
 
 /**
@@ -17,6 +21,15 @@ import { startTestWorker, uniqueOrgId, type TestWorker } from './support/test-wo
  * nothing. Retrying cannot help, so the restore fails at once naming the artifact, and never
  * streams it twenty times into a server that rejects it (each attempt restarting from zero).
  */
+// Garbage with a fixed start (one column, one row, a name 2^32-1 bytes long): random bytes alone
+// parse as an empty block about once in 200 and fail in one of three parsers the rest of the time
+// (ClickHouse 18 answered one of them, its HTTP library's "Poco::Exception. Code: 1000", without
+// the code the retry policy reads, and CI retried it for four minutes).
+const NATIVE_GARBAGE = Buffer.concat([
+  Buffer.from([0x01, 0x01, 0xff, 0xff, 0xff, 0xff, 0x0f]),
+  randomBytes(256 * 1024),
+]);
+
 describe('restoreOrganization of an artifact that cannot be read back', () => {
   let env: TestWorker;
   const source = uniqueOrgId('rgrb');
@@ -97,12 +110,7 @@ describe('restoreOrganization of an artifact that cannot be read back', () => {
   }
 
   it('garbage in place of Native rows (well-formed compression, checksums matching) fails at once, naming the artifact', async () => {
-    // Garbage with a fixed start (one column, one row, a name 2^32-1 bytes long): random bytes alone
-    // parse as an empty block about once in 200 and fail in one of three parsers the rest of the time
-    // (ClickHouse 18 answered one of them, its HTTP library's "Poco::Exception. Code: 1000", without
-    // the code the retry policy reads, and CI retried it for four minutes).
-    const garbage = Buffer.concat([Buffer.from([0x01, 0x01, 0xff, 0xff, 0xff, 0xff, 0x0f]), randomBytes(256 * 1024)]);
-    const backupId = await backupWithReplacedArtifact(garbage, { alreadyCompressed: false });
+    const backupId = await backupWithReplacedArtifact(NATIVE_GARBAGE, { alreadyCompressed: false });
     const { message, seconds, workflowId } = await restoreFails(backupId);
     // The artifact check is allowed as long as hashing the backup's bytes takes (it was a fixed 10 min).
     const manifest = backupManifestSchema.parse(
@@ -144,5 +152,41 @@ describe('restoreOrganization of an artifact that cannot be read back', () => {
       /archive postgres\/\S+ cannot be read by pg_restore, so it is not restored; nothing was changed/,
     );
     expect(seconds).toBeLessThan(60);
+  }, 240_000);
+
+  it('a verification whose ClickHouse rows cannot be read back fails naming the artifact, with the PostgreSQL restore beside it stopped before the scratch databases are dropped, and none left', async () => {
+    // Rows enough that pg_restore is still writing when ClickHouse refuses the garbage.
+    const bulk = `${quotePgIdent(organizationDataMap(source).postgres.mainSchema)}.verify_bulk`;
+    await env.clients.postgres.query(
+      `CREATE TABLE ${bulk} AS SELECT n AS id, md5(n::text) AS label FROM generate_series(1, 1500000) AS n`,
+    );
+    let backupId: string;
+    try {
+      backupId = await backupWithReplacedArtifact(NATIVE_GARBAGE, { alreadyCompressed: false });
+    } finally {
+      await env.clients.postgres.query(`DROP TABLE ${bulk}`);
+    }
+    const handle = await env.client.workflow.start(verifyBackup, {
+      taskQueue: env.taskQueue,
+      workflowId: `verify-${backupId}-${Date.now()}`,
+      args: [{ backupId }],
+    });
+    const failure = await rejectionOf(handle.result());
+    expect(failureText(failure)).toMatch(/cannot load the rows of table \S+ from artifact clickhouse\/\S+\.native/);
+    // The scratch databases are dropped only once both restores have ended (before, pg_restore was
+    // still writing and the drop ended its connections).
+    const history = await handle.fetchHistory();
+    expect(openWhenScheduled(history, 'dropPostgresScratch')).toEqual([]);
+    expect(openActivities(history)).toEqual([]);
+    const scratch = scratchNames((await handle.describe()).runId);
+    const postgres = await env.clients.postgres.query('SELECT datname FROM pg_database WHERE datname = $1', [
+      scratch.postgres,
+    ]);
+    expect(postgres.rows).toEqual([]);
+    const clickhouse = await env.clients.clickhouse.query({
+      query: `SELECT name FROM system.databases WHERE name = ${quoteClickHouseString(scratch.clickhouse)}`,
+      format: 'JSONEachRow',
+    });
+    expect(await clickhouse.json()).toEqual([]);
   }, 240_000);
 });

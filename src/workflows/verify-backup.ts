@@ -14,6 +14,7 @@ import { compareObjectFingerprints, describeDifferences } from '../platform/fing
 import { OperationAttribute, OrgIdAttribute } from '../search-attributes';
 import { quickActivities as quick, streamingActivities as restoring } from './shared/activity-proxies';
 import { rootMessage } from './shared/failures';
+import { allOrStopTheRest } from './shared/stop-the-rest';
 import { fingerprintingActivities, hashingActivities } from './shared/scaled-timeouts';
 
 /** Patch id: the manifest is read before the artifacts are checked, and limits scale with it. */
@@ -21,6 +22,13 @@ export const SCALED_VERIFICATION_TIMEOUTS = 'verify-scaled-timeouts';
 
 /** Runs begun before it fingerprinted both scratch copies only after both restores ended. */
 const FINGERPRINT_EACH_STORE_WHEN_RESTORED = 'verify-fingerprint-each-store-when-restored';
+
+/**
+ * Runs begun before it let the other store's restore go on when one failed, and dropped the scratch
+ * databases under it (a ClickHouse artifact that could not be loaded failed in a second, while
+ * pg_restore still wrote; its connections were ended by the drop). Now the other is stopped first.
+ */
+const STOP_THE_OTHER_RESTORE = 'verify-stops-the-other-restore';
 
 /** Scratch names derived from the run, so a retry reuses them and cleanup always finds them. */
 export function scratchNames(runId: string): { postgres: string; clickhouse: string } {
@@ -109,16 +117,19 @@ export async function verifyBackup(input: VerifyBackupInput): Promise<Verificati
       if (patched(FINGERPRINT_EACH_STORE_WHEN_RESTORED)) {
         // Each store is fingerprinted as soon as its own copy is in, so the quicker store's
         // fingerprint runs beside the slower store's restore instead of after it.
-        [pg, ch] = await Promise.all([
-          (async () => {
+        const eachStore = [
+          async () => {
             await restorePostgres();
             return fingerprintPostgres();
-          })(),
-          (async () => {
+          },
+          async () => {
             await restoreClickHouse();
             return fingerprintClickHouse();
-          })(),
-        ]);
+          },
+        ];
+        [pg = [], ch = []] = patched(STOP_THE_OTHER_RESTORE)
+          ? await allOrStopTheRest(eachStore)
+          : await Promise.all(eachStore.map((store) => store()));
       } else {
         await Promise.all([restorePostgres(), restoreClickHouse()]);
         [pg, ch] = await Promise.all([fingerprintPostgres(), fingerprintClickHouse()]);

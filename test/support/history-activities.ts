@@ -23,18 +23,40 @@ export function localActivityTypes(history: History): string[] {
   });
 }
 
+/** The scheduled event id of the activity `e` closes (completed, failed, timed out or cancelled). */
+function closedActivity(e: NonNullable<History['events']>[number]): string | undefined {
+  const closed =
+    e.activityTaskCompletedEventAttributes ??
+    e.activityTaskFailedEventAttributes ??
+    e.activityTaskTimedOutEventAttributes ??
+    e.activityTaskCanceledEventAttributes;
+  return closed ? String(closed.scheduledEventId) : undefined;
+}
+
 /** The activities a history scheduled that never completed, failed, timed out or were cancelled: running on after the run. */
 export function openActivities(history: History): string[] {
   const open = new Map<string, string>();
   for (const e of history.events ?? []) {
     const scheduled = e.activityTaskScheduledEventAttributes;
     if (scheduled) open.set(String(e.eventId), scheduled.activityType?.name ?? '?');
-    const closed =
-      e.activityTaskCompletedEventAttributes ??
-      e.activityTaskFailedEventAttributes ??
-      e.activityTaskTimedOutEventAttributes ??
-      e.activityTaskCanceledEventAttributes;
-    if (closed) open.delete(String(closed.scheduledEventId));
+    const closed = closedActivity(e);
+    if (closed) open.delete(closed);
   }
   return [...open.values()];
+}
+
+/**
+ * The activities still running when the first `activityType` was scheduled: what a cleanup step ran
+ * under. Empty when everything before it had ended.
+ */
+export function openWhenScheduled(history: History, activityType: string): string[] {
+  const open = new Map<string, string>();
+  for (const e of history.events ?? []) {
+    const scheduled = e.activityTaskScheduledEventAttributes;
+    if (scheduled?.activityType?.name === activityType) return [...open.values()];
+    if (scheduled) open.set(String(e.eventId), scheduled.activityType?.name ?? '?');
+    const closed = closedActivity(e);
+    if (closed) open.delete(closed);
+  }
+  throw new Error(`the history never scheduled ${activityType}`);
 }
