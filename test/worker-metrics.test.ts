@@ -8,7 +8,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { METRIC_NAMES } from '../src/metrics/metrics-registry';
 import { dropSeededOrganization } from '../src/platform/seed-organization';
 import { closeStoreClients, createStoreClients } from '../src/store-clients';
-import { backupOrganization, platformPreflight } from '../src/workflows';
+import { backupOrganization, platformPreflight, verifyBackup } from '../src/workflows';
 import { createBareOrganization } from './support/bare-organization';
 import { REPO_ROOT } from './support/paths';
 import { uniqueOrgId } from './support/test-worker';
@@ -77,6 +77,15 @@ describe('the worker process /metrics endpoint', () => {
         taskQueue,
         workflowId: `backup-metrics-missing-${Date.now()}`,
         args: [{ orgId: uniqueOrgId('nobody'), reason: 'metrics test', verify: false }],
+      }),
+    ).rejects.toBeInstanceOf(WorkflowFailedError);
+    // The backup's check above runs as a local activity; a verification of a backup that does not
+    // exist fails a regular one (locateBackup). The dashboard shows both kinds of failure.
+    await expect(
+      client.workflow.execute(verifyBackup, {
+        taskQueue,
+        workflowId: `verify-metrics-missing-${Date.now()}`,
+        args: [{ backupId: `20200101T000000Z-${randomUUID().slice(0, 8)}` }],
       }),
     ).rejects.toBeInstanceOf(WorkflowFailedError);
     text = await scrape(port);
