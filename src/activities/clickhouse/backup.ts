@@ -113,8 +113,8 @@ export async function backupClickHouse(
   const pointsInTime: PointInTime[] = [];
   const staging = backupStagingDatabase(backupId, ctx.info.attempt);
   let copying = true;
-  // The staging database is created once, by the first table copied (a small organization has few).
-  let stagingCreated: Promise<void> | undefined;
+  // The staging database is created once, by the first table copied (tables are copied one by one).
+  let stagingCreated = false;
   let restoreSettings: ClickHouseRestoreSettings | undefined;
   const createSettings = async () => (restoreSettings ??= await readClickHouseRestoreSettings(deps.clickhouse));
   const current = { object: '', bytes: 0 };
@@ -243,10 +243,10 @@ export async function backupClickHouse(
     if (copying) {
       let copy: TableCopy | undefined;
       try {
-        stagingCreated ??= deps.clickhouse
-          .command({ query: `CREATE DATABASE IF NOT EXISTS ${quoteClickHouseIdent(staging)}` })
-          .then(() => undefined);
-        await stagingCreated;
+        if (!stagingCreated) {
+          await deps.clickhouse.command({ query: `CREATE DATABASE IF NOT EXISTS ${quoteClickHouseIdent(staging)}` });
+          stagingCreated = true;
+        }
         copy = await copyTableForBackup(deps.clickhouse, await createSettings(), database, staging, table);
         const [artifact, print] = await Promise.all([
           writeTableData(copy.database, table, name),
